@@ -1,0 +1,132 @@
+"""Who may do what, where (product.md "Tenancy and permissions"), from the roster store.
+
+Each function returns an `Access`: the district the request is about, or a refusal that
+says why and what to do.  Nothing here talks to Slack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.settings import Settings
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    what_to_do: str = ""
+
+
+@dataclass(frozen=True)
+class Access:
+    district: Any = None  # roster.store.DistrictInfo
+    refusal: Refusal | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+
+def _grant_text(grant: Any) -> str:
+    if grant is None:
+        return "no access"
+    held = [name for name in ("system", "enrollment", "support") if getattr(grant, name)]
+    return " and ".join(held) + " access" if held else "no access"
+
+
+def linked_district(store: Any, settings: Settings, channel: str) -> tuple[Any, Refusal | None]:
+    """The district of a channel: its link, else the configured default district."""
+    district = store.district_for_channel(channel)
+    if district is not None:
+        return district, None
+    if settings.default_district:
+        district = store.get_district(settings.default_district)
+        if district is not None:
+            return district, None
+        return None, Refusal(
+            f"The configured default district '{settings.default_district}' does not exist.",
+            "Ask whoever runs rosterbot to create it or fix ROSTERBOT_DEFAULT_DISTRICT.")
+    return None, Refusal(
+        "This channel is not linked to a district, so I cannot process roster files here.",
+        "A system administrator of the district can link it with `/rosterbot link DISTRICT`.")
+
+
+def _dm_district(store: Any, settings: Settings, user: str, need: str) -> tuple[Any, Refusal | None]:
+    grants = store.grants_for(user)
+    usable = [g for g in grants if (g.can_upload if need == "upload" else
+                                   (g.system or g.enrollment or g.support))]
+    keys = [g.district_key for g in usable]
+    if settings.default_district and (settings.default_district in keys or not keys):
+        return linked_district(store, settings, "")
+    if len(keys) == 1:
+        return store.get_district(keys[0]), None
+    if len(keys) > 1:
+        return None, Refusal(
+            "You administer several districts, so I cannot tell which one this is for.",
+            "Share the file (or ask) in the channel linked to the district instead of here.")
+    return None, Refusal(
+        "You are not a rosterbot administrator of any district.",
+        "Ask a system administrator of your district to grant you access.")
+
+
+def for_upload(store: Any, settings: Settings, user: str, channel: str, is_dm: bool) -> Access:
+    """An upload needs system + enrollment access to the channel's district."""
+    if is_dm:
+        district, refusal = _dm_district(store, settings, user, "upload")
+    else:
+        district, refusal = linked_district(store, settings, channel)
+    if refusal:
+        return Access(refusal=refusal)
+    grant = store.grant(district.key, user)
+    if grant is None or not grant.can_upload:
+        return Access(district, Refusal(
+            f"Uploading a roster file for {district.name} ({district.key}) needs system and "
+            f"enrollment access; you have {_grant_text(grant)}. Nothing was applied.",
+            f"Ask a system administrator of {district.key} to grant you system and enrollment "
+            "access, or ask one of them to upload the file."))
+    return Access(district)
+
+
+def for_question(store: Any, settings: Settings, user: str, channel: str, is_dm: bool) -> Access:
+    """Anyone in a linked channel may ask; in a DM, anyone with access to some district."""
+    if is_dm:
+        district, refusal = _dm_district(store, settings, user, "any")
+    else:
+        district, refusal = linked_district(store, settings, channel)
+    return Access(district, refusal)
+
+
+def for_triage(store: Any, user: str, district_key: str | None) -> Access:
+    """Reading an upload's report: any grant (system, enrollment or support) of its district."""
+    district = store.get_district(district_key) if district_key else None
+    if district is None:
+        return Access(refusal=Refusal("That upload was not processed for any district."))
+    grant = store.grant(district.key, user)
+    if grant is None or not (grant.system or grant.enrollment or grant.support):
+        return Access(district, Refusal(
+            f"Reading upload reports of {district.key} needs system, enrollment or support access.",
+            f"Ask a system administrator of {district.key} for support access."))
+    return Access(district)
+
+
+def for_status(store: Any, settings: Settings, user: str, channel: str, is_dm: bool) -> Access:
+    access = for_question(store, settings, user, channel, is_dm)
+    if not access.allowed:
+        return access
+    return for_triage(store, user, access.district.key)
+
+
+def for_link(store: Any, user: str, district_key: str) -> Access:
+    district = store.get_district(district_key)
+    if district is None:
+        return Access(refusal=Refusal(f"There is no district '{district_key}'.",
+                                      "Check the district key (letter case matters)."))
+    grant = store.grant(district.key, user)
+    if grant is None or not grant.system:
+        return Access(district, Refusal(
+            f"Linking a channel to {district.key} needs system access to that district; you "
+            f"have {_grant_text(grant)}.",
+            f"Ask a system administrator of {district.key} to run `/rosterbot link "
+            f"{district.key}` here."))
+    return Access(district)

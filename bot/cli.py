@@ -1,0 +1,202 @@
+"""`rosterbot` — the command line (the same pipeline the Slack bot runs).
+
+Exit codes of check/upload: 0 every file processed (row errors included), 2 a file failed
+at file level or was held, 1 an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from roster.store import ENROLLMENT_SOURCES, RosterError, Store
+
+
+def _store(args) -> Store:
+    return Store(args.db)
+
+
+def cmd_district_create(args) -> int:
+    info = _store(args).create_district(args.district, args.name, args.enrollment_source)
+    print(f"District {info.key} ({info.name}) created; enrollment source: {info.enrollment_source}.")
+    return 0
+
+
+def cmd_school_add(args) -> int:
+    _store(args).add_school(args.district, args.org_sis_id, args.name)
+    print(f"School {args.org_sis_id} ({args.name}) added to {args.district}.")
+    return 0
+
+
+def cmd_admin_grant(args) -> int:
+    if not (args.system or args.enrollment or args.support):
+        raise RosterError("give at least one of --system, --enrollment, --support")
+    grant = _store(args).grant_admin(args.district, args.slack_user_id, args.system,
+                                     args.enrollment, args.support)
+    access = [n for n in ("system", "enrollment", "support") if getattr(grant, n)]
+    print(f"{args.slack_user_id} now has {', '.join(access)} access to {args.district}.")
+    return 0
+
+
+def cmd_channel_link(args) -> int:
+    _store(args).link_channel(args.district, args.slack_channel_id)
+    print(f"Channel {args.slack_channel_id} is linked to {args.district}.")
+    return 0
+
+
+def _progress_bar(enabled: bool):
+    if not enabled:
+        return None
+    last = {"text": ""}
+
+    def show(stage: str, fraction: float) -> None:
+        filled = int(fraction * 30)
+        text = f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {stage:<24}"
+        if text != last["text"]:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            last["text"] = text
+        if fraction >= 1.0:
+            sys.stderr.write("\r" + " " * len(text) + "\r")
+            sys.stderr.flush()
+
+    return show
+
+
+def _run_files(args, apply: bool) -> int:
+    from bot.text import summary_text
+    from roster.pipeline import InputFile, run
+
+    store = _store(args)
+    files = []
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            raise RosterError(f"no such file: {name}")
+        files.append(InputFile(path.name, path.read_bytes()))
+    show = _progress_bar(not args.json and sys.stderr.isatty())
+    result = run(store, args.district, files, apply=apply, actor="cli",
+                 report_dir=Path(args.report_dir or "."),
+                 confirm_removals=getattr(args, "confirm_removals", False), progress=show)
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        print("\n\n".join(summary_text(f, dry_run=not apply) for f in result.files))
+    return result.exit_code
+
+
+def cmd_check(args) -> int:
+    return _run_files(args, apply=False)
+
+
+def cmd_upload(args) -> int:
+    return _run_files(args, apply=True)
+
+
+def cmd_ask(args) -> int:
+    import faq
+
+    question = " ".join(args.question)
+    if args.json:
+        print(json.dumps(faq.ask_json(question), ensure_ascii=False))
+    else:
+        print(faq.answer_text(faq.lookup(question)))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from bot.app import serve
+    from bot.settings import Settings
+
+    settings = Settings.from_env()
+    if args.db:
+        settings.database_url = args.db
+    serve(settings, http=args.http, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rosterbot", description=__doc__.splitlines()[0])
+    p.add_argument("--db", help="database URL (default: ROSTERBOT_DATABASE_URL, else an "
+                                "embedded SQLite file var/rosterbot.sqlite3)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    district = sub.add_parser("district", help="districts").add_subparsers(dest="sub", required=True)
+    c = district.add_parser("create", help="create a district")
+    c.add_argument("district")
+    c.add_argument("--name", required=True)
+    c.add_argument("--enrollment-source", default="batch", choices=ENROLLMENT_SOURCES)
+    c.set_defaults(func=cmd_district_create)
+
+    school = sub.add_parser("school", help="schools").add_subparsers(dest="sub", required=True)
+    c = school.add_parser("add", help="set up a school of a district")
+    c.add_argument("district")
+    c.add_argument("org_sis_id")
+    c.add_argument("--name", required=True)
+    c.set_defaults(func=cmd_school_add)
+
+    admin = sub.add_parser("admin", help="Slack administrators").add_subparsers(dest="sub",
+                                                                             required=True)
+    c = admin.add_parser("grant", help="grant a Slack user access to a district")
+    c.add_argument("district")
+    c.add_argument("slack_user_id")
+    for flag in ("--system", "--enrollment", "--support"):
+        c.add_argument(flag, action="store_true")
+    c.set_defaults(func=cmd_admin_grant)
+
+    channel = sub.add_parser("channel", help="Slack channels").add_subparsers(dest="sub",
+                                                                           required=True)
+    c = channel.add_parser("link", help="link a Slack channel to a district")
+    c.add_argument("district")
+    c.add_argument("slack_channel_id")
+    c.set_defaults(func=cmd_channel_link)
+
+    for name, func, text in (("check", cmd_check, "validate files without applying (dry run)"),
+                             ("upload", cmd_upload, "validate files and apply what is valid")):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("district")
+        c.add_argument("files", nargs="+", metavar="FILE")
+        c.add_argument("--json", action="store_true", help="print one JSON object")
+        c.add_argument("--report-dir", help="where error reports go (default: current directory)")
+        if name == "upload":
+            c.add_argument("--confirm-removals", action="store_true",
+                           help="apply even when the file removes a large share of the roster")
+        c.set_defaults(func=func)
+
+    c = sub.add_parser("ask", help="ask the knowledge base")
+    c.add_argument("question", nargs="+")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_ask)
+
+    c = sub.add_parser("serve", help="run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set)")
+    c.add_argument("--http", action="store_true", help="serve HTTP at POST /slack/events")
+    c.add_argument("--port", type=int, default=3000)
+    c.set_defaults(func=cmd_serve)
+
+    try:  # download, template, dictionary (issue 5) register themselves when present
+        from bot import cli_data
+    except ImportError:
+        pass
+    else:
+        cli_data.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RosterError as exc:
+        print(f"rosterbot: {exc}", file=sys.stderr)
+        return 2
+    except Exception:  # an internal error: exit 1 with the traceback for support
+        logging.getLogger("rosterbot").exception("internal error")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""`make demo`: the real pipeline on an embedded SQLite store with the bundled example.
+
+Creates a demo district with two schools in var/demo.sqlite3 (fresh each run), uploads
+examples/users.csv, prints what the bot would post in the file's thread and writes the
+error report to var/demo/users-errors.csv.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.text import summary_text
+from roster.pipeline import InputFile, run
+from roster.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "users.csv"
+SCHOOLS = (("0101", "Lincoln Elementary"), ("0202", "Washington Middle"))
+
+
+def main() -> None:
+    var = ROOT / "var"
+    var.mkdir(exist_ok=True)
+    db = var / "demo.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    store = Store(f"sqlite:///{db}")
+    store.create_district("demo", "Demo Unified School District")
+    for org, name in SCHOOLS:
+        store.add_school("demo", org, name)
+    result = run(store, "demo", [InputFile(EXAMPLE.name, EXAMPLE.read_bytes())], apply=True,
+                 actor="demo", report_dir=var / "demo")
+    print(f"Uploaded {EXAMPLE.relative_to(ROOT)} to district 'demo' (store: {db.relative_to(ROOT)})")
+    print("\n--- what rosterbot posts in the file's thread ---------------------------------\n")
+    for f in result.files:
+        print(summary_text(f, dry_run=False))
+    print("\n-------------------------------------------------------------------------------")
+    print("Fix the rows in the error report and upload it again as is:")
+    print(f"  .venv/bin/rosterbot --db sqlite:///{db.relative_to(ROOT)} upload demo "
+          "var/demo/users-errors.csv")
+    store.dispose()
+
+
+if __name__ == "__main__":
+    main()

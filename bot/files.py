@@ -1,0 +1,162 @@
+"""Downloading a shared file from Slack with the bot token — and nowhere else.
+
+The bot token is a credential for the whole workspace, so it is sent only to the Web API
+host (the host of ROSTERBOT_SLACK_API_URL) and to Slack's own file hosts.  Redirects are
+never followed (urllib would carry the Authorization header to the new host).  The size is
+checked from the event before any request and again while reading.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bot.settings import Settings
+
+
+class DownloadRefused(Exception):
+    """The file was not downloaded; `reason` is a sentence for the person who shared it."""
+
+    def __init__(self, reason: str, *, kind: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        #: "host" | "size" | "permissions" | "redirect" | "http" | "missing_url"
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """The parts of a Slack file object the bot uses."""
+
+    id: str
+    name: str
+    size: int | None
+    filetype: str
+    mimetype: str
+    url: str | None
+
+    @classmethod
+    def from_event(cls, f: dict) -> SharedFile:
+        size = f.get("size")
+        return cls(
+            id=str(f.get("id", "")),
+            name=str(f.get("name") or f.get("title") or "file"),
+            size=int(size) if isinstance(size, int | float | str) and str(size).isdigit() else None,
+            filetype=str(f.get("filetype") or "").lower(),
+            mimetype=str(f.get("mimetype") or "").lower(),
+            url=f.get("url_private_download") or f.get("url_private"),
+        )
+
+    @property
+    def is_csv(self) -> bool:
+        return (
+            self.name.lower().endswith(".csv")
+            or self.filetype == "csv"
+            or self.mimetype in ("text/csv", "application/csv")
+        )
+
+
+def human_size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} bytes"
+
+
+def token_may_go_to(url: str, settings: Settings) -> bool:
+    """True when `url` is on the Web API host or one of Slack's file hosts."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    api = urlsplit(settings.slack_api_url)
+    if (parts.scheme, parts.hostname.lower(), parts.port) == (
+        api.scheme,
+        (api.hostname or "").lower(),
+        api.port,
+    ):
+        return True
+    return (
+        parts.scheme == "https"
+        and parts.port in (None, 443)
+        and parts.hostname.lower() in settings.file_hosts
+    )
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
+        return None  # urllib then raises HTTPError for the 3xx
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+PERMISSIONS_HINT = (
+    "Slack sent a sign-in page instead of the file. The bot lacks the `files:read` permission "
+    "or is not a member of this channel: invite the bot to the channel (`/invite @rosterbot`) "
+    "or ask your Slack admin to reinstall the app with `files:read`, then share the file again."
+)
+
+
+def _looks_like_html(content_type: str, head: bytes) -> bool:
+    if "text/html" in content_type.lower():
+        return True
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith(b"<!doctype html") or start.startswith(b"<html")
+
+
+def download(file: SharedFile, token: str, settings: Settings) -> bytes:
+    """Return the file's bytes or raise DownloadRefused with a reason for the user."""
+    cap = settings.max_file_bytes
+    if file.size is not None and file.size > cap:
+        raise DownloadRefused(
+            f"{file.name} is {human_size(file.size)}, over the limit of {human_size(cap)}. "
+            "Split the file by school and share the parts one at a time.",
+            kind="size",
+        )
+    if not file.url:
+        raise DownloadRefused(
+            f"Slack did not give me a download link for {file.name}; share the file again.",
+            kind="missing_url",
+        )
+    if not token_may_go_to(file.url, settings):
+        host = urlsplit(file.url).hostname or file.url
+        raise DownloadRefused(
+            f"{file.name} is hosted on {host}, which is not a Slack file host, so I did not "
+            "download it. Upload the file itself into Slack.",
+            kind="host",
+        )
+    request = urllib.request.Request(
+        file.url, headers={"Authorization": f"Bearer {token}", "User-Agent": "rosterbot"}
+    )
+    try:
+        with _opener.open(request, timeout=settings.download_timeout) as response:
+            data = response.read(cap + 1)
+            content_type = response.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as err:
+        if 300 <= err.code < 400:
+            raise DownloadRefused(
+                f"Slack redirected the download of {file.name}; I do not follow redirects with "
+                "the bot token. " + PERMISSIONS_HINT,
+                kind="redirect",
+            ) from None
+        if err.code in (401, 403, 404):
+            raise DownloadRefused(PERMISSIONS_HINT, kind="permissions") from None
+        raise DownloadRefused(
+            f"Slack answered {err.code} when I downloaded {file.name}; try sharing it again.",
+            kind="http",
+        ) from None
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        raise DownloadRefused(
+            f"I could not download {file.name} ({err}); try sharing it again.", kind="http"
+        ) from None
+    if len(data) > cap:
+        raise DownloadRefused(
+            f"{file.name} is over the limit of {human_size(cap)}. "
+            "Split the file by school and share the parts one at a time.",
+            kind="size",
+        )
+    if _looks_like_html(content_type, data[:512]):
+        raise DownloadRefused(PERMISSIONS_HINT, kind="permissions")
+    return data

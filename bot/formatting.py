@@ -1,0 +1,269 @@
+"""Slack messages (Block Kit + fallback text) for everything the bot says.
+
+Input is plain data: the pipeline's per-file JSON (product.md `--json` shape), knowledge-base
+lookup results, stored issues.  Code titles and one-line fixes come from validation.catalog.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from validation.catalog import CATALOG
+
+ENTITY_ORDER = ("school", "staff", "student", "class", "enrollment", "demographics")
+COUNT_COLUMNS = (("created", "created"), ("updated", "updated"), ("no_change", "no change"),
+                 ("removed", "removed"), ("errors", "errors"))
+TOP_ISSUES = 5
+SOURCE_NAMES = {"clever": "Clever", "classlink": "ClassLink", "gg4l": "GG4L"}
+
+STATUS_LINE = {
+    "completed": (":white_check_mark:", "completed"),
+    "completed_with_errors": (":warning:", "completed with errors"),
+    "failed": (":x:", "failed — nothing was applied"),
+}
+
+
+@dataclass
+class Message:
+    """What chat.postMessage / respond() get: fallback text and blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks} if self.blocks else {"text": self.text}
+
+
+def escape(value: object) -> str:
+    """Slack mrkdwn escaping for text that came from a file or a person."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+
+
+def source_name(enrollment_source: str | None) -> str:
+    return SOURCE_NAMES.get((enrollment_source or "").lower(), enrollment_source or "")
+
+
+# -- uploads ---------------------------------------------------------------------------------
+
+def processing(names: Sequence[str], dry_run: bool, skipped: Sequence[str] = ()) -> Message:
+    what = "Checking" if dry_run else "Processing"
+    text = f":hourglass_flowing_sand: {what} {', '.join(escape(n) for n in names)}…"
+    if dry_run:
+        text += " (check only — nothing will be applied)"
+    if skipped:
+        text += f"\nSkipped (not CSV): {', '.join(escape(n) for n in skipped)}"
+    return Message(text)
+
+
+def progress(names: Sequence[str], stage: str, fraction: float, dry_run: bool) -> Message:
+    what = "Checking" if dry_run else "Processing"
+    pct = max(0, min(100, int(round(fraction * 100))))
+    return Message(f":hourglass_flowing_sand: {what} {', '.join(escape(n) for n in names)}… "
+                   f"{escape(stage)} ({pct}%)")
+
+
+def processed(names: Sequence[str], dry_run: bool) -> Message:
+    what = "Checked" if dry_run else "Processed"
+    return Message(f"{what} {', '.join(escape(n) for n in names)} — results below.")
+
+
+def count_table(counts: Mapping[str, Mapping[str, int]]) -> str:
+    """A monospace table: one line per entity that has any count."""
+    entities = [e for e in ENTITY_ORDER if e in counts] + sorted(set(counts) - set(ENTITY_ORDER))
+    header = f"{'':<13}" + "".join(f"{label:>11}" for _, label in COUNT_COLUMNS)
+    lines = [header]
+    for entity in entities:
+        row = counts[entity]
+        lines.append(f"{entity:<13}" + "".join(f"{int(row.get(key, 0)):>11}"
+                                              for key, _ in COUNT_COLUMNS))
+    return "```\n" + "\n".join(lines) + "\n```"
+
+
+def top_issue_lines(issues: Iterable[Mapping[str, Any]], limit: int = TOP_ISSUES) -> list[str]:
+    """`CODE` ×n — title. Fix: one line (from the catalog), most frequent first."""
+    counted = Counter(str(i.get("code")) for i in issues)
+    lines = []
+    for code, n in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]:
+        entry = CATALOG.get(code)
+        title = entry.title if entry else code
+        fix = _fix_line(entry.fix) if entry else ""
+        lines.append(f"• `{code}` ×{n} — {escape(title)}." + (f" _Fix:_ {escape(fix)}" if fix else ""))
+    if len(counted) > limit:
+        lines.append(f"…and {len(counted) - limit} more kinds of issue (see the error report).")
+    return lines
+
+
+def _fix_line(fix: str) -> str:
+    return fix.format(column="the column", value="the value", detail="the suggested value")
+
+
+def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]:
+    icon, status = STATUS_LINE.get(str(f.get("status")), (":grey_question:", str(f.get("status"))))
+    if f.get("status") != "failed":
+        if dry_run:
+            status += " — check only, nothing was applied"
+        elif f.get("applied"):
+            status += " — applied"
+    blocks = [_section(f"{icon} *{escape(f.get('file', 'file'))}* ({escape(f.get('kind', ''))}): "
+                       f"{status}")]
+    for issue in f.get("file_issues") or []:
+        fix = issue.get("fix") or ""
+        blocks.append(_section(f"• `{issue.get('code')}` {escape(issue.get('message', ''))}"
+                               + (f"\n  _Fix:_ {escape(fix)}" if fix else "")))
+    counts = f.get("counts") or {}
+    if counts:
+        blocks.append(_section(count_table(counts)))
+    rows = f.get("rows") or {}
+    if rows:
+        blocks.append(_context(
+            f"{rows.get('total', 0)} rows · {rows.get('rejected', 0)} rejected · "
+            f"{rows.get('partly_applied', 0)} partly applied · "
+            f"{rows.get('with_warnings', 0)} with warnings · "
+            f"{rows.get('blank_skipped', 0)} blank rows skipped"))
+    issues = f.get("issues") or []
+    if issues:
+        blocks.append(_section("*Top issues*\n" + "\n".join(top_issue_lines(issues))))
+    return blocks
+
+
+def upload_summary(files: Sequence[Mapping[str, Any]], *, dry_run: bool,
+                   enrollment_source: str | None = None, reports: Sequence[str] = ()) -> Message:
+    blocks: list[dict[str, Any]] = []
+    for f in files:
+        if blocks:
+            blocks.append({"type": "divider"})
+        blocks.extend(file_summary(f, dry_run=dry_run))
+    if any(i.get("code") == "ROLE_NOT_ALLOWED" for f in files for i in f.get("issues") or []):
+        blocks.append(_section(third_party_note(enrollment_source)))
+    if reports:
+        blocks.append(_context(
+            f"The error report ({', '.join(reports)}) is attached in this thread: each row says "
+            "what is wrong and how to fix it. Fix the rows and share the file again."))
+    text = "; ".join(_file_text(f, dry_run) for f in files) or "No file was processed."
+    return Message(text, blocks)
+
+
+def third_party_note(enrollment_source: str | None) -> str:
+    name = source_name(enrollment_source) or "your rostering provider"
+    return (f":information_source: This district's students come from its {escape(name)} roster, "
+            "so student rows were not applied (`ROLE_NOT_ALLOWED`). Add or fix students in "
+            f"{escape(name)}; staff rows in this file were processed as usual.")
+
+
+def _file_text(f: Mapping[str, Any], dry_run: bool) -> str:
+    _, status = STATUS_LINE.get(str(f.get("status")), ("", str(f.get("status"))))
+    totals = Counter()
+    for row in (f.get("counts") or {}).values():
+        for key, _ in COUNT_COLUMNS:
+            totals[key] += int(row.get(key, 0))
+    parts = [f"{totals['created']} created", f"{totals['updated']} updated",
+             f"{totals['removed']} removed", f"{totals['errors']} errors"]
+    mode = " (check only)" if dry_run else ""
+    return f"{f.get('file')}: {status}{mode} — " + ", ".join(parts)
+
+
+def download_problem(reason: str) -> Message:
+    return Message(f":x: {reason}", [_section(f":x: {escape(reason)}")])
+
+
+def internal_error() -> Message:
+    text = (":x: Something went wrong on my side while processing the file; nothing was "
+            "applied. Please share it again in a few minutes, and tell support if it keeps failing.")
+    return Message(text)
+
+
+def csv_only(names: Sequence[str]) -> Message:
+    listed = ", ".join(escape(n) for n in names)
+    return Message(f"I read only CSV files ({listed} is not one). Save the roster as "
+                   "'CSV UTF-8 (Comma delimited)' and share the .csv file here.")
+
+
+# -- refusals --------------------------------------------------------------------------------
+
+def refusal(reason: str, what_to_do: str = "") -> Message:
+    text = f":no_entry: {reason}" + (f" {what_to_do}" if what_to_do else "")
+    return Message(text, [_section(f":no_entry: {escape(reason)}"
+                                   + (f"\n{escape(what_to_do)}" if what_to_do else ""))])
+
+
+# -- knowledge base --------------------------------------------------------------------------
+
+def kb_answer(result: Any) -> Message:
+    """A faq.LookupResult as a threaded answer: best match, how to fix, related topics."""
+    doc = getattr(result, "best", None)
+    if doc is None:
+        closest = [f"`{m.id}` ({escape(m.title)})" for m in getattr(result, "suggestions", [])]
+        text = "Sorry, I don't have a good answer to that."
+        if closest:
+            text += " The closest topics I know: " + ", ".join(closest) + "."
+        text += " Try an error code (like `EMAIL_TAKEN`) or a column name (like `userEmail`)."
+        return Message(text, [_section(text)])
+    blocks = [_section(f"*{escape(doc.title)}* (`{doc.id}`)"), _section(_mrkdwn(doc.body))]
+    fix = doc.readable_fix() if hasattr(doc, "readable_fix") else getattr(doc, "fix", None)
+    if fix:
+        blocks.append(_section(f"*How to fix:* {escape(fix)}"))
+    related = list(getattr(doc, "related", ()) or ())
+    others = [m.id for m in getattr(result, "matches", []) if m.id != doc.id and m.id not in related]
+    if related or others:
+        blocks.append(_context("Related: " + ", ".join(f"`{r}`" for r in related + others)))
+    text = f"{doc.title} ({doc.id})" + (f" — How to fix: {fix}" if fix else "")
+    return Message(text, blocks)
+
+
+def _mrkdwn(markdown: str) -> str:
+    """Knowledge-base markdown → Slack mrkdwn (bold, headings)."""
+    out = []
+    for line in escape(markdown.strip()).splitlines():
+        stripped = line.lstrip("#").strip() if line.startswith("#") else None
+        out.append(f"*{stripped}*" if stripped else line)
+    return "\n".join(out).replace("**", "*")
+
+
+# -- triage in an upload's thread ------------------------------------------------------------
+
+def row_explanation(row: int, issues: Sequence[Mapping[str, Any]], *, file_name: str,
+                    total_rows: int | None = None) -> Message:
+    name = escape(file_name)
+    if not issues:
+        if total_rows is not None and (row < 2 or row > total_rows + 1):
+            text = (f"{name} has no row {row}: row 1 is the header and the records are rows 2–"
+                    f"{total_rows + 1}.")
+        else:
+            text = f"Row {row} of {name} has no issues: it was processed as written."
+        return Message(text, [_section(text)])
+    lines = [f"*Row {row} of {name}*"]
+    for issue in issues:
+        column = f" in `{escape(issue.get('column'))}`" if issue.get("column") else ""
+        value = f" (value `{escape(issue.get('value'))}`)" if issue.get("value") else ""
+        sev = "warning" if issue.get("severity") == "warning" else "error"
+        lines.append(f"• `{issue.get('code')}` ({sev}){column}{value}: "
+                     f"{escape(issue.get('message', ''))}")
+        if issue.get("fix"):
+            lines.append(f"  _Fix:_ {escape(issue.get('fix'))}")
+    text = f"Row {row} of {file_name}: " + "; ".join(
+        f"{i.get('code')}: {i.get('message', '')}" for i in issues)
+    return Message(text, [_section("\n".join(lines))])
+
+
+def thread_summary(file_name: str, status: str | None,
+                   issues: Sequence[Mapping[str, Any]]) -> Message:
+    icon, label = STATUS_LINE.get(str(status), ("", str(status or "")))
+    head = f"{icon} *{escape(file_name)}*: {label}".strip()
+    if not issues:
+        text = f"{file_name}: {label}. No row issues."
+        return Message(text, [_section(f"{head}\nNo row issues.")])
+    lines = top_issue_lines(issues)
+    text = f"{file_name}: {label}. Top issues: " + ", ".join(
+        code for code, _ in Counter(str(i.get("code")) for i in issues).most_common(TOP_ISSUES))
+    return Message(text, [_section(f"{head}\n*Top issues*\n" + "\n".join(lines))])

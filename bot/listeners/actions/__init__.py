@@ -1,0 +1,14 @@
+"""Interactivity: the Confirm button of an upload held by the mass-removal guard."""
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
+
+def handle_confirm_removals(ack: Ack, body: dict, respond: Respond, client: WebClient,
+                            context: BoltContext) -> None:
+    ack()
+    context["rosterbot"].uploads.confirm(client, body, respond)
+
+
+def register(app: App) -> None:
+    app.action("confirm_removals")(handle_confirm_removals)

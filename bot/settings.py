@@ -1,0 +1,89 @@
+"""Runtime configuration of the Slack bot, read from the environment (product.md "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+#: Hosts Slack serves `url_private_download` from.  The bot token goes to these (https only)
+#: and to the Web API host; never anywhere else.
+SLACK_FILE_HOSTS: tuple[str, ...] = (
+    "files.slack.com",
+    "files-origin.slack.com",
+    "files-edu.slack.com",
+    "files.slack-gov.com",
+)
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    bot_token: str = ""
+    app_token: str | None = None
+    signing_secret: str | None = None
+    database_url: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    #: District used for channels that are not linked (single-district installs).
+    default_district: str | None = None
+    #: Files larger than this (bytes, as Slack reports them) are refused before download.
+    max_file_bytes: int = 100 * 1024 * 1024  # the same variable and default as the pipeline
+    #: The "processing" message is updated at most this often (seconds).
+    progress_interval: float = 3.0
+    #: Threads that download and process files (off the request thread).
+    upload_workers: int = 4
+    #: Seconds allowed for one file download.
+    download_timeout: float = 60.0
+    file_hosts: tuple[str, ...] = field(default=SLACK_FILE_HOSTS)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        api_url = env.get("ROSTERBOT_SLACK_API_URL", "").strip() or DEFAULT_SLACK_API_URL
+        if not api_url.endswith("/"):
+            api_url += "/"
+        if urlsplit(api_url).scheme not in ("http", "https") or not urlsplit(api_url).hostname:
+            raise SettingsError(f"ROSTERBOT_SLACK_API_URL must be an http(s) URL, got {api_url!r}")
+        return cls(
+            bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
+            app_token=env.get("SLACK_APP_TOKEN", "").strip() or None,
+            signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip() or None,
+            database_url=env.get("ROSTERBOT_DATABASE_URL", "").strip() or None,
+            slack_api_url=api_url,
+            default_district=env.get("ROSTERBOT_DEFAULT_DISTRICT", "").strip() or None,
+            max_file_bytes=_int(env, "ROSTERBOT_MAX_FILE_BYTES", cls.max_file_bytes),
+            progress_interval=_float(env, "ROSTERBOT_PROGRESS_INTERVAL", cls.progress_interval),
+            upload_workers=max(1, _int(env, "ROSTERBOT_UPLOAD_WORKERS", cls.upload_workers)),
+            download_timeout=_float(env, "ROSTERBOT_DOWNLOAD_TIMEOUT", cls.download_timeout),
+        )
+
+    def require_bot_token(self) -> str:
+        if not self.bot_token:
+            raise SettingsError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-...)")
+        return self.bot_token

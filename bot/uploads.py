@@ -1,0 +1,245 @@
+"""A roster file shared in Slack: decide, claim, acknowledge, then process off the request thread.
+
+The listener hands the `message`/`file_share` event here.  `accept()` runs on Bolt's listener
+thread and only does quick work (permission check, claiming the Slack file ids in the store,
+the first reaction and the "processing" message); `_process()` runs on our own executor:
+download → roster.pipeline.run() → summary + error report + final reaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot import access, formatting
+from bot.files import DownloadRefused, SharedFile, download
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REACTION_SEEN = "eyes"
+REACTION_SUCCESS = "white_check_mark"
+REACTION_ERRORS = "warning"
+REACTION_FAILURE = "x"
+REACTION_REFUSED = "no_entry"
+
+_DRY_RUN = re.compile(r"\b(check|dry[\s_-]?run)\b", re.IGNORECASE)
+
+
+def wants_dry_run(text: str | None) -> bool:
+    return bool(_DRY_RUN.search(text or ""))
+
+
+def is_dm(event: dict) -> bool:
+    return event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D")
+
+
+class RecentKeys:
+    """A bounded set of recently handled keys (refusals are not stored, but not repeated)."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def first_time(self, key: str) -> bool:
+        with self._lock:
+            if key in self._keys:
+                return False
+            self._keys[key] = None
+            if len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+            return True
+
+
+class ProgressMessage:
+    """Updates the "processing" message with chat.update, at most once per `interval` seconds."""
+
+    def __init__(self, client: WebClient, channel: str, ts: str | None, names: list[str],
+                 dry_run: bool, interval: float, clock: Callable[[], float] = time.monotonic):
+        self.client, self.channel, self.ts = client, channel, ts
+        self.names, self.dry_run, self.interval, self.clock = names, dry_run, interval, clock
+        self._last = clock()
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        now = self.clock()
+        if self.ts is None or now - self._last < self.interval:
+            return
+        self._last = now
+        try:
+            self.client.chat_update(channel=self.channel, ts=self.ts,
+                                    **formatting.progress(self.names, stage, fraction,
+                                                          self.dry_run).kwargs())
+        except Exception:  # progress is cosmetic; never fail the upload over it
+            log.warning("progress update failed", exc_info=True)
+
+
+@dataclass
+class UploadJob:
+    channel: str
+    message_ts: str
+    thread_ts: str
+    user: str
+    district: Any  # roster.store.DistrictInfo
+    dry_run: bool
+    files: list[tuple[SharedFile, int]]  # (file, upload id from claim_slack_file)
+    processing_ts: str | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+class UploadService:
+    def __init__(self, settings: Settings, store: Any) -> None:
+        self.settings = settings
+        self.store = store
+        self.executor = ThreadPoolExecutor(settings.upload_workers,
+                                           thread_name_prefix="rosterbot-upload")
+        self._answered = RecentKeys()
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.executor.shutdown(wait=wait)
+
+    # -- on the listener thread -------------------------------------------------------------
+    def accept(self, client: WebClient, event: dict) -> Future | None:
+        """Handle a message carrying files; returns the processing future, if any."""
+        channel, ts, user = event["channel"], event["ts"], event.get("user", "")
+        thread_ts = event.get("thread_ts") or ts
+        dm = is_dm(event)
+        shared = [SharedFile.from_event(self._full_file(client, f)) for f in event.get("files", [])]
+        csvs = [f for f in shared if f.is_csv]
+        others = [f.name for f in shared if not f.is_csv]
+        if not csvs:
+            if dm and others and self._answered.first_time("csv-only:" + ts):
+                client.chat_postMessage(channel=channel, thread_ts=thread_ts,
+                                        **formatting.csv_only(others).kwargs())
+            return None
+
+        decision = access.for_upload(self.store, self.settings, user, channel, dm)
+        if not decision.allowed:
+            if self._answered.first_time("refused:" + ",".join(f.id for f in csvs)):
+                self._refuse(client, channel, ts, thread_ts, decision.refusal)
+            return None
+
+        dry_run = wants_dry_run(event.get("text"))
+        claimed = []
+        for f in csvs:
+            upload_id = self.store.claim_slack_file(
+                f.id, decision.district.key, channel, thread_ts, user, f.name, dry_run=dry_run)
+            if upload_id is not None:  # None: Slack re-delivered an event we already have
+                claimed.append((f, upload_id))
+        if not claimed:
+            log.info("files %s already claimed; ignoring re-delivery", [f.id for f in csvs])
+            return None
+
+        self._react(client, channel, ts, REACTION_SEEN)
+        names = [f.name for f, _ in claimed]
+        posted = client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts,
+            **formatting.processing(names, dry_run, others if dm else ()).kwargs())
+        job = UploadJob(channel=channel, message_ts=ts, thread_ts=thread_ts, user=user,
+                        district=decision.district, dry_run=dry_run, files=claimed,
+                        processing_ts=posted.get("ts"), skipped=others)
+        return self.executor.submit(self._process, client, job)
+
+    def _full_file(self, client: WebClient, f: dict) -> dict:
+        """Slack Connect shares carry only the id (mode file_access): ask files.info."""
+        if f.get("mode") == "file_access" or (f.get("id") and not f.get("name")):
+            try:
+                return client.files_info(file=f["id"])["file"]
+            except Exception:
+                log.warning("files.info failed for %s", f.get("id"), exc_info=True)
+        return f
+
+    def _refuse(self, client: WebClient, channel: str, ts: str, thread_ts: str,
+                refusal: access.Refusal) -> None:
+        client.chat_postMessage(channel=channel, thread_ts=thread_ts,
+                                **formatting.refusal(refusal.reason, refusal.what_to_do).kwargs())
+        self._react(client, channel, ts, REACTION_REFUSED)
+
+    @staticmethod
+    def _react(client: WebClient, channel: str, ts: str, name: str) -> None:
+        try:
+            client.reactions_add(channel=channel, timestamp=ts, name=name)
+        except Exception:  # e.g. already_reacted; a reaction is never worth failing over
+            log.info("reactions.add %s failed", name, exc_info=True)
+
+    def confirm(self, client: WebClient, body: dict, respond: Any) -> None:
+        """The Confirm button of a held upload (mass-removal guard)."""
+        respond(response_type="ephemeral", replace_original=False,
+                text="Confirming a held upload from Slack is not available yet. Ask an "
+                     "administrator to run `rosterbot upload DISTRICT FILE --confirm-removals`.")
+
+    # -- on the executor ----------------------------------------------------------------------
+    def _process(self, client: WebClient, job: UploadJob) -> None:
+        try:
+            self._run(client, job)
+        except Exception:
+            log.exception("processing %s failed", [f.name for f, _ in job.files])
+            self._finish_claims(job, state="abandoned")
+            client.chat_postMessage(channel=job.channel, thread_ts=job.thread_ts,
+                                    **formatting.internal_error().kwargs())
+            self._react(client, job.channel, job.message_ts, REACTION_FAILURE)
+
+    def _run(self, client: WebClient, job: UploadJob) -> None:
+        from roster.pipeline import InputFile, run
+
+        token = client.token or self.settings.bot_token
+        inputs = []
+        for f, upload_id in job.files:
+            try:
+                data = download(f, token, self.settings)
+            except DownloadRefused as refused:
+                self._finish_claims(job, state="abandoned")
+                self._update(client, job, formatting.download_problem(refused.reason))
+                client.chat_postMessage(channel=job.channel, thread_ts=job.thread_ts,
+                                        **formatting.download_problem(refused.reason).kwargs())
+                self._react(client, job.channel, job.message_ts, REACTION_FAILURE)
+                return
+            inputs.append(InputFile(f.name, data, slack_file_id=f.id, upload_id=upload_id))
+
+        names = [f.name for f, _ in job.files]
+        progress = ProgressMessage(client, job.channel, job.processing_ts, names, job.dry_run,
+                                   self.settings.progress_interval)
+        result = run(self.store, job.district.key, inputs, apply=not job.dry_run, actor=job.user,
+                     progress=progress)
+        summary = result.to_json()["files"]
+        reports = [(f.report_name, f.report_bytes) for f in result.files if f.report_bytes]
+
+        self._update(client, job, formatting.processed(names, job.dry_run))
+        client.chat_postMessage(
+            channel=job.channel, thread_ts=job.thread_ts,
+            **formatting.upload_summary(summary, dry_run=job.dry_run,
+                                        enrollment_source=job.district.enrollment_source,
+                                        reports=[name for name, _ in reports]).kwargs())
+        for name, data in reports:
+            client.files_upload_v2(channel=job.channel, thread_ts=job.thread_ts, file=data,
+                                   filename=name, title=name)
+        statuses = {f["status"] for f in summary}
+        final = (REACTION_FAILURE if "failed" in statuses or not statuses else
+                 REACTION_ERRORS if "completed_with_errors" in statuses else REACTION_SUCCESS)
+        self._react(client, job.channel, job.message_ts, final)
+
+    def _update(self, client: WebClient, job: UploadJob, message: formatting.Message) -> None:
+        if job.processing_ts is None:
+            return
+        try:
+            client.chat_update(channel=job.channel, ts=job.processing_ts, **message.kwargs())
+        except Exception:
+            log.warning("chat.update failed", exc_info=True)
+
+    def _finish_claims(self, job: UploadJob, state: str) -> None:
+        for _, upload_id in job.files:
+            try:
+                upload = self.store.upload(upload_id)
+                if upload is not None and upload.state in ("received", "processing"):
+                    self.store.update_upload(upload_id, state=state, status="failed")
+            except Exception:
+                log.warning("could not mark upload %s %s", upload_id, state, exc_info=True)

@@ -1,0 +1,68 @@
+"""Question text normalisation shared by the index and the lookup.
+
+Both sides (document phrasings and questions) go through the same functions, because
+rapidfuzz 3 applies no processor by default: whatever is not normalised here is compared raw.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Slack markup: <@U123|name> user mentions, <#C123|name> channels, <!here> specials,
+# <https://x|label> links.  Mentions, channels and specials say nothing about the question.
+_SLACK_TOKEN = re.compile(r"<([@#!])[^>]*>")
+_SLACK_LINK = re.compile(r"<(?:https?|mailto):[^>|]*(?:\|([^>]*))?>")
+_BARE_URL = re.compile(r"\bhttps?://\S+")
+# What a spreadsheet does to a long number (1.23457E+11); named so questions about it match.
+_EXCEL_NUMBER = re.compile(r"\b[0-9]+(?:[.,][0-9]+)?[Ee]\+?[0-9]+\b")
+_UTF8 = re.compile(r"\butf[\s_-]?8\b", re.IGNORECASE)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+# Negations ("no", "not") and "id" are deliberately NOT stopwords: "class has no name" and
+# "class name" ask different things, and "id" is half of most column names.
+#: Words that carry no topic; removed before fuzzy scoring so that "what is the capital of
+#: France" does not match a document on its "what is the" alone.
+STOPWORDS: frozenset[str] = frozenset(
+    """
+    a an the is are was were be been being am do does did doing done have has had having
+    i me my we our us you your it its this that these those there here they them their he she
+    what whats wat which who whom whose when where why how hows can could should would will
+    shall may might must to of in on at by for from with about as into onto over under up out
+    and or but if then so yes please pls plz thanks thank hi hello hey ok okay
+    just some any all get got gets getting go going mean means meaning meant tell explain
+    say says said know need want wanted like does doesnt dont cant isnt im ive
+    keep keeps kept one ones also still again very really
+    """.split()
+)
+
+
+def strip_markup(text: str) -> str:
+    """Remove Slack mentions, channel references and links (a link's label is kept)."""
+    text = _SLACK_LINK.sub(lambda m: f" {m.group(1) or ''} ", text)
+    text = _SLACK_TOKEN.sub(" ", text)
+    return _BARE_URL.sub(" ", text)
+
+
+def split_camel(text: str) -> str:
+    """``primaryTeacher`` -> ``primary Teacher``; all-caps codes are left whole."""
+    return _CAMEL.sub(" ", text)
+
+
+def normalise(text: str) -> str:
+    """Lower-case words separated by single spaces; ``_``, ``-`` and camelCase split words."""
+    text = _EXCEL_NUMBER.sub(" scientific notation ", strip_markup(text))
+    text = _UTF8.sub("utf8", text)
+    return " ".join(_NON_WORD.sub(" ", split_camel(text).lower()).split())
+
+
+def stem(word: str) -> str:
+    """A plural-only stemmer: "ids" ~ "id", "grades" ~ "grade"; enough for short questions."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def content_words(normalised: str) -> list[str]:
+    """The topic-bearing words of a normalised text, plural-stemmed."""
+    return [stem(w) for w in normalised.split() if w not in STOPWORDS]

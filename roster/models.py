@@ -1,0 +1,145 @@
+"""The roster store's tables (SQLAlchemy 2, typed).  Same schema on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class District(Base):
+    __tablename__ = "districts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    enrollment_source: Mapped[str] = mapped_column(String(16), default="batch")
+    #: bumped by every applied upload; also the row the per-district upload lock is taken on
+    roster_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class School(Base):
+    __tablename__ = "schools"
+    __table_args__ = (UniqueConstraint("district_id", "org_sis_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+    org_sis_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class Person(Base):
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("district_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+    user_id: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str] = mapped_column(String(254))
+    #: lower-cased email; unique across ALL districts
+    email_key: Mapped[str] = mapped_column(String(254), unique=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    grade: Mapped[str] = mapped_column(String(8), default="")
+    district_sis_id: Mapped[str] = mapped_column(String(64), default="")
+    state_sis_id: Mapped[str] = mapped_column(String(64), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Membership(Base):
+    """A person at a school."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("person_id", "school_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id"))
+
+
+class SchoolClass(Base):
+    __tablename__ = "classes"
+    __table_args__ = (UniqueConstraint("district_id", "class_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id"))
+    class_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    grade: Mapped[str] = mapped_column(String(128))
+    display_name: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (UniqueConstraint("class_pk", "person_id"),
+                      Index("ix_enrollments_person", "person_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_pk: Mapped[int] = mapped_column(ForeignKey("classes.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Demographics(Base):
+    __tablename__ = "demographics"
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    values: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Admin(Base):
+    """A Slack user's access to one district."""
+
+    __tablename__ = "admins"
+    __table_args__ = (UniqueConstraint("district_id", "slack_user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    system: Mapped[bool] = mapped_column(Boolean, default=False)
+    enrollment: Mapped[bool] = mapped_column(Boolean, default=False)
+    support: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LinkedChannel(Base):
+    __tablename__ = "linked_channels"
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+
+
+class Upload(Base):
+    """One processed (or refused, or unfinished) file: the audit trail and triage record."""
+
+    __tablename__ = "uploads"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="users")
+    file_name: Mapped[str] = mapped_column(String(255), default="")
+    file_sha256: Mapped[str] = mapped_column(String(64), default="")
+    file_size: Mapped[int] = mapped_column(Integer, default=0)
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: received -> processing -> applied | checked | failed | held | abandoned
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    status: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    slack_file_id: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
+    slack_channel: Mapped[str] = mapped_column(String(32), default="")
+    slack_thread_ts: Mapped[str] = mapped_column(String(32), default="")
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    rows: Mapped[dict] = mapped_column(JSON, default=dict)
+    file_issues: Mapped[list] = mapped_column(JSON, default=list)
+    issues: Mapped[list] = mapped_column(JSON, default=list)
+    report: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: the uploaded bytes, kept until the upload is finished so an interrupted one can be rerun
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -1,0 +1,360 @@
+"""A stand-in Slack for tests: Web API + file host + upload URL + response_url + Socket Mode.
+
+Started by the tests on 127.0.0.1 port 0 in a thread.  Every HTTP request is recorded with
+its path, headers, parsed body and raw bytes, so tests assert on what Slack would have
+received (thread_ts, channel, the uploaded file's bytes, which host saw the token).
+
+The file host behaves like files.slack.com: with `Authorization: Bearer <bot token>` it
+returns the file; without it (or when `files_read_granted` is False) it answers 200 with an
+HTML sign-in page.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+BOT_TOKEN = "xoxb-standin-bot-token"
+APP_TOKEN = "xapp-standin-app-token"
+BOT_USER_ID = "UROSTERBOT"
+BOT_ID = "BROSTERBOT"
+TEAM_ID = "T0STANDIN"
+
+SIGN_IN_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Slack</title></head>"
+    b"<body><h1>Sign in to your workspace</h1></body></html>"
+)
+
+
+@dataclass
+class Recorded:
+    method: str  # HTTP method
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    raw: bytes
+    body: dict[str, Any]  # parsed JSON or form fields ({} for raw uploads)
+
+    @property
+    def api_method(self) -> str | None:
+        return self.path[len("/api/") :] if self.path.startswith("/api/") else None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.body.get(key, default)
+
+
+@dataclass
+class UploadedFile:
+    """A file the bot uploaded with files_upload_v2, once completeUploadExternal shared it."""
+
+    file_id: str
+    filename: str
+    title: str | None
+    content: bytes
+    channel_id: str | None
+    thread_ts: str | None
+    initial_comment: str | None
+
+
+@dataclass
+class HostedFile:
+    id: str
+    name: str
+    content: bytes
+    content_type: str = "text/csv"
+
+
+@dataclass
+class _State:
+    requests: list[Recorded] = field(default_factory=list)
+    files: dict[str, HostedFile] = field(default_factory=dict)
+    pending_uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    uploads: list[UploadedFile] = field(default_factory=list)
+    file_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class SlackStandIn:
+    """Start with `with SlackStandIn() as slack:`; `slack.api_url` is the Web API base URL."""
+
+    def __init__(self, *, bot_token: str = BOT_TOKEN) -> None:
+        self.bot_token = bot_token
+        self.files_read_granted = True
+        self.socket_url: str | None = None
+        self._state = _State()
+        self._lock = threading.Lock()
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_GET(self) -> None:
+                standin._handle(self)
+
+            def do_POST(self) -> None:
+                standin._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def __enter__(self) -> SlackStandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    # -- test helpers -----------------------------------------------------------------------
+    def host_file(self, name: str, content: bytes, *, file_id: str | None = None,
+                  content_type: str = "text/csv") -> dict[str, Any]:
+        """Put a file on the stand-in file host; returns the Slack file object for events."""
+        file_id = file_id or f"F{next(self._ids):08d}"
+        with self._lock:
+            self._state.files[file_id] = HostedFile(file_id, name, content, content_type)
+        obj = file_object(file_id, name, len(content),
+                          f"{self.base_url}/files-pri/{TEAM_ID}-{file_id}/download/{name}")
+        with self._lock:
+            self._state.file_objects[file_id] = obj
+        return obj
+
+    @property
+    def requests(self) -> list[Recorded]:
+        with self._lock:
+            return list(self._state.requests)
+
+    def calls(self, api_method: str) -> list[Recorded]:
+        return [r for r in self.requests if r.api_method == api_method]
+
+    def paths(self, prefix: str) -> list[Recorded]:
+        return [r for r in self.requests if r.path.startswith(prefix)]
+
+    @property
+    def uploads(self) -> list[UploadedFile]:
+        with self._lock:
+            return list(self._state.uploads)
+
+    def posts(self, channel: str | None = None, thread_ts: str | None = None) -> list[Recorded]:
+        found = self.calls("chat.postMessage")
+        if channel is not None:
+            found = [r for r in found if r.get("channel") == channel]
+        if thread_ts is not None:
+            found = [r for r in found if r.get("thread_ts") == thread_ts]
+        return found
+
+    def reactions(self, channel: str | None = None, timestamp: str | None = None) -> list[str]:
+        return [
+            r.get("name")
+            for r in self.calls("reactions.add")
+            if (channel is None or r.get("channel") == channel)
+            and (timestamp is None or r.get("timestamp") == timestamp)
+        ]
+
+    def responses(self) -> list[Recorded]:
+        """What the bot sent to slash-command response_urls."""
+        return self.paths("/respond/")
+
+    def response_url(self) -> str:
+        return f"{self.base_url}/respond/{next(self._ids)}"
+
+    def wait_for(self, predicate, timeout: float = 10.0, what: str = "the stand-in Slack") -> Any:
+        """Poll until predicate() is truthy; return its value or fail with what was recorded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                seen = [f"{r.method} {r.path} {json.dumps(r.body)[:300]}" for r in self.requests]
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}; requests seen:\n"
+                    + "\n".join(seen)
+                )
+            time.sleep(0.02)
+
+    # -- request handling -------------------------------------------------------------------
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        split = urlsplit(h.path)
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        body: dict[str, Any] = {}
+        ctype = headers.get("content-type", "")
+        parse = split.path.startswith(("/api/", "/respond/"))
+        if not parse:
+            pass
+        elif raw and "application/json" in ctype:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {}
+        elif raw and "application/x-www-form-urlencoded" in ctype:
+            body = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        if h.command == "GET" and split.path.startswith("/api/"):
+            body = dict(query)
+        rec = Recorded(h.command, split.path, query, headers, raw, body)
+        with self._lock:
+            self._state.requests.append(rec)
+
+        if split.path.startswith("/api/"):
+            status, payload = self._api(rec)
+            self._send(h, status, json.dumps(payload).encode(), "application/json; charset=utf-8")
+        elif split.path.startswith("/files-pri/"):
+            self._file_host(h, rec)
+        elif split.path.startswith("/upload/v1/"):
+            self._raw_upload(h, rec)
+        elif split.path.startswith("/respond/"):
+            self._send(h, 200, b"ok", "text/plain")
+        else:
+            self._send(h, 404, b"not found", "text/plain")
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, status: int, data: bytes, ctype: str) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _token(self, rec: Recorded) -> str | None:
+        auth = rec.headers.get("authorization", "")
+        if auth.startswith("Bearer "):
+            return auth[len("Bearer ") :]
+        return rec.body.get("token")
+
+    def _next_ts(self) -> str:
+        return f"{1_700_000_000 + next(self._ts)}.{next(self._ts):06d}"
+
+    def _api(self, rec: Recorded) -> tuple[int, dict[str, Any]]:
+        method = rec.api_method or ""
+        token = self._token(rec)
+        if method == "apps.connections.open":
+            if token != APP_TOKEN:
+                return 200, {"ok": False, "error": "invalid_auth"}
+            if not self.socket_url:
+                return 200, {"ok": False, "error": "socket_mode_not_enabled"}
+            return 200, {"ok": True, "url": self.socket_url}
+        if token != self.bot_token:
+            return 200, {"ok": False, "error": "invalid_auth"}
+        b = rec.body
+        if method == "auth.test":
+            return 200, {"ok": True, "url": "https://standin.slack.com/", "team": "Stand-in",
+                         "user": "rosterbot", "team_id": TEAM_ID, "user_id": BOT_USER_ID,
+                         "bot_id": BOT_ID, "is_enterprise_install": False}
+        if method == "chat.postMessage":
+            ts = self._next_ts()
+            return 200, {"ok": True, "channel": b.get("channel"), "ts": ts,
+                         "message": {"text": b.get("text"), "ts": ts, "user": BOT_USER_ID,
+                                     "bot_id": BOT_ID, "thread_ts": b.get("thread_ts")}}
+        if method == "chat.update":
+            return 200, {"ok": True, "channel": b.get("channel"), "ts": b.get("ts"),
+                         "text": b.get("text")}
+        if method == "chat.postEphemeral":
+            return 200, {"ok": True, "message_ts": self._next_ts()}
+        if method in ("reactions.add", "reactions.remove"):
+            return 200, {"ok": True}
+        if method == "files.info":
+            with self._lock:
+                obj = self._state.file_objects.get(b.get("file", ""))
+            if obj is None:
+                return 200, {"ok": False, "error": "file_not_found"}
+            return 200, {"ok": True, "file": obj}
+        if method == "files.getUploadURLExternal":
+            file_id = f"FUP{next(self._ids):07d}"
+            with self._lock:
+                self._state.pending_uploads[file_id] = {"filename": b.get("filename"),
+                                                        "length": b.get("length"), "content": b""}
+            return 200, {"ok": True, "file_id": file_id,
+                         "upload_url": f"{self.base_url}/upload/v1/{file_id}"}
+        if method == "files.completeUploadExternal":
+            files = json.loads(b.get("files") or "[]")
+            shared = []
+            with self._lock:
+                for f in files:
+                    pending = self._state.pending_uploads.pop(f["id"], None)
+                    if pending is None:
+                        return 200, {"ok": False, "error": "file_not_found"}
+                    self._state.uploads.append(UploadedFile(
+                        file_id=f["id"], filename=pending["filename"], title=f.get("title"),
+                        content=pending["content"], channel_id=b.get("channel_id"),
+                        thread_ts=b.get("thread_ts"), initial_comment=b.get("initial_comment")))
+                    shared.append({"id": f["id"], "title": f.get("title") or pending["filename"],
+                                   "name": pending["filename"]})
+            return 200, {"ok": True, "files": shared}
+        if method == "users.info":
+            return 200, {"ok": True, "user": {"id": b.get("user"), "name": "someone",
+                                              "tz": "America/Chicago"}}
+        if method == "conversations.info":
+            cid = b.get("channel", "")
+            return 200, {"ok": True, "channel": {"id": cid, "is_im": cid.startswith("D"),
+                                                 "is_channel": cid.startswith("C")}}
+        return 200, {"ok": True}
+
+    def _file_host(self, h: BaseHTTPRequestHandler, rec: Recorded) -> None:
+        file_id = rec.path.split("/")[2].split("-", 1)[-1]
+        with self._lock:
+            hosted = self._state.files.get(file_id)
+        authorized = rec.headers.get("authorization") == f"Bearer {self.bot_token}"
+        if not authorized or not self.files_read_granted:
+            self._send(h, 200, SIGN_IN_PAGE, "text/html; charset=utf-8")
+        elif hosted is None:
+            self._send(h, 404, b"not found", "text/plain")
+        else:
+            self._send(h, 200, hosted.content, hosted.content_type)
+
+    def _raw_upload(self, h: BaseHTTPRequestHandler, rec: Recorded) -> None:
+        file_id = rec.path.rsplit("/", 1)[-1]
+        with self._lock:
+            pending = self._state.pending_uploads.get(file_id)
+            if pending is not None:
+                pending["content"] = _upload_bytes(rec)
+        if pending is None:
+            self._send(h, 404, b"unknown upload", "text/plain")
+        else:
+            self._send(h, 200, f"OK - {len(rec.raw)}".encode(), "text/plain")
+
+
+def _upload_bytes(rec: Recorded) -> bytes:
+    """The file bytes of the raw upload POST (slack_sdk sends them as the body or multipart)."""
+    ctype = rec.headers.get("content-type", "")
+    if "multipart/form-data" not in ctype:
+        return rec.raw
+    boundary = ctype.split("boundary=", 1)[1].strip().strip('"').encode()
+    for part in rec.raw.split(b"--" + boundary):
+        head, sep, payload = part.partition(b"\r\n\r\n")
+        if sep and b"filename=" in head:
+            return payload[:-2] if payload.endswith(b"\r\n") else payload
+    return rec.raw
+
+
+def file_object(file_id: str, name: str, size: int, url: str) -> dict[str, Any]:
+    """A Slack file object as it appears in message/file_share events and files.info."""
+    return {
+        "id": file_id, "created": 1_700_000_000, "timestamp": 1_700_000_000, "name": name,
+        "title": name, "mimetype": "text/csv", "filetype": "csv", "pretty_type": "CSV",
+        "user": "U0ADMIN", "mode": "hosted", "editable": True, "is_external": False,
+        "external_type": "", "size": size, "url_private": url, "url_private_download": url,
+        "permalink": f"https://standin.slack.com/files/U0ADMIN/{file_id}/{name}",
+    }

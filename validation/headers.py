@@ -1,0 +1,94 @@
+"""Header checks, driven by a data dictionary.  Every header problem is reported in one pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process, utils
+
+from validation.dictionary import REPORT_COLUMNS, Column, Kind
+from validation.issues import FileIssue, file_issue
+
+
+@dataclass
+class HeaderResult:
+    #: dictionary header -> position in the file
+    positions: dict[str, int] = field(default_factory=dict)
+    #: positions of the file's own columns, in order (report columns left out)
+    original_positions: list[int] = field(default_factory=list)
+    #: report columns (row_number, status, ...) found and dropped
+    dropped: list[str] = field(default_factory=list)
+    issues: list[FileIssue] = field(default_factory=list)
+
+
+def _letter(position: int) -> str:
+    """Spreadsheet column letter of a 0-based position (0 -> A, 26 -> AA)."""
+    name, n = "", position + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        name = chr(65 + rem) + name
+    return name
+
+
+def suggest(name: str, choices: list[str], cutoff: float = 70) -> str | None:
+    """The dictionary header closest to a misspelt one, if any is close enough."""
+    found = process.extractOne(name, choices, scorer=fuzz.WRatio,
+                               processor=utils.default_process, score_cutoff=cutoff)
+    return found[0] if found else None
+
+
+def check_headers(headers: list[str], columns: tuple[Column, ...], file_label: str,
+                  required_when: dict[str, bool] | None = None,
+                  groups: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()) -> HeaderResult:
+    """Map the file's headers onto the dictionary.
+
+    `required_when` says, for each conditional header, whether its condition holds
+    (e.g. userGrade when a row has userRole = student).  `groups` lists (trigger headers,
+    headers then required), e.g. the class group.
+    """
+    result = HeaderResult()
+    names = [c.name for c in columns]
+    by_folded = {n.casefold(): n for n in names}
+    report_columns = set(REPORT_COLUMNS)
+    seen: dict[str, int] = {}
+    for pos, raw in enumerate(headers):
+        stripped = raw.strip()
+        if stripped in report_columns:
+            result.dropped.append(stripped)
+            continue
+        result.original_positions.append(pos)
+        if not stripped:
+            result.issues.append(file_issue("HEADER_BLANK", detail=f"{_letter(pos)} ({pos + 1})"))
+            continue
+        if stripped in seen:
+            result.issues.append(file_issue("HEADER_DUPLICATE", column=stripped, value=stripped))
+            continue
+        seen[stripped] = pos
+        if raw in names:
+            result.positions[raw] = pos
+        elif stripped.casefold() in by_folded:
+            correct = by_folded[stripped.casefold()]
+            result.issues.append(file_issue("HEADER_CASE", column=correct, value=raw))
+            result.positions.setdefault(correct, pos)  # known, so not reported as missing
+        else:
+            hint = suggest(stripped, names)
+            detail = f"; did you mean {hint}?" if hint else ""
+            result.issues.append(file_issue("HEADER_UNKNOWN", column=stripped, value=stripped,
+                                            detail=detail))
+    present = set(result.positions)
+    for col in columns:
+        if col.name in present:
+            continue
+        if col.kind is Kind.REQUIRED:
+            result.issues.append(file_issue("HEADER_MISSING", column=col.name))
+        elif col.kind is Kind.CONDITIONAL:
+            why = ""
+            if (required_when or {}).get(col.name):
+                why = f" ({col.condition})"
+            for triggers, needed in groups:
+                if col.name in needed and present.intersection(triggers):
+                    why = " (the file has class columns, so classId, className, classGrade " \
+                          "and primary_teacher are all needed)"
+            if why:
+                result.issues.append(file_issue("HEADER_MISSING", column=col.name, detail=why))
+    return result

@@ -1,0 +1,57 @@
+"""The error report (users-csv.md section 7): one line per row with an issue.
+
+Columns: row_number, status, the uploaded file's own columns in their original order with
+the original text, issues, details, how_to_fix.  UTF-8 with BOM; formula-looking cells
+escaped with a leading quote (the reader strips it again on re-upload).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pandas as pd
+
+REJECTED, PARTLY, WARNINGS = "rejected", "partly applied", "applied with warnings"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def row_statuses(issues: pd.DataFrame, rejected: np.ndarray, applied_any: np.ndarray) -> pd.Series:
+    """Report status per row index that has issues.
+
+    `rejected[i]`: row i is wholly rejected; `applied_any[i]`: something of row i is applied.
+    """
+    if not len(issues):
+        return pd.Series(dtype=object)
+    has_error = (issues["severity"] == "error").groupby(issues["idx"]).any()
+    idx = has_error.index.to_numpy()
+    status = np.where(~has_error.to_numpy(), WARNINGS,
+                      np.where(rejected[idx] | ~applied_any[idx], REJECTED, PARTLY))
+    return pd.Series(status, index=has_error.index)
+
+
+def build_report(issues: pd.DataFrame, statuses: pd.Series, headers: list[str],
+                 positions: list[int], cells: pd.DataFrame, row_numbers: np.ndarray) -> bytes:
+    """Bytes of the report.  `issues` has idx, code, message, fix (sorted by row)."""
+    grouped = issues.groupby("idx", sort=True).agg(
+        issues=("code", "; ".join), details=("message", " ".join), how_to_fix=("fix", " ".join))
+    idx = grouped.index.to_numpy()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["row_number", "status", *(escape_cell(headers[p]) for p in positions),
+                     "issues", "details", "how_to_fix"])
+    originals = [cells[str(p)].to_numpy(dtype=object)[idx] for p in positions]
+    status = statuses.reindex(grouped.index).to_numpy()
+    for k, i in enumerate(idx):
+        writer.writerow([
+            int(row_numbers[i]), status[k],
+            *(escape_cell(col[k]) for col in originals),
+            grouped["issues"].iat[k], escape_cell(grouped["details"].iat[k]),
+            escape_cell(grouped["how_to_fix"].iat[k]),
+        ])
+    return "\ufeff".encode() + out.getvalue().encode("utf-8")
