@@ -481,7 +481,12 @@ def _inject_errors(cols, rng, rate, person, klass, n_students) -> dict[str, int]
                 lost = _s([o.lstrip("0") for o in orgs])  # Excel dropped the leading zero
                 cols["org_sis_id"][rows] = np.where(np.arange(len(rows)) % 3 == 2, "0999", lost)
             elif kind == "class_name_conflict":
-                rows = rows[klass[rows] >= 0]
+                # one row of ~rate*share of the classes carries an old name of its class
+                n_cls = int(klass.max()) + 1
+                hit = np.flatnonzero(rng.random(n_cls) < p)
+                cand = np.flatnonzero(np.isin(klass, hit))
+                _, last = np.unique(klass[cand][::-1], return_index=True)
+                rows = cand[::-1][last]  # the class's last row (a student's)
                 cols["className"][rows] = _cat(cols["className"][rows], " (old)")
             elif kind == "bad_primary_teacher":
                 rows = rows[(klass[rows] >= 0) & (person[rows] >= n_students)]

@@ -112,9 +112,28 @@ def make_http_server(app: App, host: str = "0.0.0.0", port: int = 3000) -> WSGIS
 def start_http_server(app: App, host: str = "127.0.0.1", port: int = 0) -> HttpServer:
     """Serve in a background thread (tests, embedding)."""
     server = make_http_server(app, host, port)
-    thread = threading.Thread(target=server.serve_forever, name="rosterbot-http", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="rosterbot-http",
+                              daemon=True)
     thread.start()
     return HttpServer(server, thread)
+
+
+# -- Socket Mode -------------------------------------------------------------------------------
+
+def start_socket_mode(app: App, settings: Settings) -> Any:
+    """Connect to Slack over a WebSocket (apps.connections.open with the app token).
+
+    Returns the connected SocketModeHandler; call `.close()` to disconnect.  The WebSocket URL
+    comes from the Web API at ROSTERBOT_SLACK_API_URL, through the app's own client.
+    """
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    if not settings.app_token:
+        raise SettingsError("Socket Mode needs SLACK_APP_TOKEN (xapp-...)")
+    log.info("rosterbot connecting to Slack in Socket Mode")
+    handler = SocketModeHandler(app, settings.app_token)
+    handler.connect()
+    return handler
 
 
 # -- entry point -------------------------------------------------------------------------------
@@ -136,10 +155,11 @@ def serve(settings: Settings, http: bool = False, port: int = 3000, store: Any =
             finally:
                 server.server_close()
         else:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            log.info("rosterbot connecting to Slack in Socket Mode")
-            SocketModeHandler(app, settings.app_token).start()
+            handler = start_socket_mode(app, settings)
+            try:
+                threading.Event().wait()
+            finally:
+                handler.close()
     except KeyboardInterrupt:
         log.info("rosterbot stopping")
     finally:

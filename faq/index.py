@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,16 +44,39 @@ class Index:
     position: dict[str, int]
     phrases: tuple[str, ...]
     phrase_doc: np.ndarray  # document position of each phrase
+    #: each phrase with its words sorted: fuzz.ratio on these is token_sort_ratio, without
+    #: re-tokenising every phrase at every lookup
+    sorted_phrases: tuple[str, ...]
     doc_words: tuple[frozenset[str], ...]
+    #: documents x vocabulary, 1.0 where a document's phrasings use the word
+    doc_word_matrix: np.ndarray
+    word_column: dict[str, int]
+    #: phrases x vocabulary, 1.0 where a phrase uses the word
+    phrase_word_matrix: np.ndarray
     vocab: frozenset[str]
+    #: inverse document frequency of each vocabulary word over the documents' phrasings
+    idf: dict[str, float]
+    #: weight of a question word no document uses (the rarest possible)
+    unknown_idf: float
     vocab_list: tuple[str, ...]
     codes: tuple[CodePattern, ...]
     #: normalised column phrase ("primary teacher") -> error group document id
     columns: dict[str, str]
+    #: a column name typed as one word ("userid") -> its words ("user id")
+    compounds: dict[str, tuple[str, ...]]
     #: group ids only reached by name + an error word ("header errors")
     group_names: dict[str, str]
     #: document positions per group id (the group document and its codes)
     group_members: dict[str, frozenset[int]]
+    group_mask: np.ndarray  # True for group documents
+    topic_mask: np.ndarray  # True for general topic documents
+
+    def question_words(self, normalised: str) -> list[str]:
+        """Content words of a normalised question, compounds split and typos corrected."""
+        out: list[str] = []
+        for w in content_words(normalised):
+            out.extend(self.compounds.get(w, (self.correct(w),)))
+        return out
 
     @lru_cache(maxsize=4096)  # noqa: B019 - an index lives as long as the process
     def correct(self, word: str) -> str:
@@ -70,10 +95,14 @@ def _phrasings(doc: Document) -> list[str]:
         raw.append(doc.id)
     out: list[str] = []
     for text in raw:
-        words = " ".join(content_words(normalise(text)))
+        words = _words(text)
         if words and words not in out:
             out.append(words)
     return out
+
+
+def _words(text: str) -> str:
+    return " ".join(content_words(normalise(text)))
 
 
 def _code_pattern(code: str) -> re.Pattern[str]:
@@ -94,14 +123,13 @@ def build_index(docs: list[Document] | None = None) -> Index:
 
     topic_text = " | ".join(p for p, o in zip(phrases, owners) if docs[o].kind is Kind.TOPIC)
     codes = tuple(
-        CodePattern(c, _code_pattern(c), f" {normalise(c)} " in f" {topic_text.replace('|', ' | ')} ")
+        CodePattern(c, _code_pattern(c), f" {_words(c)} " in f" {topic_text.replace('|', ' | ')} ")
         for c in sorted(CATALOG, key=len, reverse=True)
     )
 
     column_groups = [g for g in ERROR_GROUPS if g in USERS_HEADERS or g in DEMOGRAPHICS_HEADERS]
-    columns = {normalise(g): GROUP_PREFIX + g for g in column_groups}
-    group_names = {normalise(g): GROUP_PREFIX + g for g in ERROR_GROUPS if g not in column_groups}
-    group_names.update({f"{name}s": gid for name, gid in list(group_names.items())})
+    columns = {_words(g): GROUP_PREFIX + g for g in column_groups}
+    group_names = {_words(g): GROUP_PREFIX + g for g in ERROR_GROUPS if g not in column_groups}
 
     position = {d.id: i for i, d in enumerate(docs)}
     members: dict[str, set[int]] = {}
@@ -115,20 +143,38 @@ def build_index(docs: list[Document] | None = None) -> Index:
             if c in position:
                 members.setdefault(doc.id, set()).add(position[c])
 
-    vocab = frozenset(w for words in doc_words for w in words) | ERROR_WORDS
+    frequency = Counter(w for words in doc_words for w in words)
+    idf = {w: math.log((1 + len(docs)) / (1 + n)) + 1.0 for w, n in frequency.items()}
+    word_column = {w: n for n, w in enumerate(sorted(frequency))}
+    matrix = np.zeros((len(docs), len(word_column)), dtype=np.float64)
+    for pos, words in enumerate(doc_words):
+        matrix[pos, [word_column[w] for w in words]] = 1.0
+    phrase_matrix = np.zeros((len(phrases), len(word_column)), dtype=np.float32)
+    for row, phrase in enumerate(phrases):
+        phrase_matrix[row, [word_column[w] for w in phrase.split()]] = 1.0
+    vocab = frozenset(frequency) | ERROR_WORDS
     vocab |= {w for name in [*columns, *group_names] for w in name.split()}
     return Index(
         docs=tuple(docs),
         position=position,
         phrases=tuple(phrases),
         phrase_doc=np.asarray(owners, dtype=np.intp),
+        sorted_phrases=tuple(" ".join(sorted(p.split())) for p in phrases),
         doc_words=tuple(doc_words),
+        doc_word_matrix=matrix,
+        word_column=word_column,
+        phrase_word_matrix=phrase_matrix,
         vocab=vocab,
+        idf=idf,
+        unknown_idf=max(idf.values(), default=1.0),
         vocab_list=tuple(sorted(vocab)),
         codes=codes,
         columns=columns,
+        compounds={name.replace(" ", ""): tuple(name.split()) for name in columns if " " in name},
         group_names=group_names,
         group_members={k: frozenset(v) for k, v in members.items()},
+        group_mask=np.array([d.kind is Kind.GROUP for d in docs], dtype=bool),
+        topic_mask=np.array([d.kind is Kind.TOPIC for d in docs], dtype=bool),
     )
 
 

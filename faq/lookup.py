@@ -6,7 +6,7 @@ Order of the rules (product.md, "Knowledge base"):
    words).  Plain words that a general topic also uses ("class size") are only a signal;
 2. a column name alone, or followed only by "error(s)", goes to ``errors.<column>``;
 3. otherwise fuzzy scoring over titles, aliases and keywords, where a column mention is one
-   signal among others.  Below ``CUTOFF`` nothing is a good enough match.
+   signal among others.  Below ``Weights.cutoff`` nothing is a good enough match.
 """
 
 from __future__ import annotations
@@ -19,21 +19,38 @@ from rapidfuzz import fuzz, process
 
 from faq.documents import Document
 from faq.index import COLUMN_FILLER, ERROR_WORDS, Index, get_index
-from faq.text import content_words, normalise, split_camel, strip_markup
+from faq.text import fold, prepare
 from validation.catalog import CATALOG
 
-#: Best score below which a question gets no answer (measured on tests/data/faq_questions.yaml).
-CUTOFF = 62.0
-#: Score a further match needs to be offered as "related / did you mean".
-RELATED_CUTOFF = 45.0
-#: Weights of the fuzzy signals (measured, see bench/bench_faq.py --tune).
-W_TOKEN_SET = 0.45
-W_TOKEN_SORT = 0.25
-W_COVERAGE = 0.30
-COLUMN_BONUS = 6.0
-PLAIN_CODE_BONUS = 15.0
-NAMED_SCORE = 100.0
+@dataclass(frozen=True)
+class Weights:
+    """Ranking weights, chosen by measurement on tests/data/faq_questions.yaml
+    (bench/bench_faq.py --tune prints the accuracy of a grid of them)."""
 
+    #: best score below which a question gets no answer
+    cutoff: float = 62.0
+    #: score a further match needs to be offered as "related / did you mean"
+    related_cutoff: float = 45.0
+    token_set: float = 0.45
+    token_sort: float = 0.45
+    #: word order matters a little: "primary teacher, no class" is not "class, no primary teacher"
+    ratio: float = 0.10
+    #: share of the IDF-weighted coverage of the question's words by a document's words
+    coverage: float = 0.35
+    column_bonus: float = 6.0
+    plain_code_bonus: float = 15.0
+    #: group documents are reached by naming the column; in free text a code's or a topic's
+    #: own phrasing must outrank them
+    group_penalty: float = 4.0
+    #: "how do I ...", "where ...", "can we ..." ask for a general topic, not an error
+    howto_bonus: float = 5.0
+
+
+WEIGHTS = Weights()
+NAMED_SCORE = 100.0
+_HOWTO = re.compile(
+    r"^(how|where|which|can (i|we)|do (i|we) (have|need)|is there|what (is|are) the|whats the)\b"
+)
 _CODE_TOKEN = re.compile(r"\b[A-Z][A-Z0-9]*(?:[_-][A-Z0-9]+)+\b")
 _CODE_TYPO_CUTOFF = 88.0
 
@@ -56,12 +73,13 @@ class LookupResult:
     suggestions: list[Match] = field(default_factory=list)
 
 
-def lookup(question: str, limit: int = 3) -> LookupResult:
+def lookup(question: str, limit: int = 3, weights: Weights = WEIGHTS) -> LookupResult:
     """Rank the knowledge-base documents for a question; see the module docstring."""
     index = get_index()
-    text = split_camel(strip_markup(question))
+    text = prepare(question)
     named = _named_codes(index, text)
-    words = [index.correct(w) for w in content_words(normalise(text))]
+    normalised = fold(text)
+    words = index.question_words(normalised)
 
     if named.winners:
         winners = [index.position[c] for c in named.winners]
@@ -70,14 +88,14 @@ def lookup(question: str, limit: int = 3) -> LookupResult:
     else:
         winners = []
 
-    scores = _fuzzy_scores(index, words, named.plain)
+    scores = _fuzzy_scores(index, words, named.plain, bool(_HOWTO.match(normalised)), weights)
     ranked = [int(i) for i in np.argsort(-scores, kind="stable") if int(i) not in winners]
     top = [(i, NAMED_SCORE) for i in winners] + [(i, float(scores[i])) for i in ranked]
 
-    if not top or top[0][1] < CUTOFF:
+    if not top or top[0][1] < weights.cutoff:
         suggestions = [_match(index, i, s) for i, s in top[:limit] if s > 0]
         return LookupResult(query=question, matches=[], best=None, suggestions=suggestions)
-    matches = [_match(index, i, s) for n, (i, s) in enumerate(top[:limit]) if n == 0 or s >= RELATED_CUTOFF]
+    matches = [_match(index, i, s) for n, (i, s) in enumerate(top[:limit]) if n == 0 or s >= weights.related_cutoff]
     return LookupResult(query=question, matches=matches, best=index.docs[top[0][0]])
 
 
@@ -132,25 +150,54 @@ def _column_alone(index: Index, words: list[str]) -> str | None:
     return None
 
 
-def _fuzzy_scores(index: Index, words: list[str], plain_codes: list[str]) -> np.ndarray:
+def _fuzzy_scores(
+    index: Index, words: list[str], plain_codes: list[str], howto: bool, w: Weights
+) -> np.ndarray:
     scores = np.zeros(len(index.docs))
     if not words:
         return scores
     query = " ".join(words)
-    token_set = process.cdist([query], index.phrases, scorer=fuzz.token_set_ratio)[0]
-    token_sort = process.cdist([query], index.phrases, scorer=fuzz.token_sort_ratio)[0]
-    per_phrase = (W_TOKEN_SET * token_set + W_TOKEN_SORT * token_sort) / (W_TOKEN_SET + W_TOKEN_SORT)
+    asked = set(words)
+    known = [x for x in asked if x in index.word_column]
+    sorted_query = " ".join(sorted(words))
+    token_sort = process.cdist([sorted_query], index.sorted_phrases, scorer=fuzz.ratio)[0]
+    # token_set_ratio equals token_sort_ratio when a phrase shares no word with the question,
+    # so the costly scorer only runs on phrases that share one.
+    token_set = token_sort.astype(np.float64)
+    shared = np.zeros(len(index.word_column), dtype=np.float32)
+    shared[[index.word_column[x] for x in known]] = 1.0
+    candidates = np.nonzero(index.phrase_word_matrix @ shared)[0]
+    if len(candidates):
+        subset = [index.phrases[i] for i in candidates]
+        token_set[candidates] = process.cdist([query], subset, scorer=fuzz.token_set_ratio)[0]
+    ratio = process.cdist([query], index.phrases, scorer=fuzz.ratio)[0]
+    per_phrase = (w.token_set * token_set + w.token_sort * token_sort + w.ratio * ratio) / (
+        w.token_set + w.token_sort + w.ratio
+    )
     np.maximum.at(scores, index.phrase_doc, per_phrase)
 
-    asked = set(words)
-    coverage = np.array([100.0 * len(asked & dw) / len(asked) for dw in index.doc_words])
-    scores = (1 - W_COVERAGE) * scores + W_COVERAGE * coverage
+    # Words the documents never use (an off-topic "capital", "France") weigh the most, so a
+    # question made of them gets little coverage anywhere.
+    total = sum(index.idf.get(x, index.unknown_idf) for x in asked)
+    query_vector = np.zeros(len(index.word_column))
+    query_vector[[index.word_column[x] for x in known]] = [index.idf[x] for x in known]
+    coverage = 100.0 * (index.doc_word_matrix @ query_vector) / total
+    scores = (1 - w.coverage) * scores + w.coverage * coverage
 
     padded = f" {query} "
     for name, group in index.columns.items():
         if f" {name} " in padded:
             for pos in index.group_members.get(group, ()):
-                scores[pos] += COLUMN_BONUS
+                scores[pos] += w.column_bonus
     for code in plain_codes:
-        scores[index.position[code]] += PLAIN_CODE_BONUS
+        scores[index.position[code]] += w.plain_code_bonus
+    scores[index.group_mask] -= w.group_penalty
+    if howto:
+        scores[index.topic_mask] += w.howto_bonus
+    if len(asked) == 1:
+        # One word ("bot", "hello") shares a phrase with many documents; it answers only
+        # when it is itself a title, alias or keyword.
+        exact = {int(index.phrase_doc[i]) for i, p in enumerate(index.phrases) if p == query}
+        capped = [pos for pos in range(len(scores)) if pos not in exact]
+        scores[capped] = np.minimum(scores[capped], w.cutoff - 1)
     return scores

@@ -16,6 +16,7 @@ _BARE_URL = re.compile(r"\bhttps?://\S+")
 # What a spreadsheet does to a long number (1.23457E+11); named so questions about it match.
 _EXCEL_NUMBER = re.compile(r"\b[0-9]+(?:[.,][0-9]+)?[Ee]\+?[0-9]+\b")
 _UTF8 = re.compile(r"\butf[\s_-]?8\b", re.IGNORECASE)
+_E_MAIL = re.compile(r"\be-mail", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
@@ -49,20 +50,38 @@ def split_camel(text: str) -> str:
     return _CAMEL.sub(" ", text)
 
 
-def normalise(text: str) -> str:
-    """Lower-case words separated by single spaces; ``_``, ``-`` and camelCase split words."""
+def prepare(text: str) -> str:
+    """Markup stripped, spreadsheet numbers named, camelCase split; letter case kept
+    (code detection needs it)."""
     text = _EXCEL_NUMBER.sub(" scientific notation ", strip_markup(text))
-    text = _UTF8.sub("utf8", text)
-    return " ".join(_NON_WORD.sub(" ", split_camel(text).lower()).split())
+    return split_camel(_E_MAIL.sub("email", _UTF8.sub("utf8", text)))
+
+
+def fold(prepared: str) -> str:
+    """Lower-case words separated by single spaces (``_``, ``-`` and punctuation split)."""
+    return " ".join(_NON_WORD.sub(" ", prepared.lower()).split())
+
+
+def normalise(text: str) -> str:
+    """``prepare`` then ``fold``: what both documents and questions are compared as."""
+    return fold(prepare(text))
+
+
+#: Words people use interchangeably, folded to the one the documents use.
+SYNONYMS: dict[str, str] = {
+    "empty": "blank", "nobody": "no", "kid": "student", "pupil": "student",
+    "delete": "remove", "emails": "email", "mail": "email",
+}
 
 
 def stem(word: str) -> str:
     """A plural-only stemmer: "ids" ~ "id", "grades" ~ "grade"; enough for short questions."""
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+    if len(word) > 2 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
     return word
 
 
 def content_words(normalised: str) -> list[str]:
     """The topic-bearing words of a normalised text, plural-stemmed."""
-    return [stem(w) for w in normalised.split() if w not in STOPWORDS]
+    words = (stem(w) for w in normalised.split() if w not in STOPWORDS)
+    return [SYNONYMS.get(w, w) for w in words]

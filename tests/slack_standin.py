@@ -40,6 +40,7 @@ class Recorded:
     headers: dict[str, str]  # lower-case names
     raw: bytes
     body: dict[str, Any]  # parsed JSON or form fields ({} for raw uploads)
+    response: dict[str, Any] = field(default_factory=dict)  # what the stand-in answered (API)
 
     @property
     def api_method(self) -> str | None:
@@ -47,6 +48,9 @@ class Recorded:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.body.get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.body[key]
 
 
 @dataclass
@@ -86,6 +90,9 @@ class SlackStandIn:
         self.bot_token = bot_token
         self.files_read_granted = True
         self.socket_url: str | None = None
+        self.socket_received: list[dict[str, Any]] = []
+        self._ws_connections: list[Any] = []
+        self._ws_server: Any = None
         self._state = _State()
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
@@ -106,7 +113,8 @@ class SlackStandIn:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> SlackStandIn:
@@ -114,8 +122,45 @@ class SlackStandIn:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self._ws_server is not None:
+            self._ws_server.shutdown()
         self._server.shutdown()
         self._server.server_close()
+
+    # -- Socket Mode --------------------------------------------------------------------------
+    def start_socket_mode(self) -> str:
+        """Start a WebSocket server; apps.connections.open will hand out its URL."""
+        from websockets.sync.server import serve
+
+        self._ws_server = serve(self._ws_session, "127.0.0.1", 0)
+        threading.Thread(target=self._ws_server.serve_forever, daemon=True).start()
+        port = self._ws_server.socket.getsockname()[1]
+        self.socket_url = f"ws://127.0.0.1:{port}/link/?ticket=standin"
+        return self.socket_url
+
+    def _ws_session(self, conn: Any) -> None:
+        with self._lock:
+            self._ws_connections.append(conn)
+        conn.send(json.dumps({"type": "hello", "num_connections": 1,
+                              "connection_info": {"app_id": "A0ROSTERBOT"},
+                              "debug_info": {"host": "standin"}}))
+        try:
+            for message in conn:
+                with self._lock:
+                    self.socket_received.append(json.loads(message))
+        except Exception:  # the client went away
+            pass
+
+    def send_envelope(self, envelope: dict[str, Any]) -> None:
+        """Send an envelope (events_api, slash_commands, interactive) to the connected app."""
+        self.wait_for(lambda: self._ws_connections, what="a Socket Mode connection")
+        with self._lock:
+            conn = self._ws_connections[-1]
+        conn.send(json.dumps(envelope))
+
+    def socket_acks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for m in self.socket_received if "envelope_id" in m]
 
     @property
     def base_url(self) -> str:
@@ -220,6 +265,7 @@ class SlackStandIn:
 
         if split.path.startswith("/api/"):
             status, payload = self._api(rec)
+            rec.response = payload
             self._send(h, status, json.dumps(payload).encode(), "application/json; charset=utf-8")
         elif split.path.startswith("/files-pri/"):
             self._file_host(h, rec)

@@ -248,7 +248,7 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
         elsewhere = org_rows & ~split & stored_org.notna().to_numpy() & (
             stored_org != org).fillna(False).to_numpy()
         log.add(elsewhere, "org_sis_id", "ORG_CLASS_MISMATCH", org,
-                "Class '" + cid + "' belongs to school '" + stored_org.fillna("") + "'")
+                "Class '" + cid + "' belongs to school '" + stored_org.astype(object).fillna("") + "'")
 
     # --- against the stored roster -------------------------------------------------------------
     people = snap.people
@@ -264,7 +264,7 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     id_changes = dict(zip(uid[moves], owner[moves]))
     log.add(moves, "userId", "USERID_CHANGED", uid, owner)
     log.add(other_owner & ~moves, "userEmail", "EMAIL_TAKEN", email,
-            " (userId " + owner.fillna("") + ")")
+            " (userId " + owner.astype(object).fillna("") + ")")
 
     stored_uid = uid.where(known, uid.map(id_changes))
     stored_role = stored_uid.map(dict(zip(people["user_id"], people["role"])))

@@ -1,0 +1,132 @@
+"""The command line as other tools drive it: verbs, --json output and exit codes (product.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.builders import class_of, row, users_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+FILE_KEYS = {"file", "kind", "status", "applied", "file_issues", "counts", "rows", "issues",
+             "error_report"}
+ISSUE_KEYS = {"row", "column", "code", "severity", "value", "message", "fix"}
+
+
+def cli(tmp_path: Path, *args: str, db: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "ROSTERBOT_DATABASE_URL"}
+    db = db or f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    return subprocess.run([sys.executable, "-m", "bot.cli", "--db", db, *args], cwd=tmp_path,
+                          env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture
+def setup(tmp_path) -> Path:
+    script = [
+        ("district", "create", "d1", "--name", "District One"),
+        ("school", "add", "d1", "0101", "--name", "Lincoln"),
+        ("school", "add", "d1", "0202", "--name", "Washington"),
+    ]
+    for args in script:
+        done = cli(tmp_path, *args)
+        assert done.returncode == 0, done.stderr
+    return tmp_path
+
+
+def test_check_json_is_one_object_with_the_contract_keys(setup):
+    (setup / "users.csv").write_bytes(users_csv(class_of(2) + [row(userId="S9", userEmail="bad")]))
+    done = cli(setup, "check", "d1", "users.csv", "--json", "--report-dir", "out")
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert list(payload) == ["files"] and len(payload["files"]) == 1
+    f = payload["files"][0]
+    assert set(f) == FILE_KEYS
+    assert f["kind"] == "users" and f["status"] == "completed_with_errors"
+    assert f["applied"] is False
+    assert set(f["counts"]) == {"school", "staff", "student", "class", "enrollment"}
+    assert all(set(c) == {"created", "updated", "no_change", "removed", "errors"}
+               for c in f["counts"].values())
+    assert set(f["rows"]) == {"total", "blank_skipped", "rejected", "partly_applied",
+                              "with_warnings"}
+    assert [set(i) for i in f["issues"]] == [ISSUE_KEYS]
+    assert f["issues"][0]["row"] == 5 and f["issues"][0]["code"] == "EMAIL_INVALID"
+    report = Path(f["error_report"])
+    assert report.is_absolute() and report == (setup / "out" / "users-errors.csv").resolve()
+    assert report.read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_upload_applies_and_a_clean_file_has_no_report(setup):
+    (setup / "users.csv").write_bytes(users_csv(class_of(2)))
+    done = cli(setup, "upload", "d1", "users.csv", "--json")
+    f = json.loads(done.stdout)["files"][0]
+    assert done.returncode == 0
+    assert f["applied"] is True and f["status"] == "completed" and f["error_report"] is None
+    assert f["counts"]["student"]["created"] == 2
+    again = json.loads(cli(setup, "upload", "d1", "users.csv", "--json").stdout)["files"][0]
+    assert again["counts"]["student"]["no_change"] == 2 and again["applied"] is True
+
+
+def test_file_level_failure_exits_2(setup):
+    (setup / "empty.csv").write_bytes(b"")
+    done = cli(setup, "upload", "d1", "empty.csv", "--json")
+    assert done.returncode == 2
+    f = json.loads(done.stdout)["files"][0]
+    assert f["status"] == "failed" and f["applied"] is False
+    assert [i["code"] for i in f["file_issues"]] == ["FILE_EMPTY"]
+    assert set(f["file_issues"][0]) == {"code", "severity", "column", "message", "fix"}
+
+
+def test_held_upload_exits_2_and_confirm_applies(setup):
+    rows = []
+    for k in range(3):
+        rows += class_of(1, class_id=f"C{k}")
+    (setup / "users.csv").write_bytes(users_csv(rows))
+    assert cli(setup, "upload", "d1", "users.csv").returncode == 0
+    (setup / "remove.csv").write_bytes(users_csv([row(action="REMOVE-CLASS", classId="C0")]))
+    held = cli(setup, "upload", "d1", "remove.csv", "--json")
+    assert held.returncode == 2
+    assert json.loads(held.stdout)["files"][0]["file_issues"][0]["code"] == \
+        "REMOVALS_NEED_CONFIRMATION"
+    done = cli(setup, "upload", "d1", "remove.csv", "--json", "--confirm-removals")
+    assert done.returncode == 0 and json.loads(done.stdout)["files"][0]["applied"] is True
+
+
+def test_human_output_shows_the_table_and_top_issues(setup):
+    (setup / "users.csv").write_bytes(users_csv(class_of(1) + [row(userId="S9", userEmail="")]))
+    done = cli(setup, "upload", "d1", "users.csv")
+    assert done.returncode == 0
+    out = done.stdout
+    assert "created" in out and "no change" in out and "enrollment" in out
+    assert "EMAIL_REQUIRED x1" in out
+    assert "users-errors.csv" in out
+
+
+def test_unknown_district_is_refused_with_the_fix(setup):
+    (setup / "users.csv").write_bytes(users_csv(class_of(1)))
+    done = cli(setup, "upload", "nope", "users.csv")
+    assert done.returncode == 2
+    assert "district create nope" in done.stderr
+
+
+def test_admin_grant_and_channel_link(setup):
+    done = cli(setup, "admin", "grant", "d1", "U123", "--system", "--enrollment")
+    assert done.returncode == 0 and "system, enrollment" in done.stdout
+    assert cli(setup, "admin", "grant", "d1", "U123").returncode == 2
+    assert cli(setup, "channel", "link", "d1", "C999").returncode == 0
+    assert cli(setup, "district", "create", "d1", "--name", "again").returncode == 2
+
+
+def test_make_demo_runs_the_real_pipeline():
+    done = subprocess.run([sys.executable, "-m", "bot.demo"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Completed with errors" in done.stdout
+    assert "EMAIL_DUPLICATE" in done.stdout
+    report = ROOT / "var" / "demo" / "users-errors.csv"
+    assert report.exists() and b"ORG_NOT_FOUND" in report.read_bytes()
