@@ -129,7 +129,7 @@ def make_schools(n_schools: int = 50) -> list[dict]:
 
 # ---------------------------------------------------------------------------- helpers
 def _s(a) -> np.ndarray:
-    """numpy array of python str (object dtype) -> fast elementwise + with np.char-free ops."""
+    """An object array of python str: elementwise `+` concatenates."""
     return np.asarray(a, dtype=object)
 
 
@@ -210,7 +210,7 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
     c_school = pairs_school[pair_of_cohort]
     c_grade = pairs_grade[pair_of_cohort]
     c_size = rng.integers(COHORT_MIN, COHORT_MAX + 1, size=n_cohorts)
-    c_kind_sec = np.array([schools[i]["kind"] != "elementary" for i in range(len(schools))])[c_school]
+    c_kind_sec = np.array([s["kind"] != "elementary" for s in schools])[c_school]
 
     # --- classes: cohort c, slot k (0..2) -> class id c*3+k; teacher (c//3)*3 + k ----------
     n_classes = n_cohorts * CLASSES_PER_COHORT

@@ -37,16 +37,12 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-
-from generate import generate  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DISTRICT = "bench"
@@ -82,6 +78,7 @@ class Run:
     seconds: float | None = None          # the figure used in the table
     wall: float | None = None             # wall time of the child process
     rss_mb: float | None = None           # peak resident memory of the child
+    cpu: float | None = None              # user + system CPU seconds of the child
     exit_code: int | None = None
     stdout_path: str | None = None
     stderr_tail: str = ""
@@ -89,33 +86,60 @@ class Run:
     note: str = ""
 
 
+# The child is started through this tiny launcher, which forks and execs the command and
+# reports the grandchild's rusage. Linux carries the pre-exec memory's high-water mark into
+# ru_maxrss, so a child forked straight from this (bigger) process would report at least our
+# own peak; forked from a ~10 MB launcher it reports its own.
+LAUNCHER = r"""
+import json, os, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(out, "w") as fh:
+    json.dump({"exit": os.waitstatus_to_exitcode(status), "wall": wall,
+               "maxrss_kb": ru.ru_maxrss, "utime": ru.ru_utime, "stime": ru.ru_stime}, fh)
+"""
+
+
 def run_child(name: str, cmd: list[str], *, env=None, cwd=ROOT, timeout: float = 3600,
               backend: str = "", out_dir: Path, parse_json: bool = True) -> Run:
-    """Run cmd as a child process; wall time and its own peak RSS (os.wait4 rusage)."""
+    """Run cmd as a child process: its wall time and its own peak RSS (wait4 rusage)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = f"{backend}-{name}".strip("-").replace(" ", "_").replace("/", "_")
     out_path = out_dir / f"{slug}.stdout"
     err_path = out_dir / f"{slug}.stderr"
+    usage_path = out_dir / f"{slug}.rusage.json"
+    usage_path.unlink(missing_ok=True)
     r = Run(name=name, backend=backend, cmd=cmd, stdout_path=str(out_path))
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, str(usage_path)] + cmd,
+                                stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                 env=env, cwd=cwd, start_new_session=True)
-        deadline = t0 + timeout
-        while True:
-            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                pid, status, ru = os.wait4(proc.pid, 0)
-                r.note = f"killed after {timeout:.0f}s timeout"
-                break
-            time.sleep(0.02)
-        r.wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    r.exit_code = proc.returncode
-    r.rss_mb = ru.ru_maxrss / 1024.0  # Linux: kilobytes
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            r.note = f"killed after {timeout:.0f}s timeout"
+        outer_wall = time.perf_counter() - t0
+    try:
+        usage = json.loads(usage_path.read_text())
+    except (OSError, ValueError):
+        usage = {"exit": proc.returncode if proc.returncode else -9, "wall": outer_wall,
+                 "maxrss_kb": 0, "utime": None, "stime": None}
+    r.exit_code = usage["exit"]
+    r.wall = usage["wall"]
+    r.rss_mb = usage["maxrss_kb"] / 1024.0  # Linux: kilobytes
+    r.cpu = (usage["utime"] or 0) + (usage["stime"] or 0) if usage["utime"] is not None \
+        else None
     r.seconds = r.wall
     r.stderr_tail = err_path.read_text(errors="replace")[-3000:]
     text = out_path.read_text(errors="replace") if parse_json else ""
@@ -247,8 +271,8 @@ task = report.tasks[0]
 types = collections.Counter(e.type for e in task.errors)
 fatal = [e.message for e in task.errors if e.type in ("resource-error", "source-error",
                                                         "scheme-error", "format-error")]
-print(json.dumps({"fatal": fatal[:3], "seconds": t2 - t1, "import_and_setup": t1 - t0, "valid": report.valid,
-                  "rows": task.stats.get("rows"), "errors": len(task.errors),
+print(json.dumps({"fatal": fatal[:3], "seconds": t2 - t1, "import_and_setup": t1 - t0,
+                  "valid": report.valid, "rows": task.stats.get("rows"), "errors": len(task.errors),
                   "error_types": dict(types)}))
 """
 
@@ -531,17 +555,17 @@ def build_table(fig: dict) -> str:
         f"rosterbot benchmark — {fig['rows']:,} rows ({fig['file_mb']:.0f} MB, seed "
         f"{fig['seed']}, {fig['error_rate']:.1%} mistakes), {fig['machine']}",
         "",
-        "| run | store | seconds | × pandas read | peak RSS MB | target | result |",
-        "|---|---|---:|---:|---:|---|---|",
+        "| run | store | seconds | × pandas read | peak RSS MB | CPU s | target | result |",
+        "|---|---|---:|---:|---:|---:|---|---|",
         f"| pandas.read_csv(dtype=str) | — | {fmt_s(base)} | 1.0 | "
-        f"{fmt_mb(fig['pandas_read']['rss_mb'])} | floor | |",
+        f"{fmt_mb(fig['pandas_read']['rss_mb'])} | | floor | |",
     ]
     labels = {"check": "rosterbot check (dry run)", "upload": "rosterbot upload (empty store)",
               "reupload": "rosterbot upload again (no change)"}
     for be in fig["backends"]:
         runs = fig["runs"].get(be, {})
         if "skipped" in runs:
-            lines.append(f"| (all runs) | {be} | — | — | — | | SKIPPED: {runs['skipped']} |")
+            lines.append(f"| (all runs) | {be} | — | — | — | | | SKIPPED: {runs['skipped']} |")
             continue
         for stage in ("check", "upload", "reupload"):
             r = runs.get(stage)
@@ -553,25 +577,27 @@ def build_table(fig: dict) -> str:
             res = verdict(ok) if r.get("ok") else f"FAILED (exit {r.get('exit_code')})"
             lines.append(f"| {labels[stage]} | {be} | {fmt_s(r.get('seconds'))} | "
                          f"{'—' if ratio is None else f'{ratio:.1f}'} | {fmt_mb(r.get('rss_mb'))}"
-                         f" | ≤ {limit:g}× | {res} |")
+                         f" | {fmt_s(r.get('cpu'))} | ≤ {limit:g}× | {res} |")
             if stage == "upload":
                 ok = None if not r.get("ok") else r["rss_mb"] < TARGETS["upload_mem"][1]
-                lines.append(f"| upload peak memory | {be} | | | {fmt_mb(r.get('rss_mb'))} | "
+                lines.append(f"| upload peak memory | {be} | | | {fmt_mb(r.get('rss_mb'))} | | "
                              f"< 3 GB | {verdict(ok)} |")
         if runs.get("setup"):
             lines.append(f"| (setup: district + {fig['schools']} schools via CLI) | {be} | "
-                         f"{fmt_s(runs['setup'].get('seconds'))} | | | | |")
+                         f"{fmt_s(runs['setup'].get('seconds'))} | | | | | |")
     lines += ["", f"pandas read times (s): {fig['pandas_read'].get('note', '')}. Product runs: "
-              "wall time of the CLI child process (interpreter start and imports included), "
-              "peak RSS = the child's ru_maxrss."]
+              "wall time of the CLI child process (interpreter start and imports included); "
+              "peak RSS = the child's ru_maxrss; CPU s = its user + system time (the database "
+              "server's work not included). Load average at the start / end: "
+              f"{fig.get('loadavg_start', '?')} / {fig.get('loadavg', '?')}."]
     sl = fig.get("slice")
     if sl:
         lines += ["", f"{sl['rows']:,}-row slice (first rows of the same file):", "",
-                  "| run | store | seconds | × pandas read | peak RSS MB | frictionless / check "
-                  "| target | result |", "|---|---|---:|---:|---:|---:|---|---|"]
+                  "| run | store | seconds | × pandas read | peak RSS MB | CPU s | frictionless / "
+                  "check | target | result |", "|---|---|---:|---:|---:|---:|---:|---|---|"]
         sb = sl["pandas_read"]["seconds"]
         lines.append(f"| pandas.read_csv(dtype=str) | — | {fmt_s(sb)} | 1.0 | "
-                     f"{fmt_mb(sl['pandas_read']['rss_mb'])} | | | |")
+                     f"{fmt_mb(sl['pandas_read']['rss_mb'])} | | | | |")
         fr = sl.get("frictionless")
         for be in fig["backends"]:
             r = (fig["runs"].get(be) or {}).get("check slice")
@@ -582,12 +608,12 @@ def build_table(fig: dict) -> str:
             ok = None if sp is None else sp >= TARGETS["frictionless"][1]
             lines.append(f"| rosterbot check | {be} | {fmt_s(r['seconds'])} | "
                          f"{r['seconds'] / sb:.1f} | {fmt_mb(r['rss_mb'])} | "
-                         f"{'—' if sp is None else f'{sp:.1f}'} | ≥ 5× | "
+                         f"{fmt_s(r.get('cpu'))} | {'—' if sp is None else f'{sp:.1f}'} | ≥ 5× | "
                          f"{verdict(ok) if r.get('ok') else 'FAILED'} |")
         if fr:
             lines.append(f"| frictionless validate | — | {fmt_s(fr.get('seconds'))} | "
-                         f"{(fr['seconds'] or 0) / sb:.1f} | {fmt_mb(fr.get('rss_mb'))} | | | "
-                         f"{fr.get('note', '')} |")
+                         f"{(fr['seconds'] or 0) / sb:.1f} | {fmt_mb(fr.get('rss_mb'))} | "
+                         f"{fmt_s(fr.get('cpu'))} | | | {fr.get('note', '')} |")
     # counts
     lines += ["", "Counts reported by the CLI (created / updated / no_change / removed / errors):",
               "", "| store | run | status | school | staff | student | class | enrollment | "
@@ -609,7 +635,8 @@ def build_table(fig: dict) -> str:
 
 def run_summary(r: Run, timing: str = "wall") -> dict:
     f = file_entry(r)
-    d = {"seconds": r.seconds, "wall": r.wall, "rss_mb": r.rss_mb, "exit_code": r.exit_code,
+    d = {"seconds": r.seconds, "wall": r.wall, "rss_mb": r.rss_mb, "cpu": r.cpu,
+         "exit_code": r.exit_code,
          "cmd": " ".join(r.cmd), "note": r.note,
          "ok": r.exit_code == 0 and f is not None and f.get("status") != "failed"}
     if f is not None:
@@ -655,29 +682,92 @@ def profile_runs(backend: Backend, csv_path: Path, schools, out_dir: Path, env: 
         if not prof_path.exists():
             warn(f"no profile written for {stage}: {r.stderr_tail[-500:]}")
             continue
-        st = pstats.Stats(str(prof_path))
-        total = max(v[3] for v in st.stats.values())
-        rows = []
-        for (fn, line, func), (cc, nc, tt, ct, callers) in st.stats.items():
-            rows.append({"function": f"{short(fn)}:{line}({func})", "ncalls": nc,
-                         "tottime": tt, "cumtime": ct})
-        by_cum = sorted(rows, key=lambda x: -x["cumtime"])[:top]
-        by_tot = sorted(rows, key=lambda x: -x["tottime"])[:top]
-        res[stage] = {"wall": r.wall, "total": total, "prof": str(prof_path),
-                      "by_cumtime": by_cum, "by_tottime": by_tot}
+        summary = summarize_profile(prof_path, top)
+        summary["wall"] = r.wall
+        res[stage] = summary
         print(f"\n### cProfile: rosterbot {verb} ({backend.name}), wall {r.wall:.1f}s under the "
               f"profiler — {prof_path}\n")
-        print("| cumulative s | own s | calls | function |\n|---:|---:|---:|---|")
-        for x in by_cum:
-            print(f"| {x['cumtime']:.2f} | {x['tottime']:.2f} | {x['ncalls']} | "
-                  f"`{x['function']}` |")
-        print("\nTop by own time:\n\n| own s | cumulative s | calls | function |\n"
-              "|---:|---:|---:|---|")
-        for x in by_tot:
-            print(f"| {x['tottime']:.2f} | {x['cumtime']:.2f} | {x['ncalls']} | "
-                  f"`{x['function']}` |")
+        print(profile_markdown(summary))
     backend.cleanup()
     return res
+
+
+def _is_project(fn: str) -> bool:
+    return fn.startswith(str(ROOT)) and "/.venv/" not in fn and "/bench/" not in fn
+
+
+def summarize_profile(prof_path: Path, top: int = 25) -> dict:
+    """Project functions by cumulative time, with their own time plus the time of the library
+    calls they make directly (pandas / pyarrow / SQLAlchemy inline) - where to optimise - and
+    the library functions with the most own time, each with its heaviest project caller."""
+    import pstats
+    st = pstats.Stats(str(prof_path))
+    stats = st.stats
+    total = max(v[3] for v in stats.values())
+    lib_time: dict = {}
+    for func, (cc, nc, tt, ct, callers) in stats.items():
+        if _is_project(func[0]):
+            continue
+        for caller, cstat in callers.items():
+            if _is_project(caller[0]):
+                lib_time[caller] = lib_time.get(caller, 0.0) + cstat[3]
+
+    def name(func):
+        fn, line, fname = func
+        return f"{short(fn)}:{line}({fname})"
+
+    project = []
+    for func, (cc, nc, tt, ct, callers) in stats.items():
+        if _is_project(func[0]):
+            project.append({"function": name(func), "ncalls": nc, "cumtime": ct, "tottime": tt,
+                            "own_plus_lib": tt + lib_time.get(func, 0.0)})
+
+    def heaviest_project_caller(func, depth=0, seen=None):
+        seen = seen or set()
+        callers = stats[func][4]
+        best = None
+        for caller, cstat in sorted(callers.items(), key=lambda kv: -kv[1][3]):
+            if caller in seen:
+                continue
+            if _is_project(caller[0]):
+                return name(caller)
+            if depth < 12 and caller in stats:
+                best = heaviest_project_caller(caller, depth + 1, seen | {func})
+                if best:
+                    return best
+        return best
+
+    libs = []
+    for func, (cc, nc, tt, ct, callers) in sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]:
+        libs.append({"function": name(func), "ncalls": nc, "tottime": tt, "cumtime": ct,
+                     "project_caller": None if _is_project(func[0])
+                     else heaviest_project_caller(func)})
+    return {"total": total, "prof": str(prof_path),
+            "project_by_cumtime": sorted(project, key=lambda x: -x["cumtime"])[:top],
+            "project_by_own_plus_lib": sorted(project, key=lambda x: -x["own_plus_lib"])[:top],
+            "by_tottime": libs}
+
+
+def profile_markdown(summary: dict) -> str:
+    out = [f"total {summary['total']:.1f}s (cProfile)", "",
+           "Project functions by cumulative time:", "",
+           "| cumulative s | own + direct library calls s | calls | function |",
+           "|---:|---:|---:|---|"]
+    out += [f"| {x['cumtime']:.2f} | {x['own_plus_lib']:.2f} | {x['ncalls']} | "
+            f"`{x['function']}` |" for x in summary["project_by_cumtime"]]
+    out += ["", "Where the time is spent (project function incl. the pandas/pyarrow/SQLAlchemy "
+            "calls it makes itself):", "",
+            "| own + direct library calls s | cumulative s | calls | function |",
+            "|---:|---:|---:|---|"]
+    out += [f"| {x['own_plus_lib']:.2f} | {x['cumtime']:.2f} | {x['ncalls']} | "
+            f"`{x['function']}` |" for x in summary["project_by_own_plus_lib"]]
+    out += ["", "Top own time (any function) and the project function that calls it:", "",
+            "| own s | cumulative s | calls | function | called from |",
+            "|---:|---:|---:|---|---|"]
+    out += [f"| {x['tottime']:.2f} | {x['cumtime']:.2f} | {x['ncalls']} | `{x['function']}` | "
+            f"{'`' + x['project_caller'] + '`' if x['project_caller'] else ''} |"
+            for x in summary["by_tottime"]]
+    return "\n".join(out)
 
 
 def short(fn: str) -> str:
@@ -711,8 +801,16 @@ def main(argv=None) -> int:
     ap.add_argument("--profile-only", action="store_true",
                     help="only the cProfile runs (no timed runs, no table)")
     ap.add_argument("--profile-backend", default="sqlite")
+    ap.add_argument("--show-profile", nargs="+", metavar="PROF",
+                    help="print the summary of existing .prof files and exit")
     ap.add_argument("--profile-top", type=int, default=25)
     args = ap.parse_args(argv)
+
+    if args.show_profile:
+        for prof in args.show_profile:
+            print(f"\n### {prof}\n")
+            print(profile_markdown(summarize_profile(Path(prof), args.profile_top)))
+        return 0
 
     out_dir = Path(args.out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -727,7 +825,11 @@ def main(argv=None) -> int:
     if args.regen or not (csv_path.exists() and schools_path.exists() and meta_path.exists()):
         log(f"generating {args.rows:,} rows -> {csv_path}")
         t0 = time.perf_counter()
-        generate(args.rows, csv_path, args.errors, args.seed)
+        # in a child: this process stays small (its memory would leak into the children's
+        # ru_maxrss otherwise, see LAUNCHER) and does not import numpy/pandas at all
+        subprocess.run([sys.executable, str(HERE / "generate.py"), "--rows", str(args.rows),
+                        "-o", str(csv_path), "--errors", str(args.errors), "--seed",
+                        str(args.seed)], check=True)
         log(f"generated in {time.perf_counter() - t0:.1f}s")
     import csv as _csv
     with open(schools_path, encoding="utf-8") as fh:
@@ -751,6 +853,12 @@ def main(argv=None) -> int:
             Path(args.json_out).write_text(json.dumps({"profile": prof}, indent=2))
         return 0
 
+    load = os.getloadavg()[0]
+    fig["loadavg_start"] = f"{load:.1f}"
+    if load > 0.75 * (os.cpu_count() or 1):
+        warn(f"the machine is busy (load average {load:.1f} on {os.cpu_count()} CPUs): "
+             "the seconds will be noisy; compare the ratios and the CPU column")
+
     # 2. the floor
     log("pandas.read_csv baseline")
     pr = pandas_read(csv_path, args.repeats, run_dir, "pandas read")
@@ -770,18 +878,18 @@ def main(argv=None) -> int:
         fig["slice"] = {"rows": args.slice_rows, "file": str(slice_path),
                         "pandas_read": {"seconds": sp.seconds, "rss_mb": sp.rss_mb}}
         if not args.no_frictionless:
-            try:
-                import frictionless  # noqa: F401
+            import importlib.util
+            if importlib.util.find_spec("frictionless") is None:
+                warn("frictionless is not installed (pip install -e '.[bench]'): skipped")
+            else:
                 log(f"frictionless on the {args.slice_rows:,}-row slice")
                 fr = run_frictionless(slice_path, run_dir)
                 # wall time of the child, like rosterbot check's (interpreter start, imports,
                 # reading and validating); the validate() call alone is in the note
                 fig["slice"]["frictionless"] = {
                     "seconds": fr.wall if fr.result else None, "wall": fr.wall,
-                    "rss_mb": fr.rss_mb, "note": fr.note, "result": fr.result}
+                    "rss_mb": fr.rss_mb, "cpu": fr.cpu, "note": fr.note, "result": fr.result}
                 log(f"frictionless: {fr.wall:.2f}s wall; {fr.note}")
-            except ImportError:
-                warn("frictionless is not installed (pip install -e '.[bench]'): skipped")
 
     # 3. the product, per store
     if not (ROOT / "bot" / "cli.py").exists():
@@ -848,6 +956,7 @@ def main(argv=None) -> int:
         log(f"pandas read: {fig['pandas_read']['note']}")
 
     fig["warnings"] = WARNINGS
+    fig["loadavg"] = f"{os.getloadavg()[0]:.1f}"
     table = build_table(fig)
     fig["table"] = table
     print()

@@ -52,7 +52,8 @@ def linked_district(store: Any, settings: Settings, channel: str) -> tuple[Any, 
         "A system administrator of the district can link it with `/rosterbot link DISTRICT`.")
 
 
-def _dm_district(store: Any, settings: Settings, user: str, need: str) -> tuple[Any, Refusal | None]:
+def _dm_district(store: Any, settings: Settings, user: str,
+                 need: str) -> tuple[Any, Refusal | None]:
     grants = store.grants_for(user)
     usable = [g for g in grants if (g.can_upload if need == "upload" else
                                    (g.system or g.enrollment or g.support))]

@@ -6,6 +6,7 @@ lookup results, stored issues.  Code titles and one-line fixes come from validat
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,7 +99,8 @@ def top_issue_lines(issues: Iterable[Mapping[str, Any]], limit: int = TOP_ISSUES
         entry = CATALOG.get(code)
         title = entry.title if entry else code
         fix = _fix_line(entry.fix) if entry else ""
-        lines.append(f"• `{code}` ×{n} — {escape(title)}." + (f" _Fix:_ {escape(fix)}" if fix else ""))
+        line = f"• `{code}` ×{n} — {escape(title)}."
+        lines.append(line + (f" _Fix:_ {escape(fix)}" if fix else ""))
     if len(counted) > limit:
         lines.append(f"…and {len(counted) - limit} more kinds of issue (see the error report).")
     return lines
@@ -138,7 +140,8 @@ def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]
 
 
 def upload_summary(files: Sequence[Mapping[str, Any]], *, dry_run: bool,
-                   enrollment_source: str | None = None, reports: Sequence[str] = ()) -> Message:
+                   enrollment_source: str | None = None, reports: Sequence[str] = (),
+                   held_uploads: Sequence[int] = ()) -> Message:
     blocks: list[dict[str, Any]] = []
     for f in files:
         if blocks:
@@ -150,8 +153,27 @@ def upload_summary(files: Sequence[Mapping[str, Any]], *, dry_run: bool,
         blocks.append(_context(
             f"The error report ({', '.join(reports)}) is attached in this thread: each row says "
             "what is wrong and how to fix it. Fix the rows and share the file again."))
+    if held_uploads:
+        blocks.extend(confirm_removals(held_uploads))
     text = "; ".join(_file_text(f, dry_run) for f in files) or "No file was processed."
     return Message(text, blocks)
+
+
+def confirm_removals(upload_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The Confirm button of an upload held by the mass-removal guard."""
+    return [
+        _section(":raised_hand: Nothing was applied because the file removes a large share of "
+                 "the roster. If the removals are intended, confirm and I will apply the file."),
+        {"type": "actions", "block_id": "held_upload", "elements": [{
+            "type": "button", "action_id": "confirm_removals", "style": "danger",
+            "text": {"type": "plain_text", "text": "Confirm removals"},
+            "value": json.dumps({"uploads": list(upload_ids)}),
+            "confirm": {"title": {"type": "plain_text", "text": "Apply the removals?"},
+                        "text": {"type": "mrkdwn", "text": "The file will be applied with "
+                                 "every REMOVE and DEACTIVATE row."},
+                        "confirm": {"type": "plain_text", "text": "Apply"},
+                        "deny": {"type": "plain_text", "text": "Cancel"}}}]},
+    ]
 
 
 def third_party_note(enrollment_source: str | None) -> str:
@@ -179,7 +201,8 @@ def download_problem(reason: str) -> Message:
 
 def internal_error() -> Message:
     text = (":x: Something went wrong on my side while processing the file; nothing was "
-            "applied. Please share it again in a few minutes, and tell support if it keeps failing.")
+            "applied. Please share it again in a few minutes, and tell support if it keeps "
+            "failing.")
     return Message(text)
 
 
@@ -214,7 +237,8 @@ def kb_answer(result: Any) -> Message:
     if fix:
         blocks.append(_section(f"*How to fix:* {escape(fix)}"))
     related = list(getattr(doc, "related", ()) or ())
-    others = [m.id for m in getattr(result, "matches", []) if m.id != doc.id and m.id not in related]
+    others = [m.id for m in getattr(result, "matches", [])
+              if m.id != doc.id and m.id not in related]
     if related or others:
         blocks.append(_context("Related: " + ", ".join(f"`{r}`" for r in related + others)))
     text = f"{doc.title} ({doc.id})" + (f" — How to fix: {fix}" if fix else "")

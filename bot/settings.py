@@ -1,4 +1,4 @@
-"""Runtime configuration of the Slack bot, read from the environment (product.md "Configuration")."""
+"""Runtime configuration of the Slack bot, read from the environment (product.md)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Settings:
     bot_token: str = ""
     app_token: str | None = None

@@ -7,7 +7,6 @@ import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from slack_sdk import WebClient
@@ -210,20 +209,17 @@ def _column_message(c: Any) -> formatting.Message:
 
 
 def _template_bytes(kind: str) -> bytes | None:
-    """The template CSV when validation/ ships it (validation/templates/<kind>.csv)."""
-    try:
-        path = resources.files("validation") / "templates" / f"{kind}.csv"
-        return path.read_bytes() if path.is_file() else None
-    except (ModuleNotFoundError, FileNotFoundError, OSError):
+    """validation.templates.template_csv(kind), once validation/ ships it."""
+    if importlib.util.find_spec("validation.templates") is None:
         return None
+    return importlib.import_module("validation.templates").template_csv(kind)
 
 
 def _exporter() -> Callable[..., bytes] | None:
-    """roster's export, once it exists: export_users_csv(store, district, what, school) -> bytes."""
+    """roster.export.download_csv(store, district_key, kind, school) -> bytes, once it exists."""
     if importlib.util.find_spec("roster.export") is None:
         return None
-    module = importlib.import_module("roster.export")
-    return getattr(module, "export_users_csv", None)
+    return getattr(importlib.import_module("roster.export"), "download_csv", None)
 
 
 def upload_files(client: WebClient, channel: str, files: list[tuple[str, bytes]]) -> None:

@@ -8,6 +8,7 @@ download → roster.pipeline.run() → summary + error report + final reaction.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -60,6 +61,10 @@ class RecentKeys:
                 self._keys.popitem(last=False)
             return True
 
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._keys.pop(key, None)
+
 
 class ProgressMessage:
     """Updates the "processing" message with chat.update, at most once per `interval` seconds."""
@@ -94,6 +99,7 @@ class UploadJob:
     files: list[tuple[SharedFile, int]]  # (file, upload id from claim_slack_file)
     processing_ts: str | None = None
     skipped: list[str] = field(default_factory=list)
+    confirm_removals: bool = False
 
 
 class UploadService:
@@ -172,10 +178,45 @@ class UploadService:
             log.info("reactions.add %s failed", name, exc_info=True)
 
     def confirm(self, client: WebClient, body: dict, respond: Any) -> None:
-        """The Confirm button of a held upload (mass-removal guard)."""
-        respond(response_type="ephemeral", replace_original=False,
-                text="Confirming a held upload from Slack is not available yet. Ask an "
-                     "administrator to run `rosterbot upload DISTRICT FILE --confirm-removals`.")
+        """The Confirm button of a held upload: re-run it with the removals confirmed."""
+        user = body.get("user", {}).get("id", "")
+        try:
+            ids = [int(i) for i in json.loads(body["actions"][0]["value"])["uploads"]]
+        except (KeyError, IndexError, TypeError, ValueError):
+            respond(response_type="ephemeral", replace_original=False,
+                    text="That button is out of date; share the file again.")
+            return
+        held = [u for u in (self.store.upload(i) for i in ids) if u is not None]
+        held = [u for u in held
+                if u.state == "held" and self._answered.first_time(f"confirm:{u.id}")]
+        if not held:
+            respond(response_type="ephemeral", replace_original=False,
+                    text="This upload was already confirmed or is no longer held.")
+            return
+        district = self.store.get_district(self.store.district_key_of(held[0]) or "")
+        grant = self.store.grant(district.key, user) if district else None
+        if grant is None or not grant.can_upload:
+            for u in held:  # let someone with access press it
+                self._answered.forget(f"confirm:{u.id}")
+            respond(response_type="ephemeral", replace_original=False,
+                    text=f"Confirming removals needs system and enrollment access to "
+                         f"{district.key if district else 'the district'}.")
+            return
+        files = []
+        for u in held:
+            shared = SharedFile.from_event(self._full_file(client, {"id": u.slack_file_id}))
+            files.append((shared, u.id))
+        first = held[0]
+        channel, thread_ts = first.slack_channel, first.slack_thread_ts
+        names = [f.name for f, _ in files]
+        posted = client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts,
+            text=f":hourglass_flowing_sand: <@{user}> confirmed the removals; processing "
+                 f"{', '.join(names)} again…")
+        job = UploadJob(channel=channel, message_ts=thread_ts, thread_ts=thread_ts, user=user,
+                        district=district, dry_run=False, files=files,
+                        processing_ts=posted.get("ts"), confirm_removals=True)
+        self.executor.submit(self._process, client, job)
 
     # -- on the executor ----------------------------------------------------------------------
     def _process(self, client: WebClient, job: UploadJob) -> None:
@@ -209,16 +250,18 @@ class UploadService:
         progress = ProgressMessage(client, job.channel, job.processing_ts, names, job.dry_run,
                                    self.settings.progress_interval)
         result = run(self.store, job.district.key, inputs, apply=not job.dry_run, actor=job.user,
-                     progress=progress)
+                     confirm_removals=job.confirm_removals, progress=progress)
         summary = result.to_json()["files"]
         reports = [(f.report_name, f.report_bytes) for f in result.files if f.report_bytes]
+        held = [f.upload_id for f in result.files if getattr(f, "held", False)]
 
         self._update(client, job, formatting.processed(names, job.dry_run))
         client.chat_postMessage(
             channel=job.channel, thread_ts=job.thread_ts,
             **formatting.upload_summary(summary, dry_run=job.dry_run,
                                         enrollment_source=job.district.enrollment_source,
-                                        reports=[name for name, _ in reports]).kwargs())
+                                        reports=[name for name, _ in reports],
+                                        held_uploads=held).kwargs())
         for name, data in reports:
             client.files_upload_v2(channel=job.channel, thread_ts=job.thread_ts, file=data,
                                    filename=name, title=name)

@@ -1,19 +1,19 @@
 """Write an UploadPlan inside the caller's transaction, with bulk statements only.
 
-Each kind of change is one executemany (or a chunked `IN` update); new rows come back
-with their keys through RETURNING, so no per-row round trip is ever made.
+Rows go to the database driver as plain tuples: COPY on PostgreSQL, executemany on SQLite.
+Keys of new rows are read back with one query per table, never one per row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, select, update
 
 from roster.models import District, Enrollment, Membership, Person, School, SchoolClass
 from roster.plan import UploadPlan
-from validation.snapshot import RosterSnapshot
 
 _CHUNK = 5000
 
@@ -27,88 +27,115 @@ def lock_district(conn: Connection, district_id: int) -> None:
         conn.execute(select(District.id).where(District.id == district_id).with_for_update())
 
 
-def _records(frame: pd.DataFrame, renames: dict[str, str] | None = None) -> list[dict]:
-    if renames:
-        frame = frame.rename(columns=renames)
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
-
-
-def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _update_many(conn: Connection, table, rows: list[dict], fields: Sequence[str]) -> None:
-    if not rows:
+def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
+                rows: Iterable[tuple]) -> None:
+    """Bulk insert of tuples in `columns` order, through the driver itself."""
+    cols = ", ".join(columns)
+    dbapi = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
         return
-    stmt = (update(table).where(table.c.id == bindparam("_id"))
-            .values({f: bindparam(f"_{f}") for f in fields}))
-    conn.execute(stmt, [{f"_{k}": v for k, v in row.items()} for row in rows])
+    marks = ", ".join("?" for _ in columns)
+    cur = dbapi.cursor()
+    try:
+        cur.executemany(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", rows)
+    finally:
+        cur.close()
 
 
-def _deactivate(conn: Connection, table, ids: list[int]) -> None:
-    for chunk in _chunks(ids):
-        conn.execute(update(table).where(table.c.id.in_(chunk)).values(active=False))
+def update_rows(conn: Connection, table: Table, columns: Sequence[str],
+                rows: Iterable[tuple]) -> None:
+    """Bulk UPDATE by primary key; each tuple is (*values in `columns` order, id)."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    sets = ", ".join(f"{c} = {mark}" for c in columns)
+    dbapi = conn.connection.dbapi_connection
+    cur = dbapi.cursor()
+    try:
+        cur.executemany(f"UPDATE {table.name} SET {sets} WHERE id = {mark}", list(rows))
+    finally:
+        cur.close()
 
 
-def apply_plan(conn: Connection, district_id: int, plan: UploadPlan, snap: RosterSnapshot,
-               id_changes: dict[str, str]) -> None:
+def _deactivate(conn: Connection, table: Table, ids: list[int]) -> None:
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(update(table).where(table.c.id.in_(ids[start:start + _CHUNK]))
+                     .values(active=False))
+
+
+def _tuples(frame: pd.DataFrame, columns: Sequence[str], **constants) -> Iterable[tuple]:
+    """Rows of `frame` (plus constant columns) as plain Python tuples."""
+    arrays = [frame[c].astype(object).tolist() if c in frame else [constants[c]] * len(frame)
+              for c in columns]
+    return zip(*arrays)
+
+
+def _keys(conn: Connection, column, key, district_id_column, district_id: int) -> pd.Series:
+    """The district's key -> primary key map, in one query."""
+    rows = conn.execute(select(key, column).where(district_id_column == district_id)).cursor.fetchall()
+    keys, ids = (zip(*rows) if rows else ((), ()))
+    return pd.Series(np.asarray(ids, dtype=np.int64), index=pd.Index(keys, dtype=object))
+
+
+def _pk(keys: pd.Series, values: pd.Series) -> list[int]:
+    pos = keys.index.get_indexer(values.astype(object))
+    if (pos < 0).any():
+        raise LookupError("a planned row refers to a key that was not saved")
+    return keys.to_numpy()[pos].tolist()
+
+
+_PERSON_FIELDS = ("user_id", "email", "first_name", "last_name", "role", "grade",
+                  "district_sis_id", "state_sis_id")
+_CLASS_FIELDS = ("name", "grade", "display_name", "subject")
+
+
+def apply_plan(conn: Connection, district_id: int, plan: UploadPlan) -> None:
     people_t, classes_t = Person.__table__, SchoolClass.__table__
     enroll_t = Enrollment.__table__
-    school_pk = dict(conn.execute(select(School.org_sis_id, School.id)
-                                  .where(School.district_id == district_id)).all())
+    schools = _keys(conn, School.id, School.org_sis_id, School.district_id, district_id)
 
-    # people: stored keys (an ID change keeps the stored person under its new userId)
-    person_pk = dict(zip(snap.people["user_id"], snap.people["id"].astype("int64")))
-    for new, old in id_changes.items():
-        if old in person_pk:
-            person_pk[new] = person_pk[old]
-    if len(plan.people_new):
-        rows = _records(plan.people_new)
-        for row in rows:
-            row.update(district_id=district_id, email_key=row["email"].lower(), active=True)
-        result = conn.execute(insert(Person).returning(Person.id, Person.user_id,
-                                                       sort_by_parameter_order=True), rows)
-        person_pk.update({user_id: pk for pk, user_id in result.all()})
+    # people (an ID change keeps the stored row and gives it the new userId)
     if len(plan.people_changed):
-        rows = _records(plan.people_changed)
-        for row in rows:
-            row.update(email_key=row["email"].lower(), active=True)
-        _update_many(conn, people_t, rows, [k for k in rows[0] if k != "id"])
+        changed = plan.people_changed.assign(email_key=plan.people_changed["email"].str.lower())
+        update_rows(conn, people_t, (*_PERSON_FIELDS, "email_key", "active"),
+                    _tuples(changed, (*_PERSON_FIELDS, "email_key", "active", "id"), active=True))
+    if len(plan.people_new):
+        new = plan.people_new.assign(email_key=plan.people_new["email"].str.lower())
+        columns = ("district_id", *_PERSON_FIELDS, "email_key", "active")
+        insert_rows(conn, people_t, columns,
+                    _tuples(new, columns, district_id=district_id, active=True))
+    people = None
+    if len(plan.memberships_new) or len(plan.enrollments_new):
+        people = _keys(conn, Person.id, Person.user_id, Person.district_id, district_id)
     if len(plan.memberships_new):
-        conn.execute(insert(Membership), [
-            {"person_id": person_pk[u], "school_id": school_pk[o]}
-            for u, o in zip(plan.memberships_new["user_id"], plan.memberships_new["org_sis_id"])
-        ])
+        m = plan.memberships_new
+        insert_rows(conn, Membership.__table__, ("person_id", "school_id"),
+                    zip(_pk(people, m["user_id"]), _pk(schools, m["org_sis_id"])))
 
     # classes
-    class_pk = dict(zip(snap.classes["class_id"], snap.classes["id"].astype("int64")))
-    if len(plan.classes_new):
-        rows = _records(plan.classes_new)
-        for row in rows:
-            row.update(district_id=district_id, school_id=school_pk[row.pop("org_sis_id")],
-                       active=True)
-        result = conn.execute(insert(SchoolClass).returning(
-            SchoolClass.id, SchoolClass.class_id, sort_by_parameter_order=True), rows)
-        class_pk.update({class_id: pk for pk, class_id in result.all()})
     if len(plan.classes_changed):
-        rows = _records(plan.classes_changed.drop(columns="class_id"))
-        for row in rows:
-            row["active"] = True
-        _update_many(conn, classes_t, rows, [k for k in rows[0] if k != "id"])
+        update_rows(conn, classes_t, (*_CLASS_FIELDS, "active"),
+                    _tuples(plan.classes_changed, (*_CLASS_FIELDS, "active", "id"), active=True))
+    if len(plan.classes_new):
+        c = plan.classes_new.assign(school_id=_pk(schools, plan.classes_new["org_sis_id"]))
+        columns = ("district_id", "school_id", "class_id", *_CLASS_FIELDS, "active")
+        insert_rows(conn, classes_t, columns,
+                    _tuples(c, columns, district_id=district_id, active=True))
 
     # enrollments
-    if len(plan.enrollments_new):
-        conn.execute(insert(Enrollment), [
-            {"class_pk": class_pk[c], "person_id": person_pk[u], "is_primary": bool(p),
-             "active": True}
-            for c, u, p in zip(plan.enrollments_new["class_id"], plan.enrollments_new["user_id"],
-                               plan.enrollments_new["is_primary"])
-        ])
     if len(plan.enrollments_changed):
-        rows = [{"id": int(i), "is_primary": bool(p), "active": True}
-                for i, p in zip(plan.enrollments_changed["id"], plan.enrollments_changed["is_primary"])]
-        _update_many(conn, enroll_t, rows, ["is_primary", "active"])
+        e = plan.enrollments_changed
+        update_rows(conn, enroll_t, ("is_primary", "active"),
+                    zip(e["is_primary"].astype(bool).tolist(), [True] * len(e),
+                        e["id"].astype(int).tolist()))
+    if len(plan.enrollments_new):
+        classes = _keys(conn, SchoolClass.id, SchoolClass.class_id, SchoolClass.district_id,
+                        district_id)
+        e = plan.enrollments_new
+        insert_rows(conn, enroll_t, ("class_pk", "person_id", "is_primary", "active"),
+                    zip(_pk(classes, e["class_id"]), _pk(people, e["user_id"]),
+                        e["is_primary"].astype(bool).tolist(), [True] * len(e)))
 
     # removals (after adds: a file that adds and removes the same thing ends with it removed)
     _deactivate(conn, classes_t, plan.classes_removed)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +85,7 @@ class FileResult:
     encoding: str = ""
     held: bool = False
     #: students this users.csv accepted (demographics.csv of the same upload may name them)
-    accepted_students: set[str] = field(default_factory=set)
+    accepted_students: Iterable[str] = ()
 
     @property
     def report_name(self) -> str:
@@ -188,15 +190,14 @@ def process_users(store: Store, district: DistrictInfo, raw: RawTable, header: H
         try:
             lock_district(conn, district.id)
             progress("loading the roster", 0.2)
-            emails = set(table["userEmail"].str.lower().unique())
-            snap = load_snapshot(conn, district, emails)
+            snap = load_snapshot(conn, district, table["userEmail"].str.lower().unique())
             progress("checking rows", 0.35)
             chk = check_users(table, snap, has_class_group, skip=ragged)
             progress("planning changes", 0.6)
             plan = plan_users(chk, snap)
             result.counts = plan.counts
             students = chk.person_ok & (chk.table["role_l"] == "student").to_numpy()
-            result.accepted_students = set(chk.table["userId"][students])
+            result.accepted_students = chk.table["userId"][students]
             parts = [chk.issues, plan.class_issues]
             if ragged.any():
                 idx = np.flatnonzero(ragged)
@@ -216,9 +217,10 @@ def process_users(store: Store, district: DistrictInfo, raw: RawTable, header: H
                     result.status, result.held = "failed", True
             if apply and not result.held:
                 progress("saving", 0.8)
-                apply_plan(conn, district.id, plan, snap, chk.id_changes)
+                apply_plan(conn, district.id, plan)
                 result.applied = True
                 _finalise(store, result, record, conn)
+                _test_pause_before_commit(record["id"])
                 trans.commit()
             else:
                 trans.rollback()
@@ -226,6 +228,25 @@ def process_users(store: Store, district: DistrictInfo, raw: RawTable, header: H
             if trans.is_active:
                 trans.rollback()
             raise
+
+
+def _test_pause_before_commit(upload_id: int) -> None:
+    """TEST HOOK, no effect unless ROSTERBOT_TEST_PAUSE_BEFORE_COMMIT=<seconds> is set.
+
+    Used by tests/test_crash.py and tests/test_concurrency.py to land a SIGKILL or a second
+    upload deterministically mid-apply: every change is written and the district lock is held,
+    but nothing is committed.  Prints one marker line on stderr, then sleeps <seconds>, or
+    less once the file named by ROSTERBOT_TEST_PAUSE_RELEASE exists.
+    """
+    pause = os.environ.get("ROSTERBOT_TEST_PAUSE_BEFORE_COMMIT")
+    if not pause:
+        return
+    sys.stderr.write(f"rosterbot-test-hook: upload {upload_id} paused before commit\n")
+    sys.stderr.flush()
+    release = os.environ.get("ROSTERBOT_TEST_PAUSE_RELEASE")
+    deadline = time.monotonic() + float(pause)
+    while time.monotonic() < deadline and not (release and os.path.exists(release)):
+        time.sleep(0.05)
 
 
 def _guard(shares: dict[str, tuple[int, int]], limit: float) -> str:
@@ -289,7 +310,8 @@ def run(store: Store, district_key: str, files: list[InputFile], *, apply: bool,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(result.report_bytes)
             result.error_report = str(path)
-        pending_students.update(result.accepted_students)
+        if kind == "users" and any(p[4] == "demographics" for p in prepared):
+            pending_students.update(result.accepted_students)
         results.append(result)
         progress("done", 1.0)
     return RunResult(results)

@@ -17,6 +17,7 @@ from validation import dictionary as d
 from validation.issues import ISSUE_COLUMNS
 from validation.snapshot import RosterSnapshot
 from validation.users import UsersCheck
+from validation.vector import isin, lookup
 
 ENTITIES = ("school", "staff", "student", "class", "enrollment")
 BUCKETS = ("created", "updated", "no_change", "removed", "errors")
@@ -72,7 +73,8 @@ def _differs(new: pd.Series, old: pd.Series, blank_keeps: bool = False) -> pd.Se
 
 
 def _role_kind(role: pd.Series) -> pd.Series:
-    return role.map(lambda r: "student" if r == "student" else "staff")
+    return pd.Series(np.where(role.astype(object) == "student", "student", "staff"),
+                     index=role.index)
 
 
 def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
@@ -81,7 +83,8 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     uid, cid, org = t["userId"], t["classId"], t["org_sis_id"]
     people = snap.people
     by_uid = people.set_index("user_id") if len(people) else people.set_index("user_id")
-    stored_uid = uid.where(uid.isin(by_uid.index), uid.map(chk.id_changes))
+    stored_uid = uid.where(isin(uid, by_uid.index),
+                           uid.map(chk.id_changes) if chk.id_changes else np.nan)
     t = t.assign(stored_uid=stored_uid)
 
     # --- people --------------------------------------------------------------------------------
@@ -94,13 +97,14 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     is_new = old["id"].isna()
     member_pairs = accepted[["userId", "org_sis_id", "stored_uid"]].drop_duplicates(
         ["userId", "org_sis_id"])
-    stored_pairs = set(zip(snap.memberships["user_id"], snap.memberships["org_sis_id"]))
-    pair_new = np.fromiter(((su, o) not in stored_pairs for su, o in
-                            zip(member_pairs["stored_uid"].fillna(""), member_pairs["org_sis_id"])),
-                           dtype=bool, count=len(member_pairs))
+    stored_pairs = pd.MultiIndex.from_arrays([snap.memberships["user_id"].astype(object),
+                                              snap.memberships["org_sis_id"].astype(object)])
+    pair_new = ~pd.MultiIndex.from_arrays([
+        member_pairs["stored_uid"].astype(object).fillna(""),
+        member_pairs["org_sis_id"].astype(object)]).isin(stored_pairs)
     memberships_new = member_pairs.loc[pair_new, ["userId", "org_sis_id"]].rename(
         columns={"userId": "user_id"})
-    gains_school = agg.index.isin(memberships_new["user_id"])
+    gains_school = isin(agg.index, memberships_new["user_id"])
     changed = (
         _differs(agg["first_name"], old["first_name"]) | _differs(agg["last_name"], old["last_name"])
         | _differs(agg["email"].str.lower(), old["email"].str.lower())
@@ -146,8 +150,9 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     # --- enrollments ---------------------------------------------------------------------------
     enr = snap.enrollments
     new_uid_of = {v: k for k, v in chk.id_changes.items()}
-    enr_uid = enr["user_id"].map(lambda u: new_uid_of.get(u, u)) if len(enr) else enr["user_id"]
-    enr = enr.assign(user_id=enr_uid).set_index(["class_id", "user_id"])
+    if new_uid_of and len(enr):
+        enr = enr.assign(user_id=enr["user_id"].map(new_uid_of).fillna(enr["user_id"]))
+    enr = enr.set_index(["class_id", "user_id"])
     erows = t[chk.enrollment_ok]
     eagg = erows.groupby(["classId", "userId"], sort=False)["primary"].any().rename("is_primary")
     eold = enr.reindex(eagg.index)
@@ -195,18 +200,20 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
         counts["enrollment"]["no_change"] += int((~re_pairs.isin(active_enr.index)).sum())
 
     # --- errors --------------------------------------------------------------------------------
-    applied_people = set(agg.index)
+    applied_people = agg.index
     rejected = chk.as_add & ~chk.person_ok | (chk.is_deactivate & ~chk.remove_ok)
-    role = t["role_l"].where(t["role_l"].isin(d.ROLES), stored_uid.map(by_uid["role"]))
+    role = t["role_l"].where(t["role_l"].isin(d.ROLES),
+                             lookup(stored_uid, by_uid.index, by_uid["role"]))
     role = role.fillna(pd.Series(np.where(t["userGrade"] != "", "student", "teacher"),
                                  index=t.index))
     _count_errors(counts, uid, rejected, applied_people, _role_kind(role))
-    applied_classes = set(cagg.index)
+    applied_classes = cagg.index
     rejected_c = (chk.carries_class & ~chk.class_ok) | (chk.is_remove_class & ~chk.remove_ok)
     _count_errors(counts, cid, rejected_c, applied_classes, "class")
     enr_key = cid + "\x1f" + uid
     enr_key = enr_key.where((cid != "") & (uid != ""), "")
-    applied_enr = set(k[0] + "\x1f" + k[1] for k in eagg.index)
+    applied_enr = (eagg.index.get_level_values(0).astype(object) + "\x1f"
+                   + eagg.index.get_level_values(1).astype(object))
     rejected_e = ((chk.as_add & (cid != "").to_numpy() & ~chk.enrollment_ok)
                   | (chk.is_remove_enrollment & ~chk.remove_ok))
     _count_errors(counts, enr_key, rejected_e, applied_enr, "enrollment")
@@ -235,7 +242,7 @@ def _tally(counts: dict, kinds: pd.Series, bucket: str) -> None:
         counts[kind][bucket] += int(n)
 
 
-def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied: set,
+def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied,
                   entity) -> None:
     """Distinct rejected keys not applied from another row; a blank key counts per row."""
     if not rejected.any():
@@ -244,7 +251,7 @@ def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied: 
     entities = entity[rejected] if isinstance(entity, pd.Series) else pd.Series(entity, index=k.index)
     blank = k == ""
     frame = pd.DataFrame({"key": k, "entity": entities})
-    named = frame[~blank & ~k.isin(applied)].drop_duplicates("key")
+    named = frame[~blank & ~isin(k, applied)].drop_duplicates("key")
     for ent, n in pd.concat([named["entity"], frame.loc[blank, "entity"]]).value_counts().items():
         counts[ent]["errors"] += int(n)
 

@@ -17,7 +17,7 @@ _CHUNK = 5000
 
 
 def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
-    rows = conn.execute(stmt).all()
+    rows = conn.execute(stmt).cursor.fetchall()  # plain tuples: no Row objects for big tables
     frame = pd.DataFrame.from_records(rows, columns=columns)
     if not rows:
         frame = frame.astype(object)
@@ -52,9 +52,13 @@ def load_snapshot(conn: Connection, district: DistrictInfo,
     ).select_from(Enrollment).join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
         .join(Person, Person.id == Enrollment.person_id)
         .where(SchoolClass.district_id == did), ENROLLMENT_COLUMNS)
-    own = set(people["email"].str.lower()) if len(people) else set()
-    wanted = sorted(set(emails) - own - {""})
     foreign: set[str] = set()
+    others = conn.execute(select(Person.id).where(Person.district_id != did).limit(1)).first()
+    wanted = []
+    if others:  # only a multi-district store needs the cross-district email lookup
+        emails = pd.Index(list(emails), dtype=object)
+        own = people["email"].str.lower() if len(people) else []
+        wanted = sorted(emails[~emails.isin(own) & (emails != "")])
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
         foreign.update(conn.execute(select(Person.email_key).where(

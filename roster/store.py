@@ -236,6 +236,28 @@ class Store:
                                 Upload.slack_thread_ts == thread_ts,
                                 Upload.state.in_(("applied", "checked", "failed", "held")))
 
+    def uploads_in_thread(self, channel: str, thread_ts: str) -> list[Upload]:
+        """Every finished upload of a Slack thread, oldest first; the latest run of each file.
+
+        (A users.csv and a demographics.csv shared in one message share a thread; a confirmed
+        re-run of a held upload replaces the held one.)
+        """
+        from sqlalchemy.orm import Session
+
+        with Session(self.engine, expire_on_commit=False) as session:
+            found = session.scalars(select(Upload).where(
+                Upload.slack_channel == channel, Upload.slack_thread_ts == thread_ts,
+                Upload.state.in_(("applied", "checked", "failed", "held"))).order_by(Upload.id))
+            latest = {u.slack_file_id or f"id:{u.id}": u for u in found}
+        return list(latest.values())
+
+    def district_key_of(self, upload: Upload) -> str | None:
+        if upload.district_id is None:
+            return None
+        with self.engine.connect() as conn:
+            return conn.execute(select(District.key)
+                                .where(District.id == upload.district_id)).scalar()
+
     def recent_uploads(self, district_key: str, limit: int = 10) -> list[Upload]:
         from sqlalchemy.orm import Session
 

@@ -125,6 +125,26 @@ class BotUnderTest:
         return status
 
 
+    def send_action(self, payload: dict) -> int:
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+        status, _ = self.post(body, self.signed_headers(body, "application/x-www-form-urlencoded"))
+        return status
+
+    def click(self, button: dict, *, user: str, channel: str, message_ts: str) -> int:
+        """Press a Block Kit button the bot posted."""
+        return self.send_action({
+            "type": "block_actions", "team": {"id": TEAM_ID, "domain": "standin"},
+            "user": {"id": user, "username": "someone", "team_id": TEAM_ID},
+            "api_app_id": "A0ROSTERBOT", "token": "legacy", "trigger_id": "1.2.3",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+            "channel": {"id": channel, "name": "roster"},
+            "message": {"type": "message", "ts": message_ts, "text": "", "bot_id": "B"},
+            "response_url": self.slack.response_url(),
+            "actions": [{"action_id": button["action_id"], "block_id": "held_upload",
+                         "type": "button", "value": button["value"],
+                         "action_ts": str(time.time())}]})
+
+
 def file_share_event(file_objects: list[dict], *, user: str = ADMIN, channel: str = CHANNEL,
                      ts: str = "1712000000.000100", text: str = "", **extra: Any) -> dict:
     return {"type": "message", "subtype": "file_share", "text": text, "user": user,

@@ -72,6 +72,7 @@ class HostedFile:
     name: str
     content: bytes
     content_type: str = "text/csv"
+    redirect_to: str | None = None  # answer 302 to this URL instead of the file
 
 
 @dataclass
@@ -173,11 +174,12 @@ class SlackStandIn:
 
     # -- test helpers -----------------------------------------------------------------------
     def host_file(self, name: str, content: bytes, *, file_id: str | None = None,
-                  content_type: str = "text/csv") -> dict[str, Any]:
+                  content_type: str = "text/csv", redirect_to: str | None = None) -> dict[str, Any]:
         """Put a file on the stand-in file host; returns the Slack file object for events."""
         file_id = file_id or f"F{next(self._ids):08d}"
         with self._lock:
-            self._state.files[file_id] = HostedFile(file_id, name, content, content_type)
+            self._state.files[file_id] = HostedFile(file_id, name, content, content_type,
+                                                    redirect_to)
         obj = file_object(file_id, name, len(content),
                           f"{self.base_url}/files-pri/{TEAM_ID}-{file_id}/download/{name}")
         with self._lock:
@@ -367,6 +369,11 @@ class SlackStandIn:
             self._send(h, 200, SIGN_IN_PAGE, "text/html; charset=utf-8")
         elif hosted is None:
             self._send(h, 404, b"not found", "text/plain")
+        elif hosted.redirect_to:
+            h.send_response(302)
+            h.send_header("Location", hosted.redirect_to)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
         else:
             self._send(h, 200, hosted.content, hosted.content_type)
 

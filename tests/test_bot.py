@@ -67,8 +67,8 @@ def wait_final_reaction(slack: SlackStandIn, channel: str = CHANNEL, ts: str = T
     return found[0]
 
 
-def share(bot, slack, name: str, content: bytes, **kw):
-    fo = slack.host_file(name, content)
+def share(bot, slack, name: str, content: bytes, redirect_to: str | None = None, **kw):
+    fo = slack.host_file(name, content, redirect_to=redirect_to)
     assert bot.send_event(file_share_event([fo], **kw)) == 200
     return fo
 
@@ -254,6 +254,17 @@ def test_foreign_file_host_never_receives_the_token(bot, slack, store):
     assert people(store) == 0
 
 
+def test_redirect_is_not_followed_with_the_token(bot, slack, store):
+    with SlackStandIn() as elsewhere:
+        target = elsewhere.host_file("users.csv", GOOD_AND_BAD)["url_private_download"]
+        share(bot, slack, "users.csv", GOOD_AND_BAD, redirect_to=target)
+        assert wait_final_reaction(slack) == "x"
+        time.sleep(0.2)
+        assert elsewhere.requests == []
+    assert "do not follow redirects" in blocks_text(summary_posts(slack)[-1])
+    assert people(store) == 0
+
+
 def test_sign_in_page_is_reported_as_a_permissions_problem(bot, slack, store):
     slack.files_read_granted = False
     share(bot, slack, "users.csv", GOOD_AND_BAD)
@@ -384,10 +395,11 @@ def test_slash_ask(bot, slack, store):
 
 def test_slash_template(bot, slack, store):
     body = command(bot, slack, "template users")
-    if "not available yet" in body["text"]:
-        return  # the template feature belongs to another issue; it must say so clearly
-    upload = slack.wait_for(lambda: slack.uploads)
-    assert upload[0].filename == "users.csv" and upload[0].content.startswith(b"action")
+    assert "users.csv template" in body["text"]
+    upload = slack.wait_for(lambda: slack.uploads, what="the template upload")
+    assert upload[0].filename == "users.csv" and upload[0].channel_id == CHANNEL
+    assert upload[0].content.lstrip(b"\xef\xbb\xbf").startswith(b"action,org_sis_id")
+    assert "Usage" in command(bot, slack, "template grades")["text"]
 
 
 def test_slash_dictionary(bot, slack, store):
@@ -399,16 +411,23 @@ def test_slash_dictionary(bot, slack, store):
 
 
 def test_slash_download(bot, slack, store):
+    share(bot, slack, "users.csv", GOOD_AND_BAD)
+    wait_final_reaction(slack)
     body = command(bot, slack, "download staff")
-    if "not available yet" in body["text"]:
-        return  # the export belongs to another issue; it must say so clearly
-    upload = slack.wait_for(lambda: slack.uploads)
-    assert upload[0].content.lstrip(b"\xef\xbb\xbf").startswith(b"action,")
+    assert "staff" in body["text"]
+    upload = slack.wait_for(lambda: slack.uploads[1:], what="the download upload")
+    content = upload[0].content.decode("utf-8-sig")
+    assert content.startswith("action,org_sis_id")
+    assert "t-100" in content and "s-200" not in content  # staff only
+    assert "Usage" in command(bot, slack, "download everything")["text"]
 
 
-def test_slash_download_refused_for_non_admin_once_available(bot, slack, store):
-    body = command(bot, slack, "download staff", user=STRANGER)
-    assert "not available yet" in body["text"] or "needs system and enrollment" in body["text"]
+def test_slash_download_refusals(bot, slack, store):
+    assert "needs system and enrollment" in command(bot, slack, "download staff",
+                                                    user=SUPPORT)["text"]
+    third_party = command(bot, slack, "download students", user=TP_ADMIN, channel=TP_CHANNEL)
+    assert "Clever" in third_party["text"]
+    assert slack.uploads == []
 
 
 def test_slash_status_lists_recent_uploads(bot, slack, store):
@@ -466,4 +485,86 @@ def test_socket_mode_acks_the_envelope_and_processes_the_upload(slack, store):
     finally:
         handler.close()
         app.rosterbot.shutdown()
+    assert people(store) == 2
+
+
+# -- mass-removal guard: the Confirm button ----------------------------------------------------
+
+def test_held_upload_is_applied_after_confirm_button(bot, slack, store):
+    teachers = [f",{SCHOOL},t-{n},T{n},Lee,t{n}@lincoln.example.org,teacher," for n in range(5)]
+    share(bot, slack, "users.csv", users_csv(*teachers))
+    assert wait_final_reaction(slack) == "white_check_mark"
+
+    removal_ts = "1712000005.000100"
+    removals = [f"DEACTIVATE-USER,{SCHOOL},t-{n},T{n},Lee,t{n}@lincoln.example.org,teacher,"
+                for n in range(2)]  # 40% of the people, over the 20% guard
+    share(bot, slack, "users.csv", users_csv(*removals), ts=removal_ts)
+    assert wait_final_reaction(slack, ts=removal_ts) == "x"
+    held = slack.wait_for(lambda: summary_posts(slack, removal_ts))[0]
+    assert "REMOVALS_NEED_CONFIRMATION" in blocks_text(held)
+    button = next(e for b in held["blocks"] if b["type"] == "actions" for e in b["elements"])
+    assert button["action_id"] == "confirm_removals"
+
+    def active() -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(Person)
+                                .where(Person.active.is_(True))).scalar_one()
+
+    assert active() == 5  # nothing applied while held
+    seen = len(slack.responses())
+    assert bot.click(button, user=SUPPORT, channel=CHANNEL, message_ts=removal_ts) == 200
+    refused = slack.wait_for(lambda: slack.responses()[seen:], what="the refusal")
+    assert "needs system and enrollment" in refused[0].body["text"]
+    assert active() == 5
+
+    assert bot.click(button, user=ADMIN, channel=CHANNEL, message_ts=removal_ts) == 200
+    slack.wait_for(lambda: "white_check_mark" in slack.reactions(CHANNEL, removal_ts),
+                   what="the success reaction after confirming")
+    applied = summary_posts(slack, removal_ts)[-1]
+    assert "applied" in blocks_text(applied) and "actions" not in json.dumps(applied["blocks"])
+    assert active() == 3
+
+
+# -- the real entry point ----------------------------------------------------------------------
+
+def test_rosterbot_serve_http_verifies_and_processes(slack, store, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest_slack import SIGNING_SECRET, BotUnderTest
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+           "ROSTERBOT_SLACK_API_URL": slack.api_url, "ROSTERBOT_DATABASE_URL": store.url}
+    env.pop("SLACK_APP_TOKEN", None)
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--http", "--port",
+                             str(port)], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        slack.wait_for(lambda: listening() or proc.poll() is not None, timeout=20,
+                       what="rosterbot serve --http to listen")
+        assert proc.poll() is None, proc.stderr.read().decode()
+
+        class Server:  # what BotUnderTest needs from a running server
+            url = f"http://127.0.0.1:{port}/slack/events"
+
+        remote = BotUnderTest(slack=slack, server=Server(), app=None)
+        status, _ = remote.post(b"{}", {"Content-Type": "application/json"})
+        assert status == 401  # unsigned
+        share(remote, slack, "users.csv", GOOD_AND_BAD)
+        assert wait_final_reaction(slack) == "warning"
+        assert slack.wait_for(lambda: slack.uploads)[0].thread_ts == TS
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
     assert people(store) == 2

@@ -75,8 +75,11 @@ class IssueLog:
 
 
 def _pick(value, idx: np.ndarray):
-    if isinstance(value, (pd.Series, pd.Index, np.ndarray, pd.api.extensions.ExtensionArray)):
-        return np.asarray(value, dtype=object)[idx]
+    """The failing rows' values only: never convert a whole column."""
+    if isinstance(value, (pd.Series, pd.Index)):
+        return np.asarray(value.take(idx), dtype=object)
+    if isinstance(value, (np.ndarray, pd.api.extensions.ExtensionArray)):
+        return np.asarray(value[idx], dtype=object)
     return value
 
 

@@ -45,13 +45,12 @@ def build_report(issues: pd.DataFrame, statuses: pd.Series, headers: list[str],
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["row_number", "status", *(escape_cell(headers[p]) for p in positions),
                      "issues", "details", "how_to_fix"])
-    originals = [cells[str(p)].to_numpy(dtype=object)[idx] for p in positions]
+    originals = [np.asarray(cells[str(p)].take(idx), dtype=object) for p in positions]
     status = statuses.reindex(grouped.index).to_numpy()
+    codes, details, fixes = (grouped[c].tolist() for c in ("issues", "details", "how_to_fix"))
     for k, i in enumerate(idx):
         writer.writerow([
-            int(row_numbers[i]), status[k],
-            *(escape_cell(col[k]) for col in originals),
-            grouped["issues"].iat[k], escape_cell(grouped["details"].iat[k]),
-            escape_cell(grouped["how_to_fix"].iat[k]),
+            int(row_numbers[i]), status[k], *(escape_cell(col[k]) for col in originals),
+            codes[k], escape_cell(details[k]), escape_cell(fixes[k]),
         ])
     return "\ufeff".encode() + out.getvalue().encode("utf-8")

@@ -16,6 +16,7 @@ from rapidfuzz import process, utils
 from validation import dictionary as d
 from validation.issues import IssueLog, scope_of, severity_of
 from validation.snapshot import RosterSnapshot
+from validation.vector import conflicts, isin, lookup
 
 _PERSON_ATTRS = {  # column -> derived column compared for USER_CONFLICT
     "userFirstName": "userFirstName", "userLastName": "userLastName", "userEmail": "email_l",
@@ -50,17 +51,22 @@ def _grade_norm(values: pd.Series) -> pd.Series:
     return exact.fillna(values.str.lower().map(d.GRADE_ALIASES))
 
 
+def _class_grade_parts(value: str) -> tuple[str, str | None, bool]:
+    """One classGrade cell: (normalised list, first part that is not a grade, alias used?)."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    norm = [p if p in d.GRADES else d.GRADE_ALIASES.get(p.lower()) for p in parts]
+    bad = next((p for p, n in zip(parts, norm) if n is None), None)
+    changed = any(n is not None and n != p for p, n in zip(parts, norm))
+    return ("" if bad is not None else ",".join(norm)), bad, changed
+
+
 def _class_grades(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Normalise comma lists of grades: (normalised text, first bad part, changed?)."""
-    parts = values.str.split(",").explode().str.strip()
-    parts = parts[parts != ""]
-    norm = _grade_norm(parts)
-    bad = parts[norm.isna()].groupby(level=0).first()
-    joined = norm.dropna().groupby(level=0).agg(",".join)
-    changed = (norm.notna() & (norm != parts)).groupby(level=0).any()
-    idx = values.index
-    return (joined.reindex(idx).fillna(""), bad.reindex(idx),
-            changed.reindex(idx).fillna(False).astype(bool))
+    parsed = {v: _class_grade_parts(v) for v in values.unique()}
+    norm = values.map({v: p[0] for v, p in parsed.items()}).astype(object)
+    bad = values.map({v: p[1] for v, p in parsed.items()}).astype(object)
+    changed = values.map({v: p[2] for v, p in parsed.items()}).astype(bool)
+    return norm, bad, changed
 
 
 def _suggest_action(values: pd.Series) -> pd.Series:
@@ -72,12 +78,16 @@ def _suggest_action(values: pd.Series) -> pd.Series:
     return values.map(hints)
 
 
-def _group_conflict(keys: pd.Series, values: pd.Series, eligible: np.ndarray) -> np.ndarray:
+def _key_codes(keys: pd.Series) -> np.ndarray:
+    codes, _ = pd.factorize(keys)
+    codes[(keys == "").to_numpy()] = -1
+    return codes
+
+
+def _group_conflict(keys: pd.Series, values: pd.Series, eligible: np.ndarray,
+                    key_codes: np.ndarray | None = None) -> np.ndarray:
     """Rows whose key has two or more different non-blank values among eligible rows."""
-    use = eligible & (values != "").to_numpy() & (keys != "").to_numpy()
-    counts = values[use].groupby(keys[use]).nunique()
-    bad_keys = counts.index[counts > 1]
-    return eligible & keys.isin(bad_keys).to_numpy()
+    return conflicts(_key_codes(keys) if key_codes is None else key_codes, values, eligible)
 
 
 def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool,
@@ -151,7 +161,7 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     log.add(email_blank, "userEmail", "EMAIL_REQUIRED", email)
     log.add(email_bad, "userEmail", "EMAIL_INVALID", email,
             np.where(too_long, " (over 254 characters)", ""))
-    domain = t["email_l"].str.rsplit("@", n=1).str[-1]
+    domain = t["email_l"].str.replace(r"^.*@", "", regex=True)
     amplify = ((domain == "amplify.com") | domain.str.endswith(".amplify.com")
                | domain.str.startswith("amplify.")).to_numpy() & email.str.contains("@").to_numpy()
     log.add(as_add & amplify, "userEmail", "EMAIL_AMPLIFY_DOMAIN", email)
@@ -180,6 +190,8 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     cid = t["classId"]
     has_cid = ~blank(cid)
     cid_valid = np.zeros(n, dtype=bool)
+    # a class removal needs a classId even when the file has no class columns at all
+    log.add((is_rc | is_re) & ~has_cid, "action", "ACTION_NEEDS_CLASS", t["action"])
     t["class_grade_n"] = ""
     t["primary"] = False
     if has_class_group:
@@ -192,7 +204,6 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
         log.add(c_excel, "classId", "CLASSID_EXCEL", cid)
         log.add(c_bad, "classId", "CLASSID_INVALID", cid, _id_problem(cid))
         cid_valid = reads_cid & has_cid & ~c_excel & ~c_bad
-        log.add((is_rc | is_re) & ~has_cid, "classId", "ACTION_NEEDS_CLASS", t["action"])
 
         name = t["className"]
         add_class = as_add & has_cid
@@ -205,9 +216,11 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
         judged = as_add & ~blank(cgrade)
         if judged.any():
             norm, bad, changed = _class_grades(cgrade.where(judged, ""))
-            bad_mask = judged & bad.notna().to_numpy()
+            # "," or " , " names no grade at all: not a grade code either
+            bad_mask = judged & (bad.notna() | (norm == "")).to_numpy()
             log.add(bad_mask, "classGrade", "CLASSGRADE_INVALID", cgrade,
-                    (" ('" + bad.fillna("") + "')").where(cgrade.str.contains(","), ""))
+                    (" ('" + bad.fillna("") + "')").where(cgrade.str.contains(",")
+                                                          & bad.notna(), ""))
             log.add(judged & ~bad_mask & changed.to_numpy(), "classGrade",
                     "CLASSGRADE_NORMALIZED", cgrade, norm)
             t["class_grade_n"] = norm.where(~bad_mask, "")
@@ -223,11 +236,12 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
 
     # --- rows that disagree with each other ----------------------------------------------------
     person_rows = as_add & uid_valid
+    uid_codes = _key_codes(uid)
     for col, derived in _PERSON_ATTRS.items():
         values = t[derived]
         if derived == "grade_n":
             values = values.where(~is_staff, "")
-        conflict = _group_conflict(uid, values, person_rows)
+        conflict = _group_conflict(uid, values, person_rows, uid_codes)
         log.add(conflict, col, "USER_CONFLICT", t[col], uid)
     dup_rows = email_valid & uid_valid
     dup = _group_conflict(t["email_l"], uid, dup_rows)
@@ -236,15 +250,16 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
         log.add(dup, "userEmail", "EMAIL_DUPLICATE", email, t["email_l"].map(others))
     if has_class_group:
         class_rows = as_add & cid_valid
-        log.add(_group_conflict(cid, t["className"], class_rows), "className",
+        cid_codes = _key_codes(cid)
+        log.add(_group_conflict(cid, t["className"], class_rows, cid_codes), "className",
                 "CLASSNAME_CONFLICT", t["className"], cid)
-        log.add(_group_conflict(cid, t["class_grade_n"], class_rows), "classGrade",
+        log.add(_group_conflict(cid, t["class_grade_n"], class_rows, cid_codes), "classGrade",
                 "CLASSGRADE_CONFLICT", t["classGrade"], cid)
         org_rows = cid_valid & org_valid
-        split = _group_conflict(cid, org, org_rows)
+        split = _group_conflict(cid, org, org_rows, cid_codes)
         log.add(split, "org_sis_id", "ORG_CLASS_MISMATCH", org,
                 "Rows for class '" + cid + "' give more than one org_sis_id")
-        stored_org = cid.map(dict(zip(snap.classes["class_id"], snap.classes["org_sis_id"])))
+        stored_org = lookup(cid, snap.classes["class_id"], snap.classes["org_sis_id"])
         elsewhere = org_rows & ~split & stored_org.notna().to_numpy() & (
             stored_org != org).fillna(False).to_numpy()
         log.add(elsewhere, "org_sis_id", "ORG_CLASS_MISMATCH", org,
@@ -252,22 +267,21 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
 
     # --- against the stored roster -------------------------------------------------------------
     people = snap.people
-    stored_ids = set(people["user_id"])
-    known = uid.isin(stored_ids).to_numpy()
-    owner = t["email_l"].map(dict(zip(people["email"].str.lower(), people["user_id"])))
-    foreign = t["email_l"].isin(snap.foreign_emails).to_numpy()
+    known = isin(uid, people["user_id"])
+    owner = lookup(t["email_l"], people["email"].str.lower(), people["user_id"])
+    foreign = isin(t["email_l"], snap.foreign_emails)
     checked = email_valid & uid_valid
     log.add(checked & foreign, "userEmail", "EMAIL_TAKEN", email, " in another district")
     other_owner = checked & ~foreign & owner.notna().to_numpy() & (owner != uid).fillna(False).to_numpy()
-    file_ids = set(uid[uid_valid])
-    moves = other_owner & ~known & ~owner.isin(file_ids).to_numpy() & ~dup
+    file_ids = uid[uid_valid]
+    moves = other_owner & ~known & ~isin(owner, file_ids) & ~dup
     id_changes = dict(zip(uid[moves], owner[moves]))
     log.add(moves, "userId", "USERID_CHANGED", uid, owner)
     log.add(other_owner & ~moves, "userEmail", "EMAIL_TAKEN", email,
             " (userId " + owner.astype(object).fillna("") + ")")
 
-    stored_uid = uid.where(known, uid.map(id_changes))
-    stored_role = stored_uid.map(dict(zip(people["user_id"], people["role"])))
+    stored_uid = uid.where(known, uid.map(id_changes) if id_changes else np.nan)
+    stored_role = lookup(stored_uid, people["user_id"], people["role"])
     was_student = (stored_role == "student").fillna(False).to_numpy()
     was_staff = stored_role.isin(d.STAFF_ROLES).to_numpy()
     flip = as_add & uid_valid & ((was_student & is_staff) | (was_staff & is_student))
@@ -275,15 +289,19 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
 
     if has_class_group:
         stored_classes = set(snap.classes["class_id"])
-        log.add((is_rc | is_re) & cid_valid & ~cid.isin(stored_classes).to_numpy(),
+        log.add((is_rc | is_re) & cid_valid & ~isin(cid, stored_classes),
                 "classId", "ACTION_CLASS_NOT_FOUND", cid)
     log.add((is_re | is_du) & uid_valid & ~known, "userId", "ACTION_USER_NOT_FOUND", uid)
     if has_class_group and is_re.any():
         active = snap.enrollments[snap.enrollments["active"].astype(bool)]
         pairs = set(zip(active["class_id"], active["user_id"]))
-        enrolled = np.fromiter((p in pairs for p in zip(cid, uid)), dtype=bool, count=n)
-        found = is_re & cid_valid & cid.isin(stored_classes).to_numpy() & uid_valid & known
-        log.add(found & ~enrolled, "userId", "ACTION_ENROLLMENT_NOT_FOUND", uid)
+        found = is_re & cid_valid & isin(cid, stored_classes) & uid_valid & known
+        at = np.flatnonzero(found)
+        enrolled = np.fromiter((p in pairs for p in zip(cid.iloc[at], uid.iloc[at])), dtype=bool,
+                               count=len(at))
+        missing = np.zeros(n, dtype=bool)
+        missing[at[~enrolled]] = True
+        log.add(missing, "userId", "ACTION_ENROLLMENT_NOT_FOUND", uid)
 
     # --- the cascade of section 5 --------------------------------------------------------------
     issues = log.frame()

@@ -1,0 +1,301 @@
+"""Reading an upload (users-csv.md section 1): encodings, refusals, CSV shape, row numbers."""
+
+from __future__ import annotations
+
+import codecs
+
+import pytest
+
+from roster.pipeline import FileResult, InputFile, Settings, run
+from roster.store import Store
+from tests.builders import SCHOOLS, student, teacher, users_csv
+from validation.dictionary import USERS_HEADERS
+from validation.reader import read_table
+
+HEADER = ",".join(USERS_HEADERS)
+
+
+def line(**values: str) -> str:
+    """One users.csv record, written by hand (so tests control quoting and line endings)."""
+    cells = teacher(**values) if values.get("userRole", "teacher") == "teacher" else student(
+        1, **values)
+    return ",".join(cells[h] for h in USERS_HEADERS)
+
+
+def text_file(*records: str, newline: str = "\r\n") -> str:
+    return newline.join((HEADER, *records)) + newline
+
+
+@pytest.fixture(scope="module")
+def checker(tmp_path_factory) -> Store:
+    """District d1 (schools 0101, 0202); these tests only check, so one store serves all."""
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('reader') / 'roster.sqlite3'}")
+    store.create_district("d1", "District One")
+    for org, name in SCHOOLS:
+        store.add_school("d1", org, name)
+    yield store
+    store.dispose()
+
+
+def check(store: Store, data: bytes, settings: Settings | None = None) -> FileResult:
+    result = run(store, "d1", [InputFile("users.csv", data)], apply=False, actor="test",
+                 settings=settings or Settings())
+    return result.files[0]
+
+
+def file_codes(result_or_issues) -> list[str]:
+    """Codes of a FileResult's or a RawTable's file issues."""
+    issues = getattr(result_or_issues, "file_issues", result_or_issues)
+    return [i.code for i in issues]
+
+
+def accented_file() -> str:
+    return text_file(line(userFirstName="Zoë", userLastName="Müller-Éléonore"))
+
+
+# --- encodings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoded", [
+    pytest.param(lambda t: t.encode("utf-8"), id="utf-8"),
+    pytest.param(lambda t: codecs.BOM_UTF8 + t.encode("utf-8"), id="utf-8-bom"),
+])
+def test_utf8_is_read_silently(encoded):
+    raw = read_table(encoded(accented_file()))
+    assert raw.file_issues == []
+    assert raw.headers == list(USERS_HEADERS)  # the BOM is not part of the first header
+    assert raw.cells["3"].iat[0] == "Zoë"
+    assert raw.cells["4"].iat[0] == "Müller-Éléonore"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_with_bom_is_read_with_a_note(encoding):
+    bom = codecs.BOM_UTF16_LE if encoding.endswith("le") else codecs.BOM_UTF16_BE
+    raw = read_table(bom + accented_file().encode(encoding))
+    assert file_codes(raw.file_issues) == ["FILE_ENCODING_GUESSED"]
+    (note,) = raw.file_issues
+    assert note.severity == "warning" and "UTF-16" in note.message
+    assert raw.headers == list(USERS_HEADERS)
+    assert raw.cells["3"].iat[0] == "Zoë"
+
+
+def test_windows_1252_is_read_with_a_note_naming_it(checker):
+    result = check(checker, accented_file().encode("cp1252"))
+    assert file_codes(result) == ["FILE_ENCODING_GUESSED"]
+    (note,) = result.file_issues
+    assert note.severity == "warning" and "Windows-1252" in note.message
+    assert result.status == "completed"  # a warning never fails the file
+    raw = read_table(accented_file().encode("cp1252"))
+    assert raw.cells["3"].iat[0] == "Zoë" and raw.cells["4"].iat[0] == "Müller-Éléonore"
+
+
+def test_windows_1252_smart_quotes_and_euro_sign():
+    data = text_file(line(userLastName="O’Brien – €")).encode("cp1252")
+    raw = read_table(data)
+    assert raw.cells["4"].iat[0] == "O’Brien – €"
+
+
+@pytest.mark.parametrize("data", [
+    pytest.param(text_file(line()).encode() + b"\x81\x8d\xff\xfe\x81", id="cp1252-undefined"),
+    pytest.param(HEADER.encode() + b"\r\n\x8f\x90\x9d,\r\n", id="invalid-utf8-and-cp1252"),
+])
+def test_undecodable_bytes_fail_the_file(checker, data):
+    result = check(checker, data)
+    assert file_codes(result) == ["FILE_ENCODING"]
+    assert result.status == "failed" and result.issues == []
+    assert "UTF-8" in result.file_issues[0].fix
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+def test_nul_bytes_are_not_csv(checker):
+    result = check(checker, text_file(line()).encode() + b"\x00\x01\x02")
+    assert file_codes(result) == ["FILE_NOT_CSV"]
+    assert result.status == "failed"
+
+
+def test_utf16_without_bom_is_binary_not_garbage():
+    raw = read_table(accented_file().encode("utf-16-le"))
+    assert file_codes(raw.file_issues) == ["FILE_NOT_CSV"]
+
+
+@pytest.mark.parametrize("signature, what", [
+    (b"PK\x03\x04\x14\x00\x06\x00", "xlsx"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", "xls"),
+])
+def test_workbooks_are_refused_with_save_as_csv_utf8(checker, signature, what):
+    result = check(checker, signature + b"\x00" * 64 + b"[Content_Types].xml")
+    assert file_codes(result) == ["FILE_NOT_CSV"]
+    (issue,) = result.file_issues
+    assert issue.severity == "error"
+    assert "save as" in issue.fix.lower() and "csv utf-8" in issue.fix.lower()
+    assert result.status == "failed" and not result.applied
+
+
+@pytest.mark.parametrize("data", [b"", b"\r\n", b"\n\n\n", b"\r\r", b"   \r\n"],
+                         ids=["zero-bytes", "crlf", "lf-lines", "cr-lines", "spaces"])
+def test_empty_files(checker, data):
+    result = check(checker, data)
+    assert file_codes(result) == ["FILE_EMPTY"]
+    assert result.status == "failed"
+
+
+@pytest.mark.parametrize("data", [
+    pytest.param(HEADER.encode(), id="header-no-newline"),
+    pytest.param((HEADER + "\r\n").encode(), id="header-only"),
+    pytest.param(text_file(",,,,", "", ",,," + "," * 12, "  ,  ").encode(), id="blank-rows"),
+])
+def test_header_without_records_has_no_rows(checker, data):
+    result = check(checker, data)
+    assert file_codes(result) == ["FILE_NO_ROWS"]
+    assert result.status == "failed"
+
+
+def test_file_over_the_size_limit(checker):
+    data = users_csv([teacher(), student(1)])
+    result = check(checker, data, Settings(max_bytes=len(data) - 1))
+    assert file_codes(result) == ["FILE_TOO_LARGE"]
+    assert result.status == "failed"
+    at_limit = check(checker, data, Settings(max_bytes=len(data)))
+    assert at_limit.file_issues == [] and at_limit.status == "completed"
+
+
+# --- CSV shape and row numbers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+def test_line_endings(checker, newline):
+    data = text_file(line(), line(userRole="student", userGrade="Z"), newline=newline).encode()
+    result = check(checker, data)
+    assert result.file_issues == []
+    assert result.rows["total"] == 2
+    assert [(i["row"], i["code"]) for i in result.issues] == [(3, "USERGRADE_INVALID")]
+
+
+def test_quoted_fields_keep_commas_quotes_and_newlines():
+    data = text_file(line(userLastName='"Smith, ""Jr."""', className='"Math\r\nadvanced"'))
+    raw = read_table(data.encode())
+    assert raw.cells["4"].iat[0] == 'Smith, "Jr."'
+    assert raw.cells["11"].iat[0] == "Math\r\nadvanced"
+    assert list(raw.field_counts) == [len(USERS_HEADERS)]
+
+
+def test_a_multiline_record_is_one_spreadsheet_row(checker):
+    records = [
+        line(className='"Math\nfive\nadvanced"'),  # row 2, three physical lines
+        line(userRole="student", userGrade="Z", className='"Math\nfive\nadvanced"'),  # row 3
+    ]
+    result = check(checker, text_file(*records, newline="\n").encode())
+    assert [(i["row"], i["code"]) for i in result.issues] == [(3, "USERGRADE_INVALID")]
+
+
+def test_blank_rows_are_skipped_counted_and_keep_row_numbers(checker):
+    records = [line(), ",,,,", "", line(userRole="student", userGrade="Z"), " , , "]
+    result = check(checker, text_file(*records).encode())
+    assert result.file_issues == []
+    assert result.rows["blank_skipped"] == 3
+    assert result.rows["total"] == 2
+    # header 1, teacher 2, blanks 3 and 4, the student is row 5 as in a spreadsheet
+    assert [(i["row"], i["code"]) for i in result.issues] == [(5, "USERGRADE_INVALID")]
+
+
+def test_ragged_rows_are_rejected_on_their_row_only(checker):
+    short = ",0101,S7,Al"
+    long = line(userRole="student").replace("s1@", "s8@").replace(",S1,", ",S8,") + ",extra"
+    records = [line(), short, line(userRole="student"), long]
+    result = check(checker, text_file(*records).encode())
+    ragged = [i for i in result.issues if i["code"] == "ROW_FIELD_COUNT"]
+    assert [i["row"] for i in ragged] == [3, 5]
+    assert all(i["severity"] == "error" for i in ragged)
+    assert str(len(USERS_HEADERS)) in ragged[0]["message"] and "4" in ragged[0]["message"]
+    assert [i["code"] for i in result.issues] == ["ROW_FIELD_COUNT"] * 2  # no other rule ran
+    assert result.rows["rejected"] == 2
+    assert all(c["errors"] == 0 for c in result.counts.values()), result.counts
+    assert result.counts["staff"]["created"] == 1 and result.counts["student"]["created"] == 1
+
+
+def test_values_are_trimmed(checker):
+    padded = line(userRole="student", userId="  S1 ", userEmail=" s1@example.org\t",
+                  userGrade=" 05 ", org_sis_id=" 0101")
+    result = check(checker, text_file(line(), padded).encode())
+    assert result.issues == []
+
+
+def test_values_stay_text():
+    data = text_file(line(org_sis_id="0101", userId="000123", userStateId="1.50",
+                          userDistrictId="1e5", classGrade="05"))
+    raw = read_table(data.encode())
+    row = dict(zip(raw.headers, (raw.cells[str(j)].iat[0] for j in range(len(raw.headers)))))
+    assert (row["org_sis_id"], row["userId"], row["userStateId"], row["userDistrictId"],
+            row["classGrade"]) == ("0101", "000123", "1.50", "1e5", "05")
+    assert all(isinstance(v, str) for v in row.values())
+
+
+def test_leading_zeros_make_a_different_school(checker):
+    result = check(checker, text_file(line(org_sis_id="101")).encode())
+    assert [i["code"] for i in result.issues if i["column"] == "org_sis_id"] == ["ORG_NOT_FOUND"]
+
+
+@pytest.mark.parametrize("escaped, read", [
+    ("'=SUM(A1)", "=SUM(A1)"), ("'+1", "+1"), ("'-x", "-x"), ("'@me", "@me"),
+    ("'\tx", "\tx"), ("'\rx", "\rx"),
+    ("'plain", "'plain"), ("''=x", "''=x"), ("=x", "=x"),
+])
+def test_formula_escape_is_stripped_once_on_read(escaped, read):
+    quoted = '"' + escaped.replace('"', '""') + '"'
+    raw = read_table(text_file(line(classDisplayName=quoted)).encode())
+    assert raw.cells[str(USERS_HEADERS.index("classDisplayName"))].iat[0] == read
+
+
+
+# --- the reader agrees with an RFC 4180 reading of tricky files -------------------------------
+
+
+def oracle(text: str) -> tuple[list[str], list[tuple[int, int, list[str]]], int]:
+    """What the file says, read record by record with Python's csv module (the reference):
+    header, [(spreadsheet row, field count, fields padded/cut to the header)], blank rows."""
+    import csv as pycsv
+    import io as pyio
+
+    records = list(pycsv.reader(pyio.StringIO(text, newline="")))
+    header, width = records[0], len(records[0])
+    rows, blank = [], 0
+    for number, fields in enumerate(records[1:], start=2):
+        if all(not f.strip() for f in fields):
+            blank += 1
+            continue
+        cells = [f[1:] if f.startswith("'") and f[1:2] in ("=", "+", "-", "@", "\t", "\r")
+                 else f for f in (fields + [""] * width)[:width]]
+        rows.append((number, len(fields), cells))
+    return header, rows, blank
+
+
+TRICKY = {
+    "stray-quote-in-unquoted-field": text_file(line(userLastName='O"Brien'), line(userId="T2")),
+    "quoted-crlf-inside": text_file(line(className='"a\r\nb"'), line(userId="T2")),
+    "quoted-cr-inside-cr-file": text_file(line(className='"a\rb"'), line(userId="T2"),
+                                          newline="\r"),
+    "quoted-lf-inside-crlf-file": text_file(line(className='"a\nb,c"'), line(userId="T2")),
+    "escaped-quotes-and-commas": text_file(line(className='"x "",y"" z"'), line(userId="T2")),
+    "no-final-newline": HEADER + "\r\n" + line() + "\r\n" + line(userId="T2"),
+    "blank-and-ragged-mix": text_file(line(), "", ",,,", "x,y", line(userId="T2"), "   ",
+                                      '""', line(userId="T3") + ",extra", ",,,," + "," * 11),
+    "quoted-empty-fields": text_file(",".join('""' for _ in USERS_HEADERS), line()),
+    "formula-escapes": text_file(line(className="'=1", classSubject="'-x",
+                                      classDisplayName="'plain")),
+    "empty-line-between-multiline": text_file(line(className='"a\n\nb"'), "",
+                                              line(userId="T2")),
+}
+
+
+@pytest.mark.parametrize("text", list(TRICKY.values()), ids=list(TRICKY))
+def test_reader_matches_rfc4180_reading(text):
+    header, expected, blank = oracle(text)
+    raw = read_table(text.encode("utf-8"))
+    assert [i.code for i in raw.file_issues] == []
+    assert raw.headers == header
+    got = [(int(n), int(c), [raw.cells[str(j)].iat[k] for j in range(len(header))])
+           for k, (n, c) in enumerate(zip(raw.row_numbers, raw.field_counts))]
+    assert got == expected
+    assert raw.blank_skipped == blank

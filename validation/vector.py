@@ -1,0 +1,69 @@
+"""Column helpers that stay fast on large files (pyarrow-backed text columns)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def isin(values: pd.Series | pd.Index, members: Iterable[str]) -> np.ndarray:
+    """Boolean mask: which values are in `members`.
+
+    pandas' own isin on pyarrow strings builds one scalar per member, which is slow for the
+    hundreds of thousands of stored IDs a district has; pyarrow's is_in hashes the set once.
+    """
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    found = pc.is_in(_arrow(values), value_set=_arrow(members))
+    return found.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _arrow(values) -> pa.Array | pa.ChunkedArray:
+    """Text values as an Arrow string array (zero-copy for pyarrow-backed pandas columns)."""
+    if isinstance(values, (pd.Series, pd.Index)) and isinstance(values.dtype, pd.StringDtype):
+        arr = pa.array(values.array) if isinstance(values, pd.Index) else pa.array(values)
+        return arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
+    if not isinstance(values, (list, tuple, np.ndarray, pd.Index, pd.Series)):
+        values = list(values)
+    arr = pa.array(np.asarray(values, dtype=object), type=pa.large_string(), from_pandas=True)
+    return arr
+
+
+def map_unique(values: pd.Series, fn: Callable[[str], object]) -> pd.Series:
+    """Apply `fn` once per distinct value (columns like grades repeat a few values a million times)."""
+    uniques = values.unique()
+    table = {v: fn(v) for v in uniques}
+    return values.map(table)
+
+
+def lookup(values: pd.Series, keys, targets) -> pd.Series:
+    """For each value, the target stored under the same key (NaN where there is none).
+
+    A hash join through Index.get_indexer; `keys` must be unique.
+    """
+    pos = pd.Index(np.asarray(keys, dtype=object)).get_indexer(np.asarray(values, dtype=object))
+    out = np.asarray(targets, dtype=object).take(np.maximum(pos, 0)) if len(keys) else \
+        np.full(len(values), np.nan, dtype=object)
+    out = np.where(pos >= 0, out, np.nan) if len(keys) else out
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def conflicts(key_codes: np.ndarray, values: pd.Series, eligible: np.ndarray) -> np.ndarray:
+    """Rows whose key has two or more different non-blank values among eligible rows.
+
+    `key_codes` are the keys factorised once (-1 = blank), so each column costs one integer
+    group-by instead of hashing the key strings again.
+    """
+    use = eligible & (values != "").to_numpy() & (key_codes >= 0)
+    if not use.any():
+        return np.zeros(len(values), dtype=bool)
+    value_codes, _ = pd.factorize(values[use])
+    spread = pd.Series(value_codes).groupby(key_codes[use], sort=False).agg(["min", "max"])
+    bad_keys = spread.index[spread["min"] != spread["max"]].to_numpy()
+    if len(bad_keys) == 0:
+        return np.zeros(len(values), dtype=bool)
+    return eligible & np.isin(key_codes, bad_keys)
