@@ -202,8 +202,8 @@ def process_users(store: Store, district: DistrictInfo, raw: RawTable, header: H
             if ragged.any():
                 idx = np.flatnonzero(ragged)
                 parts.append(pd.DataFrame({"idx": idx, "column": "", "code": "ROW_FIELD_COUNT",
-                                           "value": str(width),
-                                           "detail": raw.field_counts[idx].astype(str)}))
+                                           "value": raw.field_counts[idx].astype(str),
+                                           "detail": str(width)}))
             issues = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
                 len(p) for p in parts) else chk.issues
             applied_any = chk.person_ok | chk.class_ok | chk.enrollment_ok | chk.remove_ok

@@ -249,7 +249,7 @@ _ROWS: list[tuple[str, str, Severity, Scope, str, str, str]] = [
      "Split the class into sections of at most 80 students if you can."),
     # --- Failed ---------------------------------------------------------------------------------
     ("ROW_FIELD_COUNT", "Failed", E, Scope.FAILED, "The row has the wrong number of fields",
-     "The row has {detail} fields; the header has {value}.",
+     "The row has {value} fields but the header has {detail}.",
      "Check for extra or missing commas; put quotes around values that contain commas."),
     ("FAILED", "Failed", E, Scope.FAILED, "The row could not be saved",
      "The row passed validation but could not be saved: {detail}.",
