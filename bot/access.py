@@ -99,7 +99,11 @@ def for_question(store: Any, settings: Settings, user: str, channel: str, is_dm:
 
 
 def for_triage(store: Any, user: str, district_key: str | None) -> Access:
-    """Reading an upload's report: any grant (system, enrollment or support) of its district."""
+    """Reading an upload's report: any grant (system, enrollment or support) of its district.
+
+    Support access is per district like the others: a support admin reads every upload of the
+    districts they support (whoever uploaded it), never another district's.
+    """
     district = store.get_district(district_key) if district_key else None
     if district is None:
         return Access(refusal=Refusal("That upload was not processed for any district."))
@@ -118,7 +122,31 @@ def for_status(store: Any, settings: Settings, user: str, channel: str, is_dm: b
     return for_triage(store, user, access.district.key)
 
 
-def for_link(store: Any, user: str, district_key: str) -> Access:
+def for_download(store: Any, settings: Settings, user: str, channel: str, is_dm: bool) -> Access:
+    """A download needs system + enrollment access to the channel's district (as an upload)."""
+    decision = for_upload(store, settings, user, channel, is_dm)
+    if decision.allowed or decision.district is None:
+        return decision
+    grant = store.grant(decision.district.key, user)
+    return Access(decision.district, Refusal(
+        f"Downloading roster data of {decision.district.name} ({decision.district.key}) needs "
+        f"system and enrollment access; you have {_grant_text(grant)}.",
+        f"Ask a system administrator of {decision.district.key} for system and enrollment "
+        "access, or ask one of them to download it."))
+
+
+def for_link(store: Any, user: str, district_key: str, channel: str = "") -> Access:
+    """Linking needs system access to the district; re-linking a channel that belongs to
+    another district also needs system access to that one (no taking over a channel)."""
+    current = store.district_for_channel(channel) if channel else None
+    if current is not None and current.key != district_key:
+        held = store.grant(current.key, user)
+        if held is None or not held.system:
+            return Access(current, Refusal(
+                f"This channel is linked to {current.name} ({current.key}); changing that "
+                f"needs system access to {current.key}; you have {_grant_text(held)}.",
+                f"Ask a system administrator of {current.key} to re-link it, or use another "
+                "channel."))
     district = store.get_district(district_key)
     if district is None:
         return Access(refusal=Refusal(f"There is no district '{district_key}'.",

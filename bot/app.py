@@ -2,7 +2,9 @@
 
 `create_app(settings)` builds a Bolt App whose WebClient talks to ROSTERBOT_SLACK_API_URL,
 with the bot's services injected into every listener's context as `context["rosterbot"]`.
-`serve()` is what `rosterbot serve [--http] [--port N]` calls.
+`serve()` is what `rosterbot serve [--http] [--port N]` calls; before it listens it runs
+`recover(app)`, which settles the uploads a previous process left unfinished and tells
+their Slack threads.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 from bot.conversation import Conversation
+from bot.delivery import retry_handlers
 from bot.listeners import register_listeners
 from bot.settings import Settings, SettingsError
 from bot.slash import SlashCommands
@@ -49,7 +52,10 @@ def create_app(settings: Settings, store: Any = None) -> App:
         from roster.store import Store
 
         store = Store(settings.database_url)
-    client = WebClient(token=settings.require_bot_token(), base_url=settings.slack_api_url)
+    # 429 (Retry-After), 500/503 and dropped connections are retried a bounded number of times;
+    # Bolt copies these handlers into the client each listener gets.
+    client = WebClient(token=settings.require_bot_token(), base_url=settings.slack_api_url,
+                       retry_handlers=retry_handlers(settings))
     app = App(
         client=client,
         # Socket Mode needs no signing secret; HTTP mode refuses to start without one (serve()).
@@ -69,6 +75,30 @@ def create_app(settings: Settings, store: Any = None) -> App:
     register_listeners(app)
     app.rosterbot = services  # type: ignore[attr-defined]  # for serve() and tests to shut down
     return app
+
+
+# -- start-up recovery -------------------------------------------------------------------------
+
+def recover(app: App, started_before: Any = None) -> list[Any]:
+    """Settle every upload left unfinished by a previous process and tell its Slack thread.
+
+    Runs roster.recovery.recover_unfinished (a check is re-run; an upload is not re-applied
+    but re-checked and reported as "not applied - upload again").  `started_before` (a
+    datetime) defaults to this process's start.  Never raises: a failure is logged.
+    """
+    from bot.recovery import report_recovered
+
+    services: Services = app.rosterbot  # type: ignore[attr-defined]
+    try:
+        from roster.recovery import recover_unfinished
+
+        recovered = recover_unfinished(services.store, started_before=started_before)
+    except Exception:
+        log.exception("start-up recovery failed; unfinished uploads stay as they are")
+        return []
+    for item in recovered:
+        report_recovered(app.client, services.settings, item)
+    return recovered
 
 
 # -- HTTP mode ---------------------------------------------------------------------------------
@@ -146,6 +176,7 @@ def serve(settings: Settings, http: bool = False, port: int = 3000, store: Any =
         raise SettingsError("Socket Mode needs SLACK_APP_TOKEN (xapp-...); "
                             "or run HTTP mode with --http and SLACK_SIGNING_SECRET")
     app = create_app(settings, store)
+    recover(app)  # before listening: nothing of this process is in flight yet
     try:
         if http:
             server = make_http_server(app, "0.0.0.0", port)

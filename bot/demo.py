@@ -9,13 +9,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.text import summary_text
+from bot.formatting import upload_summary
 from roster.pipeline import InputFile, run
 from roster.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "users.csv"
 SCHOOLS = (("0101", "Lincoln Elementary"), ("0202", "Washington Middle"))
+
+
+def blocks_as_text(blocks: list[dict]) -> str:
+    """Block Kit blocks as the text a terminal can show."""
+    out = []
+    for block in blocks:
+        if block.get("type") == "section":
+            out.append(block["text"]["text"])
+        elif block.get("type") == "context":
+            out.append("  ".join(e.get("text", "") for e in block.get("elements", [])))
+        elif block.get("type") == "divider":
+            out.append("-" * 40)
+        elif block.get("type") == "actions":
+            out.append("[" + "] [".join(e["text"]["text"] for e in block.get("elements", [])) + "]")
+    return "\n\n".join(out)
 
 
 def main() -> None:
@@ -31,9 +46,13 @@ def main() -> None:
     result = run(store, "demo", [InputFile(EXAMPLE.name, EXAMPLE.read_bytes())], apply=True,
                  actor="demo", report_dir=var / "demo")
     print(f"Uploaded {EXAMPLE.relative_to(ROOT)} to district 'demo' (store: {db.relative_to(ROOT)})")
-    print("\n--- what rosterbot posts in the file's thread ---------------------------------\n")
+    reports = [f.report_name for f in result.files if f.report_bytes]
+    message = upload_summary([f.to_json() for f in result.files], dry_run=False, reports=reports)
+    print("\n--- what rosterbot posts in the file's thread (Slack mrkdwn) ------------------\n")
+    print(blocks_as_text(message.blocks))
     for f in result.files:
-        print(summary_text(f, dry_run=False))
+        if f.error_report:
+            print(f"\n[attached in the thread: {f.report_name}]  written to {f.error_report}")
     print("\n-------------------------------------------------------------------------------")
     print("Fix the rows in the error report and upload it again as is:")
     print(f"  .venv/bin/rosterbot --db sqlite:///{db.relative_to(ROOT)} upload demo "

@@ -8,6 +8,7 @@ checked from the event before any request and again while reading.
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ class DownloadRefused(Exception):
     def __init__(self, reason: str, *, kind: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        #: "host" | "size" | "permissions" | "redirect" | "http" | "missing_url"
+        #: "host" | "size" | "permissions" | "redirect" | "http" | "timeout" | "missing_url"
         self.kind = kind
 
 
@@ -106,6 +107,11 @@ def _looks_like_html(content_type: str, head: bytes) -> bool:
     return start.startswith(b"<!doctype html") or start.startswith(b"<html")
 
 
+def _timed_out(file: SharedFile, settings: Settings) -> str:
+    return (f"Slack did not send {file.name} within {settings.download_timeout:g} seconds, so I "
+            "stopped waiting. Nothing was applied; share the file again in a few minutes.")
+
+
 def download(file: SharedFile, token: str, settings: Settings) -> bytes:
     """Return the file's bytes or raise DownloadRefused with a reason for the user."""
     cap = settings.max_file_bytes
@@ -134,6 +140,8 @@ def download(file: SharedFile, token: str, settings: Settings) -> bytes:
         with _opener.open(request, timeout=settings.download_timeout) as response:
             data = response.read(cap + 1)
             content_type = response.headers.get("Content-Type", "")
+    except (TimeoutError, socket.timeout) as err:
+        raise DownloadRefused(_timed_out(file, settings), kind="timeout") from err
     except urllib.error.HTTPError as err:
         if 300 <= err.code < 400:
             raise DownloadRefused(
@@ -144,10 +152,17 @@ def download(file: SharedFile, token: str, settings: Settings) -> bytes:
         if err.code in (401, 403, 404):
             raise DownloadRefused(PERMISSIONS_HINT, kind="permissions") from None
         raise DownloadRefused(
-            f"Slack answered {err.code} when I downloaded {file.name}; try sharing it again.",
+            f"Slack answered {err.code} when I downloaded {file.name}, so I could not read it. "
+            "Nothing was applied; share the file again in a few minutes.",
             kind="http",
         ) from None
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, TimeoutError | socket.timeout):
+            raise DownloadRefused(_timed_out(file, settings), kind="timeout") from None
+        raise DownloadRefused(
+            f"I could not download {file.name} ({err.reason}); try sharing it again.",
+            kind="http") from None
+    except OSError as err:
         raise DownloadRefused(
             f"I could not download {file.name} ({err}); try sharing it again.", kind="http"
         ) from None

@@ -196,14 +196,118 @@ def _file_text(f: Mapping[str, Any], dry_run: bool) -> str:
 
 
 def download_problem(reason: str) -> Message:
-    return Message(f":x: {reason}", [_section(f":x: {escape(reason)}")])
+    text = reason if "nothing was applied" in reason.lower() else f"{reason} Nothing was applied."
+    return Message(f":x: {text}", [_section(f":x: {escape(text)}")])
 
 
-def internal_error() -> Message:
-    text = (":x: Something went wrong on my side while processing the file; nothing was "
-            "applied. Please share it again in a few minutes, and tell support if it keeps "
-            "failing.")
+def internal_error(applied: Sequence[str] = ()) -> Message:
+    """Processing broke on our side; `applied` names files whose changes were committed."""
+    if applied:
+        text = (f":warning: {', '.join(escape(n) for n in applied)} was applied, but something "
+                "went wrong on my side afterwards, so the rest was not processed. Reply "
+                "\"summary\" here or use `/rosterbot status` to see what was applied, and tell "
+                "support if it keeps happening.")
+    else:
+        text = (":x: Something went wrong on my side while processing the file; nothing was "
+                "applied. Please share it again in a few minutes, and tell support if it keeps "
+                "failing.")
     return Message(text)
+
+
+def summary_fallback(files: Sequence[Mapping[str, Any]], *, dry_run: bool) -> Message:
+    """A one-line-per-file reply for when Slack refused the full summary (blocks)."""
+    lines = [_file_text(f, dry_run) + (" — applied" if f.get("applied") else "") for f in files]
+    text = ("\n".join(lines) + "\nI could not post the full summary. Reply \"summary\" in this "
+            "thread, or use /rosterbot status, to see it.")
+    return Message(text)
+
+
+# -- start-up recovery -----------------------------------------------------------------------
+
+def recovered(item: Any) -> Message:
+    """What happened to an upload that a previous rosterbot process left unfinished."""
+    name = escape(item.file_name or "the file")
+    result = getattr(item, "result", None)
+    if item.action == "rechecked":
+        head = (f":arrows_counterclockwise: rosterbot restarted while checking *{name}*, so "
+                "it was checked again. Nothing was applied (it was a check).")
+    elif item.action == "already_finished":
+        head = (f":information_source: *{name}* was finished by another rosterbot process "
+                f"({escape(item.state)}).")
+    else:
+        head = (f":x: *{name} was NOT applied.* {escape(item.reason[:1].upper() + item.reason[1:])}"
+                ".")
+        if result is not None:
+            head += ("\nBelow is what the file would do now, as a check (nothing was applied). "
+                     "If it is still what you want, share it again.")
+    blocks = [_section(head)]
+    if result is not None and item.action != "already_finished":
+        blocks.extend(file_summary(result.to_json(), dry_run=True))
+    text = item.message
+    if result is not None and item.action != "already_finished":
+        text += " Check result now: " + _file_text(result.to_json(), True)
+    return Message(text, blocks)
+
+
+def recovered_reaction(item: Any) -> str | None:
+    if item.action == "already_finished":
+        return None
+    result = getattr(item, "result", None)
+    if item.action == "rechecked" and result is not None:
+        return {"completed": "white_check_mark",
+                "completed_with_errors": "warning"}.get(result.status, "x")
+    return "x"
+
+
+# -- audit trail (/rosterbot status) ---------------------------------------------------------
+
+def audit_line(upload: Any) -> str:
+    """who, when, file name, short hash, state/status, counts of one upload record."""
+    when = upload.created_at.strftime("%Y-%m-%d %H:%M UTC") if upload.created_at else "?"
+    name = escape(upload.file_name or "file")
+    sha = f" `{upload.file_sha256[:12]}`" if upload.file_sha256 else ""
+    mode = " (check)" if upload.dry_run else ""
+    who = f"<@{upload.actor}>" if upload.actor else "unknown"
+    state = upload.state or "?"
+    status = upload.status.replace("_", " ") if upload.status else ""
+    outcome = state + (f", {status}" if status and status != state else "")
+    return f"• {when} — *{name}*{sha}{mode} by {who}: {escape(outcome)}{_count_brief(upload)}"
+
+
+def _count_brief(upload: Any) -> str:
+    counts = upload.counts or {}
+    if not counts:
+        return ""
+    totals: Counter = Counter()
+    for row in counts.values():
+        if isinstance(row, Mapping):
+            for key, _ in COUNT_COLUMNS:
+                totals[key] += int(row.get(key, 0))
+    rows = upload.rows or {}
+    text = (f" — {totals['created']} created, {totals['updated']} updated, "
+            f"{totals['removed']} removed, {totals['no_change']} no change, "
+            f"{totals['errors']} errors")
+    if rows.get("total"):
+        text += f" ({rows['total']} rows)"
+    return text
+
+
+# -- the data dictionary ---------------------------------------------------------------------
+
+def preformatted(text: str, limit: int = 2900) -> Message:
+    """Plain text (the data dictionary) as code blocks, split at blank lines under the limit."""
+    chunks: list[str] = []
+    for part in text.split("\n\n"):
+        while len(part) > limit:  # one paragraph over the limit: cut at a line break
+            cut = part.rfind("\n", 0, limit)
+            cut = cut if cut > 0 else limit
+            chunks.append(part[:cut])
+            part = part[cut:].lstrip("\n")
+        if chunks and len(chunks[-1]) + len(part) + 2 <= limit:
+            chunks[-1] += "\n\n" + part
+        else:
+            chunks.append(part)
+    return Message(text, [_section(f"```{escape(c)}```") for c in chunks if c])
 
 
 def csv_only(names: Sequence[str]) -> Message:

@@ -60,6 +60,12 @@ class Settings:
     upload_workers: int = 4
     #: Seconds allowed for one file download.
     download_timeout: float = 60.0
+    #: Retries of one Web API call on 429 (Retry-After honoured), 500/503 and connection errors.
+    slack_retries: int = 2
+    #: Base of the exponential backoff between retries of 5xx / connection errors (seconds).
+    slack_retry_backoff: float = 0.5
+    #: A 429 asking to wait longer than this (seconds) is not retried; the call fails instead.
+    slack_max_retry_after: float = 30.0
     file_hosts: tuple[str, ...] = field(default=SLACK_FILE_HOSTS)
 
     @classmethod
@@ -81,6 +87,7 @@ class Settings:
             progress_interval=_float(env, "ROSTERBOT_PROGRESS_INTERVAL", cls.progress_interval),
             upload_workers=max(1, _int(env, "ROSTERBOT_UPLOAD_WORKERS", cls.upload_workers)),
             download_timeout=_float(env, "ROSTERBOT_DOWNLOAD_TIMEOUT", cls.download_timeout),
+            slack_retries=max(0, _int(env, "ROSTERBOT_SLACK_RETRIES", cls.slack_retries)),
         )
 
     def require_bot_token(self) -> str:

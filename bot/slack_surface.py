@@ -23,6 +23,7 @@ API_SCOPES: dict[str, str] = {
     "reactions:write": "reactions.add: seen / success / errors / failure",
     "files:read": "download url_private_download, files.info for Slack Connect shares",
     "files:write": "files_upload_v2: the error report (and templates) into the thread",
+    "im:write": "conversations.open: the DM a /rosterbot download is delivered in",
     "commands": f"the {SLASH_COMMAND} slash command",
 }
 

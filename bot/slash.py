@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +11,7 @@ from slack_sdk import WebClient
 
 from bot import access, formatting
 from bot.conversation import ask
+from bot.delivery import describe, open_dm, upload_file
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +32,10 @@ HELP = [
 @dataclass
 class Reply:
     message: formatting.Message
-    #: (filename, bytes) to upload into the channel, e.g. a template or a download
+    #: (filename, bytes) to upload into the channel, e.g. a template
     files: list[tuple[str, bytes]] = field(default_factory=list)
+    #: (filename, bytes) to upload to the requester only, in the bot's DM with them (roster data)
+    dm_files: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 def help_reply() -> Reply:
@@ -48,10 +49,7 @@ def help_reply() -> Reply:
                                     [formatting._section(text)]))
 
 
-def not_available(feature: str) -> Reply:
-    text = (f"`{COMMAND} {feature}` is not available yet in this version of rosterbot. "
-            "Ask support, or try again after the next update.")
-    return Reply(formatting.Message(text))
+STATUS_LIMIT = 10
 
 
 class SlashCommands:
@@ -92,72 +90,73 @@ class SlashCommands:
         return Reply(ask(question))
 
     def template(self, user: str, channel: str, arg: str) -> Reply:
+        from validation.templates import KINDS, template_csv
+
         kind = arg.lower() or "users"
-        if kind not in ("users", "demographics"):
+        if kind not in KINDS:
             return Reply(formatting.Message(f"Usage: `{COMMAND} template users|demographics`"))
-        data = _template_bytes(kind)
-        if data is None:
-            return not_available("template")
-        return Reply(formatting.Message(f"Here is the blank {kind}.csv template."),
-                     [(f"{kind}.csv", data)])
+        return Reply(formatting.Message(f"Here is the blank {kind}.csv template, with example "
+                                        "rows to replace."),
+                     [(f"{kind}.csv", template_csv(kind))])
 
     def dictionary(self, user: str, channel: str, arg: str) -> Reply:
+        from validation.templates import UnknownColumn, dictionary_text
+
         try:
-            from validation import dictionary as d
-        except ImportError:
-            return not_available("dictionary")
-        if not arg:
-            return Reply(_dictionary_overview(d))
-        found = d.column(arg) or d.column(arg, "demographics")
-        if found is None:
-            close = [c.name for c in (*d.USERS_COLUMNS, *d.DEMOGRAPHICS_COLUMNS)
-                     if c.name.lower() == arg.lower()]
-            hint = f" Did you mean `{close[0]}`? (headers are case-sensitive)" if close else ""
-            return Reply(formatting.Message(f"`{arg}` is not a users.csv or demographics.csv "
-                                            f"column.{hint} `{COMMAND} dictionary` lists them."))
-        return Reply(_column_message(found))
+            text = dictionary_text(arg or None)
+        except UnknownColumn as unknown:
+            return Reply(formatting.Message(str(unknown)))
+        return Reply(formatting.preformatted(text))
 
     def download(self, user: str, channel: str, arg: str) -> Reply:
-        exporter = _exporter()
-        if exporter is None:
-            return not_available("download")
-        decision = access.for_upload(self.store, self.settings, user, channel,
-                                     channel.startswith("D"))
+        from roster.export import download_csv
+        from roster.store import RosterError
+
+        decision = access.for_download(self.store, self.settings, user, channel,
+                                       channel.startswith("D"))
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         parts = arg.split()
         what = parts[0].lower() if parts else ""
-        if what not in ("all", "students", "staff", "admins"):
+        if what not in ("all", "students", "staff", "admins") or len(parts) > 2:
             return Reply(formatting.Message(
                 f"Usage: `{COMMAND} download all|students|staff|admins [org_sis_id]`"))
         school = parts[1] if len(parts) > 1 else None
+        key = decision.district.key
         try:
-            data = exporter(self.store, decision.district.key, what, school)
-        except Exception as err:  # a refusal from the exporter (third party, unknown school)
-            return Reply(formatting.refusal(str(err)))
-        name = f"{decision.district.key}-{what}{'-' + school if school else ''}-users.csv"
-        return Reply(formatting.Message(f"Here is {what} of {decision.district.key} as {name}."),
-                     [(name, data)])
+            data = download_csv(self.store, key, what, school)
+        except RosterError as refused:  # third party asking for students, unknown school
+            return Reply(formatting.refusal(str(refused).rstrip(".") + "."))
+        name = f"{key}-{what}{'-' + school if school else ''}-users.csv"
+        log.info("download %s of %s by %s", what + (f" {school}" if school else ""), key, user)
+        return Reply(formatting.Message(
+            f":lock: Roster data is personal data, so I sent {name} ({what} of {key}) to you "
+            "in a direct message."), dm_files=[(name, data)])
 
     def status(self, user: str, channel: str, arg: str) -> Reply:
+        """The audit trail of the district's recent uploads (any grant of that district)."""
         decision = access.for_status(self.store, self.settings, user, channel,
                                      channel.startswith("D"))
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         district = decision.district
-        uploads = self.store.recent_uploads(district.key, 10)
+        uploads = self.store.recent_uploads(district.key, STATUS_LIMIT)
         if not uploads:
             return Reply(formatting.Message(f"No uploads yet for {district.name} "
                                             f"({district.key})."))
-        lines = [f"*Recent uploads of {formatting.escape(district.name)} ({district.key})*"]
-        for u in uploads:
-            when = u.created_at.strftime("%Y-%m-%d %H:%M UTC") if u.created_at else ""
-            mode = " (check only)" if u.dry_run else ""
-            status = u.status or u.state
-            lines.append(f"• {when} — {formatting.escape(u.file_name or 'file')}{mode} by "
-                         f"<@{u.actor}>: {status}" + _count_brief(u.counts or {}))
-        text = "\n".join(lines)
-        return Reply(formatting.Message(text, [formatting._section(text)]))
+        head = (f"*Recent uploads of {formatting.escape(district.name)} ({district.key})* — "
+                "when, file, SHA-256, who, state, counts")
+        lines = [formatting.audit_line(u) for u in uploads]
+        text = "\n".join([head, *lines])
+        blocks = [formatting._section(head)]
+        chunk: list[str] = []
+        for line in lines:  # a section holds at most 3000 characters
+            if chunk and sum(len(c) + 1 for c in chunk) + len(line) > 2900:
+                blocks.append(formatting._section("\n".join(chunk)))
+                chunk = []
+            chunk.append(line)
+        blocks.append(formatting._section("\n".join(chunk)))
+        return Reply(formatting.Message(text, blocks))
 
     def link(self, user: str, channel: str, arg: str) -> Reply:
         key = arg.split()[0] if arg.split() else ""
@@ -166,7 +165,7 @@ class SlashCommands:
         if channel.startswith("D"):
             return Reply(formatting.refusal("A direct message cannot be linked to a district.",
                                             "Run the command in the district's channel."))
-        decision = access.for_link(self.store, user, key)
+        decision = access.for_link(self.store, user, key, channel)
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         self.store.link_channel(decision.district.key, channel)
@@ -175,53 +174,23 @@ class SlashCommands:
             f"({decision.district.key}). Administrators can share users.csv files here."))
 
 
-def _count_brief(counts: dict) -> str:
-    errors = sum(int(v.get("errors", 0)) for v in counts.values() if isinstance(v, dict))
-    changed = sum(int(v.get("created", 0)) + int(v.get("updated", 0)) + int(v.get("removed", 0))
-                  for v in counts.values() if isinstance(v, dict))
-    return f" — {changed} changes, {errors} errors" if counts else ""
-
-
-def _dictionary_overview(d: Any) -> formatting.Message:
-    def names(columns: Any, kind: str) -> str:
-        return ", ".join(f"`{c.name}`" for c in columns if c.kind == kind) or "—"
-
-    text = (f"*users.csv columns*\nRequired: {names(d.USERS_COLUMNS, d.Kind.REQUIRED)}\n"
-            f"Conditional: {names(d.USERS_COLUMNS, d.Kind.CONDITIONAL)}\n"
-            f"Optional: {names(d.USERS_COLUMNS, d.Kind.OPTIONAL)}\n"
-            f"*demographics.csv columns*\n"
-            + ", ".join(f"`{c.name}`" for c in d.DEMOGRAPHICS_COLUMNS)
-            + f"\n`{COMMAND} dictionary COLUMN` explains one column.")
-    return formatting.Message(text.replace("*", "").replace("`", ""), [formatting._section(text)])
-
-
-def _column_message(c: Any) -> formatting.Message:
-    lines = [f"*`{c.name}`* — {c.kind}" + (f" ({c.condition})" if c.condition else ""),
-             formatting.escape(c.meaning)]
-    if c.accepted:
-        lines.append(f"Accepted: {formatting.escape(c.accepted)}")
-    if c.example:
-        lines.append(f"Example: `{formatting.escape(c.example)}`")
-    if c.codes:
-        lines.append("Issue codes: " + ", ".join(f"`{code}`" for code in c.codes))
-    text = "\n".join(lines)
-    return formatting.Message(text.replace("*", "").replace("`", ""), [formatting._section(text)])
-
-
-def _template_bytes(kind: str) -> bytes | None:
-    """validation.templates.template_csv(kind), once validation/ ships it."""
-    if importlib.util.find_spec("validation.templates") is None:
-        return None
-    return importlib.import_module("validation.templates").template_csv(kind)
-
-
-def _exporter() -> Callable[..., bytes] | None:
-    """roster.export.download_csv(store, district_key, kind, school) -> bytes, once it exists."""
-    if importlib.util.find_spec("roster.export") is None:
-        return None
-    return getattr(importlib.import_module("roster.export"), "download_csv", None)
-
-
-def upload_files(client: WebClient, channel: str, files: list[tuple[str, bytes]]) -> None:
-    for name, data in files:
-        client.files_upload_v2(channel=channel, file=data, filename=name, title=name)
+def deliver(client: WebClient, user: str, channel: str, reply: Reply,
+            retry_backoff: float = 0.5) -> formatting.Message:
+    """Upload the reply's files (channel files into the channel, roster data into the
+    requester's DM); the message to answer with, or why the files could not be delivered."""
+    try:
+        for name, data in reply.files:
+            upload_file(client, channel=channel, data=data, filename=name,
+                        backoff=retry_backoff)
+        if reply.dm_files:
+            dm = open_dm(client, user)
+            for name, data in reply.dm_files:
+                upload_file(client, channel=dm, data=data, filename=name, backoff=retry_backoff)
+    except Exception as err:
+        log.error("delivering %s to %s failed: %s",
+                  [n for n, _ in reply.files + reply.dm_files], user, describe(err))
+        return formatting.Message(
+            f":x: I could not send the file ({describe(err)}). Try again in a few minutes; if "
+            "it keeps failing, ask your Slack admin to reinstall rosterbot so it has the "
+            "`files:write` and `im:write` permissions.")
+    return reply.message

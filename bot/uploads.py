@@ -22,6 +22,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot import access, formatting
+from bot.delivery import describe, upload_file
 from bot.files import DownloadRefused, SharedFile, download
 from bot.settings import Settings
 
@@ -147,13 +148,26 @@ class UploadService:
 
         self._react(client, channel, ts, REACTION_SEEN)
         names = [f.name for f, _ in claimed]
-        posted = client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts,
-            **formatting.processing(names, dry_run, others if dm else ()).kwargs())
+        # The files are claimed: from here on they are processed even when Slack refuses the
+        # "processing" message (the summary says the rest).
+        processing_ts = self._post(client, channel, thread_ts,
+                                   formatting.processing(names, dry_run, others if dm else ()))
         job = UploadJob(channel=channel, message_ts=ts, thread_ts=thread_ts, user=user,
                         district=decision.district, dry_run=dry_run, files=claimed,
-                        processing_ts=posted.get("ts"), skipped=others)
+                        processing_ts=processing_ts, skipped=others)
         return self.executor.submit(self._process, client, job)
+
+    @staticmethod
+    def _post(client: WebClient, channel: str, thread_ts: str,
+              message: formatting.Message) -> str | None:
+        """chat.postMessage that logs instead of raising (Slack already retried); its ts."""
+        try:
+            return client.chat_postMessage(channel=channel, thread_ts=thread_ts,
+                                           **message.kwargs()).get("ts")
+        except Exception as err:
+            log.error("posting to %s/%s failed (%s): %s", channel, thread_ts, describe(err),
+                      message.text[:200])
+            return None
 
     def _full_file(self, client: WebClient, f: dict) -> dict:
         """Slack Connect shares carry only the id (mode file_access): ask files.info."""
@@ -193,7 +207,8 @@ class UploadService:
             respond(response_type="ephemeral", replace_original=False,
                     text="This upload was already confirmed or is no longer held.")
             return
-        district = self.store.get_district(self.store.district_key_of(held[0]) or "")
+        keys = {self.store.district_key_of(u) for u in held}
+        district = self.store.get_district(keys.pop() or "") if len(keys) == 1 else None
         grant = self.store.grant(district.key, user) if district else None
         if grant is None or not grant.can_upload:
             for u in held:  # let someone with access press it
@@ -209,13 +224,12 @@ class UploadService:
         first = held[0]
         channel, thread_ts = first.slack_channel, first.slack_thread_ts
         names = [f.name for f, _ in files]
-        posted = client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts,
-            text=f":hourglass_flowing_sand: <@{user}> confirmed the removals; processing "
-                 f"{', '.join(names)} again…")
+        processing_ts = self._post(client, channel, thread_ts, formatting.Message(
+            f":hourglass_flowing_sand: <@{user}> confirmed the removals; processing "
+            f"{', '.join(names)} again…"))
         job = UploadJob(channel=channel, message_ts=thread_ts, thread_ts=thread_ts, user=user,
                         district=district, dry_run=False, files=files,
-                        processing_ts=posted.get("ts"), confirm_removals=True)
+                        processing_ts=processing_ts, confirm_removals=True)
         self.executor.submit(self._process, client, job)
 
     # -- on the executor ----------------------------------------------------------------------
@@ -225,9 +239,18 @@ class UploadService:
         except Exception:
             log.exception("processing %s failed", [f.name for f, _ in job.files])
             self._finish_claims(job, state="abandoned")
-            client.chat_postMessage(channel=job.channel, thread_ts=job.thread_ts,
-                                    **formatting.internal_error().kwargs())
-            self._react(client, job.channel, job.message_ts, REACTION_FAILURE)
+            applied = [u.file_name for u in (self._record(i) for _, i in job.files)
+                       if u is not None and u.state == "applied"]
+            self._post(client, job.channel, job.thread_ts, formatting.internal_error(applied))
+            self._react(client, job.channel, job.message_ts,
+                        REACTION_ERRORS if applied else REACTION_FAILURE)
+
+    def _record(self, upload_id: int) -> Any:
+        try:
+            return self.store.upload(upload_id)
+        except Exception:
+            log.warning("could not read upload %s", upload_id, exc_info=True)
+            return None
 
     def _run(self, client: WebClient, job: UploadJob) -> None:
         from roster.pipeline import InputFile, run
@@ -238,10 +261,11 @@ class UploadService:
             try:
                 data = download(f, token, self.settings)
             except DownloadRefused as refused:
-                self._finish_claims(job, state="abandoned")
-                self._update(client, job, formatting.download_problem(refused.reason))
-                client.chat_postMessage(channel=job.channel, thread_ts=job.thread_ts,
-                                        **formatting.download_problem(refused.reason).kwargs())
+                log.warning("download of %s (%s) refused: %s", f.name, f.id, refused.reason)
+                self._finish_claims(job, state="failed", reason=refused.reason)
+                message = formatting.download_problem(refused.reason)
+                self._update(client, job, message)
+                self._post(client, job.channel, job.thread_ts, message)
                 self._react(client, job.channel, job.message_ts, REACTION_FAILURE)
                 return
             inputs.append(InputFile(f.name, data, slack_file_id=f.id, upload_id=upload_id))
@@ -251,20 +275,35 @@ class UploadService:
                                    self.settings.progress_interval)
         result = run(self.store, job.district.key, inputs, apply=not job.dry_run, actor=job.user,
                      confirm_removals=job.confirm_removals, progress=progress)
+        # From here on the roster is what it will be (one committed transaction per file) and
+        # each upload record holds its result; a Slack failure below loses no data, so every
+        # reply is attempted on its own and a refused summary gets a short fallback.
+        self._report(client, job, result)
+
+    def _report(self, client: WebClient, job: UploadJob, result: Any) -> None:
         summary = result.to_json()["files"]
         reports = [(f.report_name, f.report_bytes) for f in result.files if f.report_bytes]
         held = [f.upload_id for f in result.files if getattr(f, "held", False)]
+        names = [f.name for f, _ in job.files]
 
         self._update(client, job, formatting.processed(names, job.dry_run))
-        client.chat_postMessage(
-            channel=job.channel, thread_ts=job.thread_ts,
-            **formatting.upload_summary(summary, dry_run=job.dry_run,
-                                        enrollment_source=job.district.enrollment_source,
-                                        reports=[name for name, _ in reports],
-                                        held_uploads=held).kwargs())
+        full = formatting.upload_summary(summary, dry_run=job.dry_run,
+                                         enrollment_source=job.district.enrollment_source,
+                                         reports=[name for name, _ in reports],
+                                         held_uploads=held)
+        if self._post(client, job.channel, job.thread_ts, full) is None:
+            self._post(client, job.channel, job.thread_ts,
+                       formatting.summary_fallback(summary, dry_run=job.dry_run))
         for name, data in reports:
-            client.files_upload_v2(channel=job.channel, thread_ts=job.thread_ts, file=data,
-                                   filename=name, title=name)
+            try:
+                upload_file(client, channel=job.channel, thread_ts=job.thread_ts, data=data,
+                            filename=name, backoff=self.settings.slack_retry_backoff)
+            except Exception as err:
+                log.error("uploading %s into %s/%s failed: %s", name, job.channel,
+                          job.thread_ts, describe(err))
+                self._post(client, job.channel, job.thread_ts, formatting.Message(
+                    f"I could not attach {name} here ({describe(err)}). Reply \"summary\" or "
+                    "\"row N\" in this thread to see the issues."))
         statuses = {f["status"] for f in summary}
         final = (REACTION_FAILURE if "failed" in statuses or not statuses else
                  REACTION_ERRORS if "completed_with_errors" in statuses else REACTION_SUCCESS)
@@ -278,11 +317,19 @@ class UploadService:
         except Exception:
             log.warning("chat.update failed", exc_info=True)
 
-    def _finish_claims(self, job: UploadJob, state: str) -> None:
+    def _finish_claims(self, job: UploadJob, state: str, reason: str = "") -> None:
+        """Finish the job's records still unfinished as `state` (status failed), so a stopped
+        upload is never left "received" (start-up recovery would otherwise pick it up)."""
+        from roster.models import utcnow
+        from validation.issues import file_issue
+
         for _, upload_id in job.files:
             try:
                 upload = self.store.upload(upload_id)
                 if upload is not None and upload.state in ("received", "processing"):
-                    self.store.update_upload(upload_id, state=state, status="failed")
+                    issues = [file_issue("FAILED", detail=reason).to_json()] if reason else []
+                    self.store.update_upload(upload_id, state=state, status="failed",
+                                             finished_at=utcnow(), payload=None,
+                                             file_issues=issues)
             except Exception:
                 log.warning("could not mark upload %s %s", upload_id, state, exc_info=True)

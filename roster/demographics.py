@@ -118,7 +118,7 @@ def apply_demographics(conn: Connection, district_id: int, plan: DemographicsPla
 
 def process(store: Store, district: DistrictInfo, raw: RawTable, header: HeaderResult,
             result: FileResult, apply: bool, progress: Progress, record: dict,
-            pending_students: Iterable[str] = ()) -> None:
+            pending_people: dict[str, str] | None = None) -> None:
     """The pipeline hook for kind "demographics" (called by roster.pipeline._process_one)."""
     table = table_from(raw, header, d.DEMOGRAPHICS_HEADERS)
     width = len(raw.headers)
@@ -131,9 +131,12 @@ def process(store: Store, district: DistrictInfo, raw: RawTable, header: HeaderR
             people, stored = load_people(conn, district)
             # When applying, a users.csv of the same upload was committed before this file, so
             # its students are stored; one that was not applied (held, failed) gives no student.
-            pending = frozenset() if apply else frozenset(pending_students)
+            pending = {} if apply else (pending_people or {})
             snap = replace(RosterSnapshot(enrollment_source=district.enrollment_source),
-                           people=people, pending_students=pending)
+                           people=people,
+                           pending_students=frozenset(u for u, k in pending.items()
+                                                      if k == "student"),
+                           pending_staff=frozenset(u for u, k in pending.items() if k != "student"))
             progress("checking rows", 0.35)
             chk = check_demographics(table, snap, skip=ragged)
             progress("planning changes", 0.6)

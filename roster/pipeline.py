@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,8 +84,9 @@ class FileResult:
     dropped_report_columns: list[str] = field(default_factory=list)
     encoding: str = ""
     held: bool = False
-    #: students this users.csv accepted (demographics.csv of the same upload may name them)
-    accepted_students: Iterable[str] = ()
+    #: people this users.csv accepted, userId -> "student" / "staff" (for a demographics.csv
+    #: of the same upload)
+    accepted_people: pd.DataFrame | None = None
 
     @property
     def report_name(self) -> str:
@@ -196,8 +197,7 @@ def process_users(store: Store, district: DistrictInfo, raw: RawTable, header: H
             progress("planning changes", 0.6)
             plan = plan_users(chk, snap)
             result.counts = plan.counts
-            students = chk.person_ok & (chk.table["role_l"] == "student").to_numpy()
-            result.accepted_students = chk.table["userId"][students]
+            result.accepted_people = chk.table.loc[chk.person_ok, ["userId", "role_l"]]
             parts = [chk.issues, plan.class_issues]
             if ragged.any():
                 idx = np.flatnonzero(ragged)
@@ -283,7 +283,7 @@ def run(store: Store, district_key: str, files: list[InputFile], *, apply: bool,
         prepared.append((0 if kind == "users" else 1, len(prepared), inp, raw, kind))
     prepared.sort(key=lambda p: (p[0], p[1]))
     results: list[FileResult] = []
-    pending_students: set[str] = set()
+    pending_people: dict[str, str] = {}
     for _, _, inp, raw, kind in prepared:
         result = FileResult(file=inp.name, kind=kind, counts=empty_counts(kind),
                             encoding=raw.encoding)
@@ -296,8 +296,9 @@ def run(store: Store, district_key: str, files: list[InputFile], *, apply: bool,
                             district_id=district.id, payload=inp.data)
         try:
             _process_one(store, district, raw, kind, result, apply, confirm_removals, settings,
-                         progress, record, pending_students)
-        except SQLAlchemyError as exc:
+                         progress, record, pending_people)
+        except (SQLAlchemyError, store.engine.dialect.loaded_dbapi.Error) as exc:
+            # roster.apply writes through the raw driver: its errors are the DBAPI's own
             log.exception("upload %s could not be saved", upload_id)
             result.status, result.applied = "failed", False
             result.file_issues.append(file_issue(
@@ -310,8 +311,11 @@ def run(store: Store, district_key: str, files: list[InputFile], *, apply: bool,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(result.report_bytes)
             result.error_report = str(path)
-        if kind == "users" and any(p[4] == "demographics" for p in prepared):
-            pending_students.update(result.accepted_students)
+        if (kind == "users" and result.accepted_people is not None
+                and any(p[4] == "demographics" for p in prepared)):
+            people = result.accepted_people
+            pending_people.update(zip(people["userId"], np.where(
+                people["role_l"] == "student", "student", "staff")))
         results.append(result)
         progress("done", 1.0)
     return RunResult(results)
@@ -319,7 +323,7 @@ def run(store: Store, district_key: str, files: list[InputFile], *, apply: bool,
 
 def _process_one(store: Store, district: DistrictInfo, raw: RawTable, kind: str,
                  result: FileResult, apply: bool, confirm_removals: bool, settings: Settings,
-                 progress: Progress, record: dict, pending_students: set[str]) -> None:
+                 progress: Progress, record: dict, pending_people: dict[str, str]) -> None:
     result.file_issues.extend(raw.file_issues)
     if raw.failed:
         result.status = "failed"
@@ -341,7 +345,7 @@ def _process_one(store: Store, district: DistrictInfo, raw: RawTable, kind: str,
         from roster import demographics  # built on the same pipeline pieces
 
         demographics.process(store, district, raw, header, result, apply, progress, record,
-                             pending_students)
+                             pending_people)
 
 
 def fix_for(code: str) -> str:

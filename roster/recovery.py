@@ -27,6 +27,8 @@ The decision, and why
   the file is still what they want, so they decide, with the dry-run result in hand.
 * A record without payload (the bot stopped before the file was downloaded) or without a
   district cannot be re-run: it is finished as ``abandoned`` with the reason.
+* A demographics.csv is re-checked on its own: students that a users.csv of the same message
+  would have added are unknown to it (its preview may show DEMO_USER_NOT_FOUND for them).
 
 Re-running `recover_unfinished()` (e.g. the bot crashed during recovery) is safe: a record is
 finished in one conditional update, only while it is still unfinished, under the district's
@@ -135,7 +137,7 @@ def _dry_run(store: Store, district: DistrictInfo, record: Upload, settings):
     result = FileResult(file=record.file_name, kind=kind, counts=empty_counts(kind),
                         encoding=raw.encoding, upload_id=record.id)
     _process_one(store, district, raw, kind, result, False, False, settings,
-                 lambda stage, fraction: None, {"id": record.id}, set())
+                 lambda stage, fraction: None, {"id": record.id}, {})
     return result
 
 
@@ -185,9 +187,9 @@ def _recover_one(store: Store, record: Upload, settings) -> Recovered:
         reason = ("rosterbot stopped before this file was processed and it is not linked to a "
                   "district, so nothing was applied; share the file again in a linked channel")
     elif record.payload is None:
-        reason = ("rosterbot stopped before this file was downloaded and processed, so nothing "
-                  "was applied; " + ("check" if record.dry_run else "upload")
-                  + " the file again")
+        reason = ("rosterbot stopped before this file was stored and processed (its content "
+                  "was not kept), so nothing was applied; "
+                  + ("check" if record.dry_run else "upload") + " the file again")
     else:
         try:
             result = _dry_run(store, district, record, settings)

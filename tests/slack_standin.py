@@ -7,6 +7,11 @@ received (thread_ts, channel, the uploaded file's bytes, which host saw the toke
 The file host behaves like files.slack.com: with `Authorization: Bearer <bot token>` it
 returns the file; without it (or when `files_read_granted` is False) it answers 200 with an
 HTML sign-in page.
+
+Failures are programmable per target with `fail()`: a Web API method name
+("chat.postMessage"), "upload" (the files_upload_v2 upload URL) or "file_host" (file
+downloads) answers e.g. 429 with Retry-After, or 500, or sleeps first (timeouts), for the
+next N matching requests or for good.
 """
 
 from __future__ import annotations
@@ -32,6 +37,29 @@ SIGN_IN_PAGE = (
 )
 
 
+def dm_channel(user: str) -> str:
+    """The DM channel id conversations.open returns for a user (U0ADMIN -> D0ADMIN)."""
+    return "D" + user[1:]
+
+
+@dataclass
+class Fault:
+    """An injected failure: answer `status` (after `delay` seconds) to matching requests."""
+
+    target: str  # API method, "upload" or "file_host"
+    status: int | None = 500  # None: only delay, then answer normally
+    times: int | None = 1  # None: every matching request
+    retry_after: int | None = None
+    delay: float = 0.0
+    match: Any = None  # callable(Recorded) -> bool, or None for all
+    hits: int = 0
+
+    def takes(self, target: str, rec: Recorded) -> bool:
+        if target != self.target or (self.times is not None and self.hits >= self.times):
+            return False
+        return self.match is None or bool(self.match(rec))
+
+
 @dataclass
 class Recorded:
     method: str  # HTTP method
@@ -41,6 +69,8 @@ class Recorded:
     raw: bytes
     body: dict[str, Any]  # parsed JSON or form fields ({} for raw uploads)
     response: dict[str, Any] = field(default_factory=dict)  # what the stand-in answered (API)
+    status: int = 200  # the HTTP status the stand-in answered
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     @property
     def api_method(self) -> str | None:
@@ -82,6 +112,7 @@ class _State:
     pending_uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     uploads: list[UploadedFile] = field(default_factory=list)
     file_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
 
 
 class SlackStandIn:
@@ -186,6 +217,14 @@ class SlackStandIn:
             self._state.file_objects[file_id] = obj
         return obj
 
+    def fail(self, target: str, status: int | None = 500, *, times: int | None = 1,
+             retry_after: int | None = None, delay: float = 0.0, match: Any = None) -> Fault:
+        """Make the next `times` requests to `target` (None: all of them) fail with `status`."""
+        fault = Fault(target, status, times, retry_after, delay, match)
+        with self._lock:
+            self._state.faults.append(fault)
+        return fault
+
     @property
     def requests(self) -> list[Recorded]:
         with self._lock:
@@ -262,8 +301,25 @@ class SlackStandIn:
         if h.command == "GET" and split.path.startswith("/api/"):
             body = dict(query)
         rec = Recorded(h.command, split.path, query, headers, raw, body)
+        target = (rec.api_method or ("upload" if split.path.startswith("/upload/v1/") else
+                                     "file_host" if split.path.startswith("/files-pri/") else ""))
         with self._lock:
             self._state.requests.append(rec)
+            fault = next((f for f in self._state.faults if f.takes(target, rec)), None)
+            if fault is not None:
+                fault.hits += 1
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.status is not None:
+                rec.status = fault.status
+                extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None \
+                    else {}
+                payload = {"ok": False, "error": "ratelimited" if fault.status == 429
+                           else "fatal_error"}
+                self._send(h, fault.status, json.dumps(payload).encode(),
+                           "application/json; charset=utf-8", extra)
+                return
 
         if split.path.startswith("/api/"):
             status, payload = self._api(rec)
@@ -279,12 +335,18 @@ class SlackStandIn:
             self._send(h, 404, b"not found", "text/plain")
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, data: bytes, ctype: str) -> None:
-        h.send_response(status)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+    def _send(h: BaseHTTPRequestHandler, status: int, data: bytes, ctype: str,
+              extra: dict[str, str] | None = None) -> None:
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", ctype)
+            h.send_header("Content-Length", str(len(data)))
+            for name, value in (extra or {}).items():
+                h.send_header(name, value)
+            h.end_headers()
+            h.wfile.write(data)
+        except OSError:  # the client gave up (a timeout test)
+            h.close_connection = True
 
     def _token(self, rec: Recorded) -> str | None:
         auth = rec.headers.get("authorization", "")
@@ -354,6 +416,11 @@ class SlackStandIn:
         if method == "users.info":
             return 200, {"ok": True, "user": {"id": b.get("user"), "name": "someone",
                                               "tz": "America/Chicago"}}
+        if method == "conversations.open":
+            user = (b.get("users") or "").split(",")[0]
+            if not user:
+                return 200, {"ok": False, "error": "users_list_not_supplied"}
+            return 200, {"ok": True, "channel": {"id": dm_channel(user)}}
         if method == "conversations.info":
             cid = b.get("channel", "")
             return 200, {"ok": True, "channel": {"id": cid, "is_im": cid.startswith("D"),

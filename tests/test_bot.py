@@ -34,7 +34,7 @@ from tests.conftest_slack import (  # noqa: F401 - fixtures
     store,
     users_csv,
 )
-from tests.slack_standin import BOT_ID, BOT_TOKEN, BOT_USER_ID, SlackStandIn
+from tests.slack_standin import BOT_ID, BOT_TOKEN, BOT_USER_ID, SlackStandIn, dm_channel
 
 TS = "1712000000.000100"
 
@@ -407,18 +407,28 @@ def test_slash_dictionary(bot, slack, store):
     assert "userEmail" in overview and "birthDate" in overview
     column = blocks_text(command(bot, slack, "dictionary userEmail"))
     assert "EMAIL_TAKEN" in column
-    assert "Did you mean `userEmail`" in command(bot, slack, "dictionary useremail")["text"]
+    unknown = command(bot, slack, "dictionary useremail")["text"]
+    assert "Did you mean userEmail?" in unknown and "case-sensitive" in unknown
+    assert "userId (demographics.csv)" in blocks_text(command(bot, slack, "dictionary userId"))
 
 
 def test_slash_download(bot, slack, store):
     share(bot, slack, "users.csv", GOOD_AND_BAD)
     wait_final_reaction(slack)
+    report = slack.wait_for(lambda: slack.uploads, what="the error report")[0]
     body = command(bot, slack, "download staff")
-    assert "staff" in body["text"]
-    upload = slack.wait_for(lambda: slack.uploads[1:], what="the download upload")
-    content = upload[0].content.decode("utf-8-sig")
+    assert "staff" in body["text"] and "direct message" in body["text"]
+    assert body["response_type"] == "ephemeral"
+    # the roster goes to the requester's DM (conversations.open), never into the channel
+    assert [c.get("users") for c in slack.calls("conversations.open")] == [ADMIN]
+    downloads = [u for u in slack.uploads if u.file_id != report.file_id]
+    assert len(downloads) == 1
+    assert downloads[0].channel_id == dm_channel(ADMIN) and downloads[0].thread_ts is None
+    assert downloads[0].filename == f"{DISTRICT}-staff-users.csv"
+    content = downloads[0].content.decode("utf-8-sig")
     assert content.startswith("action,org_sis_id")
     assert "t-100" in content and "s-200" not in content  # staff only
+    assert [u for u in slack.uploads if u.channel_id == CHANNEL] == [report]
     assert "Usage" in command(bot, slack, "download everything")["text"]
 
 
@@ -435,7 +445,12 @@ def test_slash_status_lists_recent_uploads(bot, slack, store):
     share(bot, slack, "users.csv", GOOD_AND_BAD)
     wait_final_reaction(slack)
     body = command(bot, slack, "status")
-    assert "users.csv" in body["text"] and "completed_with_errors" in body["text"]
+    record = store.recent_uploads(DISTRICT, 1)[0]
+    line = body["text"].splitlines()[1]  # the audit trail: who, when, file, hash, state, counts
+    assert "users.csv" in line and f"<@{ADMIN}>" in line
+    assert record.file_sha256[:12] in line and record.created_at.strftime("%Y-%m-%d") in line
+    assert "applied, completed with errors" in line
+    assert "2 created" in line and "2 errors" in line
     assert "support access" in command(bot, slack, "status", user=STRANGER)["text"]
 
 
@@ -536,6 +551,15 @@ def test_rosterbot_serve_http_verifies_and_processes(slack, store, tmp_path):
 
     from tests.conftest_slack import SIGNING_SECRET, BotUnderTest
 
+    from datetime import timedelta
+
+    from roster.models import utcnow
+
+    # an upload a killed predecessor left half-done: serve() settles it before listening
+    stranded = store.claim_slack_file("F0STRANDED", DISTRICT, CHANNEL, "1711000000.000001",
+                                      ADMIN, "users.csv")
+    store.update_upload(stranded, state="processing", payload=GOOD_AND_BAD,
+                        created_at=utcnow() - timedelta(hours=1))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -558,12 +582,16 @@ def test_rosterbot_serve_http_verifies_and_processes(slack, store, tmp_path):
         class Server:  # what BotUnderTest needs from a running server
             url = f"http://127.0.0.1:{port}/slack/events"
 
+        told = slack.posts(CHANNEL, "1711000000.000001")
+        assert told and "NOT applied" in told[0]["text"]  # before the server listened
+        assert store.upload(stranded).state == "abandoned"
+
         remote = BotUnderTest(slack=slack, server=Server(), app=None)
         status, _ = remote.post(b"{}", {"Content-Type": "application/json"})
         assert status == 401  # unsigned
         share(remote, slack, "users.csv", GOOD_AND_BAD)
         assert wait_final_reaction(slack) == "warning"
-        assert slack.wait_for(lambda: slack.uploads)[0].thread_ts == TS
+        assert slack.wait_for(lambda: [u for u in slack.uploads if u.thread_ts == TS])
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -19,7 +19,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from roster.models import utcnow
@@ -35,8 +34,9 @@ MARKER = re.compile(r"rosterbot-test-hook: upload (\d+) paused before commit")
 class CliUpload:
     """A `rosterbot upload` subprocess whose stderr is read on a thread."""
 
-    def __init__(self, db_url: str, district: str, path: Path, cwd: Path, pause: float | None = None,
-                 release: Path | None = None, verb: str = "upload") -> None:
+    def __init__(self, db_url: str, district: str, path: Path, cwd: Path,
+                 pause: float | None = None, release: Path | None = None,
+                 verb: str = "upload") -> None:
         env = {k: v for k, v in os.environ.items()
                if k not in ("ROSTERBOT_DATABASE_URL", "ROSTERBOT_TEST_PAUSE_BEFORE_COMMIT",
                             "ROSTERBOT_TEST_PAUSE_RELEASE")}
@@ -257,7 +257,7 @@ def test_recovery_reports_files_that_were_never_read(store, district):
     done = {r.upload_id: r for r in recover_unfinished(store, started_before=later())}
     assert set(done) == {slack_id, orphan_id}
     assert (done[slack_id].slack_channel, done[slack_id].slack_thread_ts) == ("C1", "111.222")
-    assert done[slack_id].action == "abandoned" and "before this file was downloaded" in \
+    assert done[slack_id].action == "abandoned" and "before this file was stored" in \
         done[slack_id].reason
     assert done[orphan_id].district_key is None and "not linked to a district" in \
         done[orphan_id].reason

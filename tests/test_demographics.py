@@ -270,9 +270,8 @@ def test_student_created_in_users_gets_demographics_in_the_same_upload(store, di
     assert users_result.counts["student"]["created"] == 2
     assert demo_result.counts["demographics"] == dict(created=2, updated=0, no_change=0,
                                                       removed=0, errors=2)
-    # a check knows the students the users.csv would create (pending_students), not its staff:
-    # a teacher new in the same check is not found yet; once applied, it is staff
-    staff_code = "DEMO_NOT_STUDENT" if apply else "DEMO_USER_NOT_FOUND"
+    # a teacher accepted from the same upload's users.csv is staff, in a check too
+    staff_code = "DEMO_NOT_STUDENT"
     assert [(i["row"], i["code"]) for i in demo_result.issues] == [
         (3, "DEMO_VALUE_NORMALIZED"), (4, staff_code), (5, "DEMO_USER_NOT_FOUND")]
     assert demo_result.applied is apply

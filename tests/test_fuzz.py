@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from roster.pipeline import InputFile, Settings, run
 from roster.store import Store
 from tests.builders import SCHOOLS, class_of, row, users_csv
-from validation.dictionary import ACTIONS, REPORT_COLUMNS, ROLES, USERS_HEADERS
+from validation.dictionary import (
+    ACTIONS, DEMOGRAPHICS_HEADERS, REPORT_COLUMNS, ROLES, USERS_HEADERS,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CAP = 64 * 1024  # a small size cap, so "near the cap" inputs stay cheap
@@ -126,6 +128,31 @@ def users_files(draw) -> bytes:
     return encode(out.getvalue(), draw(ENCODINGS))
 
 
+@st.composite
+def demographics_files(draw) -> bytes:
+    """demographics.csv rows for known and unknown students, junk in random cells."""
+    headers = list(DEMOGRAPHICS_HEADERS)
+    if draw(st.booleans()):
+        headers = draw(st.permutations(headers))[:draw(st.integers(1, len(headers)))]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(headers)
+    for _ in range(draw(st.integers(1, 6))):
+        cells = {h: draw(st.sampled_from(["", "Y", "N", "F", "M", "X", "2014-02-30", "2015-06-01",
+                                          "spa", "unknown"])) for h in headers}
+        cells["userId"] = f"S{draw(st.integers(1, 9))}"
+        for column in draw(st.lists(st.sampled_from(headers), max_size=3)):
+            cells[column] = draw(CELL)
+        writer.writerow([cells.get(h, "") for h in headers])
+    return encode(out.getvalue(), draw(ENCODINGS))
+
+
+@given(data=demographics_files(), apply=st.booleans())
+@FUZZ
+def test_demographics_files_with_junk_cells(fstore, data, apply):
+    ends_cleanly(fstore, data, apply, name="demographics.csv")
+
+
 @given(data=st.binary(max_size=3000), apply=st.booleans())
 @FUZZ
 def test_random_bytes(fstore, data, apply):
@@ -222,17 +249,66 @@ def test_cli_never_exits_1_nor_prints_a_traceback(tmp_path):
     picks = ["nul_bytes", "utf8_then_cp1252", "formulas", "only_quotes",
              "one_megabyte_quoted_cell_never_closed", "rows_bomb_at_cap"]
     names = []
-    for k, name in enumerate(picks):
+    for name in picks:
         (tmp_path / f"{name}.csv").write_bytes(HOSTILE[name])
         names.append(f"{name}.csv")
     (tmp_path / "random.csv").write_bytes(bytes(range(256)) * 8)
     names.append("random.csv")
-    for verb in ("check", "upload"):
-        done = cli(tmp_path, verb, "d1", *names, "--json", "--report-dir", "out")
-        assert done.returncode in (0, 2), done.stderr
-        assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
-        files = json.loads(done.stdout)["files"]
-        assert sorted(f["file"] for f in files) == sorted(names)
-        assert {f["status"] for f in files} <= {"failed", "completed", "completed_with_errors"}
-        human = cli(tmp_path, verb, "d1", *names)
-        assert human.returncode in (0, 2) and "Traceback" not in human.stderr + human.stdout
+    done = cli(tmp_path, "check", "d1", *names, "--json", "--report-dir", "out")
+    assert done.returncode in (0, 2), done.stderr
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    files = json.loads(done.stdout)["files"]
+    assert sorted(f["file"] for f in files) == sorted(names)
+    assert {f["status"] for f in files} <= {"failed", "completed", "completed_with_errors"}
+    assert any(f["status"] == "failed" for f in files) and done.returncode == 2
+    human = cli(tmp_path, "upload", "d1", *names)  # the human summary of every outcome
+    assert human.returncode == 2 and "Traceback" not in human.stderr + human.stdout
+    assert "nothing was applied" in human.stdout.lower() or "not applied" in human.stdout.lower()
+
+
+# --- regressions for crashes found while fuzzing (plain tests, both backends) -----------------
+def test_ten_thousand_columns_are_read_in_seconds():
+    """validation/reader.py looped over columns with pandas calls: 20-30 s for this 100 KB file."""
+    import time
+
+    from validation.reader import read_table
+
+    started = time.monotonic()
+    raw = read_table(HOSTILE["ten_thousand_columns"])
+    assert len(raw.headers) == 10_000 and len(raw.cells) == 1
+    assert time.monotonic() - started < 10
+
+
+def test_a_driver_error_during_apply_fails_the_file_cleanly(store, district, monkeypatch):
+    """roster/apply.py writes through the raw driver (COPY / executemany): its errors are
+    psycopg.Error / sqlite3.Error, not SQLAlchemyError, and escaped the pipeline (exit 1, the
+    upload record left "processing")."""
+    import roster.pipeline
+    from tests.roster_helpers import roster_state, upload
+
+    real_apply = roster.pipeline.apply_plan
+
+    def failing_apply(conn, *args, **kwargs):
+        real_apply(conn, *args, **kwargs)
+        conn.connection.dbapi_connection.cursor().execute("SELECT * FROM no_such_table")
+
+    before = roster_state(store)
+    monkeypatch.setattr(roster.pipeline, "apply_plan", failing_apply)
+    result = upload(store, class_of(2))
+    assert result.status == "failed" and not result.applied
+    assert [i.code for i in result.file_issues] == ["FAILED"]
+    assert "nothing was applied" in result.file_issues[0].message
+    assert roster_state(store) == before
+    assert store.upload(result.upload_id).state == "failed"
+
+
+def test_a_class_grade_list_with_repeats_fits_the_store(store, district):
+    """A classGrade of 50 repeated codes overflowed classes.grade (128) on PostgreSQL."""
+    from tests.roster_helpers import upload
+
+    grades = ",".join(["05"] * 50 + ["06"])
+    result = upload(store, [dict(r, classGrade=grades) for r in class_of(1)])
+    assert result.applied and result.status == "completed", (result.file_issues, result.issues)
+    from tests.roster_helpers import roster_state
+
+    assert [c[3] for c in roster_state(store)["classes"]] == ["05,06"]

@@ -62,8 +62,10 @@ def check_demographics(table: pd.DataFrame, snap: RosterSnapshot,
     roles = pd.Series(people["role"].to_numpy(dtype=object),
                       index=pd.Index(people["user_id"].to_numpy(dtype=object)))
     # a student accepted from the same upload's users.csv is a student even before it is stored
-    pending = pd.Index(sorted(snap.pending_students), dtype=object).difference(roles.index)
-    roles = pd.concat([roles, pd.Series("student", index=pending, dtype=object)])
+    for pending_ids, pending_role in ((snap.pending_students, "student"),
+                                      (snap.pending_staff, "teacher")):
+        pending = pd.Index(sorted(pending_ids), dtype=object).difference(roles.index)
+        roles = pd.concat([roles, pd.Series(pending_role, index=pending, dtype=object)])
     role = pd.Series(roles.reindex(uid.to_numpy(dtype=object)).to_numpy(), index=uid.index)
     known = role.notna().to_numpy()
     log.add(filled & ~known, "userId", "DEMO_USER_NOT_FOUND", uid)

@@ -37,6 +37,8 @@ class RosterSnapshot:
     foreign_emails: frozenset[str] = frozenset()
     #: students accepted from a users.csv of the same upload (for demographics.csv)
     pending_students: frozenset[str] = frozenset()
+    #: staff accepted from a users.csv of the same upload
+    pending_staff: frozenset[str] = frozenset()
 
     @property
     def third_party(self) -> str | None:

@@ -57,7 +57,8 @@ def _class_grade_parts(value: str) -> tuple[str, str | None, bool]:
     norm = [p if p in d.GRADES else d.GRADE_ALIASES.get(p.lower()) for p in parts]
     bad = next((p for p, n in zip(parts, norm) if n is None), None)
     changed = any(n is not None and n != p for p, n in zip(parts, norm))
-    return ("" if bad is not None else ",".join(norm)), bad, changed
+    # a code listed twice is kept once: the list stays short (classes.grade is 128 characters)
+    return ("" if bad is not None else ",".join(dict.fromkeys(norm))), bad, changed
 
 
 def _class_grades(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:

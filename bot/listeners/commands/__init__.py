@@ -1,20 +1,26 @@
-"""The `/rosterbot` slash command: acknowledge at once, then answer through response_url."""
+"""The `/rosterbot` slash command: acknowledge at once, then answer through response_url.
+
+Files go out before the answer, so the answer can say where they went — or why they could
+not be delivered.  Roster data (downloads) goes only to the requester's DM with the bot.
+"""
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.slack_surface import SLASH_COMMAND
-from bot.slash import upload_files
+from bot.slash import deliver
 
 
 def handle_rosterbot(ack: Ack, command: dict, respond: Respond, client: WebClient,
                      context: BoltContext) -> None:
     ack()
-    reply = context["rosterbot"].slash.run(command.get("user_id", ""),
-                                           command.get("channel_id", ""), command.get("text", ""))
-    respond(response_type="ephemeral", **reply.message.kwargs())
-    if reply.files:
-        upload_files(client, command.get("channel_id", ""), reply.files)
+    services = context["rosterbot"]
+    user, channel = command.get("user_id", ""), command.get("channel_id", "")
+    reply = services.slash.run(user, channel, command.get("text", ""))
+    message = reply.message
+    if reply.files or reply.dm_files:
+        message = deliver(client, user, channel, reply, services.settings.slack_retry_backoff)
+    respond(response_type="ephemeral", **message.kwargs())
 
 
 def register(app: App) -> None:
