@@ -41,7 +41,7 @@ HEADERS = [
     "primary_teacher", "classDisplayName", "classSubject",
 ]
 
-FIRST_NAMES = (
+FIRST_NAMES = (  # noqa: SIM905
     "Olivia Liam Emma Noah Amelia Oliver Ava Elijah Sophia Mateo Isabella Lucas Mia Levi "
     "Charlotte Asher Luna James Gianna Leo Harper Grayson Evelyn Ezra Aria Luca Ella Ethan "
     "Mila Aiden Layla Wyatt Nova Sebastian Sofia Jack Camila Hudson Avery Benjamin Scarlett "
@@ -54,7 +54,7 @@ FIRST_NAMES = (
     "Anh Minh Thanh Jean-Luc Mary-Kate D'Andre"
 ).split()
 
-LAST_NAMES = (
+LAST_NAMES = (  # noqa: SIM905
     "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez "
     "Lopez Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson "
     "White Harris Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott "
@@ -67,7 +67,7 @@ LAST_NAMES = (
     "Müller Søren García-López St.John Dubois Ahmed Singh Chen Wang Zhang Liu"
 ).split()
 
-STREETS = (
+STREETS = (  # noqa: SIM905
     "Lincoln Washington Jefferson Roosevelt Kennedy Franklin Madison Jackson Hamilton Adams "
     "Oak Maple Cedar Pine Elm Willow Birch Aspen Sycamore Magnolia Riverside Lakeview Hillcrest "
     "Meadowbrook Sunnyside Fairview Highland Valley Prairie Brookside Westwood Eastside "
@@ -405,7 +405,7 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
         "students": int(np.sum(in_file < n_students)),
         "teachers": int(np.sum((in_file >= n_students) & (in_file < n_students + n_teachers))),
         "administrators": int(np.sum(in_file >= n_students + n_teachers)),
-        "classes": int(len(np.unique(klass[has_class]))),
+        "classes": len(np.unique(klass[has_class])),
         "enrollments": int(has_class.sum()),
         "injected_errors": injected,
     }
@@ -492,7 +492,7 @@ def _inject_errors(cols, rng, rate, person, klass, n_students) -> dict[str, int]
                 rows = rows[(klass[rows] >= 0) & (person[rows] >= n_students)]
                 cols["primary_teacher"][rows] = _s(["Yes please", "X", "primary"])[
                     np.arange(len(rows)) % 3]
-        counts[kind] = int(len(rows))
+        counts[kind] = len(rows)
     return counts
 
 

@@ -216,7 +216,7 @@ def write_slice(src: Path, dst: Path, rows: int) -> None:
 # --------------------------------------------------------------------------- frictionless
 ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
 EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"
-GRADES = "IT PR PK TK KG 01 02 03 04 05 06 07 08 09 10 11 12 13 PS UG Other".split()
+GRADES = "IT PR PK TK KG 01 02 03 04 05 06 07 08 09 10 11 12 13 PS UG Other".split()  # noqa: SIM905
 GRADE_ALIASES = ["K", "k", "Kindergarten", "Pre-K", "PreK"] + [str(i) for i in range(1, 10)]
 BOOLS = ["Y", "N", "YES", "NO", "TRUE", "FALSE", "1", "0", "y", "n", "yes", "no", "true",
          "false", "Yes", "No", "True", "False"]
@@ -558,14 +558,14 @@ def build_table(fig: dict) -> str:
     base = fig["pandas_read"]["seconds"]
     base_cpu = fig["pandas_read"].get("cpu")
     lines = [
-        f"rosterbot benchmark — {fig['rows']:,} rows ({fig['file_mb']:.0f} MB, seed "
-        f"{fig['seed']}, {fig['error_rate']:.1%} mistakes), {fig['machine']}",
+        (f"rosterbot benchmark — {fig['rows']:,} rows ({fig['file_mb']:.0f} MB, seed "
+        f"{fig['seed']}, {fig['error_rate']:.1%} mistakes), {fig['machine']}"),
         "",
-        "| run | store | seconds | × pandas read | peak RSS MB | CPU s | × pandas (CPU) | target "
-        "| result |",
+        ("| run | store | seconds | × pandas read | peak RSS MB | CPU s | × pandas (CPU) | target "
+        "| result |"),
         "|---|---|---:|---:|---:|---:|---:|---|---|",
-        f"| pandas.read_csv(dtype=str) | — | {fmt_s(base)} | 1.0 | "
-        f"{fmt_mb(fig['pandas_read']['rss_mb'])} | {fmt_s(base_cpu)} | 1.0 | floor | |",
+        (f"| pandas.read_csv(dtype=str) | — | {fmt_s(base)} | 1.0 | "
+        f"{fmt_mb(fig['pandas_read']['rss_mb'])} | {fmt_s(base_cpu)} | 1.0 | floor | |"),
     ]
     labels = {"check": "rosterbot check (dry run)", "upload": "rosterbot upload (empty store)",
               "reupload": "rosterbot upload again (no change)"}
@@ -579,7 +579,7 @@ def build_table(fig: dict) -> str:
             if not r:
                 continue
             ratio = r["seconds"] / base if r.get("seconds") and base else None
-            kind, limit, text = TARGETS[stage]
+            _, limit, _ = TARGETS[stage]
             ok = None if ratio is None or not r.get("ok") else ratio <= limit
             res = verdict(ok) if r.get("ok") else f"FAILED (exit {r.get('exit_code')})"
             lines.append(f"| {labels[stage]} | {be} | {fmt_s(r.get('seconds'))} | "
@@ -593,17 +593,18 @@ def build_table(fig: dict) -> str:
         if runs.get("setup"):
             lines.append(f"| (setup: district + {fig['schools']} schools via CLI) | {be} | "
                          f"{fmt_s(runs['setup'].get('seconds'))} | | | | | | |")
-    lines += ["", f"pandas read times (s): {fig['pandas_read'].get('note', '')}. Product runs: "
+    lines += ["", (f"pandas read times (s): {fig['pandas_read'].get('note', '')}. Product runs: "
               "wall time of the CLI child process (interpreter start and imports included); "
               "peak RSS = the child's ru_maxrss; CPU s = its user + system time (the database "
               "server's work not included; the pandas CPU is the read_csv call's process time) "
-              "— on a busy machine the CPU ratio is the steadier figure. Load average at the start / end: "
-              f"{fig.get('loadavg_start', '?')} / {fig.get('loadavg', '?')}."]
+              "— on a busy machine the CPU ratio is the steadier figure. Load average at the "
+              "start / end: "
+              f"{fig.get('loadavg_start', '?')} / {fig.get('loadavg', '?')}.")]
     sl = fig.get("slice")
     if sl:
         lines += ["", f"{sl['rows']:,}-row slice (first rows of the same file):", "",
-                  "| run | store | seconds | × pandas read | peak RSS MB | CPU s | frictionless / "
-                  "check | target | result |", "|---|---|---:|---:|---:|---:|---:|---|---|"]
+                  ("| run | store | seconds | × pandas read | peak RSS MB | CPU s | frictionless / "
+                  "check | target | result |"), "|---|---|---:|---:|---:|---:|---:|---|---|"]
         sb = sl["pandas_read"]["seconds"]
         lines.append(f"| pandas.read_csv(dtype=str) | — | {fmt_s(sb)} | 1.0 | "
                      f"{fmt_mb(sl['pandas_read']['rss_mb'])} | | | | |")
@@ -628,8 +629,8 @@ def build_table(fig: dict) -> str:
                          f"{fmt_s(fr.get('cpu'))} | | | {fr.get('note', '')} |")
     # counts
     lines += ["", "Counts reported by the CLI (created / updated / no_change / removed / errors):",
-              "", "| store | run | status | school | staff | student | class | enrollment | "
-              "rows rejected | issues |", "|---|---|---|---|---|---|---|---|---:|---:|"]
+              "", ("| store | run | status | school | staff | student | class | enrollment | "
+              "rows rejected | issues |"), "|---|---|---|---|---|---|---|---|---:|---:|"]
     for be in fig["backends"]:
         for stage, r in (fig["runs"].get(be) or {}).items():
             if not isinstance(r, dict) or not r.get("file"):
@@ -683,11 +684,10 @@ finally:
 
 def profile_runs(backend: Backend, csv_path: Path, schools, out_dir: Path, env: dict,
                  timeout: float, top: int) -> dict:
-    import pstats
     res = {}
     backend.prepare()
     setup_district(backend, schools, out_dir, env)
-    for stage, verb in (("check", "check"), ("upload", "upload")):
+    for stage, verb in (("check", "check"), ("upload", "upload"), ("reupload", "upload")):
         prof_path = out_dir / f"profile-{backend.name}-{stage}.prof"
         r = product_run(f"profile-{stage}", verb, backend, csv_path, out_dir, env, timeout,
                         prefix=[sys.executable, "-c", PROFILE_CODE, str(prof_path)])
@@ -697,8 +697,8 @@ def profile_runs(backend: Backend, csv_path: Path, schools, out_dir: Path, env: 
         summary = summarize_profile(prof_path, top)
         summary["wall"] = r.wall
         res[stage] = summary
-        print(f"\n### cProfile: rosterbot {verb} ({backend.name}), wall {r.wall:.1f}s under the "
-              f"profiler — {prof_path}\n")
+        print(f"\n### cProfile: rosterbot {verb} ({stage}, {backend.name}), wall {r.wall:.1f}s "
+              f"under the profiler — {prof_path}\n")
         print(profile_markdown(summary))
     backend.cleanup()
     return res
@@ -767,8 +767,8 @@ def profile_markdown(summary: dict) -> str:
            "|---:|---:|---:|---|"]
     out += [f"| {x['cumtime']:.2f} | {x['own_plus_lib']:.2f} | {x['ncalls']} | "
             f"`{x['function']}` |" for x in summary["project_by_cumtime"]]
-    out += ["", "Where the time is spent (project function incl. the pandas/pyarrow/SQLAlchemy "
-            "calls it makes itself):", "",
+    out += ["", ("Where the time is spent (project function incl. the pandas/pyarrow/SQLAlchemy "
+            "calls it makes itself):"), "",
             "| own + direct library calls s | cumulative s | calls | function |",
             "|---:|---:|---:|---|"]
     out += [f"| {x['own_plus_lib']:.2f} | {x['cumtime']:.2f} | {x['ncalls']} | "
@@ -809,7 +809,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=3600, help="per product run (s)")
     ap.add_argument("--json-out", help="save the figures as JSON")
     ap.add_argument("--profile", action="store_true",
-                    help="after the timed runs, profile check and upload with cProfile")
+                    help="after the timed runs, profile check, upload and the no-change "
+                         "re-upload with cProfile")
     ap.add_argument("--profile-only", action="store_true",
                     help="only the cProfile runs (no timed runs, no table)")
     ap.add_argument("--profile-backend", default="sqlite")

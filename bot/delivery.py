@@ -39,7 +39,7 @@ class _BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait = max_wait
 
-    def _can_retry(self, *, state, request, response=None, error=None) -> bool:  # noqa: ANN001
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
         if not super()._can_retry(state=state, request=request, response=response, error=error):
             return False
         for name, values in (response.headers or {}).items():

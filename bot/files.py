@@ -8,7 +8,6 @@ checked from the event before any request and again while reading.
 
 from __future__ import annotations
 
-import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -140,7 +139,7 @@ def download(file: SharedFile, token: str, settings: Settings) -> bytes:
         with _opener.open(request, timeout=settings.download_timeout) as response:
             data = response.read(cap + 1)
             content_type = response.headers.get("Content-Type", "")
-    except (TimeoutError, socket.timeout) as err:
+    except TimeoutError as err:
         raise DownloadRefused(_timed_out(file, settings), kind="timeout") from err
     except urllib.error.HTTPError as err:
         if 300 <= err.code < 400:
@@ -157,7 +156,7 @@ def download(file: SharedFile, token: str, settings: Settings) -> bytes:
             kind="http",
         ) from None
     except urllib.error.URLError as err:
-        if isinstance(err.reason, TimeoutError | socket.timeout):
+        if isinstance(err.reason, TimeoutError):
             raise DownloadRefused(_timed_out(file, settings), kind="timeout") from None
         raise DownloadRefused(
             f"I could not download {file.name} ({err.reason}); try sharing it again.",

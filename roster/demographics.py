@@ -8,7 +8,6 @@ student; a blank cell leaves the stored value as it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np

@@ -126,4 +126,3 @@ def _to_csv(rows: pd.DataFrame) -> bytes:
 
 
 #: the name bot/slash.py looks for
-export_users_csv = download_csv

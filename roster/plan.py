@@ -85,10 +85,17 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     by_uid = people.set_index("user_id") if len(people) else people.set_index("user_id")
     stored_uid = uid.where(isin(uid, by_uid.index),
                            uid.map(chk.id_changes) if chk.id_changes else np.nan)
-    t = t.assign(stored_uid=stored_uid)
+
+    def rows(mask: np.ndarray, *columns: str) -> pd.DataFrame:
+        """Only the columns a step needs, of the rows it applies: no copy of the whole table."""
+        picked = t[[c for c in dict.fromkeys(columns) if c != "stored_uid"]]
+        if "stored_uid" in columns:
+            picked = picked.assign(stored_uid=stored_uid)
+        return picked[mask]
 
     # --- people --------------------------------------------------------------------------------
-    accepted = t[chk.person_ok]
+    accepted = rows(chk.person_ok, "userId", "org_sis_id", "stored_uid",
+                    *_PERSON_FIELDS.values())
     agg = _first_filled(accepted, accepted["userId"], _PERSON_FIELDS)
     agg["stored_uid"] = accepted.groupby("userId", sort=False)["stored_uid"].first()
     agg["grade"] = agg["grade"].where(agg["role"] == "student", "")
@@ -127,7 +134,7 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     _tally(counts, kind[~is_new & ~changed], "no_change")
 
     # --- classes -------------------------------------------------------------------------------
-    class_rows = t[chk.class_ok]
+    class_rows = rows(chk.class_ok, "classId", *_CLASS_FIELDS.values())
     cagg = _first_filled(class_rows, class_rows["classId"], _CLASS_FIELDS)
     by_cid = snap.classes.set_index("class_id")
     cold = by_cid.reindex(cagg.index)
@@ -153,7 +160,7 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     if new_uid_of and len(enr):
         enr = enr.assign(user_id=enr["user_id"].map(new_uid_of).fillna(enr["user_id"]))
     enr = enr.set_index(["class_id", "user_id"])
-    erows = t[chk.enrollment_ok]
+    erows = rows(chk.enrollment_ok, "classId", "userId", "primary")
     eagg = erows.groupby(["classId", "userId"], sort=False)["primary"].any().rename("is_primary")
     eold = enr.reindex(eagg.index)
     e_new = eold["id"].isna()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, select
 
@@ -24,6 +25,13 @@ def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def _by_id(frame: pd.DataFrame, column: str, ids) -> np.ndarray:
+    """frame[column] for each primary key in `ids` (all of them are in `frame`)."""
+    pos = pd.Index(frame["id"].to_numpy(dtype=np.int64)).get_indexer(np.asarray(ids, np.int64))
+    return frame[column].to_numpy(dtype=object).take(pos) if len(pos) else \
+        np.zeros(0, dtype=object)
+
+
 def load_snapshot(conn: Connection, district: DistrictInfo,
                   emails: Iterable[str] = ()) -> RosterSnapshot:
     """Everything the checks and the plan need, for `district`.
@@ -36,22 +44,29 @@ def load_snapshot(conn: Connection, district: DistrictInfo,
         Person.id, Person.user_id, Person.email, Person.first_name, Person.last_name, Person.role,
         Person.grade, Person.district_sis_id, Person.state_sis_id, Person.active,
     ).where(Person.district_id == did), PEOPLE_COLUMNS)
-    memberships = _frame(conn, select(Person.user_id, School.org_sis_id)
-                         .select_from(Membership)
-                         .join(Person, Person.id == Membership.person_id)
-                         .join(School, School.id == Membership.school_id)
-                         .where(Person.district_id == did), MEMBERSHIP_COLUMNS)
     classes = _frame(conn, select(
         SchoolClass.id, SchoolClass.class_id, School.org_sis_id, SchoolClass.name,
         SchoolClass.grade, SchoolClass.display_name, SchoolClass.subject, SchoolClass.active,
     ).join(School, School.id == SchoolClass.school_id).where(SchoolClass.district_id == did),
         CLASS_COLUMNS)
-    enrollments = _frame(conn, select(
-        Enrollment.id, SchoolClass.class_id, Person.user_id, Enrollment.is_primary,
-        Enrollment.active,
-    ).select_from(Enrollment).join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
-        .join(Person, Person.id == Enrollment.person_id)
-        .where(SchoolClass.district_id == did), ENROLLMENT_COLUMNS)
+    # The two big link tables come back as integers only and are given their text keys by
+    # position (a numpy take), which is far cheaper than a million joined text rows.
+    link = conn.execute(select(Membership.person_id, School.org_sis_id)
+                        .join(School, School.id == Membership.school_id)
+                        .where(School.district_id == did)).cursor.fetchall()
+    person_ids, orgs = zip(*link) if link else ((), ())
+    memberships = pd.DataFrame({"user_id": _by_id(people, "user_id", person_ids),
+                                "org_sis_id": np.asarray(orgs, dtype=object)})
+    rows = conn.execute(select(Enrollment.id, Enrollment.class_pk, Enrollment.person_id,
+                               Enrollment.is_primary, Enrollment.active)
+                        .join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
+                        .where(SchoolClass.district_id == did)).cursor.fetchall()
+    ints = np.array(rows, dtype=np.int64).reshape(-1, 5)
+    enrollments = pd.DataFrame({
+        "id": ints[:, 0], "class_id": _by_id(classes, "class_id", ints[:, 1]),
+        "user_id": _by_id(people, "user_id", ints[:, 2]),
+        "is_primary": ints[:, 3].astype(bool), "active": ints[:, 4].astype(bool),
+    }, columns=ENROLLMENT_COLUMNS)
     foreign: set[str] = set()
     others = conn.execute(select(Person.id).where(Person.district_id != did).limit(1)).first()
     wanted = []

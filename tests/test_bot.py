@@ -399,6 +399,12 @@ def test_slash_template(bot, slack, store):
     upload = slack.wait_for(lambda: slack.uploads, what="the template upload")
     assert upload[0].filename == "users.csv" and upload[0].channel_id == CHANNEL
     assert upload[0].content.lstrip(b"\xef\xbb\xbf").startswith(b"action,org_sis_id")
+    from validation.templates import template_csv
+
+    assert upload[0].content == template_csv("users")  # headers and example rows
+    command(bot, slack, "template demographics")
+    demo = slack.wait_for(lambda: slack.uploads[1:], what="the demographics template")[0]
+    assert demo.filename == "demographics.csv" and demo.content == template_csv("demographics")
     assert "Usage" in command(bot, slack, "template grades")["text"]
 
 

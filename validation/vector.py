@@ -43,12 +43,15 @@ def map_unique(values: pd.Series, fn: Callable[[str], object]) -> pd.Series:
 def lookup(values: pd.Series, keys, targets) -> pd.Series:
     """For each value, the target stored under the same key (NaN where there is none).
 
-    A hash join through Index.get_indexer; `keys` must be unique.
+    A hash join in Arrow (index_in); `keys` must be unique.
     """
-    pos = pd.Index(np.asarray(keys, dtype=object)).get_indexer(np.asarray(values, dtype=object))
-    out = np.asarray(targets, dtype=object).take(np.maximum(pos, 0)) if len(keys) else \
-        np.full(len(values), np.nan, dtype=object)
-    out = np.where(pos >= 0, out, np.nan) if len(keys) else out
+    if len(keys) == 0 or len(values) == 0:
+        return pd.Series(np.nan, index=values.index, dtype=object)
+    pos = pc.index_in(_arrow(values), value_set=_arrow(keys))
+    found = pos.is_valid().to_numpy(zero_copy_only=False)
+    pos = pos.fill_null(0).to_numpy(zero_copy_only=False)
+    out = np.asarray(targets, dtype=object).take(pos)
+    out[~found] = np.nan
     return pd.Series(out, index=values.index, dtype=object)
 
 
