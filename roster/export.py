@@ -123,6 +123,3 @@ def _to_csv(rows: pd.DataFrame) -> bytes:
             out[name] = col.where(~risky, "'" + col)
     text = out.to_csv(index=False, lineterminator="\r\n")
     return "\ufeff".encode() + text.encode("utf-8")
-
-
-#: the name bot/slash.py looks for
