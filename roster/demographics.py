@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from roster.apply import lock_district
 from roster.models import Demographics, District, Person
-from roster.pipeline import FileResult, Progress, _finalise, _finish_rows, table_from
+from roster.pipeline import (
+    FileResult, Progress, _finish_rows, commit_upload, district_transaction, ragged_issues,
+    table_from,
+)
 from roster.plan import BUCKETS
 from roster.store import DistrictInfo, Store
 from validation import dictionary as d
@@ -122,41 +124,26 @@ def process(store: Store, district: DistrictInfo, raw: RawTable, header: HeaderR
     table = table_from(raw, header, d.DEMOGRAPHICS_HEADERS)
     width = len(raw.headers)
     ragged = raw.field_counts != width
-    with store.engine.connect() as conn:
-        trans = conn.begin()
-        try:
-            lock_district(conn, district.id)
-            progress("loading the roster", 0.2)
-            people, stored = load_people(conn, district)
-            # When applying, a users.csv of the same upload was committed before this file, so
-            # its students are stored; one that was not applied (held, failed) gives no student.
-            pending = {} if apply else (pending_people or {})
-            snap = replace(RosterSnapshot(enrollment_source=district.enrollment_source),
-                           people=people,
-                           pending_students=frozenset(u for u, k in pending.items()
-                                                      if k == "student"),
-                           pending_staff=frozenset(u for u, k in pending.items() if k != "student"))
-            progress("checking rows", 0.35)
-            chk = check_demographics(table, snap, skip=ragged)
-            progress("planning changes", 0.6)
-            plan = plan_demographics(chk, stored)
-            result.counts = {ENTITY: plan.counts}
-            issues = chk.issues
-            if ragged.any():
-                idx = np.flatnonzero(ragged)
-                issues = pd.concat([issues, pd.DataFrame({
-                    "idx": idx, "column": "", "code": "ROW_FIELD_COUNT", "value": str(width),
-                    "detail": raw.field_counts[idx].astype(str)})], ignore_index=True)
-            _finish_rows(result, raw, header, issues, ~chk.accepted, chk.accepted)
-            if apply:
-                progress("saving", 0.8)
-                apply_demographics(conn, district.id, plan)
-                result.applied = True
-                _finalise(store, result, record, conn)
-                trans.commit()
-            else:
-                trans.rollback()
-        except BaseException:
-            if trans.is_active:
-                trans.rollback()
-            raise
+    with district_transaction(store, district) as (conn, trans):
+        progress("loading the roster", 0.2)
+        people, stored = load_people(conn, district)
+        # When applying, a users.csv of the same upload was committed before this file, so
+        # its students are stored; one that was not applied (held, failed) gives no student.
+        pending = {} if apply else (pending_people or {})
+        snap = replace(RosterSnapshot(enrollment_source=district.enrollment_source),
+                       people=people,
+                       pending_students=frozenset(u for u, k in pending.items()
+                                                  if k == "student"),
+                       pending_staff=frozenset(u for u, k in pending.items() if k != "student"))
+        progress("checking rows", 0.35)
+        chk = check_demographics(table, snap, skip=ragged)
+        progress("planning changes", 0.6)
+        plan = plan_demographics(chk, stored)
+        result.counts = {ENTITY: plan.counts}
+        issues = pd.concat([chk.issues, ragged_issues(raw)], ignore_index=True) if ragged.any() \
+            else chk.issues
+        _finish_rows(result, raw, header, issues, ~chk.accepted, chk.accepted)
+        if apply:
+            progress("saving", 0.8)
+            apply_demographics(conn, district.id, plan)
+            commit_upload(store, result, record, conn, trans)

@@ -11,7 +11,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,48 +187,62 @@ def process_users(store: Store, district: DistrictInfo, raw: RawTable, header: H
     width = len(raw.headers)
     ragged = raw.field_counts != width
     has_class_group = any(c in header.positions for c in d.CLASS_GROUP)
+    with district_transaction(store, district) as (conn, trans):
+        progress("loading the roster", 0.2)
+        snap = load_snapshot(conn, district, table["userEmail"].str.lower().unique())
+        progress("checking rows", 0.35)
+        chk = check_users(table, snap, has_class_group, skip=ragged)
+        progress("planning changes", 0.6)
+        plan = plan_users(chk, snap)
+        result.counts = plan.counts
+        result.accepted_people = chk.table.loc[chk.person_ok, ["userId", "role_l"]]
+        parts = [chk.issues, plan.class_issues, ragged_issues(raw)]
+        issues = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
+            len(p) for p in parts) else chk.issues
+        applied_any = chk.person_ok | chk.class_ok | chk.enrollment_ok | chk.remove_ok
+        _finish_rows(result, raw, header, issues, chk.row_reject, applied_any)
+        held = _guard(plan.removal_shares, settings.removal_share)
+        if held:
+            severity = Severity.ERROR if apply and not confirm_removals else Severity.WARNING
+            result.file_issues.append(file_issue("REMOVALS_NEED_CONFIRMATION", detail=held,
+                                                 severity=severity))
+            if severity is Severity.ERROR:
+                result.status, result.held = "failed", True
+        if apply and not result.held:
+            progress("saving", 0.8)
+            apply_plan(conn, district.id, plan)
+            commit_upload(store, result, record, conn, trans)
+
+
+def ragged_issues(raw: RawTable) -> pd.DataFrame:
+    """ROW_FIELD_COUNT for every record whose field count differs from the header's."""
+    width = len(raw.headers)
+    idx = np.flatnonzero(raw.field_counts != width)
+    return pd.DataFrame({"idx": idx, "column": "", "code": "ROW_FIELD_COUNT",
+                         "value": raw.field_counts[idx].astype(str), "detail": str(width)})
+
+
+@contextmanager
+def district_transaction(store: Store, district: DistrictInfo) -> Iterator[tuple]:
+    """One upload's transaction, holding the district's upload lock from the start (before
+    the roster is read).  Rolled back unless commit_upload() committed it: a check, a held
+    upload, or any exception leaves the roster exactly as it was."""
     with store.engine.connect() as conn:
         trans = conn.begin()
         try:
             lock_district(conn, district.id)
-            progress("loading the roster", 0.2)
-            snap = load_snapshot(conn, district, table["userEmail"].str.lower().unique())
-            progress("checking rows", 0.35)
-            chk = check_users(table, snap, has_class_group, skip=ragged)
-            progress("planning changes", 0.6)
-            plan = plan_users(chk, snap)
-            result.counts = plan.counts
-            result.accepted_people = chk.table.loc[chk.person_ok, ["userId", "role_l"]]
-            parts = [chk.issues, plan.class_issues]
-            if ragged.any():
-                idx = np.flatnonzero(ragged)
-                parts.append(pd.DataFrame({"idx": idx, "column": "", "code": "ROW_FIELD_COUNT",
-                                           "value": raw.field_counts[idx].astype(str),
-                                           "detail": str(width)}))
-            issues = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
-                len(p) for p in parts) else chk.issues
-            applied_any = chk.person_ok | chk.class_ok | chk.enrollment_ok | chk.remove_ok
-            _finish_rows(result, raw, header, issues, chk.row_reject, applied_any)
-            held = _guard(plan.removal_shares, settings.removal_share)
-            if held:
-                severity = Severity.ERROR if apply and not confirm_removals else Severity.WARNING
-                result.file_issues.append(file_issue("REMOVALS_NEED_CONFIRMATION", detail=held,
-                                                     severity=severity))
-                if severity is Severity.ERROR:
-                    result.status, result.held = "failed", True
-            if apply and not result.held:
-                progress("saving", 0.8)
-                apply_plan(conn, district.id, plan)
-                result.applied = True
-                _finalise(store, result, record, conn)
-                _test_pause_before_commit(record["id"])
-                trans.commit()
-            else:
-                trans.rollback()
-        except BaseException:
+            yield conn, trans
+        finally:
             if trans.is_active:
                 trans.rollback()
-            raise
+
+
+def commit_upload(store: Store, result: FileResult, record: dict, conn, trans) -> None:
+    """Finish the upload record in the roster's own transaction, then commit both at once."""
+    result.applied = True
+    _finalise(store, result, record, conn)
+    _test_pause_before_commit(record["id"])
+    trans.commit()
 
 
 def _test_pause_before_commit(upload_id: int) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select
 from roster.models import Enrollment, Membership, Person, School, SchoolClass
 from roster.store import DistrictInfo
 from validation.snapshot import (
-    CLASS_COLUMNS, ENROLLMENT_COLUMNS, MEMBERSHIP_COLUMNS, PEOPLE_COLUMNS, RosterSnapshot,
+    CLASS_COLUMNS, ENROLLMENT_COLUMNS, PEOPLE_COLUMNS, RosterSnapshot,
 )
 
 _CHUNK = 5000

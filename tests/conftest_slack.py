@@ -46,6 +46,16 @@ USERS_HEADER = "action,org_sis_id,userId,userFirstName,userLastName,userEmail,us
 def users_csv(*rows: str, header: str = USERS_HEADER) -> bytes:
     return ("\n".join((header, *rows)) + "\n").encode()
 
+#: a message timestamp, and a file with two good rows and one rejected (unknown school)
+TS = "1712000000.000100"
+
+GOOD_AND_BAD = users_csv(
+    f",{SCHOOL},t-100,Ann,Lee,ann.lee@lincoln.example.org,teacher,",
+    f",{SCHOOL},s-200,Bob,Ray,bob.ray@lincoln.example.org,student,03",
+    ",NOSUCHSCHOOL,s-201,Cy,Ray,cy.ray@lincoln.example.org,student,03",
+)
+
+
 
 @pytest.fixture
 def store(tmp_path) -> Iterator[Store]:

@@ -13,7 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from roster.models import Person, Upload
-from tests.conftest_slack import (  # noqa: F401 - fixtures
+from tests.conftest_slack import (
+    GOOD_AND_BAD,
+    TS,
+ # noqa: F401 - fixtures
     ADMIN,
     CHANNEL,
     DISTRICT,
@@ -36,13 +39,6 @@ from tests.conftest_slack import (  # noqa: F401 - fixtures
 )
 from tests.slack_standin import BOT_ID, BOT_TOKEN, BOT_USER_ID, SlackStandIn, dm_channel
 
-TS = "1712000000.000100"
-
-GOOD_AND_BAD = users_csv(
-    f",{SCHOOL},t-100,Ann,Lee,ann.lee@lincoln.example.org,teacher,",
-    f",{SCHOOL},s-200,Bob,Ray,bob.ray@lincoln.example.org,student,03",
-    ",NOSUCHSCHOOL,s-201,Cy,Ray,cy.ray@lincoln.example.org,student,03",
-)
 
 
 def people(store) -> int:

@@ -23,27 +23,21 @@ from sqlalchemy import func, select
 
 from bot.app import recover
 from roster.models import Person, Upload, utcnow
-from tests.conftest_slack import (  # noqa: F401 - fixtures
+from tests.conftest_slack import (
+    GOOD_AND_BAD,
+    TS,
+ # noqa: F401 - fixtures
     ADMIN,
     CHANNEL,
     DISTRICT,
-    SCHOOL,
     file_share_event,
     slack,
     start_bot,
     stop_bot,
     store,
-    users_csv,
 )
 from tests.slack_standin import SlackStandIn
 
-TS = "1712000000.000100"
-
-GOOD_AND_BAD = users_csv(
-    f",{SCHOOL},t-100,Ann,Lee,ann.lee@lincoln.example.org,teacher,",
-    f",{SCHOOL},s-200,Bob,Ray,bob.ray@lincoln.example.org,student,03",
-    ",NOSUCHSCHOOL,s-201,Cy,Ray,cy.ray@lincoln.example.org,student,03",
-)
 
 
 @pytest.fixture
