@@ -26,7 +26,7 @@ from roster.plan import BUCKETS, ENTITIES, plan_users
 from roster.snapshot import load_snapshot
 from roster.store import DistrictInfo, Store
 from validation import dictionary as d
-from validation.catalog import CATALOG, Severity
+from validation.catalog import Severity
 from validation.headers import HeaderResult, check_headers
 from validation.issues import FileIssue, file_issue, render, severity_of
 from validation.reader import DEFAULT_MAX_BYTES, RawTable, read_table
@@ -361,7 +361,3 @@ def _process_one(store: Store, district: DistrictInfo, raw: RawTable, kind: str,
 
         demographics.process(store, district, raw, header, result, apply, progress, record,
                              pending_people)
-
-
-def fix_for(code: str) -> str:
-    return CATALOG[code].fix

@@ -251,8 +251,8 @@ _ROWS: list[tuple[str, str, Severity, Scope, str, str, str]] = [
     ("ROW_FIELD_COUNT", "Failed", E, Scope.FAILED, "The row has the wrong number of fields",
      "The row has {value} fields but the header has {detail}.",
      "Check for extra or missing commas; put quotes around values that contain commas."),
-    ("FAILED", "Failed", E, Scope.FAILED, "The row could not be saved",
-     "The row passed validation but could not be saved: {detail}.",
+    ("FAILED", "Failed", E, Scope.FAILED, "The upload could not be saved",
+     "The file passed validation but could not be saved: {detail}.",
      "Upload the file again; if it fails again, contact support with this report."),
     # --- demographics.csv -----------------------------------------------------------------------
     ("DEMO_USERID_REQUIRED", "demographics", E, Scope.DEMOGRAPHICS, "The demographics row has no userId",

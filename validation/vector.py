@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -31,13 +31,6 @@ def _arrow(values) -> pa.Array | pa.ChunkedArray:
         values = list(values)
     arr = pa.array(np.asarray(values, dtype=object), type=pa.large_string(), from_pandas=True)
     return arr
-
-
-def map_unique(values: pd.Series, fn: Callable[[str], object]) -> pd.Series:
-    """Apply `fn` once per distinct value (columns like grades repeat a few values a million times)."""
-    uniques = values.unique()
-    table = {v: fn(v) for v in uniques}
-    return values.map(table)
 
 
 def lookup(values: pd.Series, keys, targets) -> pd.Series:
