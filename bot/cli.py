@@ -107,6 +107,51 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def cmd_status(args) -> int:
+    """The audit trail: recent uploads of a district, or one upload's record and issues."""
+    store = _store(args)
+    district = store.district(args.district)
+    if args.upload:
+        record = store.upload(args.upload)
+        if record is None or record.district_id != district.id:
+            raise RosterError(f"no upload {args.upload} in '{args.district}'")
+        records = [record]
+    else:
+        records = store.recent_uploads(args.district, args.limit)
+    if args.json:
+        print(json.dumps({"uploads": [_upload_json(r, with_issues=bool(args.upload))
+                                      for r in records]}, ensure_ascii=False))
+        return 0
+    if not records:
+        print(f"No uploads yet for {args.district}.")
+    for r in records:
+        when = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "?"
+        changed = ", ".join(f"{e} +{c.get('created', 0)}/~{c.get('updated', 0)}/-{c.get('removed', 0)}"
+                            for e, c in (r.counts or {}).items()
+                            if c.get("created") or c.get("updated") or c.get("removed"))
+        print(f"#{r.id} {when} {r.file_name} by {r.actor or '?'} sha256:{(r.file_sha256 or '')[:12]} "
+              f"{'check' if r.dry_run else 'upload'} {r.state}/{r.status or '-'} "
+              f"rows {(r.rows or {}).get('total', 0)}, issues {len(r.issues or [])}"
+              + (f"; {changed}" if changed else ""))
+        if args.upload:
+            for issue in r.issues or []:
+                print(f"  row {issue['row']} {issue['column']} {issue['code']}: {issue['message']}")
+    return 0
+
+
+def _upload_json(r, with_issues: bool) -> dict:
+    out = {"id": r.id, "file": r.file_name, "kind": r.kind, "actor": r.actor,
+           "created_at": r.created_at.isoformat() if r.created_at else None,
+           "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+           "sha256": r.file_sha256, "dry_run": r.dry_run, "state": r.state, "status": r.status,
+           "counts": r.counts, "rows": r.rows, "file_issues": r.file_issues,
+           "issue_count": len(r.issues or []), "slack_channel": r.slack_channel or None,
+           "slack_thread_ts": r.slack_thread_ts or None}
+    if with_issues:
+        out["issues"] = r.issues
+    return out
+
+
 def cmd_serve(args) -> int:
     from bot.app import serve
     from bot.settings import Settings
@@ -165,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--confirm-removals", action="store_true",
                            help="apply even when the file removes a large share of the roster")
         c.set_defaults(func=func)
+
+    c = sub.add_parser("status", help="the audit trail: recent uploads of a district")
+    c.add_argument("district")
+    c.add_argument("--upload", type=int, help="one upload's record with all its issues")
+    c.add_argument("--limit", type=int, default=10)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_status)
 
     c = sub.add_parser("ask", help="ask the knowledge base")
     c.add_argument("question", nargs="+")

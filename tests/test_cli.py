@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -130,3 +131,18 @@ def test_make_demo_runs_the_real_pipeline():
     assert "EMAIL_DUPLICATE" in done.stdout
     report = ROOT / "var" / "demo" / "users-errors.csv"
     assert report.exists() and b"ORG_NOT_FOUND" in report.read_bytes()
+
+
+def test_status_shows_the_audit_trail(setup):
+    data = users_csv(class_of(1) + [row(userId="S9", userEmail="")])
+    (setup / "users.csv").write_bytes(data)
+    assert cli(setup, "upload", "d1", "users.csv").returncode == 0
+    assert cli(setup, "check", "d1", "users.csv").returncode == 0
+    done = cli(setup, "status", "d1", "--json")
+    uploads = json.loads(done.stdout)["uploads"]
+    assert [(u["dry_run"], u["state"]) for u in uploads] == [(True, "checked"), (False, "applied")]
+    assert uploads[1]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert uploads[1]["actor"] == "cli" and uploads[1]["counts"]["student"]["created"] == 1
+    one = cli(setup, "status", "d1", "--upload", str(uploads[1]["id"]))
+    assert "row 4 userEmail EMAIL_REQUIRED" in one.stdout
+    assert cli(setup, "status", "d1", "--upload", "999").returncode == 2
