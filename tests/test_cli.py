@@ -146,3 +146,38 @@ def test_status_shows_the_audit_trail(setup):
     one = cli(setup, "status", "d1", "--upload", str(uploads[1]["id"]))
     assert "row 4 userEmail EMAIL_REQUIRED" in one.stdout
     assert cli(setup, "status", "d1", "--upload", "999").returncode == 2
+
+
+def _on_a_terminal(setup: Path, *args: str) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal, as a person at a shell would see it."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "ROSTERBOT_DATABASE_URL"}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "--db",
+                             f"sqlite:///{setup / 'cli.sqlite3'}", *args], cwd=setup,
+                            env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=terminal)
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    return proc.wait(timeout=120), seen.decode("utf-8", "replace")
+
+
+def test_progress_bar_on_a_terminal_only(setup):
+    (setup / "users.csv").write_bytes(users_csv(class_of(2)))
+    code, terminal = _on_a_terminal(setup, "check", "d1", "users.csv")
+    assert code == 0
+    assert "checking rows" in terminal and "%" in terminal and "[#" in terminal
+    code, terminal = _on_a_terminal(setup, "check", "d1", "users.csv", "--json")
+    assert code == 0 and "checking rows" not in terminal
+    piped = cli(setup, "check", "d1", "users.csv")
+    assert "checking rows" not in piped.stderr
