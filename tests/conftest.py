@@ -75,18 +75,21 @@ def sqlite_store(tmp_path) -> Iterator[Store]:
     s.dispose()
 
 
+def set_up_district(store: Store, key: str = "d1", source: str = "batch") -> str:
+    """A district with the two schools of tests.builders.SCHOOLS."""
+    store.create_district(key, "District One", source)
+    for org, name in SCHOOLS:
+        store.add_school(key, org, name)
+    return key
+
+
 @pytest.fixture
 def district(store) -> str:
-    """District 'd1' (batch) with the two schools of tests.builders.SCHOOLS."""
-    store.create_district("d1", "District One")
-    for org, name in SCHOOLS:
-        store.add_school("d1", org, name)
-    return "d1"
+    """District 'd1' (batch), on each backend."""
+    return set_up_district(store)
 
 
 @pytest.fixture
 def sdistrict(sqlite_store) -> str:
-    sqlite_store.create_district("d1", "District One")
-    for org, name in SCHOOLS:
-        sqlite_store.add_school("d1", org, name)
-    return "d1"
+    """District 'd1' (batch), on SQLite only."""
+    return set_up_district(sqlite_store)
