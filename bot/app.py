@@ -170,6 +170,9 @@ def start_socket_mode(app: App, settings: Settings) -> Any:
 
 def serve(settings: Settings, http: bool = False, port: int = 3000, store: Any = None) -> None:
     """Run until interrupted: Socket Mode by default (SLACK_APP_TOKEN), or HTTP on `port`."""
+    if not settings.bot_token:
+        raise SettingsError("SLACK_BOT_TOKEN (xoxb-...) is not set: copy the Bot User OAuth "
+                            "Token from the app's Install App page")
     if http and not settings.signing_secret:
         raise SettingsError("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests")
     if not http and not settings.app_token:

@@ -154,12 +154,15 @@ def _upload_json(r, with_issues: bool) -> dict:
 
 def cmd_serve(args) -> int:
     from bot.app import serve
-    from bot.settings import Settings
+    from bot.settings import Settings, SettingsError
 
-    settings = Settings.from_env()
-    if args.db:
-        settings.database_url = args.db
-    serve(settings, http=args.http, port=args.port)
+    try:
+        settings = Settings.from_env()
+        if args.db:
+            settings.database_url = args.db
+        serve(settings, http=args.http, port=args.port)
+    except SettingsError as exc:  # a configuration problem, not a crash: say what to set
+        raise RosterError(f"{exc} (see docs/slack.md)") from None
     return 0
 
 

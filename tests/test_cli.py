@@ -181,3 +181,14 @@ def test_progress_bar_on_a_terminal_only(setup):
     assert code == 0 and "checking rows" not in terminal
     piped = cli(setup, "check", "d1", "users.csv")
     assert "checking rows" not in piped.stderr
+
+
+def test_serve_without_tokens_says_what_to_set(tmp_path):
+    env_keys = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
+    saved = {k: os.environ.pop(k) for k in env_keys if k in os.environ}
+    try:
+        done = cli(tmp_path, "serve", "--http", "--port", "0")
+    finally:
+        os.environ.update(saved)
+    assert done.returncode == 2
+    assert "SLACK_" in done.stderr and "Traceback" not in done.stderr
