@@ -270,18 +270,18 @@ def _class_warnings(t, chk, snap, enr, touched, eagg, classes_removed, enrollmen
     touched = [c for c in touched if c not in removed_cls]
     if not touched:
         return pd.DataFrame(columns=ISSUE_COLUMNS)
-    stored = enr[enr.index.get_level_values(0).isin(touched)]
+    stored = enr[isin(enr.index.get_level_values(0), touched)]
     stored = stored[stored["active"].astype(bool) & ~stored["id"].isin(enrollments_removed)]
     final = pd.concat([
         stored["is_primary"].astype(bool),
-        eagg[eagg.index.get_level_values(0).isin(touched)],
+        eagg[isin(eagg.index.get_level_values(0), touched)],
     ])
     final = final[~final.index.duplicated(keep="last")].reset_index()
     final.columns = ["class_id", "user_id", "is_primary"]
     roles = snap.people.set_index("user_id")["role"] if len(snap.people) else pd.Series(dtype=object)
     roles = pd.concat([roles, new_roles])
     roles = roles[~roles.index.duplicated(keep="last")]
-    final["student"] = final["user_id"].map(roles).eq("student")
+    final["student"] = lookup(final["user_id"], roles.index, roles.to_numpy()).eq("student")
     per_class = final.groupby("class_id").agg(primaries=("is_primary", "sum"),
                                               students=("student", "sum"))
     per_class = per_class.reindex(touched, fill_value=0)

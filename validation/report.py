@@ -38,16 +38,23 @@ def row_statuses(issues: pd.DataFrame, rejected: np.ndarray, applied_any: np.nda
 def build_report(issues: pd.DataFrame, statuses: pd.Series, headers: list[str],
                  positions: list[int], cells: pd.DataFrame, row_numbers: np.ndarray) -> bytes:
     """Bytes of the report.  `issues` has idx, code, message, fix (sorted by row)."""
-    grouped = issues.groupby("idx", sort=True).agg(
-        issues=("code", "; ".join), details=("message", " ".join), how_to_fix=("fix", " ".join))
-    idx = grouped.index.to_numpy()
+    issues = issues.sort_values("idx", kind="stable")
+    rows = issues["idx"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else rows
+    spans = list(zip(starts.tolist(), [*starts[1:].tolist(), len(rows)]))
+    idx = rows[starts]
+
+    def joined(column: str, sep: str) -> list[str]:  # one pass over runs of the same row
+        values = issues[column].tolist()
+        return [sep.join(values[a:b]) for a, b in spans]
+
+    codes, details, fixes = joined("code", "; "), joined("message", " "), joined("fix", " ")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["row_number", "status", *(escape_cell(headers[p]) for p in positions),
                      "issues", "details", "how_to_fix"])
     originals = [np.asarray(cells[str(p)].take(idx), dtype=object) for p in positions]
-    status = statuses.reindex(grouped.index).to_numpy()
-    codes, details, fixes = (grouped[c].tolist() for c in ("issues", "details", "how_to_fix"))
+    status = statuses.reindex(idx).to_numpy()
     for k, i in enumerate(idx):
         writer.writerow([
             int(row_numbers[i]), status[k], *(escape_cell(col[k]) for col in originals),
