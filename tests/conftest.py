@@ -93,3 +93,12 @@ def district(store) -> str:
 def sdistrict(sqlite_store) -> str:
     """District 'd1' (batch), on SQLite only."""
     return set_up_district(sqlite_store)
+
+
+@pytest.fixture(scope="module")
+def checker(tmp_path_factory) -> Iterator[Store]:
+    """District d1 on SQLite, shared by a module whose tests only check (nothing applied)."""
+    s = Store(f"sqlite:///{tmp_path_factory.mktemp('checker') / 'roster.sqlite3'}")
+    set_up_district(s)
+    yield s
+    s.dispose()

@@ -34,16 +34,6 @@ def _meant(header: str) -> str:
     return next((h for h in USERS_HEADERS if h.casefold() == folded), header)
 
 
-@pytest.fixture(scope="module")
-def checker(tmp_path_factory) -> Store:
-    """District d1; these tests only check, so one store serves the module."""
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('headers') / 'roster.sqlite3'}")
-    store.create_district("d1", "District One")
-    for org, name in SCHOOLS:
-        store.add_school("d1", org, name)
-    yield store
-    store.dispose()
-
 
 def go(store: Store, data: bytes, apply: bool = False) -> RunResult:
     return run(store, "d1", [InputFile("users.csv", data)], apply=apply, actor="test",

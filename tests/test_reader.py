@@ -8,7 +8,7 @@ import pytest
 
 from roster.pipeline import FileResult, InputFile, Settings, run
 from roster.store import Store
-from tests.builders import SCHOOLS, student, teacher, users_csv
+from tests.builders import student, teacher, users_csv
 from validation.dictionary import USERS_HEADERS
 from validation.reader import read_table
 
@@ -25,16 +25,6 @@ def line(**values: str) -> str:
 def text_file(*records: str, newline: str = "\r\n") -> str:
     return newline.join((HEADER, *records)) + newline
 
-
-@pytest.fixture(scope="module")
-def checker(tmp_path_factory) -> Store:
-    """District d1 (schools 0101, 0202); these tests only check, so one store serves all."""
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('reader') / 'roster.sqlite3'}")
-    store.create_district("d1", "District One")
-    for org, name in SCHOOLS:
-        store.add_school("d1", org, name)
-    yield store
-    store.dispose()
 
 
 def check(store: Store, data: bytes, settings: Settings | None = None) -> FileResult:

@@ -10,7 +10,7 @@ import pytest
 
 from roster.pipeline import FileResult, InputFile, Settings, run
 from roster.store import Store
-from tests.builders import SCHOOLS, student, teacher, users_csv
+from tests.builders import student, teacher, users_csv
 from validation.dictionary import USERS_HEADERS
 from validation.report import escape_cell
 
@@ -19,16 +19,6 @@ REPORT_TAIL = ["issues", "details", "how_to_fix"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NO_CLASS = dict(classId="", className="", classGrade="", primary_teacher="")
 
-
-@pytest.fixture(scope="module")
-def checker(tmp_path_factory) -> Store:
-    """District d1; these tests only check, so one store serves the module."""
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('report') / 'roster.sqlite3'}")
-    store.create_district("d1", "District One")
-    for org, name in SCHOOLS:
-        store.add_school("d1", org, name)
-    yield store
-    store.dispose()
 
 
 def check(store: Store, data: bytes, **kwargs) -> FileResult:
