@@ -387,6 +387,15 @@ def test_unknown_school_without_a_near_match_has_no_suggestion(checker):
     assert "did you mean" not in issue["message"]
 
 
+def test_district_with_no_schools_yet_rejects_every_row_with_org_not_found(sqlite_store):
+    # a district just created, before its schools are added: a clear error per row, no crash
+    sqlite_store.create_district("d9", "District d9", "batch")
+    result = upload(sqlite_store, base(), district="d9")
+    assert [(i["row"], i["code"]) for i in result.issues] == [(2, "ORG_NOT_FOUND"),
+                                                              (3, "ORG_NOT_FOUND")]
+    assert all("did you mean" not in i["message"] for i in result.issues)
+
+
 def test_ids_are_text_so_123_is_not_0123(checker):
     result = upload(checker, [teacher(org_sis_id="202", **CLASS_BLANK), student(1)])
     assert [i["code"] for i in result.issues if i["row"] == 2] == ["ORG_NOT_FOUND"]

@@ -148,7 +148,7 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     log.add(org_excel, "org_sis_id", "ORG_EXCEL", org)
     if org_missing.any():
         padded = {s.lstrip("0"): s for s in snap.schools}
-        hint = org.str.lstrip("0").map(padded)
+        hint = org.str.lstrip("0").map(padded).astype(object)  # float NaNs when no schools
         detail = ("; did you mean " + hint + " (a spreadsheet may have dropped the leading "
                   "zeros)?").fillna("")
         log.add(org_missing, "org_sis_id", "ORG_NOT_FOUND", org, detail)
