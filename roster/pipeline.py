@@ -305,10 +305,15 @@ def run(store: Store, district_key: str, files: list[InputFile], *, apply: bool,
         upload_id = inp.upload_id or store.new_upload(district_key, inp.name, actor, not apply, kind)
         result.upload_id = upload_id
         record = {"id": upload_id}
+        # The file's bytes are kept on the record only while a Slack upload runs: start-up
+        # recovery re-checks it and tells its thread (roster/recovery.py).  A command-line
+        # run has no thread to tell, and whoever ran it saw it stop; storing the bytes
+        # would cost a second copy of the file in the database (about 1 s per 180 MB).
         store.update_upload(upload_id, state="processing", kind=kind, file_name=inp.name,
                             file_sha256=hashlib.sha256(inp.data).hexdigest(),
                             file_size=len(inp.data), dry_run=not apply,
-                            district_id=district.id, payload=inp.data)
+                            district_id=district.id,
+                            payload=inp.data if inp.slack_file_id else None)
         try:
             _process_one(store, district, raw, kind, result, apply, confirm_removals, settings,
                          progress, record, pending_people)

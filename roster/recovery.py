@@ -1,7 +1,7 @@
 """Start-up recovery: uploads that were accepted but never finished (issue #7).
 
-An upload record is written (state ``received``, then ``processing`` with the file's bytes in
-``payload``) BEFORE its one roster transaction starts, and is finished (``applied`` /
+An upload record is written (state ``received``, then ``processing``; for a file shared in Slack
+with the file's bytes in ``payload``) BEFORE its one roster transaction starts, and is finished (``applied`` /
 ``checked`` / ``failed`` / ``held``) inside or right after it.  A record still ``received`` or
 ``processing`` after its process died (crash, SIGKILL, deploy) therefore means: the roster
 transaction was never committed, nothing of that file was applied (users-csv.md section 6).
@@ -25,8 +25,9 @@ The decision, and why
   admin -- who never got an answer -- may already have uploaded it again or a corrected
   version, and a held-removal confirmation cannot be assumed.  Only the admin knows whether
   the file is still what they want, so they decide, with the dry-run result in hand.
-* A record without payload (the bot stopped before the file was downloaded) or without a
-  district cannot be re-run: it is finished as ``abandoned`` with the reason.
+* A record without payload (the bot stopped before the file was downloaded, or a command-line
+  run, whose bytes are not kept: its user saw it stop) or without a district cannot be re-run:
+  it is finished as ``abandoned`` with the reason.
 * A demographics.csv is re-checked on its own: students that a users.csv of the same message
   would have added are unknown to it (its preview may show DEMO_USER_NOT_FOUND for them).
 
@@ -186,6 +187,10 @@ def _recover_one(store: Store, record: Upload, settings) -> Recovered:
     if district is None:
         reason = ("rosterbot stopped before this file was processed and it is not linked to a "
                   "district, so nothing was applied; share the file again in a linked channel")
+    elif record.payload is None and record.slack_file_id is None:
+        what = "check" if record.dry_run else "upload"
+        reason = (f"rosterbot stopped before this command-line {what} finished, so nothing in "
+                  f"it was applied; {what} the file again")  # its bytes are not kept (pipeline.run)
     elif record.payload is None:
         reason = ("rosterbot stopped before this file was stored and processed (its content "
                   "was not kept), so nothing was applied; "

@@ -7,6 +7,8 @@ and the district lock is taken, right before the commit, and prints a marker lin
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 import queue
 import re
@@ -164,11 +166,13 @@ def test_sigkill_mid_apply_leaves_the_store_exactly_as_before(store, district, t
     assert peek_state(store, upload_id) == "processing"
     assert proc.kill() == -signal.SIGKILL
 
-    # nothing of the killed upload is visible, and its record is left unfinished, payload kept
+    # nothing of the killed upload is visible, and its record is left unfinished (a
+    # command-line run does not keep the file's bytes: only Slack uploads are re-checked)
     assert roster_state(store) == before
     record = store.upload(upload_id)
     assert record.state == "processing" and record.finished_at is None
-    assert record.payload == data and record.dry_run is False
+    assert record.file_sha256 == hashlib.sha256(data).hexdigest()
+    assert record.payload is None and record.dry_run is False
     assert [u.id for u in store.unfinished_uploads()] == [upload_id]
 
     # the lock died with the process: the next upload is not blocked
@@ -196,14 +200,16 @@ def test_recovery_after_a_kill_reports_the_upload_as_not_applied(store, district
     done = recover_unfinished(store, started_before=utcnow() + timedelta(seconds=1))
     assert [(r.upload_id, r.action, r.state) for r in done] == [(upload_id, "abandoned",
                                                                   "abandoned")]
-    assert "nothing in it was applied" in done[0].message and "upload the file again" in \
-        done[0].message
-    # recovery re-ran it as a dry run only: the roster is untouched, the preview is stored
+    message = done[0].message
+    assert "command-line upload" in message and "nothing in it was applied" in message
+    assert "upload the file again" in message
+    # the roster is untouched; a command-line run keeps no bytes, so there is no preview
+    # (a Slack upload's stored file is re-checked: test_recovery_* below and test_bot_reliability)
     assert roster_state(store) == before
     record = store.upload(upload_id)
     assert record.state == "abandoned" and record.status == "failed"
-    assert record.file_issues[0]["code"] == "FAILED"
-    assert record.counts["student"]["created"] == 1 and record.counts["student"]["updated"] >= 1
+    assert [i["code"] for i in record.file_issues] == ["FAILED"]
+    assert "command-line upload" in record.file_issues[0]["message"]
     assert record.payload is None and record.finished_at is not None
     assert store.unfinished_uploads() == []
 
@@ -295,3 +301,26 @@ def test_recovery_abandons_with_the_reason_when_the_recheck_crashes(store, distr
     [done] = recover_unfinished(store, started_before=later())
     assert done.action == "abandoned" and "re-checking the stored file also failed" in done.reason
     assert store.upload(upload_id).state == "abandoned"
+
+
+def test_only_a_slack_upload_keeps_its_file_while_it_runs(store, district, monkeypatch):
+    """Recovery can re-check a Slack upload (and tell its thread); a command-line run keeps no
+    copy of the file in the database."""
+    import roster.pipeline as pipeline
+
+    kept: dict[str, bytes | None] = {}
+    real = pipeline._process_one
+
+    def spy(store_, district_, raw, kind, result, *args):
+        kept[result.file] = store.upload(result.upload_id).payload
+        return real(store_, district_, raw, kind, result, *args)
+
+    monkeypatch.setattr(pipeline, "_process_one", spy)
+    data = users_csv(first_roster())
+    slack = pipeline.run(store, "d1", [pipeline.InputFile("from-slack.csv", data, "F0SLACK")],
+                         apply=True, settings=pipeline.Settings())
+    cli = pipeline.run(store, "d1", [pipeline.InputFile("from-cli.csv", data)], apply=True,
+                       settings=pipeline.Settings())
+    assert kept == {"from-slack.csv": data, "from-cli.csv": None}
+    for done in (slack, cli):  # finished records never keep it
+        assert store.upload(done.files[0].upload_id).payload is None
