@@ -51,15 +51,29 @@ def lookup(values: pd.Series, keys, targets) -> pd.Series:
 def conflicts(key_codes: np.ndarray, values: pd.Series, eligible: np.ndarray) -> np.ndarray:
     """Rows whose key has two or more different non-blank values among eligible rows.
 
-    `key_codes` are the keys factorised once (-1 = blank), so each column costs one integer
-    group-by instead of hashing the key strings again.
+    `key_codes` are the keys factorised once (-1 = blank).  Each row is compared with the
+    first row of its key (an integer scatter finds those); only rows that are not themselves
+    a key's first row are compared, as Arrow text, so no column is hashed.
     """
     use = eligible & (values != "").to_numpy() & (key_codes >= 0)
     if not use.any():
         return np.zeros(len(values), dtype=bool)
-    value_codes, _ = pd.factorize(values[use])
-    spread = pd.Series(value_codes).groupby(key_codes[use], sort=False).agg(["min", "max"])
-    bad_keys = spread.index[spread["min"] != spread["max"]].to_numpy()
+    rows = np.flatnonzero(use)
+    keys = key_codes[rows]
+    first = np.full(int(keys.max()) + 1, -1, dtype=np.int64)
+    first[keys[::-1]] = rows[::-1]  # the last write wins: each key gets its first row
+    ref = first[keys]
+    later = rows != ref
+    if not later.any():
+        return np.zeros(len(values), dtype=bool)
+    rows, ref = rows[later], ref[later]
+    if isinstance(values.dtype, pd.StringDtype):
+        text = pa.array(values.array)  # zero-copy; no cast: only compared with itself
+        differ = pc.not_equal(text.take(rows), text.take(ref)).to_numpy(zero_copy_only=False)
+    else:
+        column = values.to_numpy(dtype=object)
+        differ = column[rows] != column[ref]
+    bad_keys = np.unique(keys[later][differ])
     if len(bad_keys) == 0:
         return np.zeros(len(values), dtype=bool)
     return eligible & np.isin(key_codes, bad_keys)

@@ -1,0 +1,45 @@
+"""validation.vector.conflicts against a plain-Python statement of the rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from validation.users import _key_codes
+from validation.vector import conflicts
+
+
+def reference(keys: list[str], values: list[str], eligible: list[bool]) -> list[bool]:
+    """A row conflicts when, among eligible rows with a non-blank key and value, its key has
+    two or more different values; every eligible row of such a key is flagged."""
+    seen: dict[str, set[str]] = {}
+    for k, v, e in zip(keys, values, eligible):
+        if e and k and v:
+            seen.setdefault(k, set()).add(v)
+    return [bool(e and k and len(seen.get(k, ())) > 1) for k, e in zip(keys, eligible)]
+
+
+rows = st.lists(st.tuples(st.sampled_from(["", "S1", "S2", "T1"]),
+                          st.sampled_from(["", "a", "b", "A", "a "]), st.booleans()),
+                max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows, st.booleans())
+def test_conflicts_match_the_rule(data, as_object):
+    keys = [k for k, _, _ in data]
+    values = [v for _, v, _ in data]
+    eligible = np.array([e for _, _, e in data], dtype=bool)
+    key_series = pd.Series(keys, dtype="str")
+    value_series = pd.Series(values, dtype=object if as_object else "str")
+    got = conflicts(_key_codes(key_series), value_series, eligible)
+    assert got.tolist() == reference(keys, values, eligible.tolist())
+
+
+def test_a_conflict_flags_every_row_of_the_key_but_not_others():
+    keys = pd.Series(["S1", "S2", "S1", "S1", "S2"], dtype="str")
+    values = pd.Series(["Ava", "Bo", "", "Eva", "Bo"], dtype="str")
+    got = conflicts(_key_codes(keys), values, np.ones(5, dtype=bool))
+    assert got.tolist() == [True, False, True, True, False]
