@@ -73,8 +73,8 @@ def _differs(new: pd.Series, old: pd.Series, blank_keeps: bool = False) -> pd.Se
 
 
 def _role_kind(role: pd.Series) -> pd.Series:
-    return pd.Series(np.where(role.astype(object) == "student", "student", "staff"),
-                     index=role.index)
+    return pd.Series(np.where((role == "student").to_numpy(dtype=bool, na_value=False),
+                              "student", "staff"), index=role.index)
 
 
 def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:

@@ -46,7 +46,8 @@ class IssueLog:
     def add(self, mask, column: str, code: str, value, detail="") -> None:
         """Record `code` on every row where `mask` is true.
 
-        `value` and `detail` are a Series aligned with the table or a constant.
+        `value` and `detail` are a Series aligned with the table, a constant, or a function
+        of the failing rows' positions (computed for those rows only).
         """
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
@@ -76,6 +77,8 @@ class IssueLog:
 
 def _pick(value, idx: np.ndarray):
     """The failing rows' values only: never convert a whole column."""
+    if callable(value):
+        return np.asarray(value(idx), dtype=object)
     if isinstance(value, (pd.Series, pd.Index)):
         return np.asarray(value.take(idx), dtype=object)
     if isinstance(value, (np.ndarray, pd.api.extensions.ExtensionArray)):

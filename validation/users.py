@@ -352,7 +352,10 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
                       person_ok, class_ok, enrollment_ok, remove_ok, id_changes)
 
 
-def _id_problem(values: pd.Series) -> pd.Series:
-    return values.str.len().gt(d.ID_MAX).map(
-        {True: f"is longer than {d.ID_MAX} characters",
-         False: "has characters other than letters, digits, '-', '_' and '.'"})
+def _id_problem(values: pd.Series):
+    """What is wrong with an invalid ID, worked out for the failing rows only."""
+    def detail(idx: np.ndarray) -> np.ndarray:
+        return np.where(values.take(idx).str.len().to_numpy() > d.ID_MAX,
+                        f"is longer than {d.ID_MAX} characters",
+                        "has characters other than letters, digits, '-', '_' and '.'")
+    return detail
