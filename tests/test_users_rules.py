@@ -563,3 +563,14 @@ def test_third_party_district_applies_staff_rejects_students(roster):
     assert issue["row"] == 3 and "Clever" in issue["message"]
     people = stored_people(roster)
     assert "T1" in people and "S1" not in people
+
+
+def test_invalid_id_says_what_is_wrong_with_it(checker):
+    result = upload(checker, [teacher(), student(1, userId="S" * 70),
+                              student(2, userId="S 2", classId="MATH#5")])
+    messages = {(i["row"], i["column"]): i["message"] for i in result.issues
+                if i["code"] in ("USERID_INVALID", "CLASSID_INVALID")}
+    assert set(messages) == {(3, "userId"), (4, "userId"), (4, "classId")}
+    assert "longer than 64 characters" in messages[3, "userId"]
+    assert "characters other than letters" in messages[4, "userId"]
+    assert "characters other than letters" in messages[4, "classId"]
