@@ -289,3 +289,228 @@ def test_reader_matches_rfc4180_reading(text):
            for k, (n, c) in enumerate(zip(raw.row_numbers, raw.field_counts))]
     assert got == expected
     assert raw.blank_skipped == blank
+
+
+# --- the fast path gives exactly what the exact parser gives ----------------------------------
+#
+# read_table parses with pyarrow, aligned to spreadsheet rows by byte arithmetic, and falls back
+# to Python's csv module whenever the two might disagree.  These tests generate messy files and
+# check the fast path, whenever it answers, against the exact parser, field for field.
+
+import csv as pycsv  # noqa: E402
+import io as pyio  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from hypothesis import HealthCheck, event, given, settings, strategies as st  # noqa: E402
+
+from validation import reader as rd  # noqa: E402
+
+DIFF = settings(derandomize=True, database=None, deadline=None, max_examples=400,
+                suppress_health_check=list(HealthCheck))
+
+
+def exact(text: str):
+    return rd._to_table(list(pycsv.reader(pyio.StringIO(text, newline=""))))
+
+
+def assert_same_table(got, want) -> None:
+    assert got.headers == want.headers
+    pd.testing.assert_frame_equal(got.cells, want.cells, check_index_type=True)
+    assert list(got.cells.dtypes) == list(want.cells.dtypes)
+    assert got.row_numbers.dtype == want.row_numbers.dtype == np.int64
+    assert got.field_counts.dtype == want.field_counts.dtype == np.int64
+    assert got.row_numbers.tolist() == want.row_numbers.tolist()
+    assert got.field_counts.tolist() == want.field_counts.tolist()
+    assert got.blank_skipped == want.blank_skipped
+    assert [(i.code, i.severity, i.message) for i in got.file_issues] == [
+        (i.code, i.severity, i.message) for i in want.file_issues]
+
+
+def fast_matches_exact(text: str) -> bool:
+    """Assert the fast path agrees with the exact parser; True when it answered at all."""
+    fast = rd._parse_fast(text.encode("utf-8"))
+    if fast is None:
+        return False
+    assert_same_table(fast, exact(text))
+    return True
+
+
+MESSY_CHARS = st.sampled_from(['a', 'b', 'é', ' ', ',', '"', '""', '\n', '\r', '\r\n', "'",
+                               "'=", "'-", '=', '\t', '😀', '\x0c', '\x85', '\u2028'])
+FIELD = st.lists(MESSY_CHARS, max_size=4).map("".join)
+ENDING = st.sampled_from(["\n", "\r\n", "\r"])
+
+
+@st.composite
+def messy_csv(draw) -> str:
+    """A CSV file as users write them: quoting done right or wrong, blank, whitespace-only and
+    ragged lines, mixed line endings, with or without a final line break."""
+    width = draw(st.integers(1, 5))
+    same_ending = draw(st.booleans())
+    ending = draw(ENDING)
+    quoting = draw(st.sampled_from([pycsv.QUOTE_MINIMAL, pycsv.QUOTE_ALL]))
+    header = [f"h{j}" for j in range(width)]
+    if draw(st.booleans()):
+        header[0] = draw(st.sampled_from(['"h,0"', '"h""0"', '"h\n0"', "'=h0", ' h0 ']))
+    lines = [",".join(header)]
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["proper"] * 5 + ["raw", "blank", "space", "commas",
+                                                      "empty-quoted"]))
+        if kind in ("proper", "raw"):
+            n = width + draw(st.sampled_from([0] * 6 + [-2, -1, 1, 2]))
+            fields = draw(st.lists(FIELD, min_size=max(n, 0), max_size=max(n, 0)))
+            if kind == "raw":  # written by hand: stray quotes, breaks and commas as they come
+                record = ",".join(fields)
+            else:
+                out = pyio.StringIO()
+                pycsv.writer(out, quoting=quoting, lineterminator="").writerow(fields)
+                record = out.getvalue()
+        else:
+            record = {"blank": "", "space": draw(st.sampled_from([" ", "\t", "  \t "])),
+                      "commas": "," * draw(st.integers(0, width + 1)),
+                      "empty-quoted": '""'}[kind]
+        lines.append(record + (ending if same_ending else draw(ENDING)))
+    text = "".join(lines[:1]) + (ending if len(lines) > 1 else "") + "".join(lines[1:])
+    if draw(st.booleans()):  # no final line break
+        text = text.rstrip("\r\n") if draw(st.booleans()) else text + draw(FIELD)
+    return text
+
+
+@given(text=messy_csv())
+@DIFF
+def test_fast_path_equals_exact_parser(text):
+    answered = fast_matches_exact(text)
+    event("fast path answered" if answered else "exact parser")
+
+
+@given(rows=st.lists(st.lists(st.sampled_from(["a", "0101", " x ", "'=1", "é", ""]),
+                              min_size=3, max_size=3),
+                    min_size=1, max_size=12),
+       ending=ENDING, final=st.booleans(), blank_every=st.integers(0, 4),
+       ragged_every=st.integers(0, 5))
+@DIFF
+def test_fast_path_answers_and_agrees_on_plain_files(rows, ending, final, blank_every,
+                                                     ragged_every):
+    """No quote at all (LF, CRLF or CR, blank lines, ragged rows): the fast path must answer."""
+    lines = ["x,y,z"]
+    for k, fields in enumerate(rows):
+        if blank_every and k % blank_every == 0:
+            lines.append("")
+        if ragged_every and k % ragged_every == 1:
+            fields = fields[:1] if k % 2 else fields + ["extra"]
+        lines.append(",".join(fields))
+    text = ending.join(lines) + (ending if final else "")
+    assert fast_matches_exact(text)
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("a,b\nx,y\n", id="no-quote-lf"),
+    pytest.param("a,b\r\nx,y\r\n\r\n1,2", id="no-quote-crlf-blank"),
+    pytest.param("a,b\rx,y\r\r1,2\r", id="no-quote-cr"),
+    pytest.param('a,b\n"x\n\ny",z\n\n"1,""2""",3\n', id="quoted-newlines-no-cr"),
+    pytest.param('a,b\r\n"x\r\ny",z\r\n   \r\n"1,""2""",3', id="quoted-crlf"),
+    pytest.param("a,b,c\nx\n1,2,3\n4,5,6,7\n,,\n  \n", id="ragged-no-quote"),
+    pytest.param('a,b,c\n"x,y"\n1,"2\n2",3\n4,5,6,"7\n"\n""\n', id="ragged-quoted"),
+    pytest.param("a,b\n'=1,'-x\n'plain,'@\n", id="formula-escapes"),
+])
+def test_fast_path_answers_on_tricky_but_valid_files(text):
+    assert fast_matches_exact(text)
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param('a,b\nO"Brien,x\n1,2\n', id="stray-quote"),
+    pytest.param('a,b\nO"Br,ien",x\n1,2\n', id="stray-quotes-same-line"),
+    pytest.param('a,b\nx"y,"z\nw"\n\n1,2\n', id="stray-quote-then-quoted-newline"),
+    pytest.param('a,b\na"b,c\n\n"x\ny",z\n', id="stray-quote-blank-line-quoted-newline"),
+    pytest.param('a,b\n"ab"cd,x\n', id="text-after-closing-quote"),
+    pytest.param('a,b\nx,"y\n', id="unterminated-quote"),
+])
+def test_fast_path_never_disagrees_on_malformed_quoting(text):
+    fast_matches_exact(text)  # it may decline (None); when it answers it must agree
+
+
+def exact_read(data: bytes):
+    """read_table as it was before the fast path: decode, then the csv module."""
+    if data.startswith(tuple(rd._WORKBOOK_SIGNATURES)):
+        return rd.read_table(data)  # not what these tests are about
+    text, encoding, notes = rd.decode(data)
+    if text is None:
+        return rd._failed(*notes)
+    if not rd._CONTENT.search(text):
+        return rd._failed(rd.file_issue("FILE_EMPTY"))
+    table = exact(text)
+    table.encoding = encoding
+    table.file_issues = notes + table.file_issues
+    return table
+
+
+ALMOST_NOTHING = st.text(alphabet=[" ", ",", '"', "'", "\n", "\r", "\t", "\x0b", "\x1c", "\xa0",
+                                   "\u2003", "\x85", "\ufeff", "a"], max_size=10)
+
+
+@given(text=st.one_of(messy_csv(), ALMOST_NOTHING),
+       encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]),
+       noise=st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.binary(min_size=1,
+                                                                              max_size=4))))
+@DIFF
+def test_read_table_equals_decode_then_exact_parser(text, encoding, noise):
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        data = text.encode("utf-8")
+    if noise is not None:  # stray bytes: invalid UTF-8, lone surrogates, NULs...
+        at, junk = noise
+        at %= len(data) + 1
+        data = data[:at] + junk + data[at:]
+    if not data:
+        return
+    got, want = rd.read_table(data), exact_read(data)
+    assert got.encoding == want.encoding or want.failed
+    assert [(i.code, i.message) for i in got.file_issues] == [
+        (i.code, i.message) for i in want.file_issues]
+    if not want.failed:
+        assert_same_table(got, want)
+
+
+@given(data=st.one_of(st.binary(max_size=16), st.lists(st.sampled_from(
+    [b"a", b"\xc2", b"\xa0", b"\xed", b"\xa0\x80", b"\x9f\xbf", b"\xf4", b"\x90", b"\x8f",
+     b"\xbf", b"\xe0", b"\x80", b"\xf0", b"\xc0", b"\xef\xbb\xbf", b"\xff", b"\xf8"]),
+    max_size=8).map(b"".join)))
+@settings(DIFF, max_examples=2000)
+def test_utf8_check_is_exactly_what_python_decodes(data):
+    try:
+        data.decode("utf-8")
+        ok = True
+    except UnicodeDecodeError:
+        ok = False
+    assert rd._is_utf8(data) is ok
+
+
+def test_wide_file_blank_rows_and_escapes():
+    """Past the first few columns, blank rows and escapes are still found (one kernel call)."""
+    width = 12
+    header = ",".join(f"h{j}" for j in range(width))
+    rows = ["," * (width - 1), "," * (width - 1) + "x", " ," * (width - 1) + "'=1", "",
+            "," * 5 + " " + "," * (width - 6)]
+    text = "\n".join([header, *rows]) + "\n"
+    assert fast_matches_exact(text)
+    raw = rd.read_table(text.encode())
+    assert raw.row_numbers.tolist() == [3, 4] and raw.blank_skipped == 3
+    assert raw.cells[str(width - 1)].tolist() == ["x", "=1"]
+
+
+@given(text=messy_csv(), find_limit=st.sampled_from([0, 1, 3, 100_000]),
+       scan_limit=st.sampled_from([0, 4, 1_000_000]))
+@DIFF
+def test_fast_path_same_whichever_way_positions_are_found(text, find_limit, scan_limit):
+    """Byte positions by find() calls or by numpy, stray quotes sorted out or not: same result."""
+    from unittest import mock
+
+    with mock.patch.object(rd, "_FIND_LIMIT", find_limit), \
+            mock.patch.object(rd, "_MAX_QUOTE_SCAN", scan_limit):
+        data = text.encode()
+        for byte in (34, 39, 13, 10):
+            assert rd._positions(data, byte).tolist() == [
+                i for i, c in enumerate(data) if c == byte]
+        fast_matches_exact(text)
