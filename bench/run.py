@@ -426,6 +426,40 @@ def product_run(stage: str, verb: str, backend: Backend, csv_path: Path, out_dir
     return r
 
 
+WARM_CODE = r"""
+import contextlib, io, json, statistics, sys, time
+from bot.cli import main
+argv, repeats = json.loads(sys.argv[1]), int(sys.argv[2])
+times = []
+for i in range(repeats + 1):  # the first run warms the process (imports, Arrow thread pool)
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        rc = main(argv)
+    times.append(time.perf_counter() - t0)
+    if rc not in (0, None):
+        sys.exit(f"rosterbot {' '.join(argv)} exited {rc}")
+print(json.dumps({"first": times[0], "runs": times[1:], "seconds": statistics.median(times[1:])}))
+"""
+
+
+def warm_check(backend: Backend, csv_path: Path, out_dir: Path, env: dict, repeats: int) -> Run:
+    """`rosterbot check` of the slice in a process that already ran one (as the long-running
+    bot does): the median of `repeats` calls of bot.cli.main, start-up and imports excluded."""
+    report_dir = out_dir / "reports" / f"{backend.name}-check-warm"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    argv = ["--db", backend.url, "check", DISTRICT, str(csv_path), "--json", "--report-dir",
+            str(report_dir)]
+    r = run_child("check slice warm", [sys.executable, "-c", WARM_CODE, json.dumps(argv),
+                                       str(repeats)], env=env, backend=backend.name,
+                  out_dir=out_dir)
+    if r.exit_code != 0 or not r.result:
+        warn(f"{backend.name} warm check failed: {last_error(r.stderr_tail)}")
+    else:
+        log(f"{backend.name}: check slice, warm process: median {r.result['seconds']:.2f}s "
+            f"(first call {r.result['first']:.2f}s)")
+    return r
+
+
 def last_error(stderr: str, lines: int = 8) -> str:
     """The useful end of a traceback: from the last exception line on, at most `lines`."""
     ls = [x for x in stderr.strip().splitlines() if x.strip()]
@@ -623,6 +657,15 @@ def build_table(fig: dict) -> str:
                          f"{fmt_s(r.get('cpu'))} | {'—' if sp is None else f'{sp:.1f}'}"
                          f"{cpu_sp} | ≥ 5× | "
                          f"{verdict(ok) if r.get('ok') else 'FAILED'} |")
+        alone = ((fr or {}).get("result") or {}).get("seconds")
+        for be in fig["backends"]:
+            w = (fig["runs"].get(be) or {}).get("check slice warm")
+            if not w:
+                continue
+            ratio = f"{alone / w['seconds']:.1f} (validate() alone)" if alone else "—"
+            lines.append(f"| rosterbot check, warm process (as the bot runs it) | {be} | "
+                         f"{fmt_s(w['seconds'])} | {w['seconds'] / sb:.1f} | | | {ratio} | | "
+                         f"median of {len(w['runs'])} calls after a first one |")
         if fr:
             lines.append(f"| frictionless validate | — | {fmt_s(fr.get('seconds'))} | "
                          f"{(fr['seconds'] or 0) / sb:.1f} | {fmt_mb(fr.get('rss_mb'))} | "
@@ -937,6 +980,11 @@ def main(argv=None) -> int:
             if slice_path is not None:
                 raw["check slice"] = product_run("check slice", "check", backend, slice_path,
                                                  run_dir, env, args.timeout)
+                warm = warm_check(backend, slice_path, run_dir, env, max(3, args.repeats))
+                if warm.result:
+                    runs["check slice warm"] = {"seconds": warm.result["seconds"],
+                                                "runs": warm.result["runs"],
+                                                "first": warm.result["first"]}
             raw["check"] = product_run("check", "check", backend, csv_path, run_dir, env,
                                        args.timeout)
             raw["upload"] = product_run("upload", "upload", backend, csv_path, run_dir, env,
