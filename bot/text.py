@@ -12,6 +12,13 @@ STATUS_WORDS = {
     "completed_with_errors": "Completed with errors: valid rows applied, the rest are in the report",
     "failed": "Failed: nothing was applied",
 }
+#: The same statuses for a check (dry run), which applies nothing.
+CHECK_WORDS = {
+    "completed": "Completed: every row can be applied",
+    "completed_with_errors": ("Completed with errors: the valid rows can be applied, the rest "
+                              "are in the report"),
+    "failed": "Failed: this file cannot be applied as it is",
+}
 BUCKET_TITLES = ("created", "updated", "no change", "removed", "errors")
 
 
@@ -33,9 +40,11 @@ def top_issues(result: FileResult, limit: int = 5) -> list[tuple[str, int, str]]
 def summary_text(result: FileResult, dry_run: bool) -> str:
     mode = "Check only (nothing applied)" if dry_run else (
         "Applied" if result.applied else "Not applied")
-    lines = [f"{result.file} ({result.kind}) - {STATUS_WORDS.get(result.status, result.status)}",
+    words = CHECK_WORDS if dry_run else STATUS_WORDS
+    partly = "partly applicable" if dry_run else "partly applied"
+    lines = [f"{result.file} ({result.kind}) - {words.get(result.status, result.status)}",
              f"{mode}. Rows: {result.rows['total']} "
-             f"(rejected {result.rows['rejected']}, partly applied {result.rows['partly_applied']}, "
+             f"(rejected {result.rows['rejected']}, {partly} {result.rows['partly_applied']}, "
              f"with warnings {result.rows['with_warnings']}, blank rows skipped "
              f"{result.rows['blank_skipped']})"]
     if result.encoding and result.encoding != "utf-8":

@@ -108,6 +108,16 @@ def test_human_output_shows_the_table_and_top_issues(setup):
     assert "users-errors.csv" in out
 
 
+def test_human_output_of_a_check_never_says_applied(setup):
+    (setup / "users.csv").write_bytes(users_csv(class_of(1) + [row(userId="S9", userEmail="")]))
+    done = cli(setup, "check", "d1", "users.csv")
+    assert done.returncode == 0
+    head = done.stdout.splitlines()[:2]
+    assert "the valid rows can be applied" in head[0]
+    assert head[1].startswith("Check only (nothing applied).") and "partly applicable 1" in head[1]
+    assert "valid rows applied" not in head[0] and "partly applied" not in head[1]
+
+
 def test_unknown_district_is_refused_with_the_fix(setup):
     (setup / "users.csv").write_bytes(users_csv(class_of(1)))
     done = cli(setup, "upload", "nope", "users.csv")
