@@ -92,6 +92,25 @@ def test_unknown_header_suggests_the_closest(checker):
     assert by_code["HEADER_MISSING"].column == "userEmail"
 
 
+@pytest.mark.parametrize(("sep", "named"), [(";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")])
+def test_a_file_with_another_separator_is_told_to_save_as_comma_csv(checker, sep, named):
+    text = users_csv(BASE_ROWS).decode().replace(",", sep)
+    result = go(checker, text.encode())
+    f = result.files[0]
+    assert f.status == "failed" and not f.applied
+    unknown = [i for i in f.file_issues if i.code == "HEADER_UNKNOWN"]
+    assert len(unknown) == 1
+    assert f"separated by {named}" in unknown[0].message
+    assert "CSV UTF-8 (Comma delimited)" in unknown[0].message
+    assert "did you mean" not in unknown[0].message
+
+
+def test_a_header_with_a_semicolon_in_it_is_not_taken_for_a_separator(checker):
+    result = go(checker, csv_bytes([*USERS_HEADERS, "notes; internal"], BASE_ROWS))
+    (issue,) = result.files[0].file_issues
+    assert issue.code == "HEADER_UNKNOWN" and "separated by" not in issue.message
+
+
 def test_unknown_header_without_a_close_match_has_no_suggestion(checker):
     result = go(checker, csv_bytes([*USERS_HEADERS, "favouriteColour"], BASE_ROWS))
     (issue,) = result.files[0].file_issues

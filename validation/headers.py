@@ -37,6 +37,21 @@ def suggest(name: str, choices: list[str], cutoff: float = 70) -> str | None:
     return found[0] if found else None
 
 
+_SEPARATORS = {";": "semicolons (;)", "\t": "tabs", "|": "vertical bars (|)"}
+
+
+def _wrong_separator(header: str, by_folded: dict[str, str]) -> str:
+    """A detail for a header line that is several dictionary headers joined by another
+    separator: a spreadsheet saved as "CSV" with a semicolon list separator, or as tab- or
+    bar-delimited text, arrives as one long header."""
+    for sep, name in _SEPARATORS.items():
+        parts = [p.strip().casefold() for p in header.split(sep)]
+        if len(parts) > 1 and sum(p in by_folded for p in parts) >= 2:
+            return (f"; it looks like several headers separated by {name} instead of commas: "
+                    "save the file again as \"CSV UTF-8 (Comma delimited)\"")
+    return ""
+
+
 def check_headers(headers: list[str], columns: tuple[Column, ...], file_label: str,
                   required_when: dict[str, bool] | None = None,
                   groups: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()) -> HeaderResult:
@@ -72,7 +87,8 @@ def check_headers(headers: list[str], columns: tuple[Column, ...], file_label: s
             result.positions.setdefault(correct, pos)  # known, so not reported as missing
         else:
             hint = suggest(stripped, names)
-            detail = f"; did you mean {hint}?" if hint else ""
+            detail = (_wrong_separator(stripped, by_folded)
+                      or (f"; did you mean {hint}?" if hint else ""))
             result.issues.append(file_issue("HEADER_UNKNOWN", column=stripped, value=stripped,
                                             detail=detail))
     present = set(result.positions)
