@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rapidfuzz import fuzz, process, utils
 
 from validation.dictionary import REPORT_COLUMNS, Column, Kind
 from validation.issues import FileIssue, file_issue
@@ -32,6 +31,8 @@ def _letter(position: int) -> str:
 
 def suggest(name: str, choices: list[str], cutoff: float = 70) -> str | None:
     """The dictionary header closest to a misspelt one, if any is close enough."""
+    from rapidfuzz import fuzz, process, utils  # only for a file with an unknown header
+
     found = process.extractOne(name, choices, scorer=fuzz.WRatio,
                                processor=utils.default_process, score_cutoff=cutoff)
     return found[0] if found else None

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from rapidfuzz import process, utils
 
 from validation import dictionary as d
 from validation.issues import IssueLog, scope_of, severity_of
@@ -95,6 +94,8 @@ def _class_grades(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
 
 
 def _suggest_action(values: pd.Series) -> pd.Series:
+    from rapidfuzz import process, utils  # only for a file with an invalid action
+
     choices = list(d.ACTIONS)
     hints = {}
     for v in values.unique():
