@@ -574,3 +574,26 @@ def test_invalid_id_says_what_is_wrong_with_it(checker):
     assert "longer than 64 characters" in messages[3, "userId"]
     assert "characters other than letters" in messages[4, "userId"]
     assert "characters other than letters" in messages[4, "classId"]
+
+
+@pytest.mark.parametrize("email", ["s1@notamplify.com", "s1@amplifyschools.org",
+                                   "s1@mail.notamplify.com"])
+def test_lookalike_domains_are_not_amplify(checker, email):
+    result = upload(checker, [teacher(), student(1, userEmail=email)])
+    assert not found(result, "EMAIL_AMPLIFY_DOMAIN")
+
+
+def test_mismatch_and_taken_messages_name_the_class_school_and_owner(roster):
+    upload(roster, base() + [student(2)], apply=True)
+    moved = upload(roster, [student(3, org_sis_id="0202")])  # MATH5 is stored at 0101
+    (issue,) = found(moved, "ORG_CLASS_MISMATCH")
+    assert "Class 'MATH5' belongs to school '0101'" in issue["message"]
+    # S4 uses the email of S2, who stays in the file (so it is not an ID change)
+    taken = upload(roster, [student(2), student(4, userEmail="s2@example.org")])
+    (issue,) = found(taken, "EMAIL_TAKEN")
+    assert "(userId S2)" in issue["message"]
+    split = upload(roster, [teacher(classId="NEW1"), student(5, classId="NEW1",
+                                                             org_sis_id="0202")])
+    assert {i["row"] for i in found(split, "ORG_CLASS_MISMATCH")} == {2, 3}
+    assert all("Rows for class 'NEW1' give more than one org_sis_id" in i["message"]
+               for i in found(split, "ORG_CLASS_MISMATCH"))

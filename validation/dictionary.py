@@ -70,6 +70,9 @@ EXCEL_PATTERN = r"[0-9]+(?:\.[0-9]+)?[Ee][+-]?[0-9]+"
 # row by row, and RE2 (pyarrow) a thousand times faster without it.
 _NOT_AT_OR_SPACE = "[^@ \t\r\n\f\v\u00a0\u2007\u202f"
 EMAIL_PATTERN = _NOT_AT_OR_SPACE + "]+@(?:" + _NOT_AT_OR_SPACE + ".]+\\.)+" + _NOT_AT_OR_SPACE + ".]+"
+#: EMAIL_AMPLIFY_DOMAIN, on the lower-cased email: the domain (after the last @) is amplify.com,
+#: a subdomain of it, or starts with "amplify.".
+AMPLIFY_EMAIL_PATTERN = r"@(?:[^@]*\.)?amplify\.com$|@amplify\.[^@]*$"
 ID_MAX = 64
 NAME_MAX = 100
 CLASSNAME_MAX = 255

@@ -149,10 +149,13 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     log.add(org_excel, "org_sis_id", "ORG_EXCEL", org)
     if org_missing.any():
         padded = {s.lstrip("0"): s for s in snap.schools}
-        hint = org.str.lstrip("0").map(padded).astype(object)  # float NaNs when no schools
-        detail = ("; did you mean " + hint + " (a spreadsheet may have dropped the leading "
-                  "zeros)?").fillna("")
-        log.add(org_missing, "org_sis_id", "ORG_NOT_FOUND", org, detail)
+
+        def zeros_hint(idx: np.ndarray) -> list[str]:
+            hints = (padded.get(v.lstrip("0")) for v in org.take(idx))
+            return [f"; did you mean {h} (a spreadsheet may have dropped the leading zeros)?"
+                    if h else "" for h in hints]
+
+        log.add(org_missing, "org_sis_id", "ORG_NOT_FOUND", org, zeros_hint)
     org_valid = live & org_known
 
     # --- userId and secondary IDs --------------------------------------------------------------
@@ -187,9 +190,7 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     log.add(email_blank, "userEmail", "EMAIL_REQUIRED", email)
     log.add(email_bad, "userEmail", "EMAIL_INVALID", email,
             np.where(too_long, " (over 254 characters)", ""))
-    domain = t["email_l"].str.replace(r"^.*@", "", regex=True)
-    amplify = ((domain == "amplify.com") | domain.str.endswith(".amplify.com")
-               | domain.str.startswith("amplify.")).to_numpy() & email.str.contains("@").to_numpy()
+    amplify = t["email_l"].str.contains(d.AMPLIFY_EMAIL_PATTERN).to_numpy()
     log.add(as_add & amplify, "userEmail", "EMAIL_AMPLIFY_DOMAIN", email)
     email_valid = as_add & ~email_blank & ~email_bad & ~amplify
 
@@ -244,9 +245,11 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
             norm, bad, changed = _class_grades(cgrade.where(judged, ""))
             # "," or " , " names no grade at all: not a grade code either
             bad_mask = judged & (bad.notna() | (norm == "")).to_numpy()
-            log.add(bad_mask, "classGrade", "CLASSGRADE_INVALID", cgrade,
-                    (" ('" + bad.fillna("") + "')").where(cgrade.str.contains(",")
-                                                          & bad.notna(), ""))
+            def bad_part(idx: np.ndarray) -> list[str]:  # name it only in a list of grades
+                return [f" ('{b}')" if isinstance(b, str) and "," in v else ""
+                        for v, b in zip(cgrade.take(idx), bad.take(idx))]
+
+            log.add(bad_mask, "classGrade", "CLASSGRADE_INVALID", cgrade, bad_part)
             log.add(judged & ~bad_mask & changed.to_numpy(), "classGrade",
                     "CLASSGRADE_NORMALIZED", cgrade, norm)
             t["class_grade_n"] = norm.where(~bad_mask, "")
@@ -284,12 +287,14 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
         org_rows = cid_valid & org_valid
         split = _group_conflict(cid, org, org_rows, cid_codes)
         log.add(split, "org_sis_id", "ORG_CLASS_MISMATCH", org,
-                "Rows for class '" + cid + "' give more than one org_sis_id")
+                lambda idx: [f"Rows for class '{c}' give more than one org_sis_id"
+                             for c in cid.take(idx)])
         stored_org = lookup(cid, snap.classes["class_id"], snap.classes["org_sis_id"])
         elsewhere = org_rows & ~split & stored_org.notna().to_numpy() & (
             stored_org != org).fillna(False).to_numpy()
         log.add(elsewhere, "org_sis_id", "ORG_CLASS_MISMATCH", org,
-                "Class '" + cid + "' belongs to school '" + stored_org.astype(object).fillna("") + "'")
+                lambda idx: [f"Class '{c}' belongs to school '{o}'"
+                             for c, o in zip(cid.take(idx), stored_org.take(idx))])
 
     # --- against the stored roster -------------------------------------------------------------
     people = snap.people
@@ -304,7 +309,7 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     id_changes = dict(zip(uid[moves], owner[moves]))
     log.add(moves, "userId", "USERID_CHANGED", uid, owner)
     log.add(other_owner & ~moves, "userEmail", "EMAIL_TAKEN", email,
-            " (userId " + owner.astype(object).fillna("") + ")")
+            lambda idx: [f" (userId {o})" for o in owner.take(idx)])
 
     stored_uid = uid.where(known, uid.map(id_changes) if id_changes else np.nan)
     stored_role = lookup(stored_uid, people["user_id"], people["role"])
