@@ -219,8 +219,7 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     _count_errors(counts, cid, rejected_c, applied_classes, "class")
     enr_key = cid + "\x1f" + uid
     enr_key = enr_key.where((cid != "") & (uid != ""), "")
-    applied_enr = (eagg.index.get_level_values(0).astype(object) + "\x1f"
-                   + eagg.index.get_level_values(1).astype(object))
+    applied_enr = enr_key[chk.enrollment_ok]  # the keys of eagg, without building them again
     rejected_e = ((chk.as_add & (cid != "").to_numpy() & ~chk.enrollment_ok)
                   | (chk.is_remove_enrollment & ~chk.remove_ok))
     _count_errors(counts, enr_key, rejected_e, applied_enr, "enrollment")
@@ -258,7 +257,9 @@ def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied,
     entities = entity[rejected] if isinstance(entity, pd.Series) else pd.Series(entity, index=k.index)
     blank = k == ""
     frame = pd.DataFrame({"key": k, "entity": entities})
-    named = frame[~blank & ~isin(k, applied)].drop_duplicates("key")
+    # hash the few rejected keys and probe the many applied ones, not the other way round
+    candidates = applied[isin(applied, k.unique())]
+    named = frame[~blank & ~isin(k, candidates)].drop_duplicates("key")
     for ent, n in pd.concat([named["entity"], frame.loc[blank, "entity"]]).value_counts().items():
         counts[ent]["errors"] += int(n)
 
@@ -285,8 +286,11 @@ def _class_warnings(t, chk, snap, enr, touched, eagg, classes_removed, enrollmen
     per_class = final.groupby("class_id").agg(primaries=("is_primary", "sum"),
                                               students=("student", "sum"))
     per_class = per_class.reindex(touched, fill_value=0)
-    first_row = pd.Series(np.flatnonzero(chk.class_ok), index=t["classId"][chk.class_ok].to_numpy())
-    first_row = first_row[~first_row.index.duplicated()]
+    rows_ok = np.flatnonzero(chk.class_ok)
+    codes, class_ids = pd.factorize(t["classId"].take(rows_ok))
+    first = np.full(len(class_ids), len(rows_ok), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(rows_ok)))
+    first_row = pd.Series(rows_ok[first], index=class_ids)  # each class's first row
     out = []
     for code, mask, detail in (
         ("CLASS_NO_PRIMARY_TEACHER", per_class["primaries"] == 0, ""),

@@ -60,8 +60,8 @@ def conflicts(key_codes: np.ndarray, values: pd.Series, eligible: np.ndarray) ->
         return np.zeros(len(values), dtype=bool)
     rows = np.flatnonzero(use)
     keys = key_codes[rows]
-    first = np.full(int(keys.max()) + 1, -1, dtype=np.int64)
-    first[keys[::-1]] = rows[::-1]  # the last write wins: each key gets its first row
+    first = np.full(int(keys.max()) + 1, len(values), dtype=np.int64)
+    np.minimum.at(first, keys, rows)  # each key's first row
     ref = first[keys]
     later = rows != ref
     if not later.any():
