@@ -209,10 +209,12 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     # --- errors --------------------------------------------------------------------------------
     applied_people = agg.index
     rejected = chk.as_add & ~chk.person_ok | (chk.is_deactivate & ~chk.remove_ok)
-    role = t["role_l"].where(t["role_l"].isin(d.ROLES),
-                             lookup(stored_uid, by_uid.index, by_uid["role"]))
-    role = role.fillna(pd.Series(np.where(t["userGrade"] != "", "student", "teacher"),
-                                 index=t.index))
+    # a rejected person counts under its valid role, else its stored one, else by its grade
+    typed = t["role_l"][rejected]
+    role = typed.where(typed.isin(d.ROLES), lookup(stored_uid[rejected], by_uid.index,
+                                                   by_uid["role"]))
+    role = role.fillna(pd.Series(np.where(t["userGrade"][rejected] != "", "student", "teacher"),
+                                 index=typed.index))
     _count_errors(counts, uid, rejected, applied_people, _role_kind(role))
     applied_classes = cagg.index
     rejected_c = (chk.carries_class & ~chk.class_ok) | (chk.is_remove_class & ~chk.remove_ok)
@@ -250,11 +252,15 @@ def _tally(counts: dict, kinds: pd.Series, bucket: str) -> None:
 
 def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied,
                   entity) -> None:
-    """Distinct rejected keys not applied from another row; a blank key counts per row."""
+    """Distinct rejected keys not applied from another row; a blank key counts per row.
+
+    `entity` is the entity of every rejected row (a Series aligned with keys[rejected]) or one
+    entity for all of them.
+    """
     if not rejected.any():
         return
     k = keys[rejected]
-    entities = entity[rejected] if isinstance(entity, pd.Series) else pd.Series(entity, index=k.index)
+    entities = entity if isinstance(entity, pd.Series) else pd.Series(entity, index=k.index)
     blank = k == ""
     frame = pd.DataFrame({"key": k, "entity": entities})
     # hash the few rejected keys and probe the many applied ones, not the other way round
