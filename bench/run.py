@@ -980,7 +980,7 @@ def main(argv=None) -> int:
             if slice_path is not None:
                 raw["check slice"] = product_run("check slice", "check", backend, slice_path,
                                                  run_dir, env, args.timeout)
-                warm = warm_check(backend, slice_path, run_dir, env, max(3, args.repeats))
+                warm = warm_check(backend, slice_path, run_dir, env, max(5, args.repeats))
                 if warm.result:
                     runs["check slice warm"] = {"seconds": warm.result["seconds"],
                                                 "runs": warm.result["runs"],
