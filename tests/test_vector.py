@@ -13,16 +13,17 @@ from validation.vector import conflicts
 
 def reference(keys: list[str], values: list[str], eligible: list[bool]) -> list[bool]:
     """A row conflicts when, among eligible rows with a non-blank key and value, its key has
-    two or more different values; every eligible row of such a key is flagged."""
-    seen: dict[str, set[str]] = {}
+    two or more different values (a missing value is one value); every eligible row of such a
+    key is flagged."""
+    seen: dict[str, set] = {}
     for k, v, e in zip(keys, values, eligible):
-        if e and k and v:
+        if e and k and v != "":
             seen.setdefault(k, set()).add(v)
     return [bool(e and k and len(seen.get(k, ())) > 1) for k, e in zip(keys, eligible)]
 
 
 rows = st.lists(st.tuples(st.sampled_from(["", "S1", "S2", "T1"]),
-                          st.sampled_from(["", "a", "b", "A", "a "]), st.booleans()),
+                          st.sampled_from(["", "a", "b", "A", "a ", None]), st.booleans()),
                 max_size=30)
 
 

@@ -52,8 +52,8 @@ def conflicts(key_codes: np.ndarray, values: pd.Series, eligible: np.ndarray) ->
     """Rows whose key has two or more different non-blank values among eligible rows.
 
     `key_codes` are the keys factorised once (-1 = blank).  Each row is compared with the
-    first row of its key (an integer scatter finds those); only rows that are not themselves
-    a key's first row are compared, as Arrow text, so no column is hashed.
+    first row of its key (np.minimum.at finds those); only rows that are not themselves a
+    key's first row are compared, as Arrow text, so no column is hashed.
     """
     use = eligible & (values != "").to_numpy() & (key_codes >= 0)
     if not use.any():
@@ -67,11 +67,14 @@ def conflicts(key_codes: np.ndarray, values: pd.Series, eligible: np.ndarray) ->
     if not later.any():
         return np.zeros(len(values), dtype=bool)
     rows, ref = rows[later], ref[later]
+    # a missing value (NA) counts as one more value: equal to itself, different from the rest
     if isinstance(values.dtype, pd.StringDtype):
         text = pa.array(values.array)  # zero-copy; no cast: only compared with itself
+        if text.null_count:
+            text = pc.fill_null(text, "\x00")  # NUL never reaches here (the reader refuses it)
         differ = pc.not_equal(text.take(rows), text.take(ref)).to_numpy(zero_copy_only=False)
     else:
-        column = values.to_numpy(dtype=object)
+        column = values.astype(object).where(values.notna(), None).to_numpy()
         differ = column[rows] != column[ref]
     bad_keys = np.unique(keys[later][differ])
     if len(bad_keys) == 0:
