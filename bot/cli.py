@@ -124,7 +124,10 @@ def cmd_status(args) -> int:
         return 0
     if not records:
         print(f"No uploads yet for {args.district}.")
+    from bot.formatting import file_issue_codes
+
     for r in records:
+        codes = file_issue_codes(r.file_issues)
         when = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "?"
         changed = ", ".join(f"{e} +{c.get('created', 0)}/~{c.get('updated', 0)}/-{c.get('removed', 0)}"
                             for e, c in (r.counts or {}).items()
@@ -132,8 +135,10 @@ def cmd_status(args) -> int:
         print(f"#{r.id} {when} {r.file_name} by {r.actor or '?'} sha256:{(r.file_sha256 or '')[:12]} "
               f"{'check' if r.dry_run else 'upload'} {r.state}/{r.status or '-'} "
               f"rows {(r.rows or {}).get('total', 0)}, issues {len(r.issues or [])}"
-              + (f"; {changed}" if changed else ""))
+              + (f"; {changed}" if changed else "") + (f"; file: {codes}" if codes else ""))
         if args.upload:
+            for issue in r.file_issues or []:
+                print(f"  file {issue.get('code')}: {issue.get('message', '')}")
             for issue in r.issues or []:
                 print(f"  row {issue['row']} {issue['column']} {issue['code']}: {issue['message']}")
     return 0

@@ -271,7 +271,16 @@ def audit_line(upload: Any) -> str:
     state = upload.state or "?"
     status = upload.status.replace("_", " ") if upload.status else ""
     outcome = state + (f", {status}" if status and status != state else "")
-    return f"• {when} — *{name}*{sha}{mode} by {who}: {escape(outcome)}{_count_brief(upload)}"
+    codes = file_issue_codes(upload.file_issues)
+    return (f"• {when} — *{name}*{sha}{mode} by {who}: {escape(outcome)}{_count_brief(upload)}"
+            + (f" — file: {codes}" if codes else ""))
+
+
+def file_issue_codes(file_issues: Iterable[Mapping[str, Any]] | None) -> str:
+    """The file-level issue codes of a stored upload, most frequent first: why a failed upload
+    failed, at a glance ("HEADER_MISSING ×15, HEADER_UNKNOWN")."""
+    per_code = Counter(str(i.get("code")) for i in file_issues or [] if isinstance(i, Mapping))
+    return ", ".join(code + (f" ×{n}" if n > 1 else "") for code, n in per_code.most_common())
 
 
 def _count_brief(upload: Any) -> str:

@@ -453,7 +453,15 @@ def test_slash_status_lists_recent_uploads(bot, slack, store):
     assert record.file_sha256[:12] in line and record.created_at.strftime("%Y-%m-%d") in line
     assert "applied, completed with errors" in line
     assert "2 created" in line and "2 errors" in line
+    assert "file:" not in line  # no file-level issue
     assert "support access" in command(bot, slack, "status", user=STRANGER)["text"]
+
+
+def test_slash_status_says_why_a_failed_file_failed(bot, slack, store):
+    share(bot, slack, "users.csv", GOOD_AND_BAD.replace(b",", b";"))
+    wait_final_reaction(slack)
+    line = command(bot, slack, "status")["text"].splitlines()[1]
+    assert "failed" in line and "file: HEADER_MISSING ×" in line and "HEADER_UNKNOWN" in line
 
 
 def test_slash_link_requires_a_system_admin_of_that_district(bot, slack, store):
