@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -253,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except RosterError as exc:
         print(f"rosterbot: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `rosterbot status d1 | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 0
     except Exception:  # an internal error: exit 1 with the traceback for support
         logging.getLogger("rosterbot").exception("internal error")
         return 1

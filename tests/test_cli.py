@@ -212,3 +212,20 @@ def test_serve_without_tokens_says_what_to_set(tmp_path):
         os.environ.update(saved)
     assert done.returncode == 2
     assert "SLACK_" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error(setup):
+    """`rosterbot status d1 --upload N | head -1`: the pipe closes early; no traceback."""
+    bad = [row(userId=f"S{i}", userEmail="") for i in range(2000)]
+    (setup / "users.csv").write_bytes(users_csv(bad))
+    assert cli(setup, "check", "d1", "users.csv").returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "ROSTERBOT_DATABASE_URL"}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "--db",
+                             f"sqlite:///{setup / 'cli.sqlite3'}", "status", "d1", "--upload", "1"],
+                            cwd=setup, env={**env, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()  # `head -1`
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0
+    assert first.startswith(b"#1 ") and err == b""
