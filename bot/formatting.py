@@ -128,11 +128,12 @@ def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]
         blocks.append(_section(count_table(counts)))
     rows = f.get("rows") or {}
     if rows:
+        total, blank = rows.get("total", 0), rows.get("blank_skipped", 0)
         blocks.append(_context(
-            f"{rows.get('total', 0)} rows · {rows.get('rejected', 0)} rejected · "
-            f"{rows.get('partly_applied', 0)} partly applied · "
+            f"{total} row{'' if total == 1 else 's'} · {rows.get('rejected', 0)} rejected · "
+            f"{rows.get('partly_applied', 0)} partly {'applicable' if dry_run else 'applied'} · "
             f"{rows.get('with_warnings', 0)} with warnings · "
-            f"{rows.get('blank_skipped', 0)} blank rows skipped"))
+            f"{blank} blank row{'' if blank == 1 else 's'} skipped"))
     issues = f.get("issues") or []
     if issues:
         blocks.append(_section("*Top issues*\n" + "\n".join(top_issue_lines(issues))))

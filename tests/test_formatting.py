@@ -1,0 +1,30 @@
+"""Wording of the Slack summary that depends on the numbers and on check vs upload."""
+
+from __future__ import annotations
+
+import json
+
+from bot import formatting
+
+FILE = {"file": "users.csv", "kind": "users", "status": "completed_with_errors", "applied": False,
+        "file_issues": [], "counts": {}, "issues": [],
+        "rows": {"total": 1, "rejected": 0, "partly_applied": 1, "with_warnings": 0,
+                 "blank_skipped": 1}}
+
+
+def text_of(blocks) -> str:
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+def test_one_row_is_singular_and_a_check_applies_nothing():
+    check = text_of(formatting.file_summary(FILE, dry_run=True))
+    assert "1 row ·" in check and "1 blank row skipped" in check
+    assert "1 partly applicable" in check and "partly applied" not in check
+    assert "check only, nothing was applied" in check
+
+
+def test_an_upload_says_applied_and_plural_rows():
+    rows = dict(FILE["rows"], total=20, blank_skipped=2)
+    upload = text_of(formatting.file_summary(dict(FILE, applied=True, rows=rows), dry_run=False))
+    assert "20 rows ·" in upload and "2 blank rows skipped" in upload
+    assert "1 partly applied" in upload and "— applied" in upload
