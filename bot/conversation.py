@@ -2,7 +2,9 @@
 
 * In an upload's thread, "row 14" / "why did row 14 fail?" explains that row from the stored
   upload record and "summary" repeats the top issues (no mention needed).
-* A mention (`app_mention`) or any DM is a question, answered from `faq.lookup()`.
+* A mention (`app_mention`) or any DM is a question, answered from `faq.lookup()`; so is a
+  message in an upload's thread that names an error code ("what does CLASSNAME_CONFLICT
+  mean?"), the natural follow-up to the summary.  Other thread talk is left to the people.
 Everything is answered in the thread of the message.
 """
 
@@ -20,6 +22,15 @@ from bot.uploads import RecentKeys, is_dm
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 _ROW = re.compile(r"\brow\s*(?:number\s*|no\.?\s*|#\s*)?(\d{1,7})\b", re.IGNORECASE)
 _SUMMARY = re.compile(r"\b(summary|summarize|summarise|top issues)\b", re.IGNORECASE)
+#: a word shaped like an error code: letters and digits joined by _ or - (EMAIL_TAKEN)
+_CODE_WORD = re.compile(r"\b[A-Za-z]+(?:[_-][A-Za-z0-9]+)+\b")
+
+
+def names_a_code(text: str) -> bool:
+    """Whether the text names one of the catalog's error codes (any letter case, _ or -)."""
+    from validation.catalog import CATALOG
+
+    return any(w.upper().replace("-", "_") in CATALOG for w in _CODE_WORD.findall(text))
 
 
 def strip_mentions(text: str | None) -> str:
@@ -49,7 +60,9 @@ class Conversation:
             uploads = self.store.uploads_in_thread(channel, thread_ts)
             if uploads:
                 message = self._triage(user, text, uploads)
-        if message is None and (dm or mentioned):
+        if message is None and (dm or mentioned or (
+                thread_ts and names_a_code(text)
+                and self.store.uploads_in_thread(channel, thread_ts))):
             message = self._answer(user, channel, dm, text)
         if message is None:
             return  # channel chatter not addressed to the bot

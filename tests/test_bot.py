@@ -366,6 +366,27 @@ def test_row_and_summary_in_an_upload_thread(bot, slack, store):
     assert "support access" in refused["text"]
 
 
+def test_a_code_named_in_an_upload_thread_is_answered_without_a_mention(bot, slack, store):
+    share(bot, slack, "users.csv", GOOD_AND_BAD)
+    wait_final_reaction(slack)
+
+    def say(text: str, ts: str, thread_ts: str = TS) -> None:
+        assert bot.send_event({"type": "message", "user": ADMIN, "channel": CHANNEL,
+                               "channel_type": "channel", "text": text, "ts": ts,
+                               "thread_ts": thread_ts}) == 200
+
+    before = len(slack.posts(CHANNEL, TS))
+    say("thanks, I'll fix the school ids", "1712000002.000001")  # talk among people
+    say("what does org-not-found mean?", "1712000002.000002")
+    answer = slack.wait_for(lambda: slack.posts(CHANNEL, TS)[before:], what="the answer")
+    assert len(answer) == 1 and "ORG_NOT_FOUND" in blocks_text(answer[0])
+    # a thread that is not an upload's: only a mention or a DM is a question
+    say("what does ORG_NOT_FOUND mean?", "1712000002.000003", thread_ts="1712000009.000001")
+    time.sleep(1.0)
+    assert slack.posts(CHANNEL, "1712000009.000001") == []
+    assert len(slack.posts(CHANNEL, TS)) == before + 1
+
+
 # -- slash command -----------------------------------------------------------------------------
 
 def command(bot, slack, text: str, **kw) -> dict:
