@@ -124,9 +124,11 @@ def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]
         blocks.append(_section(f"• `{issue.get('code')}` {escape(issue.get('message', ''))}"
                                + (f"\n  _Fix:_ {escape(fix)}" if fix else "")))
     counts = f.get("counts") or {}
+    rows = f.get("rows") or {}
+    if f.get("status") == "failed" and not rows.get("total"):
+        return blocks  # the file could not be read: no table of zeros, only why (above)
     if counts:
         blocks.append(_section(count_table(counts)))
-    rows = f.get("rows") or {}
     if rows:
         total, blank = rows.get("total", 0), rows.get("blank_skipped", 0)
         blocks.append(_context(

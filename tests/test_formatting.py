@@ -28,3 +28,18 @@ def test_an_upload_says_applied_and_plural_rows():
     upload = text_of(formatting.file_summary(dict(FILE, applied=True, rows=rows), dry_run=False))
     assert "20 rows ·" in upload and "2 blank rows skipped" in upload
     assert "1 partly applied" in upload and "— applied" in upload
+
+
+def test_a_file_that_could_not_be_read_shows_why_and_no_table_of_zeros():
+    zeros = {e: dict.fromkeys(("created", "updated", "no_change", "removed", "errors"), 0)
+             for e in ("school", "staff", "student", "class", "enrollment")}
+    failed = dict(FILE, status="failed", counts=zeros,
+                  rows={"total": 0, "rejected": 0, "partly_applied": 0, "with_warnings": 0,
+                        "blank_skipped": 0},
+                  file_issues=[{"code": "HEADER_MISSING", "message": "The required column "
+                                "'userId' is missing.", "fix": "Add the missing column."}])
+    text = text_of(formatting.file_summary(failed, dry_run=False))
+    assert "HEADER_MISSING" in text and "Add the missing column." in text
+    assert "created" not in text and "0 rows" not in text
+    held = dict(failed, rows=dict(failed["rows"], total=40))  # held by the removal guard
+    assert "created" in text_of(formatting.file_summary(held, dry_run=False))
