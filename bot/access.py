@@ -6,6 +6,8 @@ says why and what to do.  Nothing here talks to Slack.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +54,11 @@ def linked_district(store: Any, settings: Settings, channel: str) -> tuple[Any, 
         "A system administrator of the district can link it with `/rosterbot link DISTRICT`.")
 
 
-def _dm_district(store: Any, settings: Settings, user: str,
-                 need: str) -> tuple[Any, Refusal | None]:
+def _dm_district(store: Any, settings: Settings, user: str, need: str,
+                 text: str = "") -> tuple[Any, Refusal | None]:
+    """The district a DM is about: the user's only district (with the access `need`ed), the
+    configured default, or -- for someone with several -- the one whose key the message
+    names ("users.csv for d2", "/rosterbot status d2")."""
     grants = store.grants_for(user)
     usable = [g for g in grants if (g.can_upload if need == "upload" else
                                    (g.system or g.enrollment or g.support))]
@@ -63,18 +68,28 @@ def _dm_district(store: Any, settings: Settings, user: str,
     if len(keys) == 1:
         return store.get_district(keys[0]), None
     if len(keys) > 1:
+        words = set(_WORD.findall(text.casefold()))
+        named = [k for k in keys if k.casefold() in words]
+        if len(named) == 1:
+            return store.get_district(named[0]), None
         return None, Refusal(
             "You administer several districts, so I cannot tell which one this is for.",
-            "Share the file (or ask) in the channel linked to the district instead of here.")
+            "Name the district in the message (one of: " + ", ".join(sorted(keys)) + "), or "
+            "use the channel linked to the district.")
     return None, Refusal(
         "You are not a rosterbot administrator of any district.",
         "Ask a system administrator of your district to grant you access.")
 
 
-def for_upload(store: Any, settings: Settings, user: str, channel: str, is_dm: bool) -> Access:
-    """An upload needs system + enrollment access to the channel's district."""
+_WORD = re.compile(r"[\w.-]+")
+
+
+def for_upload(store: Any, settings: Settings, user: str, channel: str, is_dm: bool,
+               text: str = "") -> Access:
+    """An upload needs system + enrollment access to the channel's district (in a DM: the
+    user's district, or the one `text` names)."""
     if is_dm:
-        district, refusal = _dm_district(store, settings, user, "upload")
+        district, refusal = _dm_district(store, settings, user, "upload", text)
     else:
         district, refusal = linked_district(store, settings, channel)
     if refusal:
@@ -90,11 +105,16 @@ def for_upload(store: Any, settings: Settings, user: str, channel: str, is_dm: b
 
 
 def for_question(store: Any, settings: Settings, user: str, channel: str, is_dm: bool) -> Access:
-    """Anyone in a linked channel may ask; in a DM, anyone with access to some district."""
+    """Anyone in a linked channel may ask; in a DM, anyone with access to some district.
+
+    The knowledge base is the same for every district, so a DM question needs no district:
+    someone with several districts is answered too."""
     if is_dm:
         district, refusal = _dm_district(store, settings, user, "any")
-    else:
-        district, refusal = linked_district(store, settings, channel)
+        if refusal is not None and store.grants_for(user):
+            return Access()
+        return Access(district, refusal)
+    district, refusal = linked_district(store, settings, channel)
     return Access(district, refusal)
 
 
@@ -115,16 +135,21 @@ def for_triage(store: Any, user: str, district_key: str | None) -> Access:
     return Access(district)
 
 
-def for_status(store: Any, settings: Settings, user: str, channel: str, is_dm: bool) -> Access:
-    access = for_question(store, settings, user, channel, is_dm)
-    if not access.allowed:
-        return access
-    return for_triage(store, user, access.district.key)
+def for_status(store: Any, settings: Settings, user: str, channel: str, is_dm: bool,
+               text: str = "") -> Access:
+    if is_dm:
+        district, refusal = _dm_district(store, settings, user, "any", text)
+    else:
+        district, refusal = linked_district(store, settings, channel)
+    if refusal is not None:
+        return Access(district, refusal)
+    return for_triage(store, user, district.key)
 
 
-def for_download(store: Any, settings: Settings, user: str, channel: str, is_dm: bool) -> Access:
+def for_download(store: Any, settings: Settings, user: str, channel: str, is_dm: bool,
+                 text: str = "") -> Access:
     """A download needs system + enrollment access to the channel's district (as an upload)."""
-    decision = for_upload(store, settings, user, channel, is_dm)
+    decision = for_upload(store, settings, user, channel, is_dm, text)
     if decision.allowed or decision.district is None:
         return decision
     grant = store.grant(decision.district.key, user)

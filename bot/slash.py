@@ -43,7 +43,9 @@ def help_reply() -> Reply:
     text = ("*rosterbot* — share a users.csv (and demographics.csv) in a linked channel and I "
             "validate and apply it, then reply in its thread with the counts and an error "
             "report. Put \"check\" or \"dry run\" in the message to validate without applying. "
-            "In an upload's thread, ask \"why did row 14 fail?\" or \"summary\".\n"
+            "In an upload's thread, ask \"why did row 14 fail?\" or \"summary\". In a direct "
+            "message, someone with several districts names one (\"status d2\", or the key in "
+            "the message with the file).\n"
             + "\n".join(lines))
     return Reply(formatting.Message(text.replace("*", "").replace("`", ""),
                                     [formatting._section(text)]))
@@ -113,10 +115,13 @@ class SlashCommands:
         from roster.store import RosterError
 
         decision = access.for_download(self.store, self.settings, user, channel,
-                                       channel.startswith("D"))
+                                       channel.startswith("D"), arg)
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         parts = arg.split()
+        if channel.startswith("D") and len(parts) > 1:  # "students d2": the DM named its district
+            parts = parts[:1] + [p for p in parts[1:]
+                                 if p.casefold() != decision.district.key.casefold()]
         what = parts[0].lower() if parts else ""
         if what not in ("all", "students", "staff", "admins") or len(parts) > 2:
             return Reply(formatting.Message(
@@ -136,7 +141,7 @@ class SlashCommands:
     def status(self, user: str, channel: str, arg: str) -> Reply:
         """The audit trail of the district's recent uploads (any grant of that district)."""
         decision = access.for_status(self.store, self.settings, user, channel,
-                                     channel.startswith("D"))
+                                     channel.startswith("D"), arg)
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         district = decision.district

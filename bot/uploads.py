@@ -129,7 +129,8 @@ class UploadService:
                                         **formatting.csv_only(others).kwargs())
             return None
 
-        decision = access.for_upload(self.store, self.settings, user, channel, dm)
+        decision = access.for_upload(self.store, self.settings, user, channel, dm,
+                                     event.get("text") or "")
         if not decision.allowed:
             if self._answered.first_time("refused:" + ",".join(f.id for f in csvs)):
                 self._refuse(client, channel, ts, thread_ts, decision.refusal)

@@ -262,3 +262,40 @@ def test_a_fresh_signed_request_is_accepted(bot, slack, store):
                                                   timestamp=int(time.time()) - 60))
     assert status == 200
     assert "link DISTRICT" in slack.wait_for(slack.responses)[0].body["text"]
+
+
+# -- an administrator of several districts, in a DM -------------------------------------------
+def test_several_districts_in_a_dm_name_the_one_meant(bot, slack, store):
+    store.grant_admin(TP_DISTRICT, ADMIN, system=True, enrollment=True)  # ADMIN: both districts
+    dm = "D0ADMIN"
+
+    # a question needs no district: answered
+    assert bot.send_event({"type": "message", "user": ADMIN, "channel": dm, "channel_type": "im",
+                           "text": "what does EMAIL_TAKEN mean?", "ts": "1712000100.000001"}) == 200
+    answer = slack.wait_for(lambda: slack.posts(dm, "1712000100.000001"), what="the answer")[0]
+    assert "EMAIL_TAKEN" in json.dumps(answer.body) and "several districts" not in answer["text"]
+
+    # a file without a district named: refused, naming the keys to choose from
+    share(bot, slack, B_FILE, user=ADMIN, channel=dm, ts="1712000100.000002")
+    refusal = slack.wait_for(lambda: slack.posts(dm, "1712000100.000002"), what="refusal")[0]
+    assert "several districts" in refusal["text"]
+    assert DISTRICT in refusal["text"] and TP_DISTRICT in refusal["text"]
+
+    # the same file with the district's key in the message: processed for that district
+    fo = slack.host_file("users.csv", B_FILE)
+    assert bot.send_event(file_share_event([fo], user=ADMIN, channel=dm, ts="1712000100.000003",
+                                           text=f"roster for {TP_DISTRICT}")) == 200
+    assert final_reaction(slack, dm, "1712000100.000003") == "warning"  # ROLE_NOT_ALLOWED row
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Person)).scalar_one() == 1  # t-1
+    assert store.recent_uploads(TP_DISTRICT, 1)[0].actor == ADMIN
+    assert store.recent_uploads(DISTRICT, 1) == []
+
+    # slash commands in the DM name it too
+    assert "several districts" in command(bot, slack, "status", user=ADMIN, channel=dm)["text"]
+    status = command(bot, slack, f"status {TP_DISTRICT}", user=ADMIN, channel=dm)["text"]
+    assert "users.csv" in status and TP_DISTRICT in status
+    sent = command(bot, slack, f"download staff {TP_DISTRICT}", user=ADMIN, channel=dm)["text"]
+    assert f"{TP_DISTRICT}-staff-users.csv" in sent
+    delivered = slack.wait_for(lambda: slack.uploads, what="the download")
+    assert b"t-1" in delivered[-1].content
