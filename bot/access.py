@@ -84,14 +84,19 @@ def _dm_district(store: Any, settings: Settings, user: str, need: str,
 _WORD = re.compile(r"[\w.-]+")
 
 
+def _district_of(store: Any, settings: Settings, user: str, channel: str, is_dm: bool,
+                 need: str, text: str = "") -> tuple[Any, Refusal | None]:
+    """The district a message is about: the channel's, or in a DM the user's (_dm_district)."""
+    if is_dm:
+        return _dm_district(store, settings, user, need, text)
+    return linked_district(store, settings, channel)
+
+
 def for_upload(store: Any, settings: Settings, user: str, channel: str, is_dm: bool,
                text: str = "") -> Access:
     """An upload needs system + enrollment access to the channel's district (in a DM: the
     user's district, or the one `text` names)."""
-    if is_dm:
-        district, refusal = _dm_district(store, settings, user, "upload", text)
-    else:
-        district, refusal = linked_district(store, settings, channel)
+    district, refusal = _district_of(store, settings, user, channel, is_dm, "upload", text)
     if refusal:
         return Access(refusal=refusal)
     grant = store.grant(district.key, user)
@@ -109,12 +114,9 @@ def for_question(store: Any, settings: Settings, user: str, channel: str, is_dm:
 
     The knowledge base is the same for every district, so a DM question needs no district:
     someone with several districts is answered too."""
-    if is_dm:
-        district, refusal = _dm_district(store, settings, user, "any")
-        if refusal is not None and store.grants_for(user):
-            return Access()
-        return Access(district, refusal)
-    district, refusal = linked_district(store, settings, channel)
+    district, refusal = _district_of(store, settings, user, channel, is_dm, "any")
+    if is_dm and refusal is not None and store.grants_for(user):
+        return Access()  # several districts: any of them may ask
     return Access(district, refusal)
 
 
@@ -137,10 +139,7 @@ def for_triage(store: Any, user: str, district_key: str | None) -> Access:
 
 def for_status(store: Any, settings: Settings, user: str, channel: str, is_dm: bool,
                text: str = "") -> Access:
-    if is_dm:
-        district, refusal = _dm_district(store, settings, user, "any", text)
-    else:
-        district, refusal = linked_district(store, settings, channel)
+    district, refusal = _district_of(store, settings, user, channel, is_dm, "any", text)
     if refusal is not None:
         return Access(district, refusal)
     return for_triage(store, user, district.key)
