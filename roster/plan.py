@@ -17,7 +17,7 @@ from validation import dictionary as d
 from validation.issues import ISSUE_COLUMNS
 from validation.snapshot import RosterSnapshot
 from validation.users import UsersCheck
-from validation.vector import isin, lookup
+from validation.vector import first_positions, isin, lookup
 
 ENTITIES = ("school", "staff", "student", "class", "enrollment")
 BUCKETS = ("created", "updated", "no_change", "removed", "errors")
@@ -294,9 +294,7 @@ def _class_warnings(t, chk, snap, enr, touched, eagg, classes_removed, enrollmen
     per_class = per_class.reindex(touched, fill_value=0)
     rows_ok = np.flatnonzero(chk.class_ok)
     codes, class_ids = pd.factorize(t["classId"].take(rows_ok))
-    first = np.full(len(class_ids), len(rows_ok), dtype=np.int64)
-    np.minimum.at(first, codes, np.arange(len(rows_ok)))
-    first_row = pd.Series(rows_ok[first], index=class_ids)  # each class's first row
+    first_row = pd.Series(first_positions(codes, rows_ok, len(class_ids)), index=class_ids)
     out = []
     for code, mask, detail in (
         ("CLASS_NO_PRIMARY_TEACHER", per_class["primaries"] == 0, ""),

@@ -48,11 +48,19 @@ def lookup(values: pd.Series, keys, targets) -> pd.Series:
     return pd.Series(out, index=values.index, dtype=object)
 
 
+def first_positions(codes: np.ndarray, positions: np.ndarray, n_codes: int) -> np.ndarray:
+    """For each code 0..n_codes-1, the smallest of the `positions` that carry it (no sort);
+    a code that never occurs keeps the int64 maximum."""
+    first = np.full(n_codes, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, codes, positions)
+    return first
+
+
 def conflicts(key_codes: np.ndarray, values: pd.Series, eligible: np.ndarray) -> np.ndarray:
     """Rows whose key has two or more different non-blank values among eligible rows.
 
     `key_codes` are the keys factorised once (-1 = blank).  Each row is compared with the
-    first row of its key (np.minimum.at finds those); only rows that are not themselves a
+    first row of its key (first_positions); only rows that are not themselves a
     key's first row are compared, as Arrow text, so no column is hashed.
     """
     use = eligible & (values != "").to_numpy() & (key_codes >= 0)
@@ -60,9 +68,7 @@ def conflicts(key_codes: np.ndarray, values: pd.Series, eligible: np.ndarray) ->
         return np.zeros(len(values), dtype=bool)
     rows = np.flatnonzero(use)
     keys = key_codes[rows]
-    first = np.full(int(keys.max()) + 1, len(values), dtype=np.int64)
-    np.minimum.at(first, keys, rows)  # each key's first row
-    ref = first[keys]
+    ref = first_positions(keys, rows, int(keys.max()) + 1)[keys]  # each row's key's first row
     later = rows != ref
     if not later.any():
         return np.zeros(len(values), dtype=bool)
