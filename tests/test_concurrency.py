@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import text
 
 from roster.store import Store
-from tests.builders import SCHOOLS, class_of, row, student, teacher, users_csv
-from tests.conftest import PG_OK, make_pg_store
+from tests.builders import class_of, row, student, teacher, users_csv
+from tests.conftest import PG_OK, make_pg_store, set_up_district
 from tests.roster_helpers import roster_state, upload
 from tests.test_crash import CliUpload
 
@@ -40,12 +40,6 @@ def file_two() -> list[dict]:
     """Renames S1 again, enrolls S10 (created by file_one) in ART5 (created by file_one)."""
     return [student(1, userFirstName="Two"), student(10, classId="ART5", className="Art 5"),
             row(action="REMOVE-ENROLLMENT", userId="S2", userEmail="s2@example.org")]
-
-
-def setup_district(store: Store, key: str) -> None:
-    store.create_district(key, f"District {key}")
-    for org, name in SCHOOLS:
-        store.add_school(key, org, name)
 
 
 def with_app_name(url: str, name: str) -> str:
@@ -73,11 +67,23 @@ def backend_pids(store: Store, app_name: str) -> set[int]:
                                      "where application_name = :a"), {"a": app_name}).scalars())
 
 
+def paused_then_second(tmp_path, first_url: str, second_url: str) -> tuple:
+    """file_one by a first `rosterbot upload`, paused before its commit (district d1 lock
+    held), then file_two by a second process.  Returns (first, second, release file)."""
+    (tmp_path / "one.csv").write_bytes(users_csv(file_one()))
+    (tmp_path / "two.csv").write_bytes(users_csv(file_two()))
+    release = tmp_path / "release"
+    first = CliUpload(first_url, "d1", tmp_path / "one.csv", tmp_path, pause=90, release=release)
+    first.wait_paused()
+    second = CliUpload(second_url, "d1", tmp_path / "two.csv", tmp_path)
+    return first, second, release
+
+
 def sequential_state(make_store, rows_one, rows_two) -> dict:
     """The roster after applying the two files one after the other, on a fresh store."""
     fresh, cleanup = make_store()
     try:
-        setup_district(fresh, "d1")
+        set_up_district(fresh, "d1")
         assert upload(fresh, base_rows()).applied
         assert upload(fresh, rows_one).applied
         assert upload(fresh, rows_two).applied
@@ -90,17 +96,11 @@ def sequential_state(make_store, rows_one, rows_two) -> dict:
 def test_postgres_same_district_uploads_are_serialised_by_the_row_lock(tmp_path):
     store, drop = make_pg_store()
     try:
-        setup_district(store, "d1")
+        set_up_district(store, "d1")
         assert upload(store, base_rows()).applied
-        (tmp_path / "one.csv").write_bytes(users_csv(file_one()))
-        (tmp_path / "two.csv").write_bytes(users_csv(file_two()))
-        release = tmp_path / "release"
         tag = uuid.uuid4().hex[:8]
-        first = CliUpload(with_app_name(store.url, f"rb1_{tag}"), "d1", tmp_path / "one.csv",
-                          tmp_path, pause=90, release=release)
-        first.wait_paused()
-        second = CliUpload(with_app_name(store.url, f"rb2_{tag}"), "d1", tmp_path / "two.csv",
-                           tmp_path)
+        first, second, release = paused_then_second(
+            tmp_path, with_app_name(store.url, f"rb1_{tag}"), with_app_name(store.url, f"rb2_{tag}"))
         # the second process really waits on the first one's row lock
         deadline = time.monotonic() + 60
         while not blocking_pids(store, f"rb2_{tag}") and time.monotonic() < deadline:
@@ -125,8 +125,8 @@ def test_postgres_same_district_uploads_are_serialised_by_the_row_lock(tmp_path)
 def test_postgres_other_districts_do_not_wait(tmp_path):
     store, drop = make_pg_store()
     try:
-        setup_district(store, "d1")
-        setup_district(store, "d2")
+        set_up_district(store, "d1")
+        set_up_district(store, "d2")
         (tmp_path / "a.csv").write_bytes(users_csv(class_of(3)))
         other = [dict(r, userEmail=r["userEmail"].replace("@", "@d2.")) for r in class_of(3)]
         (tmp_path / "b.csv").write_bytes(users_csv(other))
@@ -151,15 +151,9 @@ def test_sqlite_second_upload_waits_for_the_write_lock_then_succeeds(tmp_path):
     db = tmp_path / "roster.sqlite3"
     store = Store(f"sqlite:///{db}")
     try:
-        setup_district(store, "d1")
+        set_up_district(store, "d1")
         assert upload(store, base_rows()).applied
-        (tmp_path / "one.csv").write_bytes(users_csv(file_one()))
-        (tmp_path / "two.csv").write_bytes(users_csv(file_two()))
-        release = tmp_path / "release"
-        first = CliUpload(store.url, "d1", tmp_path / "one.csv", tmp_path, pause=90,
-                          release=release)
-        first.wait_paused()
-        second = CliUpload(store.url, "d1", tmp_path / "two.csv", tmp_path)
+        first, second, release = paused_then_second(tmp_path, store.url, store.url)
         time.sleep(4)  # ample time for an unblocked upload of three rows to finish
         assert second.proc.poll() is None, "the second upload did not wait for the write lock"
         release.touch()
