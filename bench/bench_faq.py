@@ -31,10 +31,14 @@ ROUNDS = 20
 
 
 def load_questions() -> list[tuple[str, str | None]]:
-    return [(item["q"], item["id"]) for item in yaml.safe_load(QUESTIONS.read_text(encoding="utf-8"))]
+    return [
+        (item["q"], item["id"]) for item in yaml.safe_load(QUESTIONS.read_text(encoding="utf-8"))
+    ]
 
 
-def accuracy(questions: list[tuple[str, str | None]], weights: Weights = WEIGHTS) -> tuple[float, list[str]]:
+def accuracy(
+    questions: list[tuple[str, str | None]], weights: Weights = WEIGHTS
+) -> tuple[float, list[str]]:
     misses = []
     for question, expected in questions:
         result = lookup(question, weights=weights)
@@ -66,9 +70,11 @@ def bench(questions: list[tuple[str, str | None]]) -> None:
             t0 = time.perf_counter()
             lookup(question)
             timings.append((time.perf_counter() - t0) * 1000)
-    print(f"lookup over {len(questions)} questions x {ROUNDS} rounds: "
-          f"median {statistics.median(timings):.3f} ms, p99 {percentile(timings, 0.99):.3f} ms, "
-          f"max {max(timings):.3f} ms")
+    print(
+        f"lookup over {len(questions)} questions x {ROUNDS} rounds: "
+        f"median {statistics.median(timings):.3f} ms, p99 {percentile(timings, 0.99):.3f} ms, "
+        f"max {max(timings):.3f} ms"
+    )
     share, misses = accuracy(questions)
     print(f"top-1 accuracy: {share:.1%} ({len(questions) - len(misses)}/{len(questions)})")
     for miss in misses:

@@ -36,9 +36,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 HEADERS = [
-    "action", "org_sis_id", "userId", "userFirstName", "userLastName", "userEmail", "userRole",
-    "userGrade", "userDistrictId", "userStateId", "classId", "className", "classGrade",
-    "primary_teacher", "classDisplayName", "classSubject",
+    "action",
+    "org_sis_id",
+    "userId",
+    "userFirstName",
+    "userLastName",
+    "userEmail",
+    "userRole",
+    "userGrade",
+    "userDistrictId",
+    "userStateId",
+    "classId",
+    "className",
+    "classGrade",
+    "primary_teacher",
+    "classDisplayName",
+    "classSubject",
 ]
 
 FIRST_NAMES = (  # noqa: SIM905
@@ -79,12 +92,25 @@ GRADES = ["KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11"
 GRADE_LABEL = {"KG": "K", **{g: str(int(g)) for g in GRADES[1:]}}
 
 # subjects taught to a cohort (three of these per cohort, rotating), and electives
-ELEM_SUBJECTS = [("MATH", "Math"), ("ELA", "English Language Arts"), ("SCI", "Science"),
-                 ("SS", "Social Studies")]
-SEC_SUBJECTS = [("MATH", "Math"), ("ENG", "English"), ("SCI", "Science"),
-                ("HIST", "History"), ("SPAN", "Spanish")]
-ELECTIVES = [("ART", "Art"), ("MUS", "Music"), ("PE", "Physical Education"),
-             ("CS", "Computer Science")]
+ELEM_SUBJECTS = [
+    ("MATH", "Math"),
+    ("ELA", "English Language Arts"),
+    ("SCI", "Science"),
+    ("SS", "Social Studies"),
+]
+SEC_SUBJECTS = [
+    ("MATH", "Math"),
+    ("ENG", "English"),
+    ("SCI", "Science"),
+    ("HIST", "History"),
+    ("SPAN", "Spanish"),
+]
+ELECTIVES = [
+    ("ART", "Art"),
+    ("MUS", "Music"),
+    ("PE", "Physical Education"),
+    ("CS", "Computer Science"),
+]
 
 DISTRICT_DOMAIN = "springfieldusd.org"
 STUDENT_DOMAIN = "students.springfieldusd.org"
@@ -115,15 +141,18 @@ def make_schools(n_schools: int = 50) -> list[dict]:
     n_mid = max(1, round(n_schools * 0.2))
     n_elem = max(1, n_schools - n_high - n_mid)
     schools = []
-    kinds = [("elementary", "Elementary School", GRADES[0:6], 1.0)] * n_elem + \
-            [("middle", "Middle School", GRADES[6:9], 1.7)] * n_mid + \
-            [("high", "High School", GRADES[9:13], 2.4)] * n_high
+    kinds = (
+        [("elementary", "Elementary School", GRADES[0:6], 1.0)] * n_elem
+        + [("middle", "Middle School", GRADES[6:9], 1.7)] * n_mid
+        + [("high", "High School", GRADES[9:13], 2.4)] * n_high
+    )
     for i, (kind, suffix, grades, weight) in enumerate(kinds):
         block = {"elementary": 1, "middle": 2, "high": 3}[kind]
         org = f"0{block}{i + 1:02d}"  # "0101", "0207", "0349" - leading zero on purpose
         name = f"{STREETS[i % len(STREETS)]} {suffix}"
-        schools.append({"org_sis_id": org, "name": name, "kind": kind, "grades": grades,
-                        "weight": weight})
+        schools.append(
+            {"org_sis_id": org, "name": name, "kind": kind, "grades": grades, "weight": weight}
+        )
     return schools
 
 
@@ -165,7 +194,7 @@ def _write_csv(columns: dict[str, np.ndarray], path: Path, chunk: int = 200_000)
     with open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write(",".join(HEADERS) + "\n")
         for start in range(0, n, chunk):
-            part = [c[start:start + chunk] for c in cols]
+            part = [c[start : start + chunk] for c in cols]
             line = part[0]
             for c in part[1:]:
                 line = line + "," + c
@@ -174,8 +203,9 @@ def _write_csv(columns: dict[str, np.ndarray], path: Path, chunk: int = 200_000)
 
 
 # ---------------------------------------------------------------------------- generator
-def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
-             n_schools: int = 50) -> list[tuple[str, str]]:
+def generate(
+    rows: int, path, error_rate: float = 0.01, seed: int = 6, n_schools: int = 50
+) -> list[tuple[str, str]]:
     """Write a users.csv of exactly `rows` record rows to `path`.
 
     Also writes PATH.schools.csv (org_sis_id,name) and PATH.meta.json. Returns the schools as
@@ -200,8 +230,9 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
     pairs_w = np.array(pairs_w) / np.sum(pairs_w)
 
     avg_cohort = (COHORT_MIN + COHORT_MAX) / 2
-    rows_per_cohort = avg_cohort * (CLASSES_PER_COHORT + ELECTIVE_SHARE) + \
-        CLASSES_PER_COHORT * (1 + CO_TEACHER_SHARE)
+    rows_per_cohort = avg_cohort * (CLASSES_PER_COHORT + ELECTIVE_SHARE) + CLASSES_PER_COHORT * (
+        1 + CO_TEACHER_SHARE
+    )
     n_cohorts = max(1, int(np.ceil(rows / rows_per_cohort * 1.03)) + 3)
     n_cohorts = int(np.ceil(n_cohorts / COHORTS_PER_TEACHER) * COHORTS_PER_TEACHER)
 
@@ -222,10 +253,16 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
     elem_idx = (grp + cl_slot) % len(ELEM_SUBJECTS)
     sec_idx = (grp + cl_slot) % len(SEC_SUBJECTS)
     cl_sec = c_kind_sec[cl_cohort]
-    subj_code = np.where(cl_sec, _s([c for c, _ in SEC_SUBJECTS])[sec_idx],
-                         _s([c for c, _ in ELEM_SUBJECTS])[elem_idx])
-    subj_name = np.where(cl_sec, _s([n for _, n in SEC_SUBJECTS])[sec_idx],
-                         _s([n for _, n in ELEM_SUBJECTS])[elem_idx])
+    subj_code = np.where(
+        cl_sec,
+        _s([c for c, _ in SEC_SUBJECTS])[sec_idx],
+        _s([c for c, _ in ELEM_SUBJECTS])[elem_idx],
+    )
+    subj_name = np.where(
+        cl_sec,
+        _s([n for _, n in SEC_SUBJECTS])[sec_idx],
+        _s([n for _, n in ELEM_SUBJECTS])[elem_idx],
+    )
     n_pairs = len(pairs_w)
 
     org_ids = _s([s["org_sis_id"] for s in schools])
@@ -250,8 +287,9 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
     user_id = np.concatenate([stu_id, tea_id, adm_id])
 
     # secondary ids: district id "SD" + digits; state id = ten-digit number (spreadsheets hate it)
-    district_id = _cat(np.where(np.arange(n_people) < n_students, "SD", "EMP"),
-                       _zfill(np.arange(n_people) + 1, 7))
+    district_id = _cat(
+        np.where(np.arange(n_people) < n_students, "SD", "EMP"), _zfill(np.arange(n_people) + 1, 7)
+    )
     state_num = 4000000000 + rng.permutation(np.arange(n_people) * 13 + 7)
     state_id = state_num.astype(str).astype(object)
     # staff often have no state id in the file
@@ -267,17 +305,24 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
     email = np.where(
         is_student_p,
         _cat(_first_char(ascii_first), ascii_last, user_id, "@" + STUDENT_DOMAIN),
-        _cat(ascii_first, ".", ascii_last, ".", np.char.lower(user_id.astype(str)).astype(object),
-             "@" + DISTRICT_DOMAIN),
+        _cat(
+            ascii_first,
+            ".",
+            ascii_last,
+            ".",
+            np.char.lower(user_id.astype(str)).astype(object),
+            "@" + DISTRICT_DOMAIN,
+        ),
     )
     role = np.where(is_student_p, "student", "teacher").astype(object)
-    role[n_students + n_teachers:] = "administrator"
+    role[n_students + n_teachers :] = "administrator"
 
     # --- rows ----------------------------------------------------------------------------
     # student class rows: each student x the three classes of its cohort
     s_rows_person = np.repeat(np.arange(n_students), CLASSES_PER_COHORT)
-    s_rows_class = (st_cohort[s_rows_person] * CLASSES_PER_COHORT +
-                    np.tile(np.arange(CLASSES_PER_COHORT), n_students))
+    s_rows_class = st_cohort[s_rows_person] * CLASSES_PER_COHORT + np.tile(
+        np.arange(CLASSES_PER_COHORT), n_students
+    )
     s_rows_primary = np.full(len(s_rows_person), "", dtype=object)
 
     # electives: ~8 % of students also take an elective; one elective section per 12 cohorts
@@ -287,8 +332,9 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
     first_cohort_of_pair[uniq] = first_idx
     rank_in_pair = np.arange(n_cohorts) - first_cohort_of_pair[pair_of_cohort]
     group_key = pair_of_cohort * 1_000_000 + rank_in_pair // 12
-    g_keys, g_first_cohort, cohort_group = np.unique(group_key, return_index=True,
-                                                     return_inverse=True)
+    g_keys, g_first_cohort, cohort_group = np.unique(
+        group_key, return_index=True, return_inverse=True
+    )
     elect_students = np.flatnonzero(rng.random(n_students) < ELECTIVE_SHARE)
     used_groups = np.unique(cohort_group[st_cohort[elect_students]])
     n_el = len(used_groups)
@@ -312,17 +358,39 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
     a_school = np.repeat(np.arange(len(schools)), ADMINS_PER_SCHOOL)
 
     # Build per-row arrays: person, class (-1 = none), primary flag, cohort (-1 = admin)
-    person = np.concatenate([t_rows_person, co_teacher, el_teacher, s_rows_person,
-                             elect_students, a_rows_person])
-    klass = np.concatenate([t_rows_class, co, n_classes + np.arange(n_el), s_rows_class,
-                            e_class, np.full(n_admins, -1)])
-    primary = np.concatenate([t_rows_primary, np.full(len(co), "N", dtype=object),
-                              np.full(n_el, "Y", dtype=object), s_rows_primary,
-                              np.full(len(elect_students), "", dtype=object),
-                              np.full(n_admins, "", dtype=object)])
-    row_cohort = np.concatenate([cl_cohort, cl_cohort[co], np.full(n_el, -1),
-                                 st_cohort[s_rows_person], st_cohort[elect_students],
-                                 np.full(n_admins, -1)])
+    person = np.concatenate(
+        [t_rows_person, co_teacher, el_teacher, s_rows_person, elect_students, a_rows_person]
+    )
+    klass = np.concatenate(
+        [
+            t_rows_class,
+            co,
+            n_classes + np.arange(n_el),
+            s_rows_class,
+            e_class,
+            np.full(n_admins, -1),
+        ]
+    )
+    primary = np.concatenate(
+        [
+            t_rows_primary,
+            np.full(len(co), "N", dtype=object),
+            np.full(n_el, "Y", dtype=object),
+            s_rows_primary,
+            np.full(len(elect_students), "", dtype=object),
+            np.full(n_admins, "", dtype=object),
+        ]
+    )
+    row_cohort = np.concatenate(
+        [
+            cl_cohort,
+            cl_cohort[co],
+            np.full(n_el, -1),
+            st_cohort[s_rows_person],
+            st_cohort[elect_students],
+            np.full(n_admins, -1),
+        ]
+    )
     # class attributes, extended with the electives
     all_cl_school = np.concatenate([c_school[cl_cohort], pairs_school[el_pair]])
     all_cl_grade = np.concatenate([c_grade[cl_cohort], pairs_grade[el_pair]])
@@ -333,7 +401,7 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
     all_section = np.concatenate([rank_in_pair[cl_cohort] + 1, el_section])
 
     row_school = np.where(klass >= 0, all_cl_school[np.maximum(klass, 0)], 0)
-    row_school[len(person) - n_admins:] = a_school
+    row_school[len(person) - n_admins :] = a_school
 
     # Exactly `rows` rows: cohorts were sized to overshoot; keep whole cohorts in a random
     # order (admins and elective teachers first) so the cut falls on random schools.
@@ -342,15 +410,18 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
     keep = np.argsort(prio, kind="stable")[:rows]
     if len(keep) < rows:
         raise RuntimeError("internal: generated fewer rows than requested")
-    person, klass, primary, row_school = person[keep], klass[keep], primary[keep], \
-        row_school[keep]
+    person, klass, primary, row_school = person[keep], klass[keep], primary[keep], row_school[keep]
 
     # Order like an SIS export: by school, then class; a class's staff rows before its
     # students; administrators (no class) first in their school.
     is_staff_row = person >= n_students
     order = np.lexsort((person, ~is_staff_row, klass, row_school))
-    person, klass, primary, row_school = person[order], klass[order], primary[order], \
-        row_school[order]
+    person, klass, primary, row_school = (
+        person[order],
+        klass[order],
+        primary[order],
+        row_school[order],
+    )
 
     has_class = klass >= 0
     k = np.maximum(klass, 0)
@@ -362,8 +433,13 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
     cls_grade = grade_codes[all_cl_grade]
     cls_id = _cat(cls_org, "-", all_subj_code, cls_grade, "-", _zfill(all_section, 2))
     teacher_last = last[n_students + all_cl_teacher]
-    cls_name = _cat(all_subj_name, " ", grade_labels[all_cl_grade], " - Section ",
-                    all_section.astype(str).astype(object))
+    cls_name = _cat(
+        all_subj_name,
+        " ",
+        grade_labels[all_cl_grade],
+        " - Section ",
+        all_section.astype(str).astype(object),
+    )
     cls_display = _cat(all_subj_name, " ", grade_labels[all_cl_grade], " (", teacher_last, ")")
     # a few combination classes span two grades: "03,04" (quoted by the CSV writer)
     cls_grade_cell = cls_grade.copy()
@@ -401,7 +477,10 @@ def generate(rows: int, path, error_rate: float = 0.01, seed: int = 6,
         w.writerows(school_list)
     in_file = np.unique(person)
     meta = {
-        "rows": rows, "seed": seed, "error_rate": error_rate, "schools": len(schools),
+        "rows": rows,
+        "seed": seed,
+        "error_rate": error_rate,
+        "schools": len(schools),
         "students": int(np.sum(in_file < n_students)),
         "teachers": int(np.sum((in_file >= n_students) & (in_file < n_students + n_teachers))),
         "administrators": int(np.sum(in_file >= n_students + n_teachers)),
@@ -418,6 +497,7 @@ def _ascii(a: np.ndarray) -> np.ndarray:
     """Lower-case names -> ascii local-part material (drop apostrophes, accents, dots)."""
     uniq, inv = np.unique(a, return_inverse=True)
     import unicodedata
+
     conv = []
     for u in uniq:
         s = unicodedata.normalize("NFKD", str(u)).encode("ascii", "ignore").decode()
@@ -451,8 +531,7 @@ def _inject_errors(cols, rng, rate, person, klass, n_students) -> dict[str, int]
     n_people = int(person.max()) + 1
     for kind, share in ERROR_KINDS.items():
         p = rate * share
-        if kind in ("blank_email", "bad_grade", "excel_state_id", "excel_user_id",
-                    "amplify_email"):
+        if kind in ("blank_email", "bad_grade", "excel_state_id", "excel_user_id", "amplify_email"):
             if kind == "bad_grade":
                 hit_people = (rng.random(n_people) < p) & (np.arange(n_people) < n_students)
             else:
@@ -471,8 +550,9 @@ def _inject_errors(cols, rng, rate, person, klass, n_students) -> dict[str, int]
                 # the 9-digit student number, padded as districts do to 12 digits, then Excel'd
                 cols["userId"][rows] = _excel(_cat(cols["userId"][rows], "000"))
             elif kind == "amplify_email":
-                local = _s([e.split("@", 1)[0] if e else "teacher" for e in
-                            cols["userEmail"][rows]])
+                local = _s(
+                    [e.split("@", 1)[0] if e else "teacher" for e in cols["userEmail"][rows]]
+                )
                 cols["userEmail"][rows] = _cat(local, "@amplify.com")
         else:
             rows = np.flatnonzero(rng.random(n) < p)
@@ -491,7 +571,8 @@ def _inject_errors(cols, rng, rate, person, klass, n_students) -> dict[str, int]
             elif kind == "bad_primary_teacher":
                 rows = rows[(klass[rows] >= 0) & (person[rows] >= n_students)]
                 cols["primary_teacher"][rows] = _s(["Yes please", "X", "primary"])[
-                    np.arange(len(rows)) % 3]
+                    np.arange(len(rows)) % 3
+                ]
         counts[kind] = len(rows)
     return counts
 
@@ -507,8 +588,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     schools = generate(args.rows, args.output, args.errors, args.seed, args.schools)
     dt = time.perf_counter() - t0
-    print(f"wrote {args.rows:,} rows to {args.output} ({len(schools)} schools, "
-          f"{Path(args.output).stat().st_size / 1e6:.1f} MB) in {dt:.1f}s", file=sys.stderr)
+    print(
+        f"wrote {args.rows:,} rows to {args.output} ({len(schools)} schools, "
+        f"{Path(args.output).stat().st_size / 1e6:.1f} MB) in {dt:.1f}s",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -7,7 +7,6 @@ says why and what to do.  Nothing here talks to Slack.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,20 +47,26 @@ def linked_district(store: Any, settings: Settings, channel: str) -> tuple[Any, 
             return district, None
         return None, Refusal(
             f"The configured default district '{settings.default_district}' does not exist.",
-            "Ask whoever runs rosterbot to create it or fix ROSTERBOT_DEFAULT_DISTRICT.")
+            "Ask whoever runs rosterbot to create it or fix ROSTERBOT_DEFAULT_DISTRICT.",
+        )
     return None, Refusal(
         "This channel is not linked to a district, so I cannot process roster files here.",
-        "A system administrator of the district can link it with `/rosterbot link DISTRICT`.")
+        "A system administrator of the district can link it with `/rosterbot link DISTRICT`.",
+    )
 
 
-def _dm_district(store: Any, settings: Settings, user: str, need: str,
-                 text: str = "") -> tuple[Any, Refusal | None]:
+def _dm_district(
+    store: Any, settings: Settings, user: str, need: str, text: str = ""
+) -> tuple[Any, Refusal | None]:
     """The district a DM is about: the user's only district (with the access `need`ed), the
     configured default, or -- for someone with several -- the one whose key the message
     names ("users.csv for d2", "/rosterbot status d2")."""
     grants = store.grants_for(user)
-    usable = [g for g in grants if (g.can_upload if need == "upload" else
-                                   (g.system or g.enrollment or g.support))]
+    usable = [
+        g
+        for g in grants
+        if (g.can_upload if need == "upload" else (g.system or g.enrollment or g.support))
+    ]
     keys = [g.district_key for g in usable]
     if settings.default_district and (settings.default_district in keys or not keys):
         return linked_district(store, settings, "")
@@ -75,25 +80,29 @@ def _dm_district(store: Any, settings: Settings, user: str, need: str,
         return None, Refusal(
             "You administer several districts, so I cannot tell which one this is for.",
             "Name the district in the message (one of: " + ", ".join(sorted(keys)) + "), or "
-            "use the channel linked to the district.")
+            "use the channel linked to the district.",
+        )
     return None, Refusal(
         "You are not a rosterbot administrator of any district.",
-        "Ask a system administrator of your district to grant you access.")
+        "Ask a system administrator of your district to grant you access.",
+    )
 
 
 _WORD = re.compile(r"[\w.-]+")
 
 
-def _district_of(store: Any, settings: Settings, user: str, channel: str, is_dm: bool,
-                 need: str, text: str = "") -> tuple[Any, Refusal | None]:
+def _district_of(
+    store: Any, settings: Settings, user: str, channel: str, is_dm: bool, need: str, text: str = ""
+) -> tuple[Any, Refusal | None]:
     """The district a message is about: the channel's, or in a DM the user's (_dm_district)."""
     if is_dm:
         return _dm_district(store, settings, user, need, text)
     return linked_district(store, settings, channel)
 
 
-def for_upload(store: Any, settings: Settings, user: str, channel: str, is_dm: bool,
-               text: str = "") -> Access:
+def for_upload(
+    store: Any, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
+) -> Access:
     """An upload needs system + enrollment access to the channel's district (in a DM: the
     user's district, or the one `text` names)."""
     district, refusal = _district_of(store, settings, user, channel, is_dm, "upload", text)
@@ -101,11 +110,15 @@ def for_upload(store: Any, settings: Settings, user: str, channel: str, is_dm: b
         return Access(refusal=refusal)
     grant = store.grant(district.key, user)
     if grant is None or not grant.can_upload:
-        return Access(district, Refusal(
-            f"Uploading a roster file for {district.name} ({district.key}) needs system and "
-            f"enrollment access; you have {_grant_text(grant)}. Nothing was applied.",
-            f"Ask a system administrator of {district.key} to grant you system and enrollment "
-            "access, or ask one of them to upload the file."))
+        return Access(
+            district,
+            Refusal(
+                f"Uploading a roster file for {district.name} ({district.key}) needs system and "
+                f"enrollment access; you have {_grant_text(grant)}. Nothing was applied.",
+                f"Ask a system administrator of {district.key} to grant you system and enrollment "
+                "access, or ask one of them to upload the file.",
+            ),
+        )
     return Access(district)
 
 
@@ -131,32 +144,42 @@ def for_triage(store: Any, user: str, district_key: str | None) -> Access:
         return Access(refusal=Refusal("That upload was not processed for any district."))
     grant = store.grant(district.key, user)
     if grant is None or not (grant.system or grant.enrollment or grant.support):
-        return Access(district, Refusal(
-            f"Reading upload reports of {district.key} needs system, enrollment or support access.",
-            f"Ask a system administrator of {district.key} for support access."))
+        return Access(
+            district,
+            Refusal(
+                f"Reading upload reports of {district.key} needs system, enrollment or support access.",
+                f"Ask a system administrator of {district.key} for support access.",
+            ),
+        )
     return Access(district)
 
 
-def for_status(store: Any, settings: Settings, user: str, channel: str, is_dm: bool,
-               text: str = "") -> Access:
+def for_status(
+    store: Any, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
+) -> Access:
     district, refusal = _district_of(store, settings, user, channel, is_dm, "any", text)
     if refusal is not None:
         return Access(district, refusal)
     return for_triage(store, user, district.key)
 
 
-def for_download(store: Any, settings: Settings, user: str, channel: str, is_dm: bool,
-                 text: str = "") -> Access:
+def for_download(
+    store: Any, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
+) -> Access:
     """A download needs system + enrollment access to the channel's district (as an upload)."""
     decision = for_upload(store, settings, user, channel, is_dm, text)
     if decision.allowed or decision.district is None:
         return decision
     grant = store.grant(decision.district.key, user)
-    return Access(decision.district, Refusal(
-        f"Downloading roster data of {decision.district.name} ({decision.district.key}) needs "
-        f"system and enrollment access; you have {_grant_text(grant)}.",
-        f"Ask a system administrator of {decision.district.key} for system and enrollment "
-        "access, or ask one of them to download it."))
+    return Access(
+        decision.district,
+        Refusal(
+            f"Downloading roster data of {decision.district.name} ({decision.district.key}) needs "
+            f"system and enrollment access; you have {_grant_text(grant)}.",
+            f"Ask a system administrator of {decision.district.key} for system and enrollment "
+            "access, or ask one of them to download it.",
+        ),
+    )
 
 
 def for_link(store: Any, user: str, district_key: str, channel: str = "") -> Access:
@@ -166,20 +189,32 @@ def for_link(store: Any, user: str, district_key: str, channel: str = "") -> Acc
     if current is not None and current.key != district_key:
         held = store.grant(current.key, user)
         if held is None or not held.system:
-            return Access(current, Refusal(
-                f"This channel is linked to {current.name} ({current.key}); changing that "
-                f"needs system access to {current.key}; you have {_grant_text(held)}.",
-                f"Ask a system administrator of {current.key} to re-link it, or use another "
-                "channel."))
+            return Access(
+                current,
+                Refusal(
+                    f"This channel is linked to {current.name} ({current.key}); changing that "
+                    f"needs system access to {current.key}; you have {_grant_text(held)}.",
+                    f"Ask a system administrator of {current.key} to re-link it, or use another "
+                    "channel.",
+                ),
+            )
     district = store.get_district(district_key)
     if district is None:
-        return Access(refusal=Refusal(f"There is no district '{district_key}'.",
-                                      "Check the district key (letter case matters)."))
+        return Access(
+            refusal=Refusal(
+                f"There is no district '{district_key}'.",
+                "Check the district key (letter case matters).",
+            )
+        )
     grant = store.grant(district.key, user)
     if grant is None or not grant.system:
-        return Access(district, Refusal(
-            f"Linking a channel to {district.key} needs system access to that district; you "
-            f"have {_grant_text(grant)}.",
-            f"Ask a system administrator of {district.key} to run `/rosterbot link "
-            f"{district.key}` here."))
+        return Access(
+            district,
+            Refusal(
+                f"Linking a channel to {district.key} needs system access to that district; you "
+                f"have {_grant_text(grant)}.",
+                f"Ask a system administrator of {district.key} to run `/rosterbot link "
+                f"{district.key}` here.",
+            ),
+        )
     return Access(district)

@@ -54,18 +54,24 @@ def create_app(settings: Settings, store: Any = None) -> App:
         store = Store(settings.database_url)
     # 429 (Retry-After), 500/503 and dropped connections are retried a bounded number of times;
     # Bolt copies these handlers into the client each listener gets.
-    client = WebClient(token=settings.require_bot_token(), base_url=settings.slack_api_url,
-                       retry_handlers=retry_handlers(settings))
+    client = WebClient(
+        token=settings.require_bot_token(),
+        base_url=settings.slack_api_url,
+        retry_handlers=retry_handlers(settings),
+    )
     app = App(
         client=client,
         # Socket Mode needs no signing secret; HTTP mode refuses to start without one (serve()).
         signing_secret=settings.signing_secret or "",
         logger=logging.getLogger("rosterbot.slack"),
     )
-    services = Services(settings=settings, store=store,
-                        uploads=UploadService(settings, store),
-                        conversation=Conversation(settings, store),
-                        slash=SlashCommands(settings, store))
+    services = Services(
+        settings=settings,
+        store=store,
+        uploads=UploadService(settings, store),
+        conversation=Conversation(settings, store),
+        slash=SlashCommands(settings, store),
+    )
 
     @app.middleware
     def inject_services(context: BoltContext, next: Any) -> Any:  # noqa: A002 - Bolt's name
@@ -78,6 +84,7 @@ def create_app(settings: Settings, store: Any = None) -> App:
 
 
 # -- start-up recovery -------------------------------------------------------------------------
+
 
 def recover(app: App, started_before: Any = None) -> list[Any]:
     """Settle every upload left unfinished by a previous process and tell its Slack thread.
@@ -102,6 +109,7 @@ def recover(app: App, started_before: Any = None) -> list[Any]:
 
 
 # -- HTTP mode ---------------------------------------------------------------------------------
+
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
@@ -135,20 +143,27 @@ class HttpServer:
 
 def make_http_server(app: App, host: str = "0.0.0.0", port: int = 3000) -> WSGIServer:
     """POST /slack/events (events, slash commands, interactivity), signature verified by Bolt."""
-    return make_server(host, port, SlackRequestHandler(app, path=EVENTS_PATH),
-                       server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    return make_server(
+        host,
+        port,
+        SlackRequestHandler(app, path=EVENTS_PATH),
+        server_class=_ThreadingWSGIServer,
+        handler_class=_QuietHandler,
+    )
 
 
 def start_http_server(app: App, host: str = "127.0.0.1", port: int = 0) -> HttpServer:
     """Serve in a background thread (tests, embedding)."""
     server = make_http_server(app, host, port)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="rosterbot-http",
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="rosterbot-http", daemon=True
+    )
     thread.start()
     return HttpServer(server, thread)
 
 
 # -- Socket Mode -------------------------------------------------------------------------------
+
 
 def start_socket_mode(app: App, settings: Settings) -> Any:
     """Connect to Slack over a WebSocket (apps.connections.open with the app token).
@@ -168,16 +183,21 @@ def start_socket_mode(app: App, settings: Settings) -> Any:
 
 # -- entry point -------------------------------------------------------------------------------
 
+
 def serve(settings: Settings, http: bool = False, port: int = 3000, store: Any = None) -> None:
     """Run until interrupted: Socket Mode by default (SLACK_APP_TOKEN), or HTTP on `port`."""
     if not settings.bot_token:
-        raise SettingsError("SLACK_BOT_TOKEN (xoxb-...) is not set: copy the Bot User OAuth "
-                            "Token from the app's Install App page")
+        raise SettingsError(
+            "SLACK_BOT_TOKEN (xoxb-...) is not set: copy the Bot User OAuth "
+            "Token from the app's Install App page"
+        )
     if http and not settings.signing_secret:
         raise SettingsError("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests")
     if not http and not settings.app_token:
-        raise SettingsError("Socket Mode needs SLACK_APP_TOKEN (xapp-...); "
-                            "or run HTTP mode with --http and SLACK_SIGNING_SECRET")
+        raise SettingsError(
+            "Socket Mode needs SLACK_APP_TOKEN (xapp-...); "
+            "or run HTTP mode with --http and SLACK_SIGNING_SECRET"
+        )
     app = create_app(settings, store)
     recover(app)  # before listening: nothing of this process is in flight yet
     try:

@@ -22,7 +22,9 @@ def _store(args) -> Store:
 
 def cmd_district_create(args) -> int:
     info = _store(args).create_district(args.district, args.name, args.enrollment_source)
-    print(f"District {info.key} ({info.name}) created; enrollment source: {info.enrollment_source}.")
+    print(
+        f"District {info.key} ({info.name}) created; enrollment source: {info.enrollment_source}."
+    )
     return 0
 
 
@@ -35,8 +37,9 @@ def cmd_school_add(args) -> int:
 def cmd_admin_grant(args) -> int:
     if not (args.system or args.enrollment or args.support):
         raise RosterError("give at least one of --system, --enrollment, --support")
-    grant = _store(args).grant_admin(args.district, args.slack_user_id, args.system,
-                                     args.enrollment, args.support)
+    grant = _store(args).grant_admin(
+        args.district, args.slack_user_id, args.system, args.enrollment, args.support
+    )
     access = [n for n in ("system", "enrollment", "support") if getattr(grant, n)]
     print(f"{args.slack_user_id} now has {', '.join(access)} access to {args.district}.")
     return 0
@@ -79,9 +82,16 @@ def _run_files(args, apply: bool) -> int:
             raise RosterError(f"no such file: {name}")
         files.append(InputFile(path.name, path.read_bytes()))
     show = _progress_bar(not args.json and sys.stderr.isatty())
-    result = run(store, args.district, files, apply=apply, actor="cli",
-                 report_dir=Path(args.report_dir or "."),
-                 confirm_removals=getattr(args, "confirm_removals", False), progress=show)
+    result = run(
+        store,
+        args.district,
+        files,
+        apply=apply,
+        actor="cli",
+        report_dir=Path(args.report_dir or "."),
+        confirm_removals=getattr(args, "confirm_removals", False),
+        progress=show,
+    )
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
@@ -120,8 +130,12 @@ def cmd_status(args) -> int:
     else:
         records = store.recent_uploads(args.district, args.limit)
     if args.json:
-        print(json.dumps({"uploads": [_upload_json(r, with_issues=bool(args.upload))
-                                      for r in records]}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"uploads": [_upload_json(r, with_issues=bool(args.upload)) for r in records]},
+                ensure_ascii=False,
+            )
+        )
         return 0
     if not records:
         print(f"No uploads yet for {args.district}.")
@@ -130,13 +144,18 @@ def cmd_status(args) -> int:
     for r in records:
         codes = file_issue_codes(r.file_issues)
         when = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "?"
-        changed = ", ".join(f"{e} +{c.get('created', 0)}/~{c.get('updated', 0)}/-{c.get('removed', 0)}"
-                            for e, c in (r.counts or {}).items()
-                            if c.get("created") or c.get("updated") or c.get("removed"))
-        print(f"#{r.id} {when} {r.file_name} by {r.actor or '?'} sha256:{(r.file_sha256 or '')[:12]} "
-              f"{'check' if r.dry_run else 'upload'} {r.state}/{r.status or '-'} "
-              f"rows {(r.rows or {}).get('total', 0)}, issues {len(r.issues or [])}"
-              + (f"; {changed}" if changed else "") + (f"; file: {codes}" if codes else ""))
+        changed = ", ".join(
+            f"{e} +{c.get('created', 0)}/~{c.get('updated', 0)}/-{c.get('removed', 0)}"
+            for e, c in (r.counts or {}).items()
+            if c.get("created") or c.get("updated") or c.get("removed")
+        )
+        print(
+            f"#{r.id} {when} {r.file_name} by {r.actor or '?'} sha256:{(r.file_sha256 or '')[:12]} "
+            f"{'check' if r.dry_run else 'upload'} {r.state}/{r.status or '-'} "
+            f"rows {(r.rows or {}).get('total', 0)}, issues {len(r.issues or [])}"
+            + (f"; {changed}" if changed else "")
+            + (f"; file: {codes}" if codes else "")
+        )
         if args.upload:
             for issue in r.file_issues or []:
                 print(f"  file {issue.get('code')}: {issue.get('message', '')}")
@@ -146,13 +165,24 @@ def cmd_status(args) -> int:
 
 
 def _upload_json(r, with_issues: bool) -> dict:
-    out = {"id": r.id, "file": r.file_name, "kind": r.kind, "actor": r.actor,
-           "created_at": r.created_at.isoformat() if r.created_at else None,
-           "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-           "sha256": r.file_sha256, "dry_run": r.dry_run, "state": r.state, "status": r.status,
-           "counts": r.counts, "rows": r.rows, "file_issues": r.file_issues,
-           "issue_count": len(r.issues or []), "slack_channel": r.slack_channel or None,
-           "slack_thread_ts": r.slack_thread_ts or None}
+    out = {
+        "id": r.id,
+        "file": r.file_name,
+        "kind": r.kind,
+        "actor": r.actor,
+        "created_at": r.created_at.isoformat() if r.created_at else None,
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+        "sha256": r.file_sha256,
+        "dry_run": r.dry_run,
+        "state": r.state,
+        "status": r.status,
+        "counts": r.counts,
+        "rows": r.rows,
+        "file_issues": r.file_issues,
+        "issue_count": len(r.issues or []),
+        "slack_channel": r.slack_channel or None,
+        "slack_thread_ts": r.slack_thread_ts or None,
+    }
     if with_issues:
         out["issues"] = r.issues
     return out
@@ -174,11 +204,16 @@ def cmd_serve(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rosterbot", description=__doc__.splitlines()[0])
-    p.add_argument("--db", help="database URL (default: ROSTERBOT_DATABASE_URL, else an "
-                                "embedded SQLite file var/rosterbot.sqlite3)")
+    p.add_argument(
+        "--db",
+        help="database URL (default: ROSTERBOT_DATABASE_URL, else an "
+        "embedded SQLite file var/rosterbot.sqlite3)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
-    district = sub.add_parser("district", help="districts").add_subparsers(dest="sub", required=True)
+    district = sub.add_parser("district", help="districts").add_subparsers(
+        dest="sub", required=True
+    )
     c = district.add_parser("create", help="create a district")
     c.add_argument("district")
     c.add_argument("--name", required=True)
@@ -192,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name", required=True)
     c.set_defaults(func=cmd_school_add)
 
-    admin = sub.add_parser("admin", help="Slack administrators").add_subparsers(dest="sub",
-                                                                             required=True)
+    admin = sub.add_parser("admin", help="Slack administrators").add_subparsers(
+        dest="sub", required=True
+    )
     c = admin.add_parser("grant", help="grant a Slack user access to a district")
     c.add_argument("district")
     c.add_argument("slack_user_id")
@@ -201,23 +237,29 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument(flag, action="store_true")
     c.set_defaults(func=cmd_admin_grant)
 
-    channel = sub.add_parser("channel", help="Slack channels").add_subparsers(dest="sub",
-                                                                           required=True)
+    channel = sub.add_parser("channel", help="Slack channels").add_subparsers(
+        dest="sub", required=True
+    )
     c = channel.add_parser("link", help="link a Slack channel to a district")
     c.add_argument("district")
     c.add_argument("slack_channel_id")
     c.set_defaults(func=cmd_channel_link)
 
-    for name, func, text in (("check", cmd_check, "validate files without applying (dry run)"),
-                             ("upload", cmd_upload, "validate files and apply what is valid")):
+    for name, func, text in (
+        ("check", cmd_check, "validate files without applying (dry run)"),
+        ("upload", cmd_upload, "validate files and apply what is valid"),
+    ):
         c = sub.add_parser(name, help=text)
         c.add_argument("district")
         c.add_argument("files", nargs="+", metavar="FILE")
         c.add_argument("--json", action="store_true", help="print one JSON object")
         c.add_argument("--report-dir", help="where error reports go (default: current directory)")
         if name == "upload":
-            c.add_argument("--confirm-removals", action="store_true",
-                           help="apply even when the file removes a large share of the roster")
+            c.add_argument(
+                "--confirm-removals",
+                action="store_true",
+                help="apply even when the file removes a large share of the roster",
+            )
         c.set_defaults(func=func)
 
     c = sub.add_parser("status", help="the audit trail: recent uploads of a district")

@@ -60,9 +60,15 @@ class Conversation:
             uploads = self.store.uploads_in_thread(channel, thread_ts)
             if uploads:
                 message = self._triage(user, text, uploads)
-        if message is None and (dm or mentioned or (
-                thread_ts and names_a_code(text)
-                and self.store.uploads_in_thread(channel, thread_ts))):
+        if message is None and (
+            dm
+            or mentioned
+            or (
+                thread_ts
+                and names_a_code(text)
+                and self.store.uploads_in_thread(channel, thread_ts)
+            )
+        ):
             message = self._answer(user, channel, dm, text)
         if message is None:
             return  # channel chatter not addressed to the bot
@@ -76,8 +82,9 @@ class Conversation:
             return formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do)
         if not text:
             return formatting.Message(
-                "Ask me about an error code or a column (\"what does EMAIL_TAKEN mean?\"), "
-                "or share a users.csv here. `/rosterbot help` lists the commands.")
+                'Ask me about an error code or a column ("what does EMAIL_TAKEN mean?"), '
+                "or share a users.csv here. `/rosterbot help` lists the commands."
+            )
         return ask(text)
 
     def _triage(self, user: str, text: str, uploads: list[Any]) -> formatting.Message:
@@ -90,11 +97,13 @@ class Conversation:
             issues = [i for i in (upload.issues or []) if _row_of(i) == number]
             rows = upload.rows or {}
             last = int(rows.get("total", 0)) + int(rows.get("blank_skipped", 0)) if rows else None
-            return formatting.row_explanation(number, issues, file_name=upload.file_name,
-                                              total_rows=last)
+            return formatting.row_explanation(
+                number, issues, file_name=upload.file_name, total_rows=last
+            )
         parts = [formatting.thread_summary(u.file_name, u.status, u.issues or []) for u in uploads]
-        return formatting.Message("\n".join(p.text for p in parts),
-                                  [b for p in parts for b in p.blocks])
+        return formatting.Message(
+            "\n".join(p.text for p in parts), [b for p in parts for b in p.blocks]
+        )
 
 
 def _row_of(issue: dict) -> int | None:

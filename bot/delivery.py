@@ -73,9 +73,17 @@ def retry_handlers(settings: Settings) -> list[RetryHandler]:
     ]
 
 
-def upload_file(client: WebClient, *, channel: str, data: bytes, filename: str,
-                thread_ts: str | None = None, title: str | None = None,
-                attempts: int = 3, backoff: float = 0.5) -> Any:
+def upload_file(
+    client: WebClient,
+    *,
+    channel: str,
+    data: bytes,
+    filename: str,
+    thread_ts: str | None = None,
+    title: str | None = None,
+    attempts: int = 3,
+    backoff: float = 0.5,
+) -> Any:
     """files_upload_v2 into `channel` (a thread when `thread_ts`), retried as a whole when the
     raw upload to the upload URL fails (a 5xx or a dropped connection there).
 
@@ -84,15 +92,21 @@ def upload_file(client: WebClient, *, channel: str, data: bytes, filename: str,
     """
     for attempt in range(1, attempts + 1):
         try:
-            return client.files_upload_v2(channel=channel, thread_ts=thread_ts, file=data,
-                                          filename=filename, title=title or filename)
+            return client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                file=data,
+                filename=filename,
+                title=title or filename,
+            )
         except SlackApiError:
             raise
         except (SlackRequestError, urllib.error.URLError, OSError) as err:
             if attempt == attempts:
                 raise
-            log.warning("uploading %s failed (%s); retrying (%d/%d)", filename, err, attempt,
-                        attempts - 1)
+            log.warning(
+                "uploading %s failed (%s); retrying (%d/%d)", filename, err, attempt, attempts - 1
+            )
             time.sleep(backoff * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
@@ -108,5 +122,6 @@ def describe(err: BaseException) -> str:
         response = err.response
         error = response.get("error") if hasattr(response, "get") else None
         return f"Slack answered {getattr(response, 'status_code', '?')}" + (
-            f" ({error})" if error else "")
+            f" ({error})" if error else ""
+        )
     return f"{type(err).__name__}: {err}"

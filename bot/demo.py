@@ -43,9 +43,17 @@ def main() -> None:
     store.create_district("demo", "Demo Unified School District")
     for org, name in SCHOOLS:
         store.add_school("demo", org, name)
-    result = run(store, "demo", [InputFile(EXAMPLE.name, EXAMPLE.read_bytes())], apply=True,
-                 actor="demo", report_dir=var / "demo")
-    print(f"Uploaded {EXAMPLE.relative_to(ROOT)} to district 'demo' (store: {db.relative_to(ROOT)})")
+    result = run(
+        store,
+        "demo",
+        [InputFile(EXAMPLE.name, EXAMPLE.read_bytes())],
+        apply=True,
+        actor="demo",
+        report_dir=var / "demo",
+    )
+    print(
+        f"Uploaded {EXAMPLE.relative_to(ROOT)} to district 'demo' (store: {db.relative_to(ROOT)})"
+    )
     reports = [f.report_name for f in result.files if f.report_bytes]
     message = upload_summary([f.to_json() for f in result.files], dry_run=False, reports=reports)
     print("\n--- what rosterbot posts in the file's thread (Slack mrkdwn) ------------------\n")
@@ -55,8 +63,10 @@ def main() -> None:
             print(f"\n[attached in the thread: {f.report_name}]  written to {f.error_report}")
     print("\n-------------------------------------------------------------------------------")
     print("Fix the rows in the error report and upload it again as is:")
-    print(f"  .venv/bin/rosterbot --db sqlite:///{db.relative_to(ROOT)} upload demo "
-          "var/demo/users-errors.csv")
+    print(
+        f"  .venv/bin/rosterbot --db sqlite:///{db.relative_to(ROOT)} upload demo "
+        "var/demo/users-errors.csv"
+    )
     store.dispose()
 
 

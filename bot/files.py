@@ -107,8 +107,10 @@ def _looks_like_html(content_type: str, head: bytes) -> bool:
 
 
 def _timed_out(file: SharedFile, settings: Settings) -> str:
-    return (f"Slack did not send {file.name} within {settings.download_timeout:g} seconds, so I "
-            "stopped waiting. Nothing was applied; share the file again in a few minutes.")
+    return (
+        f"Slack did not send {file.name} within {settings.download_timeout:g} seconds, so I "
+        "stopped waiting. Nothing was applied; share the file again in a few minutes."
+    )
 
 
 def download(file: SharedFile, token: str, settings: Settings) -> bytes:
@@ -159,8 +161,8 @@ def download(file: SharedFile, token: str, settings: Settings) -> bytes:
         if isinstance(err.reason, TimeoutError):
             raise DownloadRefused(_timed_out(file, settings), kind="timeout") from None
         raise DownloadRefused(
-            f"I could not download {file.name} ({err.reason}); try sharing it again.",
-            kind="http") from None
+            f"I could not download {file.name} ({err.reason}); try sharing it again.", kind="http"
+        ) from None
     except OSError as err:
         raise DownloadRefused(
             f"I could not download {file.name} ({err}); try sharing it again.", kind="http"

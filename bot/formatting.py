@@ -15,8 +15,13 @@ from typing import Any
 from validation.catalog import CATALOG
 
 ENTITY_ORDER = ("school", "staff", "student", "class", "enrollment", "demographics")
-COUNT_COLUMNS = (("created", "created"), ("updated", "updated"), ("no_change", "no change"),
-                 ("removed", "removed"), ("errors", "errors"))
+COUNT_COLUMNS = (
+    ("created", "created"),
+    ("updated", "updated"),
+    ("no_change", "no change"),
+    ("removed", "removed"),
+    ("errors", "errors"),
+)
 TOP_ISSUES = 5
 SOURCE_NAMES = {"clever": "Clever", "classlink": "ClassLink", "gg4l": "GG4L"}
 
@@ -57,6 +62,7 @@ def source_name(enrollment_source: str | None) -> str:
 
 # -- uploads ---------------------------------------------------------------------------------
 
+
 def processing(names: Sequence[str], dry_run: bool, skipped: Sequence[str] = ()) -> Message:
     what = "Checking" if dry_run else "Processing"
     text = f":hourglass_flowing_sand: {what} {', '.join(escape(n) for n in names)}…"
@@ -70,8 +76,10 @@ def processing(names: Sequence[str], dry_run: bool, skipped: Sequence[str] = ())
 def progress(names: Sequence[str], stage: str, fraction: float, dry_run: bool) -> Message:
     what = "Checking" if dry_run else "Processing"
     pct = max(0, min(100, int(round(fraction * 100))))
-    return Message(f":hourglass_flowing_sand: {what} {', '.join(escape(n) for n in names)}… "
-                   f"{escape(stage)} ({pct}%)")
+    return Message(
+        f":hourglass_flowing_sand: {what} {', '.join(escape(n) for n in names)}… "
+        f"{escape(stage)} ({pct}%)"
+    )
 
 
 def processed(names: Sequence[str], dry_run: bool) -> Message:
@@ -86,8 +94,9 @@ def count_table(counts: Mapping[str, Mapping[str, int]]) -> str:
     lines = [header]
     for entity in entities:
         row = counts[entity]
-        lines.append(f"{entity:<13}" + "".join(f"{int(row.get(key, 0)):>11}"
-                                              for key, _ in COUNT_COLUMNS))
+        lines.append(
+            f"{entity:<13}" + "".join(f"{int(row.get(key, 0)):>11}" for key, _ in COUNT_COLUMNS)
+        )
     return "```\n" + "\n".join(lines) + "\n```"
 
 
@@ -117,12 +126,19 @@ def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]
             status += " — check only, nothing was applied"
         elif f.get("applied"):
             status += " — applied"
-    blocks = [_section(f"{icon} *{escape(f.get('file', 'file'))}* ({escape(f.get('kind', ''))}): "
-                       f"{status}")]
+    blocks = [
+        _section(
+            f"{icon} *{escape(f.get('file', 'file'))}* ({escape(f.get('kind', ''))}): {status}"
+        )
+    ]
     for issue in f.get("file_issues") or []:
         fix = issue.get("fix") or ""
-        blocks.append(_section(f"• `{issue.get('code')}` {escape(issue.get('message', ''))}"
-                               + (f"\n  _Fix:_ {escape(fix)}" if fix else "")))
+        blocks.append(
+            _section(
+                f"• `{issue.get('code')}` {escape(issue.get('message', ''))}"
+                + (f"\n  _Fix:_ {escape(fix)}" if fix else "")
+            )
+        )
     counts = f.get("counts") or {}
     rows = f.get("rows") or {}
     if f.get("status") == "failed" and not rows.get("total"):
@@ -131,20 +147,28 @@ def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]
         blocks.append(_section(count_table(counts)))
     if rows:
         total, blank = rows.get("total", 0), rows.get("blank_skipped", 0)
-        blocks.append(_context(
-            f"{total} row{'' if total == 1 else 's'} · {rows.get('rejected', 0)} rejected · "
-            f"{rows.get('partly_applied', 0)} partly {'applicable' if dry_run else 'applied'} · "
-            f"{rows.get('with_warnings', 0)} with warnings · "
-            f"{blank} blank row{'' if blank == 1 else 's'} skipped"))
+        blocks.append(
+            _context(
+                f"{total} row{'' if total == 1 else 's'} · {rows.get('rejected', 0)} rejected · "
+                f"{rows.get('partly_applied', 0)} partly {'applicable' if dry_run else 'applied'} · "
+                f"{rows.get('with_warnings', 0)} with warnings · "
+                f"{blank} blank row{'' if blank == 1 else 's'} skipped"
+            )
+        )
     issues = f.get("issues") or []
     if issues:
         blocks.append(_section("*Top issues*\n" + "\n".join(top_issue_lines(issues))))
     return blocks
 
 
-def upload_summary(files: Sequence[Mapping[str, Any]], *, dry_run: bool,
-                   enrollment_source: str | None = None, reports: Sequence[str] = (),
-                   held_uploads: Sequence[int] = ()) -> Message:
+def upload_summary(
+    files: Sequence[Mapping[str, Any]],
+    *,
+    dry_run: bool,
+    enrollment_source: str | None = None,
+    reports: Sequence[str] = (),
+    held_uploads: Sequence[int] = (),
+) -> Message:
     blocks: list[dict[str, Any]] = []
     for f in files:
         if blocks:
@@ -153,9 +177,12 @@ def upload_summary(files: Sequence[Mapping[str, Any]], *, dry_run: bool,
     if any(i.get("code") == "ROLE_NOT_ALLOWED" for f in files for i in f.get("issues") or []):
         blocks.append(_section(third_party_note(enrollment_source)))
     if reports:
-        blocks.append(_context(
-            f"The error report ({', '.join(reports)}) is attached in this thread: each row says "
-            "what is wrong and how to fix it. Fix the rows and share the file again."))
+        blocks.append(
+            _context(
+                f"The error report ({', '.join(reports)}) is attached in this thread: each row says "
+                "what is wrong and how to fix it. Fix the rows and share the file again."
+            )
+        )
     if held_uploads:
         blocks.extend(confirm_removals(held_uploads))
     text = "; ".join(_file_text(f, dry_run) for f in files) or "No file was processed."
@@ -165,25 +192,43 @@ def upload_summary(files: Sequence[Mapping[str, Any]], *, dry_run: bool,
 def confirm_removals(upload_ids: Sequence[int]) -> list[dict[str, Any]]:
     """The Confirm button of an upload held by the mass-removal guard."""
     return [
-        _section(":raised_hand: Nothing was applied because the file removes a large share of "
-                 "the roster. If the removals are intended, confirm and I will apply the file."),
-        {"type": "actions", "block_id": "held_upload", "elements": [{
-            "type": "button", "action_id": "confirm_removals", "style": "danger",
-            "text": {"type": "plain_text", "text": "Confirm removals"},
-            "value": json.dumps({"uploads": list(upload_ids)}),
-            "confirm": {"title": {"type": "plain_text", "text": "Apply the removals?"},
-                        "text": {"type": "mrkdwn", "text": "The file will be applied with "
-                                 "every REMOVE and DEACTIVATE row."},
+        _section(
+            ":raised_hand: Nothing was applied because the file removes a large share of "
+            "the roster. If the removals are intended, confirm and I will apply the file."
+        ),
+        {
+            "type": "actions",
+            "block_id": "held_upload",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "confirm_removals",
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Confirm removals"},
+                    "value": json.dumps({"uploads": list(upload_ids)}),
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Apply the removals?"},
+                        "text": {
+                            "type": "mrkdwn",
+                            "text": "The file will be applied with "
+                            "every REMOVE and DEACTIVATE row.",
+                        },
                         "confirm": {"type": "plain_text", "text": "Apply"},
-                        "deny": {"type": "plain_text", "text": "Cancel"}}}]},
+                        "deny": {"type": "plain_text", "text": "Cancel"},
+                    },
+                }
+            ],
+        },
     ]
 
 
 def third_party_note(enrollment_source: str | None) -> str:
     name = source_name(enrollment_source) or "your rostering provider"
-    return (f":information_source: This district's students come from its {escape(name)} roster, "
-            "so student rows were not applied (`ROLE_NOT_ALLOWED`). Add or fix students in "
-            f"{escape(name)}; staff rows in this file were processed as usual.")
+    return (
+        f":information_source: This district's students come from its {escape(name)} roster, "
+        "so student rows were not applied (`ROLE_NOT_ALLOWED`). Add or fix students in "
+        f"{escape(name)}; staff rows in this file were processed as usual."
+    )
 
 
 def _file_text(f: Mapping[str, Any], dry_run: bool) -> str:
@@ -192,8 +237,12 @@ def _file_text(f: Mapping[str, Any], dry_run: bool) -> str:
     for row in (f.get("counts") or {}).values():
         for key, _ in COUNT_COLUMNS:
             totals[key] += int(row.get(key, 0))
-    parts = [f"{totals['created']} created", f"{totals['updated']} updated",
-             f"{totals['removed']} removed", f"{totals['errors']} errors"]
+    parts = [
+        f"{totals['created']} created",
+        f"{totals['updated']} updated",
+        f"{totals['removed']} removed",
+        f"{totals['errors']} errors",
+    ]
     mode = " (check only)" if dry_run else ""
     return f"{f.get('file')}: {status}{mode} — " + ", ".join(parts)
 
@@ -206,43 +255,55 @@ def download_problem(reason: str) -> Message:
 def internal_error(applied: Sequence[str] = ()) -> Message:
     """Processing broke on our side; `applied` names files whose changes were committed."""
     if applied:
-        text = (f":warning: {', '.join(escape(n) for n in applied)} was applied, but something "
-                "went wrong on my side afterwards, so the rest was not processed. Reply "
-                "\"summary\" here or use `/rosterbot status` to see what was applied, and tell "
-                "support if it keeps happening.")
+        text = (
+            f":warning: {', '.join(escape(n) for n in applied)} was applied, but something "
+            "went wrong on my side afterwards, so the rest was not processed. Reply "
+            '"summary" here or use `/rosterbot status` to see what was applied, and tell '
+            "support if it keeps happening."
+        )
     else:
-        text = (":x: Something went wrong on my side while processing the file; nothing was "
-                "applied. Please share it again in a few minutes, and tell support if it keeps "
-                "failing.")
+        text = (
+            ":x: Something went wrong on my side while processing the file; nothing was "
+            "applied. Please share it again in a few minutes, and tell support if it keeps "
+            "failing."
+        )
     return Message(text)
 
 
 def summary_fallback(files: Sequence[Mapping[str, Any]], *, dry_run: bool) -> Message:
     """A one-line-per-file reply for when Slack refused the full summary (blocks)."""
     lines = [_file_text(f, dry_run) + (" — applied" if f.get("applied") else "") for f in files]
-    text = ("\n".join(lines) + "\nI could not post the full summary. Reply \"summary\" in this "
-            "thread, or use /rosterbot status, to see it.")
+    text = (
+        "\n".join(lines) + '\nI could not post the full summary. Reply "summary" in this '
+        "thread, or use /rosterbot status, to see it."
+    )
     return Message(text)
 
 
 # -- start-up recovery -----------------------------------------------------------------------
+
 
 def recovered(item: Any) -> Message:
     """What happened to an upload that a previous rosterbot process left unfinished."""
     name = escape(item.file_name or "the file")
     result = getattr(item, "result", None)
     if item.action == "rechecked":
-        head = (f":arrows_counterclockwise: rosterbot restarted while checking *{name}*, so "
-                "it was checked again. Nothing was applied (it was a check).")
+        head = (
+            f":arrows_counterclockwise: rosterbot restarted while checking *{name}*, so "
+            "it was checked again. Nothing was applied (it was a check)."
+        )
     elif item.action == "already_finished":
-        head = (f":information_source: *{name}* was finished by another rosterbot process "
-                f"({escape(item.state)}).")
+        head = (
+            f":information_source: *{name}* was finished by another rosterbot process "
+            f"({escape(item.state)})."
+        )
     else:
-        head = (f":x: *{name} was NOT applied.* {escape(item.reason[:1].upper() + item.reason[1:])}"
-                ".")
+        head = f":x: *{name} was NOT applied.* {escape(item.reason[:1].upper() + item.reason[1:])}."
         if result is not None:
-            head += ("\nBelow is what the file would do now, as a check (nothing was applied). "
-                     "If it is still what you want, share it again.")
+            head += (
+                "\nBelow is what the file would do now, as a check (nothing was applied). "
+                "If it is still what you want, share it again."
+            )
     blocks = [_section(head)]
     if result is not None and item.action != "already_finished":
         blocks.extend(file_summary(result.to_json(), dry_run=True))
@@ -257,12 +318,14 @@ def recovered_reaction(item: Any) -> str | None:
         return None
     result = getattr(item, "result", None)
     if item.action == "rechecked" and result is not None:
-        return {"completed": "white_check_mark",
-                "completed_with_errors": "warning"}.get(result.status, "x")
+        return {"completed": "white_check_mark", "completed_with_errors": "warning"}.get(
+            result.status, "x"
+        )
     return "x"
 
 
 # -- audit trail (/rosterbot status) ---------------------------------------------------------
+
 
 def audit_line(upload: Any) -> str:
     """who, when, file name, short hash, state/status, counts of one upload record."""
@@ -275,8 +338,9 @@ def audit_line(upload: Any) -> str:
     status = upload.status.replace("_", " ") if upload.status else ""
     outcome = state + (f", {status}" if status and status != state else "")
     codes = file_issue_codes(upload.file_issues)
-    return (f"• {when} — *{name}*{sha}{mode} by {who}: {escape(outcome)}{_count_brief(upload)}"
-            + (f" — file: {codes}" if codes else ""))
+    return f"• {when} — *{name}*{sha}{mode} by {who}: {escape(outcome)}{_count_brief(upload)}" + (
+        f" — file: {codes}" if codes else ""
+    )
 
 
 def file_issue_codes(file_issues: Iterable[Mapping[str, Any]] | None) -> str:
@@ -296,15 +360,18 @@ def _count_brief(upload: Any) -> str:
             for key, _ in COUNT_COLUMNS:
                 totals[key] += int(row.get(key, 0))
     rows = upload.rows or {}
-    text = (f" — {totals['created']} created, {totals['updated']} updated, "
-            f"{totals['removed']} removed, {totals['no_change']} no change, "
-            f"{totals['errors']} errors")
+    text = (
+        f" — {totals['created']} created, {totals['updated']} updated, "
+        f"{totals['removed']} removed, {totals['no_change']} no change, "
+        f"{totals['errors']} errors"
+    )
     if rows.get("total"):
         text += f" ({rows['total']} rows)"
     return text
 
 
 # -- the data dictionary ---------------------------------------------------------------------
+
 
 def preformatted(text: str, limit: int = 2900) -> Message:
     """Plain text (the data dictionary) as code blocks, split at blank lines under the limit."""
@@ -324,19 +391,29 @@ def preformatted(text: str, limit: int = 2900) -> Message:
 
 def csv_only(names: Sequence[str]) -> Message:
     listed = ", ".join(escape(n) for n in names)
-    return Message(f"I read only CSV files ({listed} is not one). Save the roster as "
-                   "'CSV UTF-8 (Comma delimited)' and share the .csv file here.")
+    return Message(
+        f"I read only CSV files ({listed} is not one). Save the roster as "
+        "'CSV UTF-8 (Comma delimited)' and share the .csv file here."
+    )
 
 
 # -- refusals --------------------------------------------------------------------------------
 
+
 def refusal(reason: str, what_to_do: str = "") -> Message:
     text = f":no_entry: {reason}" + (f" {what_to_do}" if what_to_do else "")
-    return Message(text, [_section(f":no_entry: {escape(reason)}"
-                                   + (f"\n{escape(what_to_do)}" if what_to_do else ""))])
+    return Message(
+        text,
+        [
+            _section(
+                f":no_entry: {escape(reason)}" + (f"\n{escape(what_to_do)}" if what_to_do else "")
+            )
+        ],
+    )
 
 
 # -- knowledge base --------------------------------------------------------------------------
+
 
 def kb_answer(result: Any) -> Message:
     """A faq.LookupResult as a threaded answer: best match, how to fix, related topics."""
@@ -353,8 +430,9 @@ def kb_answer(result: Any) -> Message:
     if fix:
         blocks.append(_section(f"*How to fix:* {escape(fix)}"))
     related = list(getattr(doc, "related", ()) or ())
-    others = [m.id for m in getattr(result, "matches", [])
-              if m.id != doc.id and m.id not in related]
+    others = [
+        m.id for m in getattr(result, "matches", []) if m.id != doc.id and m.id not in related
+    ]
     if related or others:
         blocks.append(_context("Related: " + ", ".join(f"`{r}`" for r in related + others)))
     text = f"{doc.title} ({doc.id})" + (f" — How to fix: {fix}" if fix else "")
@@ -372,13 +450,17 @@ def _mrkdwn(markdown: str) -> str:
 
 # -- triage in an upload's thread ------------------------------------------------------------
 
-def row_explanation(row: int, issues: Sequence[Mapping[str, Any]], *, file_name: str,
-                    total_rows: int | None = None) -> Message:
+
+def row_explanation(
+    row: int, issues: Sequence[Mapping[str, Any]], *, file_name: str, total_rows: int | None = None
+) -> Message:
     name = escape(file_name)
     if not issues:
         if total_rows is not None and (row < 2 or row > total_rows + 1):
-            text = (f"{name} has no row {row}: row 1 is the header and the records are rows 2–"
-                    f"{total_rows + 1}.")
+            text = (
+                f"{name} has no row {row}: row 1 is the header and the records are rows 2–"
+                f"{total_rows + 1}."
+            )
         else:
             text = f"Row {row} of {name} has no issues: it was processed as written."
         return Message(text, [_section(text)])
@@ -387,17 +469,20 @@ def row_explanation(row: int, issues: Sequence[Mapping[str, Any]], *, file_name:
         column = f" in `{escape(issue.get('column'))}`" if issue.get("column") else ""
         value = f" (value `{escape(issue.get('value'))}`)" if issue.get("value") else ""
         sev = "warning" if issue.get("severity") == "warning" else "error"
-        lines.append(f"• `{issue.get('code')}` ({sev}){column}{value}: "
-                     f"{escape(issue.get('message', ''))}")
+        lines.append(
+            f"• `{issue.get('code')}` ({sev}){column}{value}: {escape(issue.get('message', ''))}"
+        )
         if issue.get("fix"):
             lines.append(f"  _Fix:_ {escape(issue.get('fix'))}")
     text = f"Row {row} of {file_name}: " + "; ".join(
-        f"{i.get('code')}: {i.get('message', '')}" for i in issues)
+        f"{i.get('code')}: {i.get('message', '')}" for i in issues
+    )
     return Message(text, [_section("\n".join(lines))])
 
 
-def thread_summary(file_name: str, status: str | None,
-                   issues: Sequence[Mapping[str, Any]]) -> Message:
+def thread_summary(
+    file_name: str, status: str | None, issues: Sequence[Mapping[str, Any]]
+) -> Message:
     icon, label = STATUS_LINE.get(str(status), ("", str(status or "")))
     head = f"{icon} *{escape(file_name)}*: {label}".strip()
     if not issues:
@@ -405,5 +490,6 @@ def thread_summary(file_name: str, status: str | None,
         return Message(text, [_section(f"{head}\nNo row issues.")])
     lines = top_issue_lines(issues)
     text = f"{file_name}: {label}. Top issues: " + ", ".join(
-        code for code, _ in Counter(str(i.get("code")) for i in issues).most_common(TOP_ISSUES))
+        code for code, _ in Counter(str(i.get("code")) for i in issues).most_common(TOP_ISSUES)
+    )
     return Message(text, [_section(f"{head}\n*Top issues*\n" + "\n".join(lines))])

@@ -40,15 +40,17 @@ class Reply:
 
 def help_reply() -> Reply:
     lines = [f"• `{COMMAND} {usage}` — {what}" for usage, what in HELP]
-    text = ("*rosterbot* — share a users.csv (and demographics.csv) in a linked channel and I "
-            "validate and apply it, then reply in its thread with the counts and an error "
-            "report. Put \"check\" or \"dry run\" in the message to validate without applying. "
-            "In an upload's thread, ask \"why did row 14 fail?\" or \"summary\". In a direct "
-            "message, someone with several districts names one (\"status d2\", or the key in "
-            "the message with the file).\n"
-            + "\n".join(lines))
-    return Reply(formatting.Message(text.replace("*", "").replace("`", ""),
-                                    [formatting._section(text)]))
+    text = (
+        "*rosterbot* — share a users.csv (and demographics.csv) in a linked channel and I "
+        "validate and apply it, then reply in its thread with the counts and an error "
+        'report. Put "check" or "dry run" in the message to validate without applying. '
+        'In an upload\'s thread, ask "why did row 14 fail?" or "summary". In a direct '
+        'message, someone with several districts names one ("status d2", or the key in '
+        "the message with the file).\n" + "\n".join(lines)
+    )
+    return Reply(
+        formatting.Message(text.replace("*", "").replace("`", ""), [formatting._section(text)])
+    )
 
 
 STATUS_LIMIT = 10
@@ -75,18 +77,24 @@ class SlashCommands:
             reply = help_reply()
             if sub:
                 reply.message.text = f"I don't know `{sub}`. " + reply.message.text
-                reply.message.blocks.insert(0, formatting._section(
-                    f"I don't know `{formatting.escape(sub)}`."))
+                reply.message.blocks.insert(
+                    0, formatting._section(f"I don't know `{formatting.escape(sub)}`.")
+                )
             return reply
         return handler(user, channel, rest.strip())
 
     # -- subcommands -------------------------------------------------------------------------
     def ask(self, user: str, channel: str, question: str) -> Reply:
         if not question:
-            return Reply(formatting.Message(f"Usage: `{COMMAND} ask QUESTION`, e.g. "
-                                            f"`{COMMAND} ask what does EMAIL_TAKEN mean`"))
-        decision = access.for_question(self.store, self.settings, user, channel,
-                                       channel.startswith("D"))
+            return Reply(
+                formatting.Message(
+                    f"Usage: `{COMMAND} ask QUESTION`, e.g. "
+                    f"`{COMMAND} ask what does EMAIL_TAKEN mean`"
+                )
+            )
+        decision = access.for_question(
+            self.store, self.settings, user, channel, channel.startswith("D")
+        )
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         return Reply(ask(question))
@@ -97,9 +105,12 @@ class SlashCommands:
         kind = arg.lower() or "users"
         if kind not in KINDS:
             return Reply(formatting.Message(f"Usage: `{COMMAND} template users|demographics`"))
-        return Reply(formatting.Message(f"Here is the blank {kind}.csv template, with example "
-                                        "rows to replace."),
-                     [(f"{kind}.csv", template_csv(kind))])
+        return Reply(
+            formatting.Message(
+                f"Here is the blank {kind}.csv template, with example rows to replace."
+            ),
+            [(f"{kind}.csv", template_csv(kind))],
+        )
 
     def dictionary(self, user: str, channel: str, arg: str) -> Reply:
         from validation.templates import UnknownColumn, dictionary_text
@@ -114,18 +125,23 @@ class SlashCommands:
         from roster.export import download_csv
         from roster.store import RosterError
 
-        decision = access.for_download(self.store, self.settings, user, channel,
-                                       channel.startswith("D"), arg)
+        decision = access.for_download(
+            self.store, self.settings, user, channel, channel.startswith("D"), arg
+        )
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         parts = arg.split()
         if channel.startswith("D") and len(parts) > 1:  # "students d2": the DM named its district
-            parts = parts[:1] + [p for p in parts[1:]
-                                 if p.casefold() != decision.district.key.casefold()]
+            parts = parts[:1] + [
+                p for p in parts[1:] if p.casefold() != decision.district.key.casefold()
+            ]
         what = parts[0].lower() if parts else ""
         if what not in ("all", "students", "staff", "admins") or len(parts) > 2:
-            return Reply(formatting.Message(
-                f"Usage: `{COMMAND} download all|students|staff|admins [org_sis_id]`"))
+            return Reply(
+                formatting.Message(
+                    f"Usage: `{COMMAND} download all|students|staff|admins [org_sis_id]`"
+                )
+            )
         school = parts[1] if len(parts) > 1 else None
         key = decision.district.key
         try:
@@ -134,23 +150,31 @@ class SlashCommands:
             return Reply(formatting.refusal(str(refused).rstrip(".") + "."))
         name = f"{key}-{what}{'-' + school if school else ''}-users.csv"
         log.info("download %s of %s by %s", what + (f" {school}" if school else ""), key, user)
-        return Reply(formatting.Message(
-            f":lock: Roster data is personal data, so I sent {name} ({what} of {key}) to you "
-            "in a direct message."), dm_files=[(name, data)])
+        return Reply(
+            formatting.Message(
+                f":lock: Roster data is personal data, so I sent {name} ({what} of {key}) to you "
+                "in a direct message."
+            ),
+            dm_files=[(name, data)],
+        )
 
     def status(self, user: str, channel: str, arg: str) -> Reply:
         """The audit trail of the district's recent uploads (any grant of that district)."""
-        decision = access.for_status(self.store, self.settings, user, channel,
-                                     channel.startswith("D"), arg)
+        decision = access.for_status(
+            self.store, self.settings, user, channel, channel.startswith("D"), arg
+        )
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         district = decision.district
         uploads = self.store.recent_uploads(district.key, STATUS_LIMIT)
         if not uploads:
-            return Reply(formatting.Message(f"No uploads yet for {district.name} "
-                                            f"({district.key})."))
-        head = (f"*Recent uploads of {formatting.escape(district.name)} ({district.key})* — "
-                "when, file, SHA-256, who, state, counts")
+            return Reply(
+                formatting.Message(f"No uploads yet for {district.name} ({district.key}).")
+            )
+        head = (
+            f"*Recent uploads of {formatting.escape(district.name)} ({district.key})* — "
+            "when, file, SHA-256, who, state, counts"
+        )
         lines = [formatting.audit_line(u) for u in uploads]
         text = "\n".join([head, *lines])
         blocks = [formatting._section(head)]
@@ -168,34 +192,46 @@ class SlashCommands:
         if not key:
             return Reply(formatting.Message(f"Usage: `{COMMAND} link DISTRICT`"))
         if channel.startswith("D"):
-            return Reply(formatting.refusal("A direct message cannot be linked to a district.",
-                                            "Run the command in the district's channel."))
+            return Reply(
+                formatting.refusal(
+                    "A direct message cannot be linked to a district.",
+                    "Run the command in the district's channel.",
+                )
+            )
         decision = access.for_link(self.store, user, key, channel)
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         self.store.link_channel(decision.district.key, channel)
-        return Reply(formatting.Message(
-            f":link: This channel is now linked to {decision.district.name} "
-            f"({decision.district.key}). Administrators can share users.csv files here."))
+        return Reply(
+            formatting.Message(
+                f":link: This channel is now linked to {decision.district.name} "
+                f"({decision.district.key}). Administrators can share users.csv files here."
+            )
+        )
 
 
-def deliver(client: WebClient, user: str, channel: str, reply: Reply,
-            retry_backoff: float = 0.5) -> formatting.Message:
+def deliver(
+    client: WebClient, user: str, channel: str, reply: Reply, retry_backoff: float = 0.5
+) -> formatting.Message:
     """Upload the reply's files (channel files into the channel, roster data into the
     requester's DM); the message to answer with, or why the files could not be delivered."""
     try:
         for name, data in reply.files:
-            upload_file(client, channel=channel, data=data, filename=name,
-                        backoff=retry_backoff)
+            upload_file(client, channel=channel, data=data, filename=name, backoff=retry_backoff)
         if reply.dm_files:
             dm = open_dm(client, user)
             for name, data in reply.dm_files:
                 upload_file(client, channel=dm, data=data, filename=name, backoff=retry_backoff)
     except Exception as err:
-        log.error("delivering %s to %s failed: %s",
-                  [n for n, _ in reply.files + reply.dm_files], user, describe(err))
+        log.error(
+            "delivering %s to %s failed: %s",
+            [n for n, _ in reply.files + reply.dm_files],
+            user,
+            describe(err),
+        )
         return formatting.Message(
             f":x: I could not send the file ({describe(err)}). Try again in a few minutes; if "
             "it keeps failing, ask your Slack admin to reinstall rosterbot so it has the "
-            "`files:write` and `im:write` permissions.")
+            "`files:write` and `im:write` permissions."
+        )
     return reply.message

@@ -15,8 +15,9 @@ STATUS_WORDS = {
 #: The same statuses for a check (dry run), which applies nothing.
 CHECK_WORDS = {
     "completed": "Completed: every row can be applied",
-    "completed_with_errors": ("Completed with errors: the valid rows can be applied, the rest "
-                              "are in the report"),
+    "completed_with_errors": (
+        "Completed with errors: the valid rows can be applied, the rest are in the report"
+    ),
     "failed": "Failed: this file cannot be applied as it is",
 }
 BUCKET_TITLES = ("created", "updated", "no change", "removed", "errors")
@@ -26,8 +27,12 @@ def counts_table(counts: dict[str, dict[str, int]]) -> str:
     header = f"{'':<12}" + "".join(f"{t:>10}" for t in BUCKET_TITLES)
     lines = [header]
     for entity, c in counts.items():
-        lines.append(f"{entity:<12}" + "".join(
-            f"{c[k]:>10}" for k in ("created", "updated", "no_change", "removed", "errors")))
+        lines.append(
+            f"{entity:<12}"
+            + "".join(
+                f"{c[k]:>10}" for k in ("created", "updated", "no_change", "removed", "errors")
+            )
+        )
     return "\n".join(lines)
 
 
@@ -38,23 +43,30 @@ def top_issues(result: FileResult, limit: int = 5) -> list[tuple[str, int, str]]
 
 
 def summary_text(result: FileResult, dry_run: bool) -> str:
-    mode = "Check only (nothing applied)" if dry_run else (
-        "Applied" if result.applied else "Not applied")
+    mode = (
+        "Check only (nothing applied)"
+        if dry_run
+        else ("Applied" if result.applied else "Not applied")
+    )
     words = CHECK_WORDS if dry_run else STATUS_WORDS
     partly = "partly applicable" if dry_run else "partly applied"
-    lines = [f"{result.file} ({result.kind}) - {words.get(result.status, result.status)}",
-             f"{mode}. Rows: {result.rows['total']} "
-             f"(rejected {result.rows['rejected']}, {partly} {result.rows['partly_applied']}, "
-             f"with warnings {result.rows['with_warnings']}, blank rows skipped "
-             f"{result.rows['blank_skipped']})"]
+    lines = [
+        f"{result.file} ({result.kind}) - {words.get(result.status, result.status)}",
+        f"{mode}. Rows: {result.rows['total']} "
+        f"(rejected {result.rows['rejected']}, {partly} {result.rows['partly_applied']}, "
+        f"with warnings {result.rows['with_warnings']}, blank rows skipped "
+        f"{result.rows['blank_skipped']})",
+    ]
     if result.encoding and result.encoding != "utf-8":
         lines.append(f"Read as {result.encoding}.")
     for issue in result.file_issues:
         lines.append(f"  [{issue.severity}] {issue.code}: {issue.message}")
         lines.append(f"      fix: {issue.fix}")
     if result.dropped_report_columns:
-        lines.append("Error-report columns were recognised and ignored: "
-                     + ", ".join(result.dropped_report_columns))
+        lines.append(
+            "Error-report columns were recognised and ignored: "
+            + ", ".join(result.dropped_report_columns)
+        )
     if result.status != "failed" or result.held:
         lines += ["", counts_table(result.counts)]
     top = top_issues(result)

@@ -70,8 +70,16 @@ class RecentKeys:
 class ProgressMessage:
     """Updates the "processing" message with chat.update, at most once per `interval` seconds."""
 
-    def __init__(self, client: WebClient, channel: str, ts: str | None, names: list[str],
-                 dry_run: bool, interval: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        client: WebClient,
+        channel: str,
+        ts: str | None,
+        names: list[str],
+        dry_run: bool,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.client, self.channel, self.ts = client, channel, ts
         self.names, self.dry_run, self.interval, self.clock = names, dry_run, interval, clock
         self._last = clock()
@@ -82,9 +90,11 @@ class ProgressMessage:
             return
         self._last = now
         try:
-            self.client.chat_update(channel=self.channel, ts=self.ts,
-                                    **formatting.progress(self.names, stage, fraction,
-                                                          self.dry_run).kwargs())
+            self.client.chat_update(
+                channel=self.channel,
+                ts=self.ts,
+                **formatting.progress(self.names, stage, fraction, self.dry_run).kwargs(),
+            )
         except Exception:  # progress is cosmetic; never fail the upload over it
             log.warning("progress update failed", exc_info=True)
 
@@ -107,8 +117,9 @@ class UploadService:
     def __init__(self, settings: Settings, store: Any) -> None:
         self.settings = settings
         self.store = store
-        self.executor = ThreadPoolExecutor(settings.upload_workers,
-                                           thread_name_prefix="rosterbot-upload")
+        self.executor = ThreadPoolExecutor(
+            settings.upload_workers, thread_name_prefix="rosterbot-upload"
+        )
         self._answered = RecentKeys()
 
     def shutdown(self, wait: bool = True) -> None:
@@ -125,12 +136,14 @@ class UploadService:
         others = [f.name for f in shared if not f.is_csv]
         if not csvs:
             if dm and others and self._answered.first_time("csv-only:" + ts):
-                client.chat_postMessage(channel=channel, thread_ts=thread_ts,
-                                        **formatting.csv_only(others).kwargs())
+                client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, **formatting.csv_only(others).kwargs()
+                )
             return None
 
-        decision = access.for_upload(self.store, self.settings, user, channel, dm,
-                                     event.get("text") or "")
+        decision = access.for_upload(
+            self.store, self.settings, user, channel, dm, event.get("text") or ""
+        )
         if not decision.allowed:
             if self._answered.first_time("refused:" + ",".join(f.id for f in csvs)):
                 self._refuse(client, channel, ts, thread_ts, decision.refusal)
@@ -140,7 +153,8 @@ class UploadService:
         claimed = []
         for f in csvs:
             upload_id = self.store.claim_slack_file(
-                f.id, decision.district.key, channel, thread_ts, user, f.name, dry_run=dry_run)
+                f.id, decision.district.key, channel, thread_ts, user, f.name, dry_run=dry_run
+            )
             if upload_id is not None:  # None: Slack re-delivered an event we already have
                 claimed.append((f, upload_id))
         if not claimed:
@@ -151,23 +165,39 @@ class UploadService:
         names = [f.name for f, _ in claimed]
         # The files are claimed: from here on they are processed even when Slack refuses the
         # "processing" message (the summary says the rest).
-        processing_ts = self._post(client, channel, thread_ts,
-                                   formatting.processing(names, dry_run, others if dm else ()))
-        job = UploadJob(channel=channel, message_ts=ts, thread_ts=thread_ts, user=user,
-                        district=decision.district, dry_run=dry_run, files=claimed,
-                        processing_ts=processing_ts, skipped=others)
+        processing_ts = self._post(
+            client, channel, thread_ts, formatting.processing(names, dry_run, others if dm else ())
+        )
+        job = UploadJob(
+            channel=channel,
+            message_ts=ts,
+            thread_ts=thread_ts,
+            user=user,
+            district=decision.district,
+            dry_run=dry_run,
+            files=claimed,
+            processing_ts=processing_ts,
+            skipped=others,
+        )
         return self.executor.submit(self._process, client, job)
 
     @staticmethod
-    def _post(client: WebClient, channel: str, thread_ts: str,
-              message: formatting.Message) -> str | None:
+    def _post(
+        client: WebClient, channel: str, thread_ts: str, message: formatting.Message
+    ) -> str | None:
         """chat.postMessage that logs instead of raising (Slack already retried); its ts."""
         try:
-            return client.chat_postMessage(channel=channel, thread_ts=thread_ts,
-                                           **message.kwargs()).get("ts")
+            return client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, **message.kwargs()
+            ).get("ts")
         except Exception as err:
-            log.error("posting to %s/%s failed (%s): %s", channel, thread_ts, describe(err),
-                      message.text[:200])
+            log.error(
+                "posting to %s/%s failed (%s): %s",
+                channel,
+                thread_ts,
+                describe(err),
+                message.text[:200],
+            )
             return None
 
     def _full_file(self, client: WebClient, f: dict) -> dict:
@@ -179,10 +209,14 @@ class UploadService:
                 log.warning("files.info failed for %s", f.get("id"), exc_info=True)
         return f
 
-    def _refuse(self, client: WebClient, channel: str, ts: str, thread_ts: str,
-                refusal: access.Refusal) -> None:
-        client.chat_postMessage(channel=channel, thread_ts=thread_ts,
-                                **formatting.refusal(refusal.reason, refusal.what_to_do).kwargs())
+    def _refuse(
+        self, client: WebClient, channel: str, ts: str, thread_ts: str, refusal: access.Refusal
+    ) -> None:
+        client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            **formatting.refusal(refusal.reason, refusal.what_to_do).kwargs(),
+        )
         self._react(client, channel, ts, REACTION_REFUSED)
 
     @staticmethod
@@ -198,15 +232,22 @@ class UploadService:
         try:
             ids = [int(i) for i in json.loads(body["actions"][0]["value"])["uploads"]]
         except (KeyError, IndexError, TypeError, ValueError):
-            respond(response_type="ephemeral", replace_original=False,
-                    text="That button is out of date; share the file again.")
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text="That button is out of date; share the file again.",
+            )
             return
         held = [u for u in (self.store.upload(i) for i in ids) if u is not None]
-        held = [u for u in held
-                if u.state == "held" and self._answered.first_time(f"confirm:{u.id}")]
+        held = [
+            u for u in held if u.state == "held" and self._answered.first_time(f"confirm:{u.id}")
+        ]
         if not held:
-            respond(response_type="ephemeral", replace_original=False,
-                    text="This upload was already confirmed or is no longer held.")
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text="This upload was already confirmed or is no longer held.",
+            )
             return
         keys = {self.store.district_key_of(u) for u in held}
         district = self.store.get_district(keys.pop() or "") if len(keys) == 1 else None
@@ -214,9 +255,12 @@ class UploadService:
         if grant is None or not grant.can_upload:
             for u in held:  # let someone with access press it
                 self._answered.forget(f"confirm:{u.id}")
-            respond(response_type="ephemeral", replace_original=False,
-                    text=f"Confirming removals needs system and enrollment access to "
-                         f"{district.key if district else 'the district'}.")
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text=f"Confirming removals needs system and enrollment access to "
+                f"{district.key if district else 'the district'}.",
+            )
             return
         files = []
         for u in held:
@@ -225,12 +269,26 @@ class UploadService:
         first = held[0]
         channel, thread_ts = first.slack_channel, first.slack_thread_ts
         names = [f.name for f, _ in files]
-        processing_ts = self._post(client, channel, thread_ts, formatting.Message(
-            f":hourglass_flowing_sand: <@{user}> confirmed the removals; processing "
-            f"{', '.join(names)} again…"))
-        job = UploadJob(channel=channel, message_ts=thread_ts, thread_ts=thread_ts, user=user,
-                        district=district, dry_run=False, files=files,
-                        processing_ts=processing_ts, confirm_removals=True)
+        processing_ts = self._post(
+            client,
+            channel,
+            thread_ts,
+            formatting.Message(
+                f":hourglass_flowing_sand: <@{user}> confirmed the removals; processing "
+                f"{', '.join(names)} again…"
+            ),
+        )
+        job = UploadJob(
+            channel=channel,
+            message_ts=thread_ts,
+            thread_ts=thread_ts,
+            user=user,
+            district=district,
+            dry_run=False,
+            files=files,
+            processing_ts=processing_ts,
+            confirm_removals=True,
+        )
         self.executor.submit(self._process, client, job)
 
     # -- on the executor ----------------------------------------------------------------------
@@ -240,11 +298,18 @@ class UploadService:
         except Exception:
             log.exception("processing %s failed", [f.name for f, _ in job.files])
             self._finish_claims(job, state="abandoned")
-            applied = [u.file_name for u in (self._record(i) for _, i in job.files)
-                       if u is not None and u.state == "applied"]
+            applied = [
+                u.file_name
+                for u in (self._record(i) for _, i in job.files)
+                if u is not None and u.state == "applied"
+            ]
             self._post(client, job.channel, job.thread_ts, formatting.internal_error(applied))
-            self._react(client, job.channel, job.message_ts,
-                        REACTION_ERRORS if applied else REACTION_FAILURE)
+            self._react(
+                client,
+                job.channel,
+                job.message_ts,
+                REACTION_ERRORS if applied else REACTION_FAILURE,
+            )
 
     def _record(self, upload_id: int) -> Any:
         try:
@@ -272,10 +337,23 @@ class UploadService:
             inputs.append(InputFile(f.name, data, slack_file_id=f.id, upload_id=upload_id))
 
         names = [f.name for f, _ in job.files]
-        progress = ProgressMessage(client, job.channel, job.processing_ts, names, job.dry_run,
-                                   self.settings.progress_interval)
-        result = run(self.store, job.district.key, inputs, apply=not job.dry_run, actor=job.user,
-                     confirm_removals=job.confirm_removals, progress=progress)
+        progress = ProgressMessage(
+            client,
+            job.channel,
+            job.processing_ts,
+            names,
+            job.dry_run,
+            self.settings.progress_interval,
+        )
+        result = run(
+            self.store,
+            job.district.key,
+            inputs,
+            apply=not job.dry_run,
+            actor=job.user,
+            confirm_removals=job.confirm_removals,
+            progress=progress,
+        )
         # From here on the roster is what it will be (one committed transaction per file) and
         # each upload record holds its result; a Slack failure below loses no data, so every
         # reply is attempted on its own and a refused summary gets a short fallback.
@@ -288,26 +366,55 @@ class UploadService:
         names = [f.name for f, _ in job.files]
 
         self._update(client, job, formatting.processed(names, job.dry_run))
-        full = formatting.upload_summary(summary, dry_run=job.dry_run,
-                                         enrollment_source=job.district.enrollment_source,
-                                         reports=[name for name, _ in reports],
-                                         held_uploads=held)
+        full = formatting.upload_summary(
+            summary,
+            dry_run=job.dry_run,
+            enrollment_source=job.district.enrollment_source,
+            reports=[name for name, _ in reports],
+            held_uploads=held,
+        )
         if self._post(client, job.channel, job.thread_ts, full) is None:
-            self._post(client, job.channel, job.thread_ts,
-                       formatting.summary_fallback(summary, dry_run=job.dry_run))
+            self._post(
+                client,
+                job.channel,
+                job.thread_ts,
+                formatting.summary_fallback(summary, dry_run=job.dry_run),
+            )
         for name, data in reports:
             try:
-                upload_file(client, channel=job.channel, thread_ts=job.thread_ts, data=data,
-                            filename=name, backoff=self.settings.slack_retry_backoff)
+                upload_file(
+                    client,
+                    channel=job.channel,
+                    thread_ts=job.thread_ts,
+                    data=data,
+                    filename=name,
+                    backoff=self.settings.slack_retry_backoff,
+                )
             except Exception as err:
-                log.error("uploading %s into %s/%s failed: %s", name, job.channel,
-                          job.thread_ts, describe(err))
-                self._post(client, job.channel, job.thread_ts, formatting.Message(
-                    f"I could not attach {name} here ({describe(err)}). Reply \"summary\" or "
-                    "\"row N\" in this thread to see the issues."))
+                log.error(
+                    "uploading %s into %s/%s failed: %s",
+                    name,
+                    job.channel,
+                    job.thread_ts,
+                    describe(err),
+                )
+                self._post(
+                    client,
+                    job.channel,
+                    job.thread_ts,
+                    formatting.Message(
+                        f'I could not attach {name} here ({describe(err)}). Reply "summary" or '
+                        '"row N" in this thread to see the issues.'
+                    ),
+                )
         statuses = {f["status"] for f in summary}
-        final = (REACTION_FAILURE if "failed" in statuses or not statuses else
-                 REACTION_ERRORS if "completed_with_errors" in statuses else REACTION_SUCCESS)
+        final = (
+            REACTION_FAILURE
+            if "failed" in statuses or not statuses
+            else REACTION_ERRORS
+            if "completed_with_errors" in statuses
+            else REACTION_SUCCESS
+        )
         self._react(client, job.channel, job.message_ts, final)
 
     def _update(self, client: WebClient, job: UploadJob, message: formatting.Message) -> None:
@@ -329,8 +436,13 @@ class UploadService:
                 upload = self.store.upload(upload_id)
                 if upload is not None and upload.state in ("received", "processing"):
                     issues = [file_issue("FAILED", detail=reason).to_json()] if reason else []
-                    self.store.update_upload(upload_id, state=state, status="failed",
-                                             finished_at=utcnow(), payload=None,
-                                             file_issues=issues)
+                    self.store.update_upload(
+                        upload_id,
+                        state=state,
+                        status="failed",
+                        finished_at=utcnow(),
+                        payload=None,
+                        file_issues=issues,
+                    )
             except Exception:
                 log.warning("could not mark upload %s %s", upload_id, state, exc_info=True)

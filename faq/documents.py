@@ -59,7 +59,9 @@ class Document:
         """The fix with catalog placeholders (``{column}``...) shown as readable blanks."""
         if self.fix is None:
             return None
-        return self.fix.format(column="<column>", value="<value>", detail="<value shown in the report>")
+        return self.fix.format(
+            column="<column>", value="<value>", detail="<value shown in the report>"
+        )
 
 
 def kind_of(doc_id: str) -> Kind:

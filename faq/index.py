@@ -107,7 +107,9 @@ def _words(text: str) -> str:
 
 def _code_pattern(code: str) -> re.Pattern[str]:
     words = [re.escape(w) for w in code.split("_")]
-    return re.compile(r"(?<![A-Za-z0-9])" + r"[\s_\-]+".join(words) + r"(?![A-Za-z0-9])", re.IGNORECASE)
+    return re.compile(
+        r"(?<![A-Za-z0-9])" + r"[\s_\-]+".join(words) + r"(?![A-Za-z0-9])", re.IGNORECASE
+    )
 
 
 def build_index(docs: list[Document] | None = None) -> Index:
@@ -190,4 +192,3 @@ def get_index() -> Index:
             if _cached is None:
                 _cached = build_index()
     return _cached
-

@@ -22,6 +22,7 @@ from faq.index import COLUMN_FILLER, ERROR_WORDS, Index, get_index
 from faq.text import fold, prepare
 from validation.catalog import CATALOG
 
+
 @dataclass(frozen=True)
 class Weights:
     """Ranking weights, chosen by measurement on tests/data/faq_questions.yaml
@@ -95,7 +96,11 @@ def lookup(question: str, limit: int = 3, weights: Weights = WEIGHTS) -> LookupR
     if not top or top[0][1] < weights.cutoff:
         suggestions = [_match(index, i, s) for i, s in top[:limit] if s > 0]
         return LookupResult(query=question, matches=[], best=None, suggestions=suggestions)
-    matches = [_match(index, i, s) for n, (i, s) in enumerate(top[:limit]) if n == 0 or s >= weights.related_cutoff]
+    matches = [
+        _match(index, i, s)
+        for n, (i, s) in enumerate(top[:limit])
+        if n == 0 or s >= weights.related_cutoff
+    ]
     return LookupResult(query=question, matches=matches, best=index.docs[top[0][0]])
 
 
@@ -130,8 +135,12 @@ def _named_codes(index: Index, text: str) -> _Named:
             plain.append(cp.code)
     # a misspelt code written as a code (EMIAL_TAKEN) still names it
     for token in _CODE_TOKEN.findall(masked):
-        hit = process.extractOne(token.replace("-", "_"), list(CATALOG), scorer=fuzz.ratio,
-                                 score_cutoff=_CODE_TYPO_CUTOFF)
+        hit = process.extractOne(
+            token.replace("-", "_"),
+            list(CATALOG),
+            scorer=fuzz.ratio,
+            score_cutoff=_CODE_TYPO_CUTOFF,
+        )
         if hit:
             found.append((masked.find(token), hit[0]))
     ordered = [c for _, c in sorted(found)]

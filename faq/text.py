@@ -69,8 +69,13 @@ def normalise(text: str) -> str:
 
 #: Words people use interchangeably, folded to the one the documents use.
 SYNONYMS: dict[str, str] = {
-    "empty": "blank", "nobody": "no", "kid": "student", "pupil": "student",
-    "delete": "remove", "emails": "email", "mail": "email",
+    "empty": "blank",
+    "nobody": "no",
+    "kid": "student",
+    "pupil": "student",
+    "delete": "remove",
+    "emails": "email",
+    "mail": "email",
 }
 
 

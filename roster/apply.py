@@ -27,8 +27,9 @@ def lock_district(conn: Connection, district_id: int) -> None:
         conn.execute(select(District.id).where(District.id == district_id).with_for_update())
 
 
-def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
-                rows: Iterable[tuple]) -> None:
+def insert_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple]
+) -> None:
     """Bulk insert of tuples in `columns` order, through the driver itself."""
     cols = ", ".join(columns)
     dbapi = conn.connection.dbapi_connection
@@ -45,8 +46,9 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
         cur.close()
 
 
-def update_rows(conn: Connection, table: Table, columns: Sequence[str],
-                rows: Iterable[tuple]) -> None:
+def update_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple]
+) -> None:
     """Bulk UPDATE by primary key; each tuple is (*values in `columns` order, id)."""
     mark = "%s" if conn.dialect.name == "postgresql" else "?"
     sets = ", ".join(f"{c} = {mark}" for c in columns)
@@ -60,21 +62,26 @@ def update_rows(conn: Connection, table: Table, columns: Sequence[str],
 
 def _deactivate(conn: Connection, table: Table, ids: list[int]) -> None:
     for start in range(0, len(ids), _CHUNK):
-        conn.execute(update(table).where(table.c.id.in_(ids[start:start + _CHUNK]))
-                     .values(active=False))
+        conn.execute(
+            update(table).where(table.c.id.in_(ids[start : start + _CHUNK])).values(active=False)
+        )
 
 
 def _tuples(frame: pd.DataFrame, columns: Sequence[str], **constants) -> Iterable[tuple]:
     """Rows of `frame` (plus constant columns) as plain Python tuples."""
-    arrays = [frame[c].astype(object).tolist() if c in frame else [constants[c]] * len(frame)
-              for c in columns]
+    arrays = [
+        frame[c].astype(object).tolist() if c in frame else [constants[c]] * len(frame)
+        for c in columns
+    ]
     return zip(*arrays)
 
 
 def _keys(conn: Connection, column, key, district_id_column, district_id: int) -> pd.Series:
     """The district's key -> primary key map, in one query."""
-    rows = conn.execute(select(key, column).where(district_id_column == district_id)).cursor.fetchall()
-    keys, ids = (zip(*rows) if rows else ((), ()))
+    rows = conn.execute(
+        select(key, column).where(district_id_column == district_id)
+    ).cursor.fetchall()
+    keys, ids = zip(*rows) if rows else ((), ())
     return pd.Series(np.asarray(ids, dtype=np.int64), index=pd.Index(keys, dtype=object))
 
 
@@ -85,8 +92,16 @@ def _pk(keys: pd.Series, values: pd.Series) -> list[int]:
     return keys.to_numpy()[pos].tolist()
 
 
-_PERSON_FIELDS = ("user_id", "email", "first_name", "last_name", "role", "grade",
-                  "district_sis_id", "state_sis_id")
+_PERSON_FIELDS = (
+    "user_id",
+    "email",
+    "first_name",
+    "last_name",
+    "role",
+    "grade",
+    "district_sis_id",
+    "state_sis_id",
+)
 _CLASS_FIELDS = ("name", "grade", "display_name", "subject")
 
 
@@ -98,48 +113,79 @@ def apply_plan(conn: Connection, district_id: int, plan: UploadPlan) -> None:
     # people (an ID change keeps the stored row and gives it the new userId)
     if len(plan.people_changed):
         changed = plan.people_changed.assign(email_key=plan.people_changed["email"].str.lower())
-        update_rows(conn, people_t, (*_PERSON_FIELDS, "email_key", "active"),
-                    _tuples(changed, (*_PERSON_FIELDS, "email_key", "active", "id"), active=True))
+        update_rows(
+            conn,
+            people_t,
+            (*_PERSON_FIELDS, "email_key", "active"),
+            _tuples(changed, (*_PERSON_FIELDS, "email_key", "active", "id"), active=True),
+        )
     if len(plan.people_new):
         new = plan.people_new.assign(email_key=plan.people_new["email"].str.lower())
         columns = ("district_id", *_PERSON_FIELDS, "email_key", "active")
-        insert_rows(conn, people_t, columns,
-                    _tuples(new, columns, district_id=district_id, active=True))
+        insert_rows(
+            conn, people_t, columns, _tuples(new, columns, district_id=district_id, active=True)
+        )
     people = None
     if len(plan.memberships_new) or len(plan.enrollments_new):
         people = _keys(conn, Person.id, Person.user_id, Person.district_id, district_id)
     if len(plan.memberships_new):
         m = plan.memberships_new
-        insert_rows(conn, Membership.__table__, ("person_id", "school_id"),
-                    zip(_pk(people, m["user_id"]), _pk(schools, m["org_sis_id"])))
+        insert_rows(
+            conn,
+            Membership.__table__,
+            ("person_id", "school_id"),
+            zip(_pk(people, m["user_id"]), _pk(schools, m["org_sis_id"])),
+        )
 
     # classes
     if len(plan.classes_changed):
-        update_rows(conn, classes_t, (*_CLASS_FIELDS, "active"),
-                    _tuples(plan.classes_changed, (*_CLASS_FIELDS, "active", "id"), active=True))
+        update_rows(
+            conn,
+            classes_t,
+            (*_CLASS_FIELDS, "active"),
+            _tuples(plan.classes_changed, (*_CLASS_FIELDS, "active", "id"), active=True),
+        )
     if len(plan.classes_new):
         c = plan.classes_new.assign(school_id=_pk(schools, plan.classes_new["org_sis_id"]))
         columns = ("district_id", "school_id", "class_id", *_CLASS_FIELDS, "active")
-        insert_rows(conn, classes_t, columns,
-                    _tuples(c, columns, district_id=district_id, active=True))
+        insert_rows(
+            conn, classes_t, columns, _tuples(c, columns, district_id=district_id, active=True)
+        )
 
     # enrollments
     if len(plan.enrollments_changed):
         e = plan.enrollments_changed
-        update_rows(conn, enroll_t, ("is_primary", "active"),
-                    zip(e["is_primary"].astype(bool).tolist(), [True] * len(e),
-                        e["id"].astype(int).tolist()))
+        update_rows(
+            conn,
+            enroll_t,
+            ("is_primary", "active"),
+            zip(
+                e["is_primary"].astype(bool).tolist(), [True] * len(e), e["id"].astype(int).tolist()
+            ),
+        )
     if len(plan.enrollments_new):
-        classes = _keys(conn, SchoolClass.id, SchoolClass.class_id, SchoolClass.district_id,
-                        district_id)
+        classes = _keys(
+            conn, SchoolClass.id, SchoolClass.class_id, SchoolClass.district_id, district_id
+        )
         e = plan.enrollments_new
-        insert_rows(conn, enroll_t, ("class_pk", "person_id", "is_primary", "active"),
-                    zip(_pk(classes, e["class_id"]), _pk(people, e["user_id"]),
-                        e["is_primary"].astype(bool).tolist(), [True] * len(e)))
+        insert_rows(
+            conn,
+            enroll_t,
+            ("class_pk", "person_id", "is_primary", "active"),
+            zip(
+                _pk(classes, e["class_id"]),
+                _pk(people, e["user_id"]),
+                e["is_primary"].astype(bool).tolist(),
+                [True] * len(e),
+            ),
+        )
 
     # removals (after adds: a file that adds and removes the same thing ends with it removed)
     _deactivate(conn, classes_t, plan.classes_removed)
     _deactivate(conn, people_t, plan.people_removed)
     _deactivate(conn, enroll_t, plan.enrollments_removed)
-    conn.execute(update(District).where(District.id == district_id)
-                 .values(roster_version=District.roster_version + 1))
+    conn.execute(
+        update(District)
+        .where(District.id == district_id)
+        .values(roster_version=District.roster_version + 1)
+    )

@@ -16,7 +16,12 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from roster.models import Demographics, District, Person
 from roster.pipeline import (
-    FileResult, Progress, _finish_rows, commit_upload, district_transaction, ragged_issues,
+    FileResult,
+    Progress,
+    _finish_rows,
+    commit_upload,
+    district_transaction,
+    ragged_issues,
     table_from,
 )
 from roster.plan import BUCKETS
@@ -47,12 +52,24 @@ def load_people(conn: Connection, district: DistrictInfo) -> tuple[pd.DataFrame,
     Stored demographics come back indexed by userId: person_id, has_row, raw (the stored
     dict) and one column per value column ("" when not stored).
     """
-    rows = conn.execute(select(
-        Person.id, Person.user_id, Person.email, Person.first_name, Person.last_name,
-        Person.role, Person.grade, Person.district_sis_id, Person.state_sis_id, Person.active,
-        Demographics.person_id, Demographics.values,
-    ).outerjoin(Demographics, Demographics.person_id == Person.id)
-        .where(Person.district_id == district.id)).all()
+    rows = conn.execute(
+        select(
+            Person.id,
+            Person.user_id,
+            Person.email,
+            Person.first_name,
+            Person.last_name,
+            Person.role,
+            Person.grade,
+            Person.district_sis_id,
+            Person.state_sis_id,
+            Person.active,
+            Demographics.person_id,
+            Demographics.values,
+        )
+        .outerjoin(Demographics, Demographics.person_id == Person.id)
+        .where(Person.district_id == district.id)
+    ).all()
     frame = pd.DataFrame.from_records(rows, columns=[*PEOPLE_COLUMNS, "demo_pk", "raw"])
     if not rows:
         frame = frame.astype(object)
@@ -60,9 +77,16 @@ def load_people(conn: Connection, district: DistrictInfo) -> tuple[pd.DataFrame,
     people["active"] = people["active"].astype(bool)
     stored_values = pd.DataFrame.from_records(
         [v if isinstance(v, dict) else {} for v in frame["raw"]],
-        columns=list(VALUE_COLUMNS), index=frame.index)
-    stored = pd.concat([frame[["id", "user_id", "raw"]].rename(columns={"id": "person_id"}),
-                        stored_values.astype(object).where(stored_values.notna(), "")], axis=1)
+        columns=list(VALUE_COLUMNS),
+        index=frame.index,
+    )
+    stored = pd.concat(
+        [
+            frame[["id", "user_id", "raw"]].rename(columns={"id": "person_id"}),
+            stored_values.astype(object).where(stored_values.notna(), ""),
+        ],
+        axis=1,
+    )
     stored["has_row"] = frame["demo_pk"].notna().to_numpy()
     return people, stored.set_index("user_id")
 
@@ -94,10 +118,16 @@ def plan_demographics(chk: DemographicsCheck, stored: pd.DataFrame) -> Demograph
     def payload(mask: np.ndarray) -> list[dict]:
         # stored keys this version does not know are kept as they are
         raws = old["raw"][mask]
-        return [{"person_id": pid, "values": {**(raw if isinstance(raw, dict) else {}),
-                                              **{k: v for k, v in values.items() if v != ""}}}
-                for pid, raw, values in zip(person_ids[mask], raws,
-                                            merged[mask].to_dict("records"))]
+        return [
+            {
+                "person_id": pid,
+                "values": {
+                    **(raw if isinstance(raw, dict) else {}),
+                    **{k: v for k, v in values.items() if v != ""},
+                },
+            }
+            for pid, raw, values in zip(person_ids[mask], raws, merged[mask].to_dict("records"))
+        ]
 
     return DemographicsPlan(payload(created), payload(updated), counts)
 
@@ -109,17 +139,32 @@ def apply_demographics(conn: Connection, district_id: int, plan: DemographicsPla
     if new:
         conn.execute(insert(Demographics), new)
     if plan.changed:
-        stmt = (update(table).where(table.c.person_id == bindparam("_pid"))
-                .values({"values": bindparam("_values")}))
-        conn.execute(stmt, [{"_pid": int(r["person_id"]), "_values": r["values"]}
-                            for r in plan.changed])
-    conn.execute(update(District).where(District.id == district_id)
-                 .values(roster_version=District.roster_version + 1))
+        stmt = (
+            update(table)
+            .where(table.c.person_id == bindparam("_pid"))
+            .values({"values": bindparam("_values")})
+        )
+        conn.execute(
+            stmt, [{"_pid": int(r["person_id"]), "_values": r["values"]} for r in plan.changed]
+        )
+    conn.execute(
+        update(District)
+        .where(District.id == district_id)
+        .values(roster_version=District.roster_version + 1)
+    )
 
 
-def process(store: Store, district: DistrictInfo, raw: RawTable, header: HeaderResult,
-            result: FileResult, apply: bool, progress: Progress, record: dict,
-            pending_people: dict[str, str] | None = None) -> None:
+def process(
+    store: Store,
+    district: DistrictInfo,
+    raw: RawTable,
+    header: HeaderResult,
+    result: FileResult,
+    apply: bool,
+    progress: Progress,
+    record: dict,
+    pending_people: dict[str, str] | None = None,
+) -> None:
     """The pipeline hook for kind "demographics" (called by roster.pipeline._process_one)."""
     table = table_from(raw, header, d.DEMOGRAPHICS_HEADERS)
     width = len(raw.headers)
@@ -130,18 +175,22 @@ def process(store: Store, district: DistrictInfo, raw: RawTable, header: HeaderR
         # When applying, a users.csv of the same upload was committed before this file, so
         # its students are stored; one that was not applied (held, failed) gives no student.
         pending = {} if apply else (pending_people or {})
-        snap = replace(RosterSnapshot(enrollment_source=district.enrollment_source),
-                       people=people,
-                       pending_students=frozenset(u for u, k in pending.items()
-                                                  if k == "student"),
-                       pending_staff=frozenset(u for u, k in pending.items() if k != "student"))
+        snap = replace(
+            RosterSnapshot(enrollment_source=district.enrollment_source),
+            people=people,
+            pending_students=frozenset(u for u, k in pending.items() if k == "student"),
+            pending_staff=frozenset(u for u, k in pending.items() if k != "student"),
+        )
         progress("checking rows", 0.35)
         chk = check_demographics(table, snap, skip=ragged)
         progress("planning changes", 0.6)
         plan = plan_demographics(chk, stored)
         result.counts = {ENTITY: plan.counts}
-        issues = pd.concat([chk.issues, ragged_issues(raw)], ignore_index=True) if ragged.any() \
+        issues = (
+            pd.concat([chk.issues, ragged_issues(raw)], ignore_index=True)
+            if ragged.any()
             else chk.issues
+        )
         _finish_rows(result, raw, header, issues, ~chk.accepted, chk.accepted)
         if apply:
             progress("saving", 0.8)

@@ -37,7 +37,8 @@ def check_allowed(district: DistrictInfo, kind: str) -> None:
         source = THIRD_PARTY_NAMES.get(district.enrollment_source, district.enrollment_source)
         raise RosterError(
             f"district '{district.key}' gets its students from {source}, so only staff and "
-            f"admins can be downloaded here; download students from {source} instead")
+            f"admins can be downloaded here; download students from {source} instead"
+        )
 
 
 def download_csv(store: Store, district_key: str, kind: str, school: str | None = None) -> bytes:
@@ -50,40 +51,92 @@ def download_csv(store: Store, district_key: str, kind: str, school: str | None 
     check_allowed(district, kind)
     roles = KINDS[kind]
     with store.engine.connect() as conn:
-        schools = dict(conn.execute(select(School.id, School.org_sis_id)
-                                    .where(School.district_id == district.id)).all())
+        schools = dict(
+            conn.execute(
+                select(School.id, School.org_sis_id).where(School.district_id == district.id)
+            ).all()
+        )
         school_pk = None
         if school is not None:
             school_pk = next((pk for pk, org in schools.items() if org == school), None)
             if school_pk is None:
                 known = ", ".join(sorted(schools.values())) or "none set up yet"
-                raise RosterError(f"no school '{school}' in district '{district_key}' "
-                                  f"(its schools: {known})")
-        person_filter = [Person.district_id == district.id, Person.active.is_(True),
-                         Person.role.in_(roles)]
-        people = _frame(conn.execute(select(
-            Person.id, Person.user_id, Person.first_name, Person.last_name, Person.email,
-            Person.role, Person.grade, Person.district_sis_id, Person.state_sis_id,
-        ).where(*person_filter)).all(), ["person_id", "userId", "userFirstName", "userLastName",
-                                         "userEmail", "userRole", "userGrade", "userDistrictId",
-                                         "userStateId"])
-        member_stmt = (select(Membership.person_id, Membership.school_id)
-                       .join(Person, Person.id == Membership.person_id).where(*person_filter))
-        enroll_stmt = (select(
-            Enrollment.person_id, SchoolClass.school_id, SchoolClass.class_id, SchoolClass.name,
-            SchoolClass.grade, Enrollment.is_primary, SchoolClass.display_name,
-            SchoolClass.subject,
-        ).join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
+                raise RosterError(
+                    f"no school '{school}' in district '{district_key}' (its schools: {known})"
+                )
+        person_filter = [
+            Person.district_id == district.id,
+            Person.active.is_(True),
+            Person.role.in_(roles),
+        ]
+        people = _frame(
+            conn.execute(
+                select(
+                    Person.id,
+                    Person.user_id,
+                    Person.first_name,
+                    Person.last_name,
+                    Person.email,
+                    Person.role,
+                    Person.grade,
+                    Person.district_sis_id,
+                    Person.state_sis_id,
+                ).where(*person_filter)
+            ).all(),
+            [
+                "person_id",
+                "userId",
+                "userFirstName",
+                "userLastName",
+                "userEmail",
+                "userRole",
+                "userGrade",
+                "userDistrictId",
+                "userStateId",
+            ],
+        )
+        member_stmt = (
+            select(Membership.person_id, Membership.school_id)
+            .join(Person, Person.id == Membership.person_id)
+            .where(*person_filter)
+        )
+        enroll_stmt = (
+            select(
+                Enrollment.person_id,
+                SchoolClass.school_id,
+                SchoolClass.class_id,
+                SchoolClass.name,
+                SchoolClass.grade,
+                Enrollment.is_primary,
+                SchoolClass.display_name,
+                SchoolClass.subject,
+            )
+            .join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
             .join(Person, Person.id == Enrollment.person_id)
-            .where(*person_filter, Enrollment.active.is_(True), SchoolClass.active.is_(True),
-                   SchoolClass.district_id == district.id))
+            .where(
+                *person_filter,
+                Enrollment.active.is_(True),
+                SchoolClass.active.is_(True),
+                SchoolClass.district_id == district.id,
+            )
+        )
         if school_pk is not None:
             member_stmt = member_stmt.where(Membership.school_id == school_pk)
             enroll_stmt = enroll_stmt.where(SchoolClass.school_id == school_pk)
         members = _frame(conn.execute(member_stmt).all(), ["person_id", "school_id"])
-        enrolled = _frame(conn.execute(enroll_stmt).all(), [
-            "person_id", "school_id", "classId", "className", "classGrade", "is_primary",
-            "classDisplayName", "classSubject"])
+        enrolled = _frame(
+            conn.execute(enroll_stmt).all(),
+            [
+                "person_id",
+                "school_id",
+                "classId",
+                "className",
+                "classGrade",
+                "is_primary",
+                "classDisplayName",
+                "classSubject",
+            ],
+        )
     return _to_csv(_rows(people, members, enrolled, schools))
 
 
@@ -92,8 +145,9 @@ def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
     return frame.astype(object) if not rows else frame
 
 
-def _rows(people: pd.DataFrame, members: pd.DataFrame, enrolled: pd.DataFrame,
-          schools: dict[int, str]) -> pd.DataFrame:
+def _rows(
+    people: pd.DataFrame, members: pd.DataFrame, enrolled: pd.DataFrame, schools: dict[int, str]
+) -> pd.DataFrame:
     """person x school x class rows (class columns blank where the person has no class)."""
     # a person-school comes from a membership or from a class there (normally both)
     pairs = pd.concat([members, enrolled[["person_id", "school_id"]]]).drop_duplicates()
@@ -105,12 +159,15 @@ def _rows(people: pd.DataFrame, members: pd.DataFrame, enrolled: pd.DataFrame,
     primary = rows["is_primary"].fillna(False).astype(bool)
     rows["primary_teacher"] = ""
     rows.loc[staff & has_class, "primary_teacher"] = primary[staff & has_class].map(
-        {True: "Y", False: "N"})
+        {True: "Y", False: "N"}
+    )
     rows["action"] = ""
     rows = rows.assign(
-        _role=rows["userRole"].map(_ROLE_ORDER), _noclass=~has_class,
-    ).sort_values(["org_sis_id", "_noclass", "classId", "_role", "userId"], kind="stable",
-                  na_position="last")
+        _role=rows["userRole"].map(_ROLE_ORDER),
+        _noclass=~has_class,
+    ).sort_values(
+        ["org_sis_id", "_noclass", "classId", "_role", "userId"], kind="stable", na_position="last"
+    )
     return rows[list(d.USERS_HEADERS)]
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -94,8 +102,10 @@ class SchoolClass(Base):
 
 class Enrollment(Base):
     __tablename__ = "enrollments"
-    __table_args__ = (UniqueConstraint("class_pk", "person_id"),
-                      Index("ix_enrollments_person", "person_id"))
+    __table_args__ = (
+        UniqueConstraint("class_pk", "person_id"),
+        Index("ix_enrollments_person", "person_id"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # No FOREIGN KEY constraints on the two link tables (see the note above Membership).
     class_pk: Mapped[int] = mapped_column(Integer)

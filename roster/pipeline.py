@@ -30,15 +30,16 @@ from validation.catalog import Severity
 from validation.headers import HeaderResult, check_headers
 from validation.issues import FileIssue, file_issue, render, severity_of
 from validation.reader import DEFAULT_MAX_BYTES, RawTable, read_table
-from validation.report import REJECTED, PARTLY, WARNINGS, build_report, row_statuses
+from validation.report import PARTLY, REJECTED, WARNINGS, build_report, row_statuses
 from validation.users import check_users
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
 DEFAULT_REMOVAL_SHARE = 0.20
-_COLUMN_ORDER = {name: i for i, name in reversed(list(enumerate(d.USERS_HEADERS
-                                                                    + d.DEMOGRAPHICS_HEADERS)))}
+_COLUMN_ORDER = {
+    name: i for i, name in reversed(list(enumerate(d.USERS_HEADERS + d.DEMOGRAPHICS_HEADERS)))
+}
 
 
 @dataclass
@@ -58,8 +59,9 @@ class Settings:
     def from_env(cls) -> "Settings":
         return cls(
             max_bytes=int(os.environ.get("ROSTERBOT_MAX_FILE_BYTES", DEFAULT_MAX_BYTES)),
-            removal_share=float(os.environ.get("ROSTERBOT_REMOVAL_GUARD_SHARE",
-                                               DEFAULT_REMOVAL_SHARE)),
+            removal_share=float(
+                os.environ.get("ROSTERBOT_REMOVAL_GUARD_SHARE", DEFAULT_REMOVAL_SHARE)
+            ),
         )
 
 
@@ -76,8 +78,11 @@ class FileResult:
     applied: bool = False
     file_issues: list[FileIssue] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
-    rows: dict = field(default_factory=lambda: dict.fromkeys(
-        ("total", "blank_skipped", "rejected", "partly_applied", "with_warnings"), 0))
+    rows: dict = field(
+        default_factory=lambda: dict.fromkeys(
+            ("total", "blank_skipped", "rejected", "partly_applied", "with_warnings"), 0
+        )
+    )
     issues: list[dict] = field(default_factory=list)
     error_report: str | None = None
     report_bytes: bytes | None = None
@@ -95,9 +100,15 @@ class FileResult:
 
     def to_json(self) -> dict:
         return {
-            "file": self.file, "kind": self.kind, "status": self.status, "applied": self.applied,
-            "file_issues": [i.to_json() for i in self.file_issues], "counts": self.counts,
-            "rows": self.rows, "issues": self.issues, "error_report": self.error_report,
+            "file": self.file,
+            "kind": self.kind,
+            "status": self.status,
+            "applied": self.applied,
+            "file_issues": [i.to_json() for i in self.file_issues],
+            "counts": self.counts,
+            "rows": self.rows,
+            "issues": self.issues,
+            "error_report": self.error_report,
         }
 
 
@@ -132,30 +143,48 @@ def table_from(raw: RawTable, header: HeaderResult, names: tuple[str, ...]) -> p
     data = {}
     for name in names:
         pos = header.positions.get(name)
-        data[name] = (raw.cells[str(pos)].str.strip() if pos is not None
-                      else pd.Series([""] * n, dtype="str"))
+        data[name] = (
+            raw.cells[str(pos)].str.strip() if pos is not None else pd.Series([""] * n, dtype="str")
+        )
     return pd.DataFrame(data)
 
 
 # --- users.csv --------------------------------------------------------------------------------
 def _read_users_headers(raw: RawTable) -> HeaderResult:
-    role_pos = next((i for i, h in enumerate(raw.headers) if h.strip().casefold() == "userrole"),
-                    None)
-    any_student = bool(role_pos is not None and raw.cells[str(role_pos)].str.strip()
-                       .str.lower().eq("student").any())
-    return check_headers(raw.headers, d.USERS_COLUMNS, "users.csv",
-                         required_when={"userGrade": any_student},
-                         groups=((d.CLASS_GROUP, d.CLASS_GROUP_REQUIRED),))
+    role_pos = next(
+        (i for i, h in enumerate(raw.headers) if h.strip().casefold() == "userrole"), None
+    )
+    any_student = bool(
+        role_pos is not None
+        and raw.cells[str(role_pos)].str.strip().str.lower().eq("student").any()
+    )
+    return check_headers(
+        raw.headers,
+        d.USERS_COLUMNS,
+        "users.csv",
+        required_when={"userGrade": any_student},
+        groups=((d.CLASS_GROUP, d.CLASS_GROUP_REQUIRED),),
+    )
 
 
 def _order_issues(issues: pd.DataFrame) -> pd.DataFrame:
     order = issues["column"].map(_COLUMN_ORDER).fillna(len(_COLUMN_ORDER))
-    return (issues.assign(_o=order).sort_values(["idx", "_o"], kind="stable")
-            .drop(columns="_o").reset_index(drop=True))
+    return (
+        issues.assign(_o=order)
+        .sort_values(["idx", "_o"], kind="stable")
+        .drop(columns="_o")
+        .reset_index(drop=True)
+    )
 
 
-def _finish_rows(result: FileResult, raw: RawTable, header: HeaderResult, issues: pd.DataFrame,
-                 rejected: np.ndarray, applied_any: np.ndarray) -> None:
+def _finish_rows(
+    result: FileResult,
+    raw: RawTable,
+    header: HeaderResult,
+    issues: pd.DataFrame,
+    rejected: np.ndarray,
+    applied_any: np.ndarray,
+) -> None:
     """Messages, statuses, row stats, JSON issues and the report bytes."""
     issues = _order_issues(issues)
     issues["severity"] = severity_of(issues["code"])
@@ -163,26 +192,46 @@ def _finish_rows(result: FileResult, raw: RawTable, header: HeaderResult, issues
     issues["message"], issues["fix"] = messages, fixes
     statuses = row_statuses(issues, rejected, applied_any)
     counts = statuses.value_counts()
-    result.rows.update(total=len(raw.cells), blank_skipped=raw.blank_skipped,
-                       rejected=int(counts.get(REJECTED, 0)),
-                       partly_applied=int(counts.get(PARTLY, 0)),
-                       with_warnings=int(counts.get(WARNINGS, 0)))
+    result.rows.update(
+        total=len(raw.cells),
+        blank_skipped=raw.blank_skipped,
+        rejected=int(counts.get(REJECTED, 0)),
+        partly_applied=int(counts.get(PARTLY, 0)),
+        with_warnings=int(counts.get(WARNINGS, 0)),
+    )
     rows = raw.row_numbers[issues["idx"].to_numpy()]
     result.issues = [
         {"row": int(r), "column": c, "code": k, "severity": s, "value": v, "message": m, "fix": f}
-        for r, c, k, s, v, m, f in zip(rows, issues["column"], issues["code"], issues["severity"],
-                                       issues["value"], issues["message"], issues["fix"])
+        for r, c, k, s, v, m, f in zip(
+            rows,
+            issues["column"],
+            issues["code"],
+            issues["severity"],
+            issues["value"],
+            issues["message"],
+            issues["fix"],
+        )
     ]
     if len(issues):
-        result.report_bytes = build_report(issues, statuses, raw.headers,
-                                           header.original_positions, raw.cells, raw.row_numbers)
+        result.report_bytes = build_report(
+            issues, statuses, raw.headers, header.original_positions, raw.cells, raw.row_numbers
+        )
     has_error = bool((issues["severity"] == "error").any())
     result.status = "completed_with_errors" if has_error else "completed"
 
 
-def process_users(store: Store, district: DistrictInfo, raw: RawTable, header: HeaderResult,
-                  result: FileResult, apply: bool, confirm_removals: bool, settings: Settings,
-                  progress: Progress, record: dict) -> None:
+def process_users(
+    store: Store,
+    district: DistrictInfo,
+    raw: RawTable,
+    header: HeaderResult,
+    result: FileResult,
+    apply: bool,
+    confirm_removals: bool,
+    settings: Settings,
+    progress: Progress,
+    record: dict,
+) -> None:
     table = table_from(raw, header, d.USERS_HEADERS)
     width = len(raw.headers)
     ragged = raw.field_counts != width
@@ -197,15 +246,19 @@ def process_users(store: Store, district: DistrictInfo, raw: RawTable, header: H
         result.counts = plan.counts
         result.accepted_people = chk.table.loc[chk.person_ok, ["userId", "role_l"]]
         parts = [chk.issues, plan.class_issues, ragged_issues(raw)]
-        issues = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
-            len(p) for p in parts) else chk.issues
+        issues = (
+            pd.concat([p for p in parts if len(p)], ignore_index=True)
+            if any(len(p) for p in parts)
+            else chk.issues
+        )
         applied_any = chk.person_ok | chk.class_ok | chk.enrollment_ok | chk.remove_ok
         _finish_rows(result, raw, header, issues, chk.row_reject, applied_any)
         held = _guard(plan.removal_shares, settings.removal_share)
         if held:
             severity = Severity.ERROR if apply and not confirm_removals else Severity.WARNING
-            result.file_issues.append(file_issue("REMOVALS_NEED_CONFIRMATION", detail=held,
-                                                 severity=severity))
+            result.file_issues.append(
+                file_issue("REMOVALS_NEED_CONFIRMATION", detail=held, severity=severity)
+            )
             if severity is Severity.ERROR:
                 result.status, result.held = "failed", True
         if apply and not result.held:
@@ -218,8 +271,15 @@ def ragged_issues(raw: RawTable) -> pd.DataFrame:
     """ROW_FIELD_COUNT for every record whose field count differs from the header's."""
     width = len(raw.headers)
     idx = np.flatnonzero(raw.field_counts != width)
-    return pd.DataFrame({"idx": idx, "column": "", "code": "ROW_FIELD_COUNT",
-                         "value": raw.field_counts[idx].astype(str), "detail": str(width)})
+    return pd.DataFrame(
+        {
+            "idx": idx,
+            "column": "",
+            "code": "ROW_FIELD_COUNT",
+            "value": raw.field_counts[idx].astype(str),
+            "detail": str(width),
+        }
+    )
 
 
 @contextmanager
@@ -266,27 +326,59 @@ def _test_pause_before_commit(upload_id: int) -> None:
 
 def _guard(shares: dict[str, tuple[int, int]], limit: float) -> str:
     """A description of the removals over the limit, or '' when none is."""
-    labels = {"class": "active classes", "people": "active people", "enrollment": "active enrollments"}
-    over = [f"{removed} of {active} {labels[k]} ({removed / active:.0%})"
-            for k, (removed, active) in shares.items() if active and removed > limit * active]
+    labels = {
+        "class": "active classes",
+        "people": "active people",
+        "enrollment": "active enrollments",
+    }
+    over = [
+        f"{removed} of {active} {labels[k]} ({removed / active:.0%})"
+        for k, (removed, active) in shares.items()
+        if active and removed > limit * active
+    ]
     if not over:
         return ""
     return "; ".join(over) + f", more than the {limit:.0%} allowed without confirmation"
 
 
 def _finalise(store: Store, result: FileResult, record: dict, conn=None) -> None:
-    state = ("applied" if result.applied else "held" if result.held
-             else "failed" if result.status == "failed" else "checked")
-    store.update_upload(record["id"], conn=conn, state=state, status=result.status,
-                        finished_at=utcnow(), counts=result.counts, rows=result.rows,
-                        file_issues=[i.to_json() for i in result.file_issues],
-                        issues=result.issues, report=result.report_bytes, payload=None)
+    state = (
+        "applied"
+        if result.applied
+        else "held"
+        if result.held
+        else "failed"
+        if result.status == "failed"
+        else "checked"
+    )
+    store.update_upload(
+        record["id"],
+        conn=conn,
+        state=state,
+        status=result.status,
+        finished_at=utcnow(),
+        counts=result.counts,
+        rows=result.rows,
+        file_issues=[i.to_json() for i in result.file_issues],
+        issues=result.issues,
+        report=result.report_bytes,
+        payload=None,
+    )
 
 
 # --- the entry point --------------------------------------------------------------------------
-def run(store: Store, district_key: str, files: list[InputFile], *, apply: bool,
-        actor: str = "", report_dir: Path | None = None, confirm_removals: bool = False,
-        progress: Progress | None = None, settings: Settings | None = None) -> RunResult:
+def run(
+    store: Store,
+    district_key: str,
+    files: list[InputFile],
+    *,
+    apply: bool,
+    actor: str = "",
+    report_dir: Path | None = None,
+    confirm_removals: bool = False,
+    progress: Progress | None = None,
+    settings: Settings | None = None,
+) -> RunResult:
     """Process files for one district (users.csv before demographics.csv)."""
     settings = settings or Settings.from_env()
     district = store.district(district_key)
@@ -300,30 +392,54 @@ def run(store: Store, district_key: str, files: list[InputFile], *, apply: bool,
     results: list[FileResult] = []
     pending_people: dict[str, str] = {}
     for _, _, inp, raw, kind in prepared:
-        result = FileResult(file=inp.name, kind=kind, counts=empty_counts(kind),
-                            encoding=raw.encoding)
-        upload_id = inp.upload_id or store.new_upload(district_key, inp.name, actor, not apply, kind)
+        result = FileResult(
+            file=inp.name, kind=kind, counts=empty_counts(kind), encoding=raw.encoding
+        )
+        upload_id = inp.upload_id or store.new_upload(
+            district_key, inp.name, actor, not apply, kind
+        )
         result.upload_id = upload_id
         record = {"id": upload_id}
         # The file's bytes are kept on the record only while a Slack upload runs: start-up
         # recovery re-checks it and tells its thread (roster/recovery.py).  A command-line
         # run has no thread to tell, and whoever ran it saw it stop; storing the bytes
         # would cost a second copy of the file in the database (about 1 s per 180 MB).
-        store.update_upload(upload_id, state="processing", kind=kind, file_name=inp.name,
-                            file_sha256=hashlib.sha256(inp.data).hexdigest(),
-                            file_size=len(inp.data), dry_run=not apply,
-                            district_id=district.id,
-                            payload=inp.data if inp.slack_file_id else None)
+        store.update_upload(
+            upload_id,
+            state="processing",
+            kind=kind,
+            file_name=inp.name,
+            file_sha256=hashlib.sha256(inp.data).hexdigest(),
+            file_size=len(inp.data),
+            dry_run=not apply,
+            district_id=district.id,
+            payload=inp.data if inp.slack_file_id else None,
+        )
         try:
-            _process_one(store, district, raw, kind, result, apply, confirm_removals, settings,
-                         progress, record, pending_people)
+            _process_one(
+                store,
+                district,
+                raw,
+                kind,
+                result,
+                apply,
+                confirm_removals,
+                settings,
+                progress,
+                record,
+                pending_people,
+            )
         except (SQLAlchemyError, store.engine.dialect.loaded_dbapi.Error) as exc:
             # roster.apply writes through the raw driver: its errors are the DBAPI's own
             log.exception("upload %s could not be saved", upload_id)
             result.status, result.applied = "failed", False
-            result.file_issues.append(file_issue(
-                "FAILED", detail=f"the database refused the changes ({type(exc).__name__}); "
-                                 "nothing was applied"))
+            result.file_issues.append(
+                file_issue(
+                    "FAILED",
+                    detail=f"the database refused the changes ({type(exc).__name__}); "
+                    "nothing was applied",
+                )
+            )
         if not result.applied:
             _finalise(store, result, record)
         if result.report_bytes is not None and report_dir is not None:
@@ -331,19 +447,33 @@ def run(store: Store, district_key: str, files: list[InputFile], *, apply: bool,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(result.report_bytes)
             result.error_report = str(path)
-        if (kind == "users" and result.accepted_people is not None
-                and any(p[4] == "demographics" for p in prepared)):
+        if (
+            kind == "users"
+            and result.accepted_people is not None
+            and any(p[4] == "demographics" for p in prepared)
+        ):
             people = result.accepted_people
-            pending_people.update(zip(people["userId"], np.where(
-                people["role_l"] == "student", "student", "staff")))
+            pending_people.update(
+                zip(people["userId"], np.where(people["role_l"] == "student", "student", "staff"))
+            )
         results.append(result)
         progress("done", 1.0)
     return RunResult(results)
 
 
-def _process_one(store: Store, district: DistrictInfo, raw: RawTable, kind: str,
-                 result: FileResult, apply: bool, confirm_removals: bool, settings: Settings,
-                 progress: Progress, record: dict, pending_people: dict[str, str]) -> None:
+def _process_one(
+    store: Store,
+    district: DistrictInfo,
+    raw: RawTable,
+    kind: str,
+    result: FileResult,
+    apply: bool,
+    confirm_removals: bool,
+    settings: Settings,
+    progress: Progress,
+    record: dict,
+    pending_people: dict[str, str],
+) -> None:
     result.file_issues.extend(raw.file_issues)
     if raw.failed:
         result.status = "failed"
@@ -359,10 +489,21 @@ def _process_one(store: Store, district: DistrictInfo, raw: RawTable, kind: str,
         result.status = "failed"
         return
     if kind == "users":
-        process_users(store, district, raw, header, result, apply, confirm_removals, settings,
-                      progress, record)
+        process_users(
+            store,
+            district,
+            raw,
+            header,
+            result,
+            apply,
+            confirm_removals,
+            settings,
+            progress,
+            record,
+        )
     else:
         from roster import demographics  # built on the same pipeline pieces
 
-        demographics.process(store, district, raw, header, result, apply, progress, record,
-                             pending_people)
+        demographics.process(
+            store, district, raw, header, result, apply, progress, record, pending_people
+        )

@@ -23,13 +23,20 @@ ENTITIES = ("school", "staff", "student", "class", "enrollment")
 BUCKETS = ("created", "updated", "no_change", "removed", "errors")
 
 _PERSON_FIELDS = {  # plan column <- table column
-    "first_name": "userFirstName", "last_name": "userLastName", "email": "userEmail",
-    "role": "role_l", "grade": "grade_n", "district_sis_id": "userDistrictId",
+    "first_name": "userFirstName",
+    "last_name": "userLastName",
+    "email": "userEmail",
+    "role": "role_l",
+    "grade": "grade_n",
+    "district_sis_id": "userDistrictId",
     "state_sis_id": "userStateId",
 }
 _CLASS_FIELDS = {
-    "org_sis_id": "org_sis_id", "name": "className", "grade": "class_grade_n",
-    "display_name": "classDisplayName", "subject": "classSubject",
+    "org_sis_id": "org_sis_id",
+    "name": "className",
+    "grade": "class_grade_n",
+    "display_name": "classDisplayName",
+    "subject": "classSubject",
 }
 
 
@@ -52,10 +59,21 @@ class UploadPlan:
 
     @property
     def changes(self) -> int:
-        return sum(len(x) for x in (self.people_new, self.people_changed, self.memberships_new,
-                                    self.classes_new, self.classes_changed, self.enrollments_new,
-                                    self.enrollments_changed, self.classes_removed,
-                                    self.enrollments_removed, self.people_removed))
+        return sum(
+            len(x)
+            for x in (
+                self.people_new,
+                self.people_changed,
+                self.memberships_new,
+                self.classes_new,
+                self.classes_changed,
+                self.enrollments_new,
+                self.enrollments_changed,
+                self.classes_removed,
+                self.enrollments_removed,
+                self.people_removed,
+            )
+        )
 
 
 def _first_filled(frame: pd.DataFrame, key, fields: dict[str, str]) -> pd.DataFrame:
@@ -73,8 +91,10 @@ def _differs(new: pd.Series, old: pd.Series, blank_keeps: bool = False) -> pd.Se
 
 
 def _role_kind(role: pd.Series) -> pd.Series:
-    return pd.Series(np.where((role == "student").to_numpy(dtype=bool, na_value=False),
-                              "student", "staff"), index=role.index)
+    return pd.Series(
+        np.where((role == "student").to_numpy(dtype=bool, na_value=False), "student", "staff"),
+        index=role.index,
+    )
 
 
 def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
@@ -83,8 +103,9 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     uid, cid, org = t["userId"], t["classId"], t["org_sis_id"]
     people = snap.people
     by_uid = people.set_index("user_id") if len(people) else people.set_index("user_id")
-    stored_uid = uid.where(isin(uid, by_uid.index),
-                           uid.map(chk.id_changes) if chk.id_changes else np.nan)
+    stored_uid = uid.where(
+        isin(uid, by_uid.index), uid.map(chk.id_changes) if chk.id_changes else np.nan
+    )
 
     def rows(mask: np.ndarray, *columns: str) -> pd.DataFrame:
         """Only the columns a step needs, of the rows it applies: no copy of the whole table."""
@@ -94,8 +115,7 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
         return picked[mask]
 
     # --- people --------------------------------------------------------------------------------
-    accepted = rows(chk.person_ok, "userId", "org_sis_id", "stored_uid",
-                    *_PERSON_FIELDS.values())
+    accepted = rows(chk.person_ok, "userId", "org_sis_id", "stored_uid", *_PERSON_FIELDS.values())
     agg = _first_filled(accepted, accepted["userId"], _PERSON_FIELDS)
     agg["stored_uid"] = accepted.groupby("userId", sort=False)["stored_uid"].first()
     agg["grade"] = agg["grade"].where(agg["role"] == "student", "")
@@ -103,19 +123,27 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     old.index = agg.index
     is_new = old["id"].isna()
     member_pairs = accepted[["userId", "org_sis_id", "stored_uid"]].drop_duplicates(
-        ["userId", "org_sis_id"])
-    stored_pairs = pd.MultiIndex.from_arrays([snap.memberships["user_id"].astype(object),
-                                              snap.memberships["org_sis_id"].astype(object)])
-    pair_new = ~pd.MultiIndex.from_arrays([
-        member_pairs["stored_uid"].astype(object).fillna(""),
-        member_pairs["org_sis_id"].astype(object)]).isin(stored_pairs)
+        ["userId", "org_sis_id"]
+    )
+    stored_pairs = pd.MultiIndex.from_arrays(
+        [snap.memberships["user_id"].astype(object), snap.memberships["org_sis_id"].astype(object)]
+    )
+    pair_new = ~pd.MultiIndex.from_arrays(
+        [
+            member_pairs["stored_uid"].astype(object).fillna(""),
+            member_pairs["org_sis_id"].astype(object),
+        ]
+    ).isin(stored_pairs)
     memberships_new = member_pairs.loc[pair_new, ["userId", "org_sis_id"]].rename(
-        columns={"userId": "user_id"})
+        columns={"userId": "user_id"}
+    )
     gains_school = isin(agg.index, memberships_new["user_id"])
     changed = (
-        _differs(agg["first_name"], old["first_name"]) | _differs(agg["last_name"], old["last_name"])
+        _differs(agg["first_name"], old["first_name"])
+        | _differs(agg["last_name"], old["last_name"])
         | _differs(agg["email"].str.lower(), old["email"].str.lower())
-        | _differs(agg["role"], old["role"]) | _differs(agg["grade"], old["grade"])
+        | _differs(agg["role"], old["role"])
+        | _differs(agg["grade"], old["grade"])
         | _differs(agg["district_sis_id"], old["district_sis_id"], blank_keeps=True)
         | _differs(agg["state_sis_id"], old["state_sis_id"], blank_keeps=True)
         | ~old["active"].fillna(True).astype(bool)
@@ -140,7 +168,8 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     cold = by_cid.reindex(cagg.index)
     c_new = cold["id"].isna()
     c_changed = (
-        _differs(cagg["name"], cold["name"]) | _differs(cagg["grade"], cold["grade"])
+        _differs(cagg["name"], cold["name"])
+        | _differs(cagg["grade"], cold["grade"])
         | _differs(cagg["display_name"], cold["display_name"], blank_keeps=True)
         | _differs(cagg["subject"], cold["subject"], blank_keeps=True)
         | ~cold["active"].fillna(True).astype(bool)
@@ -148,7 +177,9 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     for col in ("display_name", "subject"):
         cagg[col] = cagg[col].fillna(cold[col]).fillna("")
     classes_new = cagg[c_new].rename_axis("class_id").reset_index()
-    classes_changed = cagg[c_changed].drop(columns="org_sis_id").rename_axis("class_id").reset_index()
+    classes_changed = (
+        cagg[c_changed].drop(columns="org_sis_id").rename_axis("class_id").reset_index()
+    )
     classes_changed.insert(0, "id", cold.loc[c_changed, "id"].astype("int64").to_numpy())
     counts["class"]["created"] += int(c_new.sum())
     counts["class"]["updated"] += int(c_changed.sum())
@@ -164,12 +195,19 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     eagg = erows.groupby(["classId", "userId"], sort=False)["primary"].any().rename("is_primary")
     eold = enr.reindex(eagg.index)
     e_new = eold["id"].isna()
-    e_changed = ~e_new & (~eold["active"].fillna(True).astype(bool)
-                          | (eold["is_primary"].fillna(False).astype(bool) != eagg))
-    enrollments_new = eagg[e_new].reset_index().rename(
-        columns={"classId": "class_id", "userId": "user_id"})
-    enrollments_changed = pd.DataFrame({"id": eold.loc[e_changed, "id"].astype("int64").to_numpy(),
-                                        "is_primary": eagg[e_changed].to_numpy()})
+    e_changed = ~e_new & (
+        ~eold["active"].fillna(True).astype(bool)
+        | (eold["is_primary"].fillna(False).astype(bool) != eagg)
+    )
+    enrollments_new = (
+        eagg[e_new].reset_index().rename(columns={"classId": "class_id", "userId": "user_id"})
+    )
+    enrollments_changed = pd.DataFrame(
+        {
+            "id": eold.loc[e_changed, "id"].astype("int64").to_numpy(),
+            "is_primary": eagg[e_changed].to_numpy(),
+        }
+    )
     counts["enrollment"]["created"] += int(e_new.sum())
     counts["enrollment"]["updated"] += int(e_changed.sum())
     counts["enrollment"]["no_change"] += int((~e_new & ~e_changed).sum())
@@ -211,10 +249,12 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     rejected = chk.as_add & ~chk.person_ok | (chk.is_deactivate & ~chk.remove_ok)
     # a rejected person counts under its valid role, else its stored one, else by its grade
     typed = t["role_l"][rejected]
-    role = typed.where(typed.isin(d.ROLES), lookup(stored_uid[rejected], by_uid.index,
-                                                   by_uid["role"]))
-    role = role.fillna(pd.Series(np.where(t["userGrade"][rejected] != "", "student", "teacher"),
-                                 index=typed.index))
+    role = typed.where(
+        typed.isin(d.ROLES), lookup(stored_uid[rejected], by_uid.index, by_uid["role"])
+    )
+    role = role.fillna(
+        pd.Series(np.where(t["userGrade"][rejected] != "", "student", "teacher"), index=typed.index)
+    )
     _count_errors(counts, uid, rejected, applied_people, _role_kind(role))
     applied_classes = cagg.index
     rejected_c = (chk.carries_class & ~chk.class_ok) | (chk.is_remove_class & ~chk.remove_ok)
@@ -222,27 +262,45 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     enr_key = cid + "\x1f" + uid
     enr_key = enr_key.where((cid != "") & (uid != ""), "")
     applied_enr = enr_key[chk.enrollment_ok]  # the keys of eagg, without building them again
-    rejected_e = ((chk.as_add & (cid != "").to_numpy() & ~chk.enrollment_ok)
-                  | (chk.is_remove_enrollment & ~chk.remove_ok))
+    rejected_e = (chk.as_add & (cid != "").to_numpy() & ~chk.enrollment_ok) | (
+        chk.is_remove_enrollment & ~chk.remove_ok
+    )
     _count_errors(counts, enr_key, rejected_e, applied_enr, "enrollment")
 
     # --- schools -------------------------------------------------------------------------------
     counts["school"]["no_change"] = int(org[chk.live & org.isin(snap.schools).to_numpy()].nunique())
     issues = chk.issues
     org_err = issues[issues["code"].isin(("ORG_REQUIRED", "ORG_NOT_FOUND", "ORG_EXCEL"))]
-    counts["school"]["errors"] = int(org_err["value"][org_err["value"] != ""].nunique()
-                                     + (org_err["value"] == "").sum())
+    counts["school"]["errors"] = int(
+        org_err["value"][org_err["value"] != ""].nunique() + (org_err["value"] == "").sum()
+    )
 
-    class_issues = _class_warnings(t, chk, snap, enr, cagg.index, eagg, classes_removed,
-                                   enrollments_removed, agg["role"])
+    class_issues = _class_warnings(
+        t, chk, snap, enr, cagg.index, eagg, classes_removed, enrollments_removed, agg["role"]
+    )
     shares = {
         "class": (len(classes_removed), int(snap.classes["active"].astype(bool).sum())),
         "people": (len(people_removed), int(snap.people["active"].astype(bool).sum())),
-        "enrollment": (len(enrollments_removed), int(snap.enrollments["active"].astype(bool).sum())),
+        "enrollment": (
+            len(enrollments_removed),
+            int(snap.enrollments["active"].astype(bool).sum()),
+        ),
     }
-    return UploadPlan(people_new, people_changed, memberships_new, classes_new, classes_changed,
-                      enrollments_new, enrollments_changed, classes_removed, enrollments_removed,
-                      people_removed, counts, class_issues, shares)
+    return UploadPlan(
+        people_new,
+        people_changed,
+        memberships_new,
+        classes_new,
+        classes_changed,
+        enrollments_new,
+        enrollments_changed,
+        classes_removed,
+        enrollments_removed,
+        people_removed,
+        counts,
+        class_issues,
+        shares,
+    )
 
 
 def _tally(counts: dict, kinds: pd.Series, bucket: str) -> None:
@@ -250,8 +308,7 @@ def _tally(counts: dict, kinds: pd.Series, bucket: str) -> None:
         counts[kind][bucket] += int(n)
 
 
-def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied,
-                  entity) -> None:
+def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied, entity) -> None:
     """Distinct rejected keys not applied from another row; a blank key counts per row.
 
     `entity` is the entity of every rejected row (a Series aligned with keys[rejected]) or one
@@ -270,8 +327,9 @@ def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied,
         counts[ent]["errors"] += int(n)
 
 
-def _class_warnings(t, chk, snap, enr, touched, eagg, classes_removed, enrollments_removed,
-                    new_roles) -> pd.DataFrame:
+def _class_warnings(
+    t, chk, snap, enr, touched, eagg, classes_removed, enrollments_removed, new_roles
+) -> pd.DataFrame:
     """CLASS_NO_PRIMARY_TEACHER / CLASS_MULTIPLE_PRIMARY / CLASS_SIZE on each class's first row."""
     removed_cls = set(snap.classes.loc[snap.classes["id"].isin(classes_removed), "class_id"])
     touched = [c for c in touched if c not in removed_cls]
@@ -279,18 +337,23 @@ def _class_warnings(t, chk, snap, enr, touched, eagg, classes_removed, enrollmen
         return pd.DataFrame(columns=ISSUE_COLUMNS)
     stored = enr[isin(enr.index.get_level_values(0), touched)]
     stored = stored[stored["active"].astype(bool) & ~stored["id"].isin(enrollments_removed)]
-    final = pd.concat([
-        stored["is_primary"].astype(bool),
-        eagg[isin(eagg.index.get_level_values(0), touched)],
-    ])
+    final = pd.concat(
+        [
+            stored["is_primary"].astype(bool),
+            eagg[isin(eagg.index.get_level_values(0), touched)],
+        ]
+    )
     final = final[~final.index.duplicated(keep="last")].reset_index()
     final.columns = ["class_id", "user_id", "is_primary"]
-    roles = snap.people.set_index("user_id")["role"] if len(snap.people) else pd.Series(dtype=object)
+    roles = (
+        snap.people.set_index("user_id")["role"] if len(snap.people) else pd.Series(dtype=object)
+    )
     roles = pd.concat([roles, new_roles])
     roles = roles[~roles.index.duplicated(keep="last")]
     final["student"] = lookup(final["user_id"], roles.index, roles.to_numpy()).eq("student")
-    per_class = final.groupby("class_id").agg(primaries=("is_primary", "sum"),
-                                              students=("student", "sum"))
+    per_class = final.groupby("class_id").agg(
+        primaries=("is_primary", "sum"), students=("student", "sum")
+    )
     per_class = per_class.reindex(touched, fill_value=0)
     rows_ok = np.flatnonzero(chk.class_ok)
     codes, class_ids = pd.factorize(t["classId"].take(rows_ok))
@@ -303,9 +366,17 @@ def _class_warnings(t, chk, snap, enr, touched, eagg, classes_removed, enrollmen
     ):
         hit = per_class.index[mask]
         if len(hit):
-            out.append(pd.DataFrame({
-                "idx": first_row.reindex(hit).to_numpy(), "column": "classId", "code": code,
-                "value": list(hit),
-                "detail": detail[mask].tolist() if isinstance(detail, pd.Series) else detail,
-            }))
+            out.append(
+                pd.DataFrame(
+                    {
+                        "idx": first_row.reindex(hit).to_numpy(),
+                        "column": "classId",
+                        "code": code,
+                        "value": list(hit),
+                        "detail": detail[mask].tolist()
+                        if isinstance(detail, pd.Series)
+                        else detail,
+                    }
+                )
+            )
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=ISSUE_COLUMNS)

@@ -55,8 +55,10 @@ log = logging.getLogger(__name__)
 
 UNFINISHED = ("received", "processing")
 
-ABANDONED_NOT_APPLIED = ("rosterbot stopped before this upload was saved, so nothing in it was "
-                         "applied; upload the file again to apply it")
+ABANDONED_NOT_APPLIED = (
+    "rosterbot stopped before this upload was saved, so nothing in it was "
+    "applied; upload the file again to apply it"
+)
 
 
 @dataclass
@@ -91,9 +93,11 @@ class Recovered:
         """A plain-text reply for the upload's Slack thread."""
         name = self.file_name or "the file"
         if self.action == "rechecked":
-            return (f"rosterbot restarted while checking {name}; it was checked again: "
-                    f"{self.result.status.replace('_', ' ') if self.result else self.state}. "
-                    "Nothing was applied (it was a check).")
+            return (
+                f"rosterbot restarted while checking {name}; it was checked again: "
+                f"{self.result.status.replace('_', ' ') if self.result else self.state}. "
+                "Nothing was applied (it was a check)."
+            )
         if self.action == "already_finished":
             return f"{name} was finished by another rosterbot process (state: {self.state})."
         return f"{name} was NOT applied: {self.reason}."
@@ -122,9 +126,11 @@ def _district(store: Store, district_id: int | None) -> DistrictInfo | None:
     if district_id is None:
         return None
     with store.engine.connect() as conn:
-        row = conn.execute(select(District.id, District.key, District.name,
-                                  District.enrollment_source)
-                           .where(District.id == district_id)).first()
+        row = conn.execute(
+            select(District.id, District.key, District.name, District.enrollment_source).where(
+                District.id == district_id
+            )
+        ).first()
     return DistrictInfo(*row) if row else None
 
 
@@ -135,15 +141,32 @@ def _dry_run(store: Store, district: DistrictInfo, record: Upload, settings):
 
     raw = read_table(record.payload, settings.max_bytes)
     kind = detect_kind(raw.headers, record.file_name or "")
-    result = FileResult(file=record.file_name, kind=kind, counts=empty_counts(kind),
-                        encoding=raw.encoding, upload_id=record.id)
-    _process_one(store, district, raw, kind, result, False, False, settings,
-                 lambda stage, fraction: None, {"id": record.id}, {})
+    result = FileResult(
+        file=record.file_name,
+        kind=kind,
+        counts=empty_counts(kind),
+        encoding=raw.encoding,
+        upload_id=record.id,
+    )
+    _process_one(
+        store,
+        district,
+        raw,
+        kind,
+        result,
+        False,
+        False,
+        settings,
+        lambda stage, fraction: None,
+        {"id": record.id},
+        {},
+    )
     return result
 
 
-def _finish(store: Store, district: DistrictInfo | None, upload_id: int,
-            values: dict) -> str | None:
+def _finish(
+    store: Store, district: DistrictInfo | None, upload_id: int, values: dict
+) -> str | None:
     """Finish the record if it is still unfinished, under the district's upload lock.
 
     Returns None when this call finished it, else the state someone else left it in.
@@ -151,16 +174,19 @@ def _finish(store: Store, district: DistrictInfo | None, upload_id: int,
     with store.transaction() as conn:
         if district is not None:
             lock_district(conn, district.id)
-        done = conn.execute(update(Upload).where(Upload.id == upload_id,
-                                                 Upload.state.in_(UNFINISHED))
-                            .values(**values))
+        done = conn.execute(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.state.in_(UNFINISHED))
+            .values(**values)
+        )
         if done.rowcount == 1:
             return None
         return conn.execute(select(Upload.state).where(Upload.id == upload_id)).scalar_one()
 
 
-def recover_unfinished(store: Store, *, started_before: datetime | None = None,
-                       settings=None) -> list[Recovered]:
+def recover_unfinished(
+    store: Store, *, started_before: datetime | None = None, settings=None
+) -> list[Recovered]:
     """Settle every unfinished upload record created before `started_before`.
 
     `started_before` defaults to the start of this process, so uploads this process is running
@@ -182,19 +208,31 @@ def recover_unfinished(store: Store, *, started_before: datetime | None = None,
 def _recover_one(store: Store, record: Upload, settings) -> Recovered:
     district = _district(store, record.district_id)
     result = None
-    reason = ABANDONED_NOT_APPLIED if not record.dry_run else (
-        "rosterbot stopped before this check finished; nothing was applied; check the file again")
+    reason = (
+        ABANDONED_NOT_APPLIED
+        if not record.dry_run
+        else (
+            "rosterbot stopped before this check finished; nothing was applied; check the file again"
+        )
+    )
     if district is None:
-        reason = ("rosterbot stopped before this file was processed and it is not linked to a "
-                  "district, so nothing was applied; share the file again in a linked channel")
+        reason = (
+            "rosterbot stopped before this file was processed and it is not linked to a "
+            "district, so nothing was applied; share the file again in a linked channel"
+        )
     elif record.payload is None and record.slack_file_id is None:
         what = "check" if record.dry_run else "upload"
-        reason = (f"rosterbot stopped before this command-line {what} finished, so nothing in "
-                  f"it was applied; {what} the file again")  # its bytes are not kept (pipeline.run)
+        reason = (
+            f"rosterbot stopped before this command-line {what} finished, so nothing in "
+            f"it was applied; {what} the file again"
+        )  # its bytes are not kept (pipeline.run)
     elif record.payload is None:
-        reason = ("rosterbot stopped before this file was stored and processed (its content "
-                  "was not kept), so nothing was applied; "
-                  + ("check" if record.dry_run else "upload") + " the file again")
+        reason = (
+            "rosterbot stopped before this file was stored and processed (its content "
+            "was not kept), so nothing was applied; "
+            + ("check" if record.dry_run else "upload")
+            + " the file again"
+        )
     else:
         try:
             result = _dry_run(store, district, record, settings)
@@ -208,25 +246,44 @@ def _recover_one(store: Store, record: Upload, settings) -> Recovered:
     if record.dry_run and result is not None:
         action = "rechecked"
         state = "failed" if result.status == "failed" else "checked"
-        values.update(state=state, status=result.status, counts=result.counts, rows=result.rows,
-                      file_issues=[i.to_json() for i in result.file_issues],
-                      issues=result.issues, report=result.report_bytes)
+        values.update(
+            state=state,
+            status=result.status,
+            counts=result.counts,
+            rows=result.rows,
+            file_issues=[i.to_json() for i in result.file_issues],
+            issues=result.issues,
+            report=result.report_bytes,
+        )
         reason = "the check was run again after rosterbot restarted"
     else:
         action, state = "abandoned", "abandoned"
         issues = [file_issue("FAILED", detail=reason).to_json()]
         values.update(state=state, status="failed", file_issues=issues)
         if result is not None:  # the dry-run preview of what the file would do now
-            values.update(counts=result.counts, rows=result.rows, issues=result.issues,
-                          report=result.report_bytes,
-                          file_issues=issues + [i.to_json() for i in result.file_issues])
+            values.update(
+                counts=result.counts,
+                rows=result.rows,
+                issues=result.issues,
+                report=result.report_bytes,
+                file_issues=issues + [i.to_json() for i in result.file_issues],
+            )
     other = _finish(store, district, record.id, values)
     if other is not None:
         action, state = "already_finished", other
         reason = f"another rosterbot process finished it ({other})"
     log.warning("recovery: upload %s (%s) %s: %s", record.id, record.file_name, action, reason)
     return Recovered(
-        upload_id=record.id, district_key=district.key if district else None,
-        file_name=record.file_name, actor=record.actor, slack_channel=record.slack_channel,
-        slack_thread_ts=record.slack_thread_ts, dry_run=record.dry_run,
-        previous_state=record.state, action=action, state=state, reason=reason, result=result)
+        upload_id=record.id,
+        district_key=district.key if district else None,
+        file_name=record.file_name,
+        actor=record.actor,
+        slack_channel=record.slack_channel,
+        slack_thread_ts=record.slack_thread_ts,
+        dry_run=record.dry_run,
+        previous_state=record.state,
+        action=action,
+        state=state,
+        reason=reason,
+        result=result,
+    )

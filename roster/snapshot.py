@@ -11,7 +11,10 @@ from sqlalchemy import Connection, select
 from roster.models import Enrollment, Membership, Person, School, SchoolClass
 from roster.store import DistrictInfo
 from validation.snapshot import (
-    CLASS_COLUMNS, ENROLLMENT_COLUMNS, PEOPLE_COLUMNS, RosterSnapshot,
+    CLASS_COLUMNS,
+    ENROLLMENT_COLUMNS,
+    PEOPLE_COLUMNS,
+    RosterSnapshot,
 )
 
 _CHUNK = 5000
@@ -28,45 +31,86 @@ def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
 def _by_id(frame: pd.DataFrame, column: str, ids) -> np.ndarray:
     """frame[column] for each primary key in `ids` (all of them are in `frame`)."""
     pos = pd.Index(frame["id"].to_numpy(dtype=np.int64)).get_indexer(np.asarray(ids, np.int64))
-    return frame[column].to_numpy(dtype=object).take(pos) if len(pos) else \
-        np.zeros(0, dtype=object)
+    return frame[column].to_numpy(dtype=object).take(pos) if len(pos) else np.zeros(0, dtype=object)
 
 
-def load_snapshot(conn: Connection, district: DistrictInfo,
-                  emails: Iterable[str] = ()) -> RosterSnapshot:
+def load_snapshot(
+    conn: Connection, district: DistrictInfo, emails: Iterable[str] = ()
+) -> RosterSnapshot:
     """Everything the checks and the plan need, for `district`.
 
     `emails` (lower-cased) are the file's emails: only those are looked up in other districts.
     """
     did = district.id
     schools = conn.execute(select(School.org_sis_id).where(School.district_id == did)).scalars()
-    people = _frame(conn, select(
-        Person.id, Person.user_id, Person.email, Person.first_name, Person.last_name, Person.role,
-        Person.grade, Person.district_sis_id, Person.state_sis_id, Person.active,
-    ).where(Person.district_id == did), PEOPLE_COLUMNS)
-    classes = _frame(conn, select(
-        SchoolClass.id, SchoolClass.class_id, School.org_sis_id, SchoolClass.name,
-        SchoolClass.grade, SchoolClass.display_name, SchoolClass.subject, SchoolClass.active,
-    ).join(School, School.id == SchoolClass.school_id).where(SchoolClass.district_id == did),
-        CLASS_COLUMNS)
+    people = _frame(
+        conn,
+        select(
+            Person.id,
+            Person.user_id,
+            Person.email,
+            Person.first_name,
+            Person.last_name,
+            Person.role,
+            Person.grade,
+            Person.district_sis_id,
+            Person.state_sis_id,
+            Person.active,
+        ).where(Person.district_id == did),
+        PEOPLE_COLUMNS,
+    )
+    classes = _frame(
+        conn,
+        select(
+            SchoolClass.id,
+            SchoolClass.class_id,
+            School.org_sis_id,
+            SchoolClass.name,
+            SchoolClass.grade,
+            SchoolClass.display_name,
+            SchoolClass.subject,
+            SchoolClass.active,
+        )
+        .join(School, School.id == SchoolClass.school_id)
+        .where(SchoolClass.district_id == did),
+        CLASS_COLUMNS,
+    )
     # The two big link tables come back as integers only and are given their text keys by
     # position (a numpy take), which is far cheaper than a million joined text rows.
-    link = conn.execute(select(Membership.person_id, School.org_sis_id)
-                        .join(School, School.id == Membership.school_id)
-                        .where(School.district_id == did)).cursor.fetchall()
+    link = conn.execute(
+        select(Membership.person_id, School.org_sis_id)
+        .join(School, School.id == Membership.school_id)
+        .where(School.district_id == did)
+    ).cursor.fetchall()
     person_ids, orgs = zip(*link) if link else ((), ())
-    memberships = pd.DataFrame({"user_id": _by_id(people, "user_id", person_ids),
-                                "org_sis_id": np.asarray(orgs, dtype=object)})
-    rows = conn.execute(select(Enrollment.id, Enrollment.class_pk, Enrollment.person_id,
-                               Enrollment.is_primary, Enrollment.active)
-                        .join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
-                        .where(SchoolClass.district_id == did)).cursor.fetchall()
+    memberships = pd.DataFrame(
+        {
+            "user_id": _by_id(people, "user_id", person_ids),
+            "org_sis_id": np.asarray(orgs, dtype=object),
+        }
+    )
+    rows = conn.execute(
+        select(
+            Enrollment.id,
+            Enrollment.class_pk,
+            Enrollment.person_id,
+            Enrollment.is_primary,
+            Enrollment.active,
+        )
+        .join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
+        .where(SchoolClass.district_id == did)
+    ).cursor.fetchall()
     ints = np.array(rows, dtype=np.int64).reshape(-1, 5)
-    enrollments = pd.DataFrame({
-        "id": ints[:, 0], "class_id": _by_id(classes, "class_id", ints[:, 1]),
-        "user_id": _by_id(people, "user_id", ints[:, 2]),
-        "is_primary": ints[:, 3].astype(bool), "active": ints[:, 4].astype(bool),
-    }, columns=ENROLLMENT_COLUMNS)
+    enrollments = pd.DataFrame(
+        {
+            "id": ints[:, 0],
+            "class_id": _by_id(classes, "class_id", ints[:, 1]),
+            "user_id": _by_id(people, "user_id", ints[:, 2]),
+            "is_primary": ints[:, 3].astype(bool),
+            "active": ints[:, 4].astype(bool),
+        },
+        columns=ENROLLMENT_COLUMNS,
+    )
     foreign: set[str] = set()
     others = conn.execute(select(Person.id).where(Person.district_id != did).limit(1)).first()
     wanted = []
@@ -75,16 +119,25 @@ def load_snapshot(conn: Connection, district: DistrictInfo,
         own = people["email"].str.lower() if len(people) else []
         wanted = sorted(emails[~emails.isin(own) & (emails != "")])
     for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start:start + _CHUNK]
-        foreign.update(conn.execute(select(Person.email_key).where(
-            Person.email_key.in_(chunk), Person.district_id != did)).scalars())
+        chunk = wanted[start : start + _CHUNK]
+        foreign.update(
+            conn.execute(
+                select(Person.email_key).where(
+                    Person.email_key.in_(chunk), Person.district_id != did
+                )
+            ).scalars()
+        )
     for frame in (people, classes, enrollments):
         if "active" in frame:
             frame["active"] = frame["active"].astype(bool)
     if len(enrollments):
         enrollments["is_primary"] = enrollments["is_primary"].astype(bool)
     return RosterSnapshot(
-        enrollment_source=district.enrollment_source, schools=frozenset(schools),
-        people=people, memberships=memberships, classes=classes, enrollments=enrollments,
+        enrollment_source=district.enrollment_source,
+        schools=frozenset(schools),
+        people=people,
+        memberships=memberships,
+        classes=classes,
+        enrollments=enrollments,
         foreign_emails=frozenset(foreign),
     )

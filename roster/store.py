@@ -105,113 +105,170 @@ class Store:
             yield conn
 
     # --- districts and schools -----------------------------------------------------------------
-    def create_district(self, key: str, name: str, enrollment_source: str = "batch") -> DistrictInfo:
+    def create_district(
+        self, key: str, name: str, enrollment_source: str = "batch"
+    ) -> DistrictInfo:
         if enrollment_source not in ENROLLMENT_SOURCES:
             raise RosterError(f"enrollment source must be one of {', '.join(ENROLLMENT_SOURCES)}")
         try:
             with self.transaction() as conn:
-                conn.execute(insert(District).values(key=key, name=name,
-                                                     enrollment_source=enrollment_source,
-                                                     roster_version=0))
+                conn.execute(
+                    insert(District).values(
+                        key=key, name=name, enrollment_source=enrollment_source, roster_version=0
+                    )
+                )
         except IntegrityError:
             raise RosterError(f"district '{key}' already exists") from None
         return self.district(key)
 
     def get_district(self, key: str) -> DistrictInfo | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(District.id, District.key, District.name,
-                                      District.enrollment_source).where(District.key == key)).first()
+            row = conn.execute(
+                select(District.id, District.key, District.name, District.enrollment_source).where(
+                    District.key == key
+                )
+            ).first()
         return DistrictInfo(*row) if row else None
 
     def district(self, key: str) -> DistrictInfo:
         found = self.get_district(key)
         if found is None:
-            raise RosterError(f"no district '{key}'; create it with "
-                              f"`rosterbot district create {key} --name NAME`")
+            raise RosterError(
+                f"no district '{key}'; create it with `rosterbot district create {key} --name NAME`"
+            )
         return found
 
     def add_school(self, district_key: str, org_sis_id: str, name: str) -> None:
         district = self.district(district_key)
         try:
             with self.transaction() as conn:
-                conn.execute(insert(School).values(district_id=district.id, org_sis_id=org_sis_id,
-                                                   name=name))
+                conn.execute(
+                    insert(School).values(district_id=district.id, org_sis_id=org_sis_id, name=name)
+                )
         except IntegrityError:
             raise RosterError(f"school '{org_sis_id}' already exists in '{district_key}'") from None
 
     def schools(self, district_key: str) -> list[tuple[str, str]]:
         district = self.district(district_key)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(School.org_sis_id, School.name)
-                                .where(School.district_id == district.id)
-                                .order_by(School.org_sis_id)).all()
+            rows = conn.execute(
+                select(School.org_sis_id, School.name)
+                .where(School.district_id == district.id)
+                .order_by(School.org_sis_id)
+            ).all()
         return [tuple(r) for r in rows]
 
     # --- Slack tenancy -------------------------------------------------------------------------
-    def grant_admin(self, district_key: str, slack_user_id: str, system: bool = False,
-                    enrollment: bool = False, support: bool = False) -> Grant:
+    def grant_admin(
+        self,
+        district_key: str,
+        slack_user_id: str,
+        system: bool = False,
+        enrollment: bool = False,
+        support: bool = False,
+    ) -> Grant:
         district = self.district(district_key)
         with self.transaction() as conn:
-            found = conn.execute(select(Admin.id).where(Admin.district_id == district.id,
-                                                        Admin.slack_user_id == slack_user_id)).first()
+            found = conn.execute(
+                select(Admin.id).where(
+                    Admin.district_id == district.id, Admin.slack_user_id == slack_user_id
+                )
+            ).first()
             values = dict(system=system, enrollment=enrollment, support=support)
             if found:
                 conn.execute(update(Admin).where(Admin.id == found[0]).values(**values))
             else:
-                conn.execute(insert(Admin).values(district_id=district.id,
-                                                  slack_user_id=slack_user_id, **values))
+                conn.execute(
+                    insert(Admin).values(
+                        district_id=district.id, slack_user_id=slack_user_id, **values
+                    )
+                )
         return Grant(district_key, system, enrollment, support)
 
     def grants_for(self, slack_user_id: str) -> list[Grant]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(District.key, Admin.system, Admin.enrollment, Admin.support)
-                                .join(District, District.id == Admin.district_id)
-                                .where(Admin.slack_user_id == slack_user_id)).all()
+            rows = conn.execute(
+                select(District.key, Admin.system, Admin.enrollment, Admin.support)
+                .join(District, District.id == Admin.district_id)
+                .where(Admin.slack_user_id == slack_user_id)
+            ).all()
         return [Grant(*r) for r in rows]
 
     def grant(self, district_key: str, slack_user_id: str) -> Grant | None:
-        return next((g for g in self.grants_for(slack_user_id) if g.district_key == district_key),
-                    None)
+        return next(
+            (g for g in self.grants_for(slack_user_id) if g.district_key == district_key), None
+        )
 
     def link_channel(self, district_key: str, channel_id: str) -> None:
         district = self.district(district_key)
         with self.transaction() as conn:
-            conn.execute(LinkedChannel.__table__.delete().where(
-                LinkedChannel.channel_id == channel_id))
-            conn.execute(insert(LinkedChannel).values(channel_id=channel_id,
-                                                      district_id=district.id))
+            conn.execute(
+                LinkedChannel.__table__.delete().where(LinkedChannel.channel_id == channel_id)
+            )
+            conn.execute(
+                insert(LinkedChannel).values(channel_id=channel_id, district_id=district.id)
+            )
 
     def district_for_channel(self, channel_id: str) -> DistrictInfo | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(District.id, District.key, District.name,
-                                      District.enrollment_source)
-                               .join(LinkedChannel, LinkedChannel.district_id == District.id)
-                               .where(LinkedChannel.channel_id == channel_id)).first()
+            row = conn.execute(
+                select(District.id, District.key, District.name, District.enrollment_source)
+                .join(LinkedChannel, LinkedChannel.district_id == District.id)
+                .where(LinkedChannel.channel_id == channel_id)
+            ).first()
         return DistrictInfo(*row) if row else None
 
     # --- upload records ------------------------------------------------------------------------
-    def claim_slack_file(self, slack_file_id: str, district_key: str | None, channel: str,
-                         thread_ts: str, actor: str, file_name: str = "",
-                         dry_run: bool = False) -> int | None:
+    def claim_slack_file(
+        self,
+        slack_file_id: str,
+        district_key: str | None,
+        channel: str,
+        thread_ts: str,
+        actor: str,
+        file_name: str = "",
+        dry_run: bool = False,
+    ) -> int | None:
         """Record a Slack file as received; None when it was already claimed (a re-delivery)."""
         district = self.get_district(district_key) if district_key else None
         try:
             with self.transaction() as conn:
-                return conn.execute(insert(Upload).values(
-                    district_id=district.id if district else None, slack_file_id=slack_file_id,
-                    slack_channel=channel, slack_thread_ts=thread_ts, actor=actor,
-                    file_name=file_name, dry_run=dry_run, state="received",
-                    created_at=utcnow()).returning(Upload.id)).scalar_one()
+                return conn.execute(
+                    insert(Upload)
+                    .values(
+                        district_id=district.id if district else None,
+                        slack_file_id=slack_file_id,
+                        slack_channel=channel,
+                        slack_thread_ts=thread_ts,
+                        actor=actor,
+                        file_name=file_name,
+                        dry_run=dry_run,
+                        state="received",
+                        created_at=utcnow(),
+                    )
+                    .returning(Upload.id)
+                ).scalar_one()
         except IntegrityError:
             return None
 
-    def new_upload(self, district_key: str, file_name: str, actor: str, dry_run: bool,
-                   kind: str = "users") -> int:
+    def new_upload(
+        self, district_key: str, file_name: str, actor: str, dry_run: bool, kind: str = "users"
+    ) -> int:
         district = self.district(district_key)
         with self.transaction() as conn:
-            return conn.execute(insert(Upload).values(
-                district_id=district.id, file_name=file_name, actor=actor, dry_run=dry_run,
-                kind=kind, state="received", created_at=utcnow()).returning(Upload.id)).scalar_one()
+            return conn.execute(
+                insert(Upload)
+                .values(
+                    district_id=district.id,
+                    file_name=file_name,
+                    actor=actor,
+                    dry_run=dry_run,
+                    kind=kind,
+                    state="received",
+                    created_at=utcnow(),
+                )
+                .returning(Upload.id)
+            ).scalar_one()
 
     def update_upload(self, upload_id: int, conn: Connection | None = None, **values) -> None:
         stmt = update(Upload).where(Upload.id == upload_id).values(**values)
@@ -232,9 +289,11 @@ class Store:
 
     def find_upload_by_thread(self, channel: str, thread_ts: str) -> Upload | None:
         """The latest finished upload posted in a Slack thread (for "row 14" / "summary")."""
-        return self._one_upload(Upload.slack_channel == channel,
-                                Upload.slack_thread_ts == thread_ts,
-                                Upload.state.in_(("applied", "checked", "failed", "held")))
+        return self._one_upload(
+            Upload.slack_channel == channel,
+            Upload.slack_thread_ts == thread_ts,
+            Upload.state.in_(("applied", "checked", "failed", "held")),
+        )
 
     def uploads_in_thread(self, channel: str, thread_ts: str) -> list[Upload]:
         """Every finished upload of a Slack thread, oldest first; the latest run of each file.
@@ -245,9 +304,15 @@ class Store:
         from sqlalchemy.orm import Session
 
         with Session(self.engine, expire_on_commit=False) as session:
-            found = session.scalars(select(Upload).where(
-                Upload.slack_channel == channel, Upload.slack_thread_ts == thread_ts,
-                Upload.state.in_(("applied", "checked", "failed", "held"))).order_by(Upload.id))
+            found = session.scalars(
+                select(Upload)
+                .where(
+                    Upload.slack_channel == channel,
+                    Upload.slack_thread_ts == thread_ts,
+                    Upload.state.in_(("applied", "checked", "failed", "held")),
+                )
+                .order_by(Upload.id)
+            )
             latest = {u.slack_file_id or f"id:{u.id}": u for u in found}
         return list(latest.values())
 
@@ -255,27 +320,40 @@ class Store:
         if upload.district_id is None:
             return None
         with self.engine.connect() as conn:
-            return conn.execute(select(District.key)
-                                .where(District.id == upload.district_id)).scalar()
+            return conn.execute(
+                select(District.key).where(District.id == upload.district_id)
+            ).scalar()
 
     def recent_uploads(self, district_key: str, limit: int = 10) -> list[Upload]:
         from sqlalchemy.orm import Session
 
         district = self.district(district_key)
         with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.scalars(select(Upload).where(Upload.district_id == district.id)
-                                        .order_by(Upload.id.desc()).limit(limit)))
+            return list(
+                session.scalars(
+                    select(Upload)
+                    .where(Upload.district_id == district.id)
+                    .order_by(Upload.id.desc())
+                    .limit(limit)
+                )
+            )
 
     def unfinished_uploads(self) -> list[Upload]:
         from sqlalchemy.orm import Session
 
         with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.scalars(select(Upload).where(
-                Upload.state.in_(("received", "processing"))).order_by(Upload.id)))
+            return list(
+                session.scalars(
+                    select(Upload)
+                    .where(Upload.state.in_(("received", "processing")))
+                    .order_by(Upload.id)
+                )
+            )
 
     def _one_upload(self, *where) -> Upload | None:
         from sqlalchemy.orm import Session
 
         with Session(self.engine, expire_on_commit=False) as session:
-            return session.scalars(select(Upload).where(*where).order_by(Upload.id.desc())
-                                   .limit(1)).first()
+            return session.scalars(
+                select(Upload).where(*where).order_by(Upload.id.desc()).limit(1)
+            ).first()

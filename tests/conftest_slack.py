@@ -46,6 +46,7 @@ USERS_HEADER = "action,org_sis_id,userId,userFirstName,userLastName,userEmail,us
 def users_csv(*rows: str, header: str = USERS_HEADER) -> bytes:
     return ("\n".join((header, *rows)) + "\n").encode()
 
+
 #: a message timestamp, and a file with two good rows and one rejected (unknown school)
 TS = "1712000000.000100"
 
@@ -54,7 +55,6 @@ GOOD_AND_BAD = users_csv(
     f",{SCHOOL},s-200,Bob,Ray,bob.ray@lincoln.example.org,student,03",
     ",NOSUCHSCHOOL,s-201,Cy,Ray,cy.ray@lincoln.example.org,student,03",
 )
-
 
 
 @pytest.fixture
@@ -102,38 +102,76 @@ class BotUnderTest:
         except urllib.error.HTTPError as err:
             return err.code, err.read()
 
-    def signed_headers(self, body: bytes, content_type: str, timestamp: int | None = None,
-                       extra: dict[str, str] | None = None) -> dict[str, str]:
+    def signed_headers(
+        self,
+        body: bytes,
+        content_type: str,
+        timestamp: int | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> dict[str, str]:
         ts = str(int(time.time()) if timestamp is None else timestamp)
         sig = SignatureVerifier(self.secret).generate_signature(timestamp=ts, body=body.decode())
-        return {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts,
-                "X-Slack-Signature": sig, **(extra or {})}
+        return {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": sig,
+            **(extra or {}),
+        }
 
     def envelope(self, event: dict, event_id: str | None = None) -> dict:
-        return {"token": "legacy", "team_id": TEAM_ID, "api_app_id": "A0ROSTERBOT",
-                "type": "event_callback", "event_id": event_id or f"Ev{next(self._events):08d}",
-                "event_time": int(time.time()), "event": event,
-                "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID,
-                                    "is_bot": True, "is_enterprise_install": False}]}
+        return {
+            "token": "legacy",
+            "team_id": TEAM_ID,
+            "api_app_id": "A0ROSTERBOT",
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{next(self._events):08d}",
+            "event_time": int(time.time()),
+            "event": event,
+            "authorizations": [
+                {
+                    "team_id": TEAM_ID,
+                    "user_id": BOT_USER_ID,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+        }
 
-    def send_event(self, event: dict, *, event_id: str | None = None, retry_num: int | None = None,
-                   envelope: dict | None = None) -> int:
+    def send_event(
+        self,
+        event: dict,
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        envelope: dict | None = None,
+    ) -> int:
         body = json.dumps(envelope or self.envelope(event, event_id)).encode()
-        extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} \
-            if retry_num is not None else None
+        extra = (
+            {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+            if retry_num is not None
+            else None
+        )
         status, _ = self.post(body, self.signed_headers(body, "application/json", extra=extra))
         return status
 
     def send_command(self, text: str, *, user: str = ADMIN, channel: str = CHANNEL) -> int:
-        form = {"token": "legacy", "team_id": TEAM_ID, "team_domain": "standin",
-                "channel_id": channel, "channel_name": "roster", "user_id": user,
-                "user_name": "someone", "command": "/rosterbot", "text": text,
-                "api_app_id": "A0ROSTERBOT", "response_url": self.slack.response_url(),
-                "trigger_id": "1.2.3"}
+        form = {
+            "token": "legacy",
+            "team_id": TEAM_ID,
+            "team_domain": "standin",
+            "channel_id": channel,
+            "channel_name": "roster",
+            "user_id": user,
+            "user_name": "someone",
+            "command": "/rosterbot",
+            "text": text,
+            "api_app_id": "A0ROSTERBOT",
+            "response_url": self.slack.response_url(),
+            "trigger_id": "1.2.3",
+        }
         body = urllib.parse.urlencode(form).encode()
         status, _ = self.post(body, self.signed_headers(body, "application/x-www-form-urlencoded"))
         return status
-
 
     def send_action(self, payload: dict) -> int:
         body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
@@ -142,30 +180,63 @@ class BotUnderTest:
 
     def click(self, button: dict, *, user: str, channel: str, message_ts: str) -> int:
         """Press a Block Kit button the bot posted."""
-        return self.send_action({
-            "type": "block_actions", "team": {"id": TEAM_ID, "domain": "standin"},
-            "user": {"id": user, "username": "someone", "team_id": TEAM_ID},
-            "api_app_id": "A0ROSTERBOT", "token": "legacy", "trigger_id": "1.2.3",
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
-            "channel": {"id": channel, "name": "roster"},
-            "message": {"type": "message", "ts": message_ts, "text": "", "bot_id": "B"},
-            "response_url": self.slack.response_url(),
-            "actions": [{"action_id": button["action_id"], "block_id": "held_upload",
-                         "type": "button", "value": button["value"],
-                         "action_ts": str(time.time())}]})
+        return self.send_action(
+            {
+                "type": "block_actions",
+                "team": {"id": TEAM_ID, "domain": "standin"},
+                "user": {"id": user, "username": "someone", "team_id": TEAM_ID},
+                "api_app_id": "A0ROSTERBOT",
+                "token": "legacy",
+                "trigger_id": "1.2.3",
+                "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+                "channel": {"id": channel, "name": "roster"},
+                "message": {"type": "message", "ts": message_ts, "text": "", "bot_id": "B"},
+                "response_url": self.slack.response_url(),
+                "actions": [
+                    {
+                        "action_id": button["action_id"],
+                        "block_id": "held_upload",
+                        "type": "button",
+                        "value": button["value"],
+                        "action_ts": str(time.time()),
+                    }
+                ],
+            }
+        )
 
 
-def file_share_event(file_objects: list[dict], *, user: str = ADMIN, channel: str = CHANNEL,
-                     ts: str = "1712000000.000100", text: str = "", **extra: Any) -> dict:
-    return {"type": "message", "subtype": "file_share", "text": text, "user": user,
-            "channel": channel, "channel_type": "im" if channel.startswith("D") else "channel",
-            "ts": ts, "event_ts": ts, "upload": False, "display_as_bot": False,
-            "files": file_objects, **extra}
+def file_share_event(
+    file_objects: list[dict],
+    *,
+    user: str = ADMIN,
+    channel: str = CHANNEL,
+    ts: str = "1712000000.000100",
+    text: str = "",
+    **extra: Any,
+) -> dict:
+    return {
+        "type": "message",
+        "subtype": "file_share",
+        "text": text,
+        "user": user,
+        "channel": channel,
+        "channel_type": "im" if channel.startswith("D") else "channel",
+        "ts": ts,
+        "event_ts": ts,
+        "upload": False,
+        "display_as_bot": False,
+        "files": file_objects,
+        **extra,
+    }
 
 
 def bot_settings(slack: SlackStandIn, **overrides: Any) -> Settings:
-    values = dict(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
-                  progress_interval=3.0)
+    values = dict(
+        bot_token=BOT_TOKEN,
+        signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        progress_interval=3.0,
+    )
     values.update(overrides)
     return Settings(**values)
 

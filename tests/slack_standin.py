@@ -145,8 +145,9 @@ class SlackStandIn:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> SlackStandIn:
@@ -173,9 +174,16 @@ class SlackStandIn:
     def _ws_session(self, conn: Any) -> None:
         with self._lock:
             self._ws_connections.append(conn)
-        conn.send(json.dumps({"type": "hello", "num_connections": 1,
-                              "connection_info": {"app_id": "A0ROSTERBOT"},
-                              "debug_info": {"host": "standin"}}))
+        conn.send(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "connection_info": {"app_id": "A0ROSTERBOT"},
+                    "debug_info": {"host": "standin"},
+                }
+            )
+        )
         try:
             for message in conn:
                 with self._lock:
@@ -204,21 +212,41 @@ class SlackStandIn:
         return f"{self.base_url}/api/"
 
     # -- test helpers -----------------------------------------------------------------------
-    def host_file(self, name: str, content: bytes, *, file_id: str | None = None,
-                  content_type: str = "text/csv", redirect_to: str | None = None) -> dict[str, Any]:
+    def host_file(
+        self,
+        name: str,
+        content: bytes,
+        *,
+        file_id: str | None = None,
+        content_type: str = "text/csv",
+        redirect_to: str | None = None,
+    ) -> dict[str, Any]:
         """Put a file on the stand-in file host; returns the Slack file object for events."""
         file_id = file_id or f"F{next(self._ids):08d}"
         with self._lock:
-            self._state.files[file_id] = HostedFile(file_id, name, content, content_type,
-                                                    redirect_to)
-        obj = file_object(file_id, name, len(content),
-                          f"{self.base_url}/files-pri/{TEAM_ID}-{file_id}/download/{name}")
+            self._state.files[file_id] = HostedFile(
+                file_id, name, content, content_type, redirect_to
+            )
+        obj = file_object(
+            file_id,
+            name,
+            len(content),
+            f"{self.base_url}/files-pri/{TEAM_ID}-{file_id}/download/{name}",
+        )
         with self._lock:
             self._state.file_objects[file_id] = obj
         return obj
 
-    def fail(self, target: str, status: int | None = 500, *, times: int | None = 1,
-             retry_after: int | None = None, delay: float = 0.0, match: Any = None) -> Fault:
+    def fail(
+        self,
+        target: str,
+        status: int | None = 500,
+        *,
+        times: int | None = 1,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+        match: Any = None,
+    ) -> Fault:
         """Make the next `times` requests to `target` (None: all of them) fail with `status`."""
         fault = Fault(target, status, times, retry_after, delay, match)
         with self._lock:
@@ -301,8 +329,13 @@ class SlackStandIn:
         if h.command == "GET" and split.path.startswith("/api/"):
             body = dict(query)
         rec = Recorded(h.command, split.path, query, headers, raw, body)
-        target = (rec.api_method or ("upload" if split.path.startswith("/upload/v1/") else
-                                     "file_host" if split.path.startswith("/files-pri/") else ""))
+        target = rec.api_method or (
+            "upload"
+            if split.path.startswith("/upload/v1/")
+            else "file_host"
+            if split.path.startswith("/files-pri/")
+            else ""
+        )
         with self._lock:
             self._state.requests.append(rec)
             fault = next((f for f in self._state.faults if f.takes(target, rec)), None)
@@ -313,12 +346,20 @@ class SlackStandIn:
                 time.sleep(fault.delay)
             if fault.status is not None:
                 rec.status = fault.status
-                extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None \
-                    else {}
-                payload = {"ok": False, "error": "ratelimited" if fault.status == 429
-                           else "fatal_error"}
-                self._send(h, fault.status, json.dumps(payload).encode(),
-                           "application/json; charset=utf-8", extra)
+                extra = (
+                    {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                )
+                payload = {
+                    "ok": False,
+                    "error": "ratelimited" if fault.status == 429 else "fatal_error",
+                }
+                self._send(
+                    h,
+                    fault.status,
+                    json.dumps(payload).encode(),
+                    "application/json; charset=utf-8",
+                    extra,
+                )
                 return
 
         if split.path.startswith("/api/"):
@@ -335,8 +376,13 @@ class SlackStandIn:
             self._send(h, 404, b"not found", "text/plain")
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, data: bytes, ctype: str,
-              extra: dict[str, str] | None = None) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler,
+        status: int,
+        data: bytes,
+        ctype: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         try:
             h.send_response(status)
             h.send_header("Content-Type", ctype)
@@ -370,17 +416,37 @@ class SlackStandIn:
             return 200, {"ok": False, "error": "invalid_auth"}
         b = rec.body
         if method == "auth.test":
-            return 200, {"ok": True, "url": "https://standin.slack.com/", "team": "Stand-in",
-                         "user": "rosterbot", "team_id": TEAM_ID, "user_id": BOT_USER_ID,
-                         "bot_id": BOT_ID, "is_enterprise_install": False}
+            return 200, {
+                "ok": True,
+                "url": "https://standin.slack.com/",
+                "team": "Stand-in",
+                "user": "rosterbot",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            }
         if method == "chat.postMessage":
             ts = self._next_ts()
-            return 200, {"ok": True, "channel": b.get("channel"), "ts": ts,
-                         "message": {"text": b.get("text"), "ts": ts, "user": BOT_USER_ID,
-                                     "bot_id": BOT_ID, "thread_ts": b.get("thread_ts")}}
+            return 200, {
+                "ok": True,
+                "channel": b.get("channel"),
+                "ts": ts,
+                "message": {
+                    "text": b.get("text"),
+                    "ts": ts,
+                    "user": BOT_USER_ID,
+                    "bot_id": BOT_ID,
+                    "thread_ts": b.get("thread_ts"),
+                },
+            }
         if method == "chat.update":
-            return 200, {"ok": True, "channel": b.get("channel"), "ts": b.get("ts"),
-                         "text": b.get("text")}
+            return 200, {
+                "ok": True,
+                "channel": b.get("channel"),
+                "ts": b.get("ts"),
+                "text": b.get("text"),
+            }
         if method == "chat.postEphemeral":
             return 200, {"ok": True, "message_ts": self._next_ts()}
         if method in ("reactions.add", "reactions.remove"):
@@ -394,10 +460,16 @@ class SlackStandIn:
         if method == "files.getUploadURLExternal":
             file_id = f"FUP{next(self._ids):07d}"
             with self._lock:
-                self._state.pending_uploads[file_id] = {"filename": b.get("filename"),
-                                                        "length": b.get("length"), "content": b""}
-            return 200, {"ok": True, "file_id": file_id,
-                         "upload_url": f"{self.base_url}/upload/v1/{file_id}"}
+                self._state.pending_uploads[file_id] = {
+                    "filename": b.get("filename"),
+                    "length": b.get("length"),
+                    "content": b"",
+                }
+            return 200, {
+                "ok": True,
+                "file_id": file_id,
+                "upload_url": f"{self.base_url}/upload/v1/{file_id}",
+            }
         if method == "files.completeUploadExternal":
             files = json.loads(b.get("files") or "[]")
             shared = []
@@ -406,16 +478,30 @@ class SlackStandIn:
                     pending = self._state.pending_uploads.pop(f["id"], None)
                     if pending is None:
                         return 200, {"ok": False, "error": "file_not_found"}
-                    self._state.uploads.append(UploadedFile(
-                        file_id=f["id"], filename=pending["filename"], title=f.get("title"),
-                        content=pending["content"], channel_id=b.get("channel_id"),
-                        thread_ts=b.get("thread_ts"), initial_comment=b.get("initial_comment")))
-                    shared.append({"id": f["id"], "title": f.get("title") or pending["filename"],
-                                   "name": pending["filename"]})
+                    self._state.uploads.append(
+                        UploadedFile(
+                            file_id=f["id"],
+                            filename=pending["filename"],
+                            title=f.get("title"),
+                            content=pending["content"],
+                            channel_id=b.get("channel_id"),
+                            thread_ts=b.get("thread_ts"),
+                            initial_comment=b.get("initial_comment"),
+                        )
+                    )
+                    shared.append(
+                        {
+                            "id": f["id"],
+                            "title": f.get("title") or pending["filename"],
+                            "name": pending["filename"],
+                        }
+                    )
             return 200, {"ok": True, "files": shared}
         if method == "users.info":
-            return 200, {"ok": True, "user": {"id": b.get("user"), "name": "someone",
-                                              "tz": "America/Chicago"}}
+            return 200, {
+                "ok": True,
+                "user": {"id": b.get("user"), "name": "someone", "tz": "America/Chicago"},
+            }
         if method == "conversations.open":
             user = (b.get("users") or "").split(",")[0]
             if not user:
@@ -423,8 +509,14 @@ class SlackStandIn:
             return 200, {"ok": True, "channel": {"id": dm_channel(user)}}
         if method == "conversations.info":
             cid = b.get("channel", "")
-            return 200, {"ok": True, "channel": {"id": cid, "is_im": cid.startswith("D"),
-                                                 "is_channel": cid.startswith("C")}}
+            return 200, {
+                "ok": True,
+                "channel": {
+                    "id": cid,
+                    "is_im": cid.startswith("D"),
+                    "is_channel": cid.startswith("C"),
+                },
+            }
         return 200, {"ok": True}
 
     def _file_host(self, h: BaseHTTPRequestHandler, rec: Recorded) -> None:
@@ -472,9 +564,21 @@ def _upload_bytes(rec: Recorded) -> bytes:
 def file_object(file_id: str, name: str, size: int, url: str) -> dict[str, Any]:
     """A Slack file object as it appears in message/file_share events and files.info."""
     return {
-        "id": file_id, "created": 1_700_000_000, "timestamp": 1_700_000_000, "name": name,
-        "title": name, "mimetype": "text/csv", "filetype": "csv", "pretty_type": "CSV",
-        "user": "U0ADMIN", "mode": "hosted", "editable": True, "is_external": False,
-        "external_type": "", "size": size, "url_private": url, "url_private_download": url,
+        "id": file_id,
+        "created": 1_700_000_000,
+        "timestamp": 1_700_000_000,
+        "name": name,
+        "title": name,
+        "mimetype": "text/csv",
+        "filetype": "csv",
+        "pretty_type": "CSV",
+        "user": "U0ADMIN",
+        "mode": "hosted",
+        "editable": True,
+        "is_external": False,
+        "external_type": "",
+        "size": size,
+        "url_private": url,
+        "url_private_download": url,
         "permalink": f"https://standin.slack.com/files/U0ADMIN/{file_id}/{name}",
     }

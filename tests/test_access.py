@@ -20,20 +20,39 @@ def district_state(store: Store, key: str) -> dict[str, list[tuple]]:
     """One district's people, classes and enrollments (the roster_state of that district)."""
     did = store.district(key).id
     with store.engine.connect() as conn:
-        people = conn.execute(select(
-            Person.user_id, Person.email, Person.first_name, Person.last_name, Person.role,
-            Person.grade, Person.active).where(Person.district_id == did)).all()
-        classes = conn.execute(select(
-            SchoolClass.class_id, School.org_sis_id, SchoolClass.name, SchoolClass.grade,
-            SchoolClass.active).join(School, School.id == SchoolClass.school_id)
-            .where(SchoolClass.district_id == did)).all()
-        enrollments = conn.execute(select(
-            SchoolClass.class_id, Person.user_id, Enrollment.is_primary, Enrollment.active)
-            .select_from(Enrollment).join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
+        people = conn.execute(
+            select(
+                Person.user_id,
+                Person.email,
+                Person.first_name,
+                Person.last_name,
+                Person.role,
+                Person.grade,
+                Person.active,
+            ).where(Person.district_id == did)
+        ).all()
+        classes = conn.execute(
+            select(
+                SchoolClass.class_id,
+                School.org_sis_id,
+                SchoolClass.name,
+                SchoolClass.grade,
+                SchoolClass.active,
+            )
+            .join(School, School.id == SchoolClass.school_id)
+            .where(SchoolClass.district_id == did)
+        ).all()
+        enrollments = conn.execute(
+            select(SchoolClass.class_id, Person.user_id, Enrollment.is_primary, Enrollment.active)
+            .select_from(Enrollment)
+            .join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
             .join(Person, Person.id == Enrollment.person_id)
-            .where(SchoolClass.district_id == did)).all()
-    return {name: sorted(tuple(r) for r in rows) for name, rows in (
-        ("people", people), ("classes", classes), ("enrollments", enrollments))}
+            .where(SchoolClass.district_id == did)
+        ).all()
+    return {
+        name: sorted(tuple(r) for r in rows)
+        for name, rows in (("people", people), ("classes", classes), ("enrollments", enrollments))
+    }
 
 
 @pytest.fixture
@@ -43,8 +62,9 @@ def two_districts(store) -> Store:
         store.create_district(key, f"District {key}")
         for org, name in SCHOOLS:
             store.add_school(key, org, name)
-    b_rows = [dict(r, userEmail=r["userEmail"].replace("example.org", "b.org"))
-              for r in class_of(3)]
+    b_rows = [
+        dict(r, userEmail=r["userEmail"].replace("example.org", "b.org")) for r in class_of(3)
+    ]
     assert upload(store, b_rows, district="B").applied
     return store
 
@@ -74,7 +94,11 @@ def test_regranting_replaces_the_access(store):
     store.grant_admin("A", "U1", support=True)  # downgraded to support only
     grant = store.grant("A", "U1")
     assert (grant.system, grant.enrollment, grant.support, grant.can_upload) == (
-        False, False, True, False)
+        False,
+        False,
+        True,
+        False,
+    )
     assert len(store.grants_for("U1")) == 1
 
 
@@ -99,9 +123,11 @@ def test_same_ids_in_another_district_leave_it_untouched(two_districts):
 def test_removals_naming_another_districts_ids_remove_nothing_there(two_districts):
     store = two_districts
     before_b = district_state(store, "B")
-    removing = [row(action="DEACTIVATE-USER", userId="S1", userEmail="s1@b.org"),
-                row(action="REMOVE-CLASS", classId="MATH5"),
-                row(action="REMOVE-ENROLLMENT", userId="S2", userEmail="s2@b.org")]
+    removing = [
+        row(action="DEACTIVATE-USER", userId="S1", userEmail="s1@b.org"),
+        row(action="REMOVE-CLASS", classId="MATH5"),
+        row(action="REMOVE-ENROLLMENT", userId="S2", userEmail="s2@b.org"),
+    ]
     result = upload(store, removing, district="A", confirm_removals=True)
     assert not any(c["removed"] for c in result.counts.values()), result.counts
     assert "ACTION_USER_NOT_FOUND" in codes(result)
@@ -112,8 +138,7 @@ def test_removals_naming_another_districts_ids_remove_nothing_there(two_district
 def test_an_email_of_another_district_is_taken(two_districts):
     store = two_districts
     before_b = district_state(store, "B")
-    result = upload(store, [teacher(userId="TA", userEmail="T1@B.ORG"), student(4)],
-                    district="A")
+    result = upload(store, [teacher(userId="TA", userEmail="T1@B.ORG"), student(4)], district="A")
     assert ("EMAIL_TAKEN" in codes(result)) and result.applied
     assert [i["row"] for i in result.issues if i["code"] == "EMAIL_TAKEN"] == [2]
     assert district_state(store, "B") == before_b

@@ -14,13 +14,12 @@ from sqlalchemy import func, select
 
 from roster.models import Person, Upload
 from tests.conftest_slack import (
-    GOOD_AND_BAD,
-    TS,
- # noqa: F401 - fixtures
+    # noqa: F401 - fixtures
     ADMIN,
     CHANNEL,
     DISTRICT,
     DM,
+    GOOD_AND_BAD,
     SCHOOL,
     STRANGER,
     SUPPORT,
@@ -28,6 +27,7 @@ from tests.conftest_slack import (
     TP_ADMIN,
     TP_CHANNEL,
     TP_SCHOOL,
+    TS,
     UNLINKED,
     bot,
     file_share_event,
@@ -40,7 +40,6 @@ from tests.conftest_slack import (
 from tests.slack_standin import BOT_ID, BOT_TOKEN, BOT_USER_ID, SlackStandIn, dm_channel
 
 
-
 def people(store) -> int:
     with store.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(Person)).scalar_one()
@@ -48,8 +47,11 @@ def people(store) -> int:
 
 def summary_posts(slack: SlackStandIn, thread_ts: str = TS, channel: str = CHANNEL):
     """Thread replies other than the "processing" message."""
-    return [p for p in slack.posts(channel, thread_ts) if "Processing" not in p.get("text", "")
-            and "Checking" not in p.get("text", "")]
+    return [
+        p
+        for p in slack.posts(channel, thread_ts)
+        if "Processing" not in p.get("text", "") and "Checking" not in p.get("text", "")
+    ]
 
 
 def blocks_text(post) -> str:
@@ -58,8 +60,9 @@ def blocks_text(post) -> str:
 
 def wait_final_reaction(slack: SlackStandIn, channel: str = CHANNEL, ts: str = TS) -> str:
     finals = {"white_check_mark", "warning", "x", "no_entry"}
-    found = slack.wait_for(lambda: [r for r in slack.reactions(channel, ts) if r in finals],
-                           what="the final reaction")
+    found = slack.wait_for(
+        lambda: [r for r in slack.reactions(channel, ts) if r in finals], what="the final reaction"
+    )
     return found[0]
 
 
@@ -70,6 +73,7 @@ def share(bot, slack, name: str, content: bytes, redirect_to: str | None = None,
 
 
 # -- uploads -----------------------------------------------------------------------------------
+
 
 def test_admin_upload_replies_in_thread_with_counts_and_error_report(bot, slack, store):
     share(bot, slack, "users.csv", GOOD_AND_BAD)
@@ -101,8 +105,12 @@ def test_admin_upload_replies_in_thread_with_counts_and_error_report(bot, slack,
 
 
 def test_clean_file_gets_success_reaction_and_no_report(bot, slack, store):
-    share(bot, slack, "users.csv", users_csv(
-        f",{SCHOOL},t-100,Ann,Lee,ann.lee@lincoln.example.org,teacher,"))
+    share(
+        bot,
+        slack,
+        "users.csv",
+        users_csv(f",{SCHOOL},t-100,Ann,Lee,ann.lee@lincoln.example.org,teacher,"),
+    )
     assert wait_final_reaction(slack) == "white_check_mark"
     assert "completed" in blocks_text(summary_posts(slack)[0])
     time.sleep(0.2)
@@ -130,9 +138,19 @@ def test_redelivered_event_and_file_shared_do_not_process_twice(bot, slack, stor
     event = file_share_event([fo])
     assert bot.send_event(event, event_id="Ev0DUP") == 200
     assert bot.send_event(event, event_id="Ev0DUP", retry_num=1) == 200
-    assert bot.send_event({"type": "file_shared", "channel_id": CHANNEL, "file_id": fo["id"],
-                           "user_id": ADMIN, "file": {"id": fo["id"]},
-                           "event_ts": TS}) == 200
+    assert (
+        bot.send_event(
+            {
+                "type": "file_shared",
+                "channel_id": CHANNEL,
+                "file_id": fo["id"],
+                "user_id": ADMIN,
+                "file": {"id": fo["id"]},
+                "event_ts": TS,
+            }
+        )
+        == 200
+    )
     wait_final_reaction(slack)
     slack.wait_for(lambda: slack.uploads)
     assert bot.send_event(event, event_id="Ev0DUP", retry_num=2) == 200  # after it finished
@@ -172,6 +190,7 @@ def test_progress_updates_the_processing_message(slack, store):
 
 # -- refusals ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("user", [STRANGER, SUPPORT, SYSADMIN_ONLY])
 def test_upload_without_system_and_enrollment_is_refused(bot, slack, store, user):
     share(bot, slack, "users.csv", GOOD_AND_BAD, user=user)
@@ -204,10 +223,17 @@ def test_unlinked_channel_uses_default_district_when_configured(slack, store):
 
 
 def test_third_party_district_rejects_students_and_says_why(bot, slack, store):
-    share(bot, slack, "users.csv", users_csv(
-        f",{TP_SCHOOL},t-1,Tia,Moss,tia.moss@clever.example.org,teacher,",
-        f",{TP_SCHOOL},s-1,Sam,Moss,sam.moss@clever.example.org,student,05"),
-        user=TP_ADMIN, channel=TP_CHANNEL)
+    share(
+        bot,
+        slack,
+        "users.csv",
+        users_csv(
+            f",{TP_SCHOOL},t-1,Tia,Moss,tia.moss@clever.example.org,teacher,",
+            f",{TP_SCHOOL},s-1,Sam,Moss,sam.moss@clever.example.org,student,05",
+        ),
+        user=TP_ADMIN,
+        channel=TP_CHANNEL,
+    )
     assert wait_final_reaction(slack, TP_CHANNEL) == "warning"
     text = blocks_text(summary_posts(slack, channel=TP_CHANNEL)[0])
     assert "ROLE_NOT_ALLOWED" in text and "Clever" in text
@@ -236,11 +262,13 @@ def test_csv_in_a_dm_from_an_admin_is_processed(bot, slack, store):
 
 # -- safety ------------------------------------------------------------------------------------
 
+
 def test_foreign_file_host_never_receives_the_token(bot, slack, store):
     with SlackStandIn() as foreign:
         fo = foreign.host_file("users.csv", GOOD_AND_BAD)
         fo["url_private_download"] = fo["url_private"] = fo["url_private"].replace(
-            "127.0.0.1", "localhost")
+            "127.0.0.1", "localhost"
+        )
         assert bot.send_event(file_share_event([fo])) == 200
         assert wait_final_reaction(slack) == "x"
         time.sleep(0.2)
@@ -285,9 +313,20 @@ def test_file_over_the_size_cap_is_refused_before_download(slack, store):
 def test_bots_own_upload_and_messages_are_ignored(bot, slack, store):
     fo = slack.host_file("users-errors.csv", GOOD_AND_BAD)
     assert bot.send_event(file_share_event([fo], user=BOT_USER_ID, bot_id=BOT_ID)) == 200
-    assert bot.send_event({"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID,
-                           "text": "why did row 4 fail?", "channel": DM, "channel_type": "im",
-                           "ts": "1712000000.000300"}) == 200
+    assert (
+        bot.send_event(
+            {
+                "type": "message",
+                "user": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "text": "why did row 4 fail?",
+                "channel": DM,
+                "channel_type": "im",
+                "ts": "1712000000.000300",
+            }
+        )
+        == 200
+    )
     time.sleep(0.5)
     assert [r.path for r in slack.requests if r.path != "/api/auth.test"] == []
 
@@ -311,9 +350,15 @@ def test_unsigned_or_stale_requests_are_rejected(bot, slack, store, how):
 
 # -- questions and triage ----------------------------------------------------------------------
 
+
 def test_question_by_mention_is_answered_in_thread_once(bot, slack, store):
-    event = {"type": "app_mention", "user": STRANGER, "channel": CHANNEL,
-             "text": f"<@{BOT_USER_ID}> what does EMAIL_TAKEN mean?", "ts": TS}
+    event = {
+        "type": "app_mention",
+        "user": STRANGER,
+        "channel": CHANNEL,
+        "text": f"<@{BOT_USER_ID}> what does EMAIL_TAKEN mean?",
+        "ts": TS,
+    }
     assert bot.send_event(event) == 200
     # Slack also delivers the same message as a message.channels event
     assert bot.send_event({**event, "type": "message", "channel_type": "channel"}) == 200
@@ -326,20 +371,52 @@ def test_question_by_mention_is_answered_in_thread_once(bot, slack, store):
 
 
 def test_question_by_dm_is_answered_and_no_match_offers_closest(bot, slack, store):
-    assert bot.send_event({"type": "message", "user": ADMIN, "channel": DM, "channel_type": "im",
-                           "text": "how do I fix primary_teacher errors?", "ts": TS}) == 200
+    assert (
+        bot.send_event(
+            {
+                "type": "message",
+                "user": ADMIN,
+                "channel": DM,
+                "channel_type": "im",
+                "text": "how do I fix primary_teacher errors?",
+                "ts": TS,
+            }
+        )
+        == 200
+    )
     answer = slack.wait_for(lambda: slack.posts(DM, TS), what="the DM answer")
     assert "primary_teacher" in blocks_text(answer[0])
-    assert bot.send_event({"type": "message", "user": ADMIN, "channel": DM, "channel_type": "im",
-                           "text": "zebra quantum banana", "ts": "1712000000.000900"}) == 200
+    assert (
+        bot.send_event(
+            {
+                "type": "message",
+                "user": ADMIN,
+                "channel": DM,
+                "channel_type": "im",
+                "text": "zebra quantum banana",
+                "ts": "1712000000.000900",
+            }
+        )
+        == 200
+    )
     miss = slack.wait_for(lambda: slack.posts(DM, "1712000000.000900"))
     assert "don't have a good answer" in miss[0]["text"]
     assert "closest topics" in miss[0]["text"]
 
 
 def test_mention_in_unlinked_channel_is_refused(bot, slack, store):
-    assert bot.send_event({"type": "app_mention", "user": ADMIN, "channel": UNLINKED,
-                           "text": f"<@{BOT_USER_ID}> what is EMAIL_TAKEN", "ts": TS}) == 200
+    assert (
+        bot.send_event(
+            {
+                "type": "app_mention",
+                "user": ADMIN,
+                "channel": UNLINKED,
+                "text": f"<@{BOT_USER_ID}> what is EMAIL_TAKEN",
+                "ts": TS,
+            }
+        )
+        == 200
+    )
     reply = slack.wait_for(lambda: slack.posts(UNLINKED, TS))
     assert "not linked" in reply[0]["text"]
 
@@ -350,9 +427,20 @@ def test_row_and_summary_in_an_upload_thread(bot, slack, store):
 
     def ask(text: str, ts: str, user: str = SUPPORT):
         before = len(slack.posts(CHANNEL, TS))
-        assert bot.send_event({"type": "message", "user": user, "channel": CHANNEL,
-                               "channel_type": "channel", "text": text, "ts": ts,
-                               "thread_ts": TS}) == 200
+        assert (
+            bot.send_event(
+                {
+                    "type": "message",
+                    "user": user,
+                    "channel": CHANNEL,
+                    "channel_type": "channel",
+                    "text": text,
+                    "ts": ts,
+                    "thread_ts": TS,
+                }
+            )
+            == 200
+        )
         return slack.wait_for(lambda: slack.posts(CHANNEL, TS)[before:], what=text)[0]
 
     row4 = ask("why did row 4 fail?", "1712000001.000001")
@@ -371,9 +459,20 @@ def test_a_code_named_in_an_upload_thread_is_answered_without_a_mention(bot, sla
     wait_final_reaction(slack)
 
     def say(text: str, ts: str, thread_ts: str = TS) -> None:
-        assert bot.send_event({"type": "message", "user": ADMIN, "channel": CHANNEL,
-                               "channel_type": "channel", "text": text, "ts": ts,
-                               "thread_ts": thread_ts}) == 200
+        assert (
+            bot.send_event(
+                {
+                    "type": "message",
+                    "user": ADMIN,
+                    "channel": CHANNEL,
+                    "channel_type": "channel",
+                    "text": text,
+                    "ts": ts,
+                    "thread_ts": thread_ts,
+                }
+            )
+            == 200
+        )
 
     before = len(slack.posts(CHANNEL, TS))
     say("thanks, I'll fix the school ids", "1712000002.000001")  # talk among people
@@ -388,6 +487,7 @@ def test_a_code_named_in_an_upload_thread_is_answered_without_a_mention(bot, sla
 
 
 # -- slash command -----------------------------------------------------------------------------
+
 
 def command(bot, slack, text: str, **kw) -> dict:
     seen = len(slack.responses())
@@ -456,8 +556,9 @@ def test_slash_download(bot, slack, store):
 
 
 def test_slash_download_refusals(bot, slack, store):
-    assert "needs system and enrollment" in command(bot, slack, "download staff",
-                                                    user=SUPPORT)["text"]
+    assert (
+        "needs system and enrollment" in command(bot, slack, "download staff", user=SUPPORT)["text"]
+    )
     third_party = command(bot, slack, "download students", user=TP_ADMIN, channel=TP_CHANNEL)
     assert "Clever" in third_party["text"]
     assert slack.uploads == []
@@ -497,6 +598,7 @@ def test_slash_link_requires_a_system_admin_of_that_district(bot, slack, store):
 
 # -- Socket Mode -------------------------------------------------------------------------------
 
+
 def test_socket_mode_acks_the_envelope_and_processes_the_upload(slack, store):
     from bot.app import create_app, start_socket_mode
     from tests.conftest_slack import bot_settings
@@ -506,25 +608,46 @@ def test_socket_mode_acks_the_envelope_and_processes_the_upload(slack, store):
     app = create_app(bot_settings(slack, app_token=APP_TOKEN, signing_secret=None), store)
     handler = start_socket_mode(app, app.rosterbot.settings)
     try:
-        assert slack.calls("apps.connections.open")[0].headers["authorization"] == \
-            f"Bearer {APP_TOKEN}"
+        assert (
+            slack.calls("apps.connections.open")[0].headers["authorization"]
+            == f"Bearer {APP_TOKEN}"
+        )
         fo = slack.host_file("users.csv", GOOD_AND_BAD)
-        payload = {"token": "legacy", "team_id": "T0STANDIN", "api_app_id": "A0ROSTERBOT",
-                   "type": "event_callback", "event_id": "Ev0SOCKET", "event_time": 1712000000,
-                   "event": file_share_event([fo]),
-                   "authorizations": [{"team_id": "T0STANDIN", "user_id": BOT_USER_ID,
-                                       "is_bot": True}]}
-        slack.send_envelope({"envelope_id": "env-1", "type": "events_api",
-                             "accepts_response_payload": False, "retry_attempt": 0,
-                             "retry_reason": "", "payload": payload})
+        payload = {
+            "token": "legacy",
+            "team_id": "T0STANDIN",
+            "api_app_id": "A0ROSTERBOT",
+            "type": "event_callback",
+            "event_id": "Ev0SOCKET",
+            "event_time": 1712000000,
+            "event": file_share_event([fo]),
+            "authorizations": [{"team_id": "T0STANDIN", "user_id": BOT_USER_ID, "is_bot": True}],
+        }
+        slack.send_envelope(
+            {
+                "envelope_id": "env-1",
+                "type": "events_api",
+                "accepts_response_payload": False,
+                "retry_attempt": 0,
+                "retry_reason": "",
+                "payload": payload,
+            }
+        )
         acks = slack.wait_for(slack.socket_acks, what="the envelope ack")
         assert acks[0]["envelope_id"] == "env-1"
         assert wait_final_reaction(slack) == "warning"
         assert slack.wait_for(lambda: slack.uploads)[0].thread_ts == TS
         # a retried envelope for the same file is acknowledged but not processed again
-        slack.send_envelope({"envelope_id": "env-2", "type": "events_api",
-                             "accepts_response_payload": False, "retry_attempt": 1,
-                             "retry_reason": "timeout", "payload": payload})
+        slack.send_envelope(
+            {
+                "envelope_id": "env-2",
+                "type": "events_api",
+                "accepts_response_payload": False,
+                "retry_attempt": 1,
+                "retry_reason": "timeout",
+                "payload": payload,
+            }
+        )
         slack.wait_for(lambda: len(slack.socket_acks()) == 2, what="the second ack")
         time.sleep(0.3)
         assert len(slack.paths("/files-pri/")) == 1
@@ -536,14 +659,17 @@ def test_socket_mode_acks_the_envelope_and_processes_the_upload(slack, store):
 
 # -- mass-removal guard: the Confirm button ----------------------------------------------------
 
+
 def test_held_upload_is_applied_after_confirm_button(bot, slack, store):
     teachers = [f",{SCHOOL},t-{n},T{n},Lee,t{n}@lincoln.example.org,teacher," for n in range(5)]
     share(bot, slack, "users.csv", users_csv(*teachers))
     assert wait_final_reaction(slack) == "white_check_mark"
 
     removal_ts = "1712000005.000100"
-    removals = [f"DEACTIVATE-USER,{SCHOOL},t-{n},T{n},Lee,t{n}@lincoln.example.org,teacher,"
-                for n in range(2)]  # 40% of the people, over the 20% guard
+    removals = [
+        f"DEACTIVATE-USER,{SCHOOL},t-{n},T{n},Lee,t{n}@lincoln.example.org,teacher,"
+        for n in range(2)
+    ]  # 40% of the people, over the 20% guard
     share(bot, slack, "users.csv", users_csv(*removals), ts=removal_ts)
     assert wait_final_reaction(slack, ts=removal_ts) == "x"
     held = slack.wait_for(lambda: summary_posts(slack, removal_ts))[0]
@@ -553,8 +679,9 @@ def test_held_upload_is_applied_after_confirm_button(bot, slack, store):
 
     def active() -> int:
         with store.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(Person)
-                                .where(Person.active.is_(True))).scalar_one()
+            return conn.execute(
+                select(func.count()).select_from(Person).where(Person.active.is_(True))
+            ).scalar_one()
 
     assert active() == 5  # nothing applied while held
     seen = len(slack.responses())
@@ -564,8 +691,10 @@ def test_held_upload_is_applied_after_confirm_button(bot, slack, store):
     assert active() == 5
 
     assert bot.click(button, user=ADMIN, channel=CHANNEL, message_ts=removal_ts) == 200
-    slack.wait_for(lambda: "white_check_mark" in slack.reactions(CHANNEL, removal_ts),
-                   what="the success reaction after confirming")
+    slack.wait_for(
+        lambda: "white_check_mark" in slack.reactions(CHANNEL, removal_ts),
+        what="the success reaction after confirming",
+    )
     applied = summary_posts(slack, removal_ts)[-1]
     assert "applied" in blocks_text(applied) and "actions" not in json.dumps(applied["blocks"])
     assert active() == 3
@@ -573,41 +702,55 @@ def test_held_upload_is_applied_after_confirm_button(bot, slack, store):
 
 # -- the real entry point ----------------------------------------------------------------------
 
+
 def test_rosterbot_serve_http_verifies_and_processes(slack, store, tmp_path):
     import os
     import socket
     import subprocess
     import sys
+    from datetime import timedelta
     from pathlib import Path
 
+    from roster.models import utcnow
     from tests.conftest_slack import SIGNING_SECRET, BotUnderTest
 
-    from datetime import timedelta
-
-    from roster.models import utcnow
-
     # an upload a killed predecessor left half-done: serve() settles it before listening
-    stranded = store.claim_slack_file("F0STRANDED", DISTRICT, CHANNEL, "1711000000.000001",
-                                      ADMIN, "users.csv")
-    store.update_upload(stranded, state="processing", payload=GOOD_AND_BAD,
-                        created_at=utcnow() - timedelta(hours=1))
+    stranded = store.claim_slack_file(
+        "F0STRANDED", DISTRICT, CHANNEL, "1711000000.000001", ADMIN, "users.csv"
+    )
+    store.update_upload(
+        stranded, state="processing", payload=GOOD_AND_BAD, created_at=utcnow() - timedelta(hours=1)
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-           "ROSTERBOT_SLACK_API_URL": slack.api_url, "ROSTERBOT_DATABASE_URL": store.url}
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "ROSTERBOT_SLACK_API_URL": slack.api_url,
+        "ROSTERBOT_DATABASE_URL": store.url,
+    }
     env.pop("SLACK_APP_TOKEN", None)
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--http", "--port",
-                             str(port)], cwd=root, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--http", "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
+
         def listening() -> bool:
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", port)) == 0
 
-        slack.wait_for(lambda: listening() or proc.poll() is not None, timeout=20,
-                       what="rosterbot serve --http to listen")
+        slack.wait_for(
+            lambda: listening() or proc.poll() is not None,
+            timeout=20,
+            what="rosterbot serve --http to listen",
+        )
         assert proc.poll() is None, proc.stderr.read().decode()
 
         class Server:  # what BotUnderTest needs from a running server

@@ -24,12 +24,12 @@ from sqlalchemy import func, select
 from bot.app import recover
 from roster.models import Person, Upload, utcnow
 from tests.conftest_slack import (
-    GOOD_AND_BAD,
-    TS,
- # noqa: F401 - fixtures
+    # noqa: F401 - fixtures
     ADMIN,
     CHANNEL,
     DISTRICT,
+    GOOD_AND_BAD,
+    TS,
     file_share_event,
     slack,
     start_bot,
@@ -37,7 +37,6 @@ from tests.conftest_slack import (
     store,
 )
 from tests.slack_standin import SlackStandIn
-
 
 
 @pytest.fixture
@@ -67,8 +66,9 @@ def not_processing(rec: Any) -> bool:
 
 def final_reaction(slack: SlackStandIn, channel: str = CHANNEL, ts: str = TS) -> str:
     finals = {"white_check_mark", "warning", "x", "no_entry"}
-    return slack.wait_for(lambda: [r for r in slack.reactions(channel, ts) if r in finals],
-                          what="the final reaction")[0]
+    return slack.wait_for(
+        lambda: [r for r in slack.reactions(channel, ts) if r in finals], what="the final reaction"
+    )[0]
 
 
 def share(bot, slack, content: bytes = GOOD_AND_BAD, **kw) -> None:
@@ -81,6 +81,7 @@ def thread_text(slack: SlackStandIn, thread_ts: str = TS, channel: str = CHANNEL
 
 
 # -- retries -----------------------------------------------------------------------------------
+
 
 def test_rate_limited_summary_is_posted_after_retry_after(bot, slack, store):
     limited = slack.fail("chat.postMessage", 429, retry_after=1, match=not_processing)
@@ -116,7 +117,8 @@ def test_server_errors_on_the_report_upload_are_retried(bot, slack, store):
 
 
 def test_summary_refused_for_good_keeps_the_applied_roster_and_tries_a_fallback(
-        bot, slack, store, caplog):
+    bot, slack, store, caplog
+):
     caplog.set_level(logging.WARNING)
     slack.fail("chat.postMessage", 500, times=None, match=not_processing)
     share(bot, slack)
@@ -137,11 +139,13 @@ def test_summary_refused_for_good_keeps_the_applied_roster_and_tries_a_fallback(
     assert record.counts["staff"]["created"] == 1 and record.issues
     assert record.report is not None
     assert slack.wait_for(lambda: slack.uploads)[0].thread_ts == TS  # the report still went
-    assert any("posting to" in r.getMessage() and r.levelno == logging.ERROR
-               for r in caplog.records)
+    assert any(
+        "posting to" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records
+    )
 
 
 # -- the file download failing -----------------------------------------------------------------
+
 
 def test_file_download_server_error_is_reported_and_nothing_applied(bot, slack, store):
     slack.fail("file_host", 500, times=None)
@@ -173,11 +177,20 @@ def test_file_download_timeout_is_reported_and_nothing_applied(slack, store):
 
 # -- start-up recovery -------------------------------------------------------------------------
 
-def unfinished(store, *, file_id: str, thread_ts: str, payload: bytes | None,
-               dry_run: bool = False, channel: str = CHANNEL) -> int:
+
+def unfinished(
+    store,
+    *,
+    file_id: str,
+    thread_ts: str,
+    payload: bytes | None,
+    dry_run: bool = False,
+    channel: str = CHANNEL,
+) -> int:
     """An upload record as a process killed mid-upload leaves it (created an hour ago)."""
-    upload_id = store.claim_slack_file(file_id, DISTRICT, channel, thread_ts, ADMIN, "users.csv",
-                                       dry_run=dry_run)
+    upload_id = store.claim_slack_file(
+        file_id, DISTRICT, channel, thread_ts, ADMIN, "users.csv", dry_run=dry_run
+    )
     values: dict = dict(created_at=utcnow() - timedelta(hours=1))
     if payload is not None:
         values.update(state="processing", kind="users", payload=payload)
@@ -186,12 +199,15 @@ def unfinished(store, *, file_id: str, thread_ts: str, payload: bytes | None,
 
 
 def test_start_up_recovery_tells_every_unfinished_upload_its_outcome(bot, slack, store):
-    applying = unfinished(store, file_id="F0APPLY", thread_ts="1711000000.000001",
-                          payload=GOOD_AND_BAD)
-    checking = unfinished(store, file_id="F0CHECK", thread_ts="1711000000.000002",
-                          payload=GOOD_AND_BAD, dry_run=True)
-    never_downloaded = unfinished(store, file_id="F0RECV", thread_ts="1711000000.000003",
-                                  payload=None)
+    applying = unfinished(
+        store, file_id="F0APPLY", thread_ts="1711000000.000001", payload=GOOD_AND_BAD
+    )
+    checking = unfinished(
+        store, file_id="F0CHECK", thread_ts="1711000000.000002", payload=GOOD_AND_BAD, dry_run=True
+    )
+    never_downloaded = unfinished(
+        store, file_id="F0RECV", thread_ts="1711000000.000003", payload=None
+    )
 
     recovered = recover(bot.app)
     assert [r.upload_id for r in recovered] == [applying, checking, never_downloaded]
@@ -210,15 +226,19 @@ def test_start_up_recovery_tells_every_unfinished_upload_its_outcome(bot, slack,
 
     assert people(store) == 0  # nothing re-applied
     states = {u.id: (u.state, u.payload) for u in uploads(store)}
-    assert states == {applying: ("abandoned", None), checking: ("checked", None),
-                      never_downloaded: ("abandoned", None)}
+    assert states == {
+        applying: ("abandoned", None),
+        checking: ("checked", None),
+        never_downloaded: ("abandoned", None),
+    }
     assert recover(bot.app) == []  # settled once
 
 
 def test_recovery_survives_slack_refusing_the_message(bot, slack, store, caplog):
     caplog.set_level(logging.WARNING)
-    upload_id = unfinished(store, file_id="F0APPLY", thread_ts="1711000000.000001",
-                           payload=GOOD_AND_BAD)
+    upload_id = unfinished(
+        store, file_id="F0APPLY", thread_ts="1711000000.000001", payload=GOOD_AND_BAD
+    )
     slack.fail("chat.postMessage", 500, times=None)
     assert [r.upload_id for r in recover(bot.app)] == [upload_id]
     assert uploads(store)[0].state == "abandoned"  # finished, and the failure is logged

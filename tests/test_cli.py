@@ -14,17 +14,31 @@ import pytest
 from tests.builders import class_of, row, users_csv
 
 ROOT = Path(__file__).resolve().parents[1]
-FILE_KEYS = {"file", "kind", "status", "applied", "file_issues", "counts", "rows", "issues",
-             "error_report"}
+FILE_KEYS = {
+    "file",
+    "kind",
+    "status",
+    "applied",
+    "file_issues",
+    "counts",
+    "rows",
+    "issues",
+    "error_report",
+}
 ISSUE_KEYS = {"row", "column", "code", "severity", "value", "message", "fix"}
 
 
 def cli(tmp_path: Path, *args: str, db: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "ROSTERBOT_DATABASE_URL"}
     db = db or f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    return subprocess.run([sys.executable, "-m", "bot.cli", "--db", db, *args], cwd=tmp_path,
-                          env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--db", db, *args],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -51,10 +65,17 @@ def test_check_json_is_one_object_with_the_contract_keys(setup):
     assert f["kind"] == "users" and f["status"] == "completed_with_errors"
     assert f["applied"] is False
     assert set(f["counts"]) == {"school", "staff", "student", "class", "enrollment"}
-    assert all(set(c) == {"created", "updated", "no_change", "removed", "errors"}
-               for c in f["counts"].values())
-    assert set(f["rows"]) == {"total", "blank_skipped", "rejected", "partly_applied",
-                              "with_warnings"}
+    assert all(
+        set(c) == {"created", "updated", "no_change", "removed", "errors"}
+        for c in f["counts"].values()
+    )
+    assert set(f["rows"]) == {
+        "total",
+        "blank_skipped",
+        "rejected",
+        "partly_applied",
+        "with_warnings",
+    }
     assert [set(i) for i in f["issues"]] == [ISSUE_KEYS]
     assert f["issues"][0]["row"] == 5 and f["issues"][0]["code"] == "EMAIL_INVALID"
     report = Path(f["error_report"])
@@ -92,8 +113,10 @@ def test_held_upload_exits_2_and_confirm_applies(setup):
     (setup / "remove.csv").write_bytes(users_csv([row(action="REMOVE-CLASS", classId="C0")]))
     held = cli(setup, "upload", "d1", "remove.csv", "--json")
     assert held.returncode == 2
-    assert json.loads(held.stdout)["files"][0]["file_issues"][0]["code"] == \
-        "REMOVALS_NEED_CONFIRMATION"
+    assert (
+        json.loads(held.stdout)["files"][0]["file_issues"][0]["code"]
+        == "REMOVALS_NEED_CONFIRMATION"
+    )
     done = cli(setup, "upload", "d1", "remove.csv", "--json", "--confirm-removals")
     assert done.returncode == 0 and json.loads(done.stdout)["files"][0]["applied"] is True
 
@@ -134,8 +157,9 @@ def test_admin_grant_and_channel_link(setup):
 
 
 def test_make_demo_runs_the_real_pipeline():
-    done = subprocess.run([sys.executable, "-m", "bot.demo"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.demo"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "completed with errors" in done.stdout.lower()
     assert "EMAIL_DUPLICATE" in done.stdout
@@ -174,10 +198,13 @@ def _on_a_terminal(setup: Path, *args: str) -> tuple[int, str]:
 
     controller, terminal = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "ROSTERBOT_DATABASE_URL"}
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "--db",
-                             f"sqlite:///{setup / 'cli.sqlite3'}", *args], cwd=setup,
-                            env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                            stderr=terminal)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "--db", f"sqlite:///{setup / 'cli.sqlite3'}", *args],
+        cwd=setup,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    )
     os.close(terminal)
     seen = b""
     while True:
@@ -220,10 +247,23 @@ def test_output_cut_short_by_the_reader_is_not_an_error(setup):
     (setup / "users.csv").write_bytes(users_csv(bad))
     assert cli(setup, "check", "d1", "users.csv").returncode == 0
     env = {k: v for k, v in os.environ.items() if k != "ROSTERBOT_DATABASE_URL"}
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "--db",
-                             f"sqlite:///{setup / 'cli.sqlite3'}", "status", "d1", "--upload", "1"],
-                            cwd=setup, env={**env, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--db",
+            f"sqlite:///{setup / 'cli.sqlite3'}",
+            "status",
+            "d1",
+            "--upload",
+            "1",
+        ],
+        cwd=setup,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     first = proc.stdout.readline()  # `head -1`
     proc.stdout.close()
     err = proc.stderr.read()

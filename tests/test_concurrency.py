@@ -22,8 +22,9 @@ from tests.conftest import PG_OK, make_pg_store, set_up_district
 from tests.roster_helpers import roster_state, upload
 from tests.test_crash import CliUpload
 
-pg_only = pytest.mark.skipif(not PG_OK, reason="PostgreSQL not configured "
-                                                "(set ROSTERBOT_TEST_POSTGRES_URL)")
+pg_only = pytest.mark.skipif(
+    not PG_OK, reason="PostgreSQL not configured (set ROSTERBOT_TEST_POSTGRES_URL)"
+)
 
 
 def base_rows() -> list[dict]:
@@ -32,14 +33,21 @@ def base_rows() -> list[dict]:
 
 def file_one() -> list[dict]:
     """Renames S1, adds S10 and a class; file_two depends on it."""
-    return [teacher(), student(1, userFirstName="One"), student(10),
-            teacher(classId="ART5", className="Art 5")]
+    return [
+        teacher(),
+        student(1, userFirstName="One"),
+        student(10),
+        teacher(classId="ART5", className="Art 5"),
+    ]
 
 
 def file_two() -> list[dict]:
     """Renames S1 again, enrolls S10 (created by file_one) in ART5 (created by file_one)."""
-    return [student(1, userFirstName="Two"), student(10, classId="ART5", className="Art 5"),
-            row(action="REMOVE-ENROLLMENT", userId="S2", userEmail="s2@example.org")]
+    return [
+        student(1, userFirstName="Two"),
+        student(10, classId="ART5", className="Art 5"),
+        row(action="REMOVE-ENROLLMENT", userId="S2", userEmail="s2@example.org"),
+    ]
 
 
 def with_app_name(url: str, name: str) -> str:
@@ -56,15 +64,21 @@ def result_of(done: tuple[int, str]) -> dict:
 
 def blocking_pids(store: Store, app_name: str) -> list[int]:
     with store.engine.connect() as conn:
-        found = conn.execute(text("select pg_blocking_pids(pid) from pg_stat_activity "
-                                  "where application_name = :a"), {"a": app_name}).all()
+        found = conn.execute(
+            text("select pg_blocking_pids(pid) from pg_stat_activity where application_name = :a"),
+            {"a": app_name},
+        ).all()
     return [pid for (pids,) in found for pid in pids]
 
 
 def backend_pids(store: Store, app_name: str) -> set[int]:
     with store.engine.connect() as conn:
-        return set(conn.execute(text("select pid from pg_stat_activity "
-                                     "where application_name = :a"), {"a": app_name}).scalars())
+        return set(
+            conn.execute(
+                text("select pid from pg_stat_activity where application_name = :a"),
+                {"a": app_name},
+            ).scalars()
+        )
 
 
 def paused_then_second(tmp_path, first_url: str, second_url: str) -> tuple:
@@ -100,7 +114,8 @@ def test_postgres_same_district_uploads_are_serialised_by_the_row_lock(tmp_path)
         assert upload(store, base_rows()).applied
         tag = uuid.uuid4().hex[:8]
         first, second, release = paused_then_second(
-            tmp_path, with_app_name(store.url, f"rb1_{tag}"), with_app_name(store.url, f"rb2_{tag}"))
+            tmp_path, with_app_name(store.url, f"rb1_{tag}"), with_app_name(store.url, f"rb2_{tag}")
+        )
         # the second process really waits on the first one's row lock
         deadline = time.monotonic() + 60
         while not blocking_pids(store, f"rb2_{tag}") and time.monotonic() < deadline:
@@ -115,8 +130,9 @@ def test_postgres_same_district_uploads_are_serialised_by_the_row_lock(tmp_path)
         assert one["counts"]["student"]["created"] == 1
         # the second saw the first's commit: S10 and ART5 already existed
         assert two["counts"]["class"]["created"] == 0 and two["counts"]["student"]["created"] == 0
-        assert roster_state(store) == sequential_state(lambda: make_pg_store(), file_one(),
-                                                       file_two())
+        assert roster_state(store) == sequential_state(
+            lambda: make_pg_store(), file_one(), file_two()
+        )
     finally:
         drop()
 

@@ -10,7 +10,14 @@ from sqlalchemy.exc import OperationalError
 import roster.apply
 from roster.pipeline import Settings
 from tests.builders import class_of, row, student, teacher, users_csv
-from tests.roster_helpers import active_enrollments, codes, issues_by_row, person, roster_state, upload
+from tests.roster_helpers import (
+    active_enrollments,
+    codes,
+    issues_by_row,
+    person,
+    roster_state,
+    upload,
+)
 
 
 def test_first_upload_creates_everything(store, district):
@@ -20,8 +27,9 @@ def test_first_upload_creates_everything(store, district):
     assert c["school"] == dict(created=0, updated=0, no_change=1, removed=0, errors=0)
     assert c["staff"]["created"] == 1 and c["student"]["created"] == 3
     assert c["class"]["created"] == 1 and c["enrollment"]["created"] == 4
-    assert result.rows == dict(total=4, blank_skipped=0, rejected=0, partly_applied=0,
-                               with_warnings=0)
+    assert result.rows == dict(
+        total=4, blank_skipped=0, rejected=0, partly_applied=0, with_warnings=0
+    )
     assert active_enrollments(store, "MATH5") == {("MATH5", u) for u in ("T1", "S1", "S2", "S3")}
 
 
@@ -33,7 +41,9 @@ def test_reupload_is_no_change(store, district):
         assert c["created"] == c["updated"] == c["removed"] == 0, entity
     assert second.counts["student"]["no_change"] == 3
     assert second.counts["enrollment"]["no_change"] == 4
-    assert [e["errors"] for e in second.counts.values()] == [e["errors"] for e in first.counts.values()]
+    assert [e["errors"] for e in second.counts.values()] == [
+        e["errors"] for e in first.counts.values()
+    ]
     assert codes(second) == codes(first) == ["EMAIL_INVALID"]
 
 
@@ -41,7 +51,12 @@ def test_dry_run_applies_nothing_and_reports_the_same_counts(store, district):
     rows = class_of(2)
     checked = upload(store, rows, apply=False)
     assert not checked.applied
-    assert roster_state(store) == {"people": [], "memberships": [], "classes": [], "enrollments": []}
+    assert roster_state(store) == {
+        "people": [],
+        "memberships": [],
+        "classes": [],
+        "enrollments": [],
+    }
     applied = upload(store, rows)
     assert applied.applied and checked.counts == applied.counts
 
@@ -51,7 +66,9 @@ def test_person_error_keeps_the_class(store, district):
     result = upload(store, rows)
     assert result.counts["class"]["created"] == 1
     assert result.counts["student"]["errors"] == 1
-    assert result.counts["enrollment"] == dict(created=1, updated=0, no_change=0, removed=0, errors=1)
+    assert result.counts["enrollment"] == dict(
+        created=1, updated=0, no_change=0, removed=0, errors=1
+    )
     assert result.issues[0]["row"] == 3 and result.issues[0]["code"] == "LASTNAME_REQUIRED"
     assert result.rows["partly_applied"] == 1
     assert person(store, "S1") is None
@@ -111,8 +128,13 @@ def test_blank_optional_value_keeps_what_is_stored(store, district):
 
 def test_person_new_at_a_school_counts_as_updated(store, district):
     upload(store, [student(1)])
-    result = upload(store, [student(1), student(1, org_sis_id="0202", classId="ALG8",
-                                                className="Algebra", classGrade="05")])
+    result = upload(
+        store,
+        [
+            student(1),
+            student(1, org_sis_id="0202", classId="ALG8", className="Algebra", classGrade="05"),
+        ],
+    )
     assert result.counts["student"]["updated"] == 1
     assert result.counts["school"]["no_change"] == 2
     assert ("S1", "0202") in roster_state(store)["memberships"]
@@ -130,8 +152,9 @@ def test_id_change_rule_renames_the_person_and_keeps_enrollments(store, district
 
 def test_id_change_does_not_fire_when_the_old_id_is_still_in_the_file(store, district):
     upload(store, [student(1)])
-    result = upload(store, [student(1, userEmail="other@example.org"),
-                            student(2, userEmail="s1@example.org")])
+    result = upload(
+        store, [student(1, userEmail="other@example.org"), student(2, userEmail="s1@example.org")]
+    )
     assert "EMAIL_TAKEN" in codes(result) and "USERID_CHANGED" not in codes(result)
 
 
@@ -147,8 +170,11 @@ def test_third_party_district_rejects_students_and_applies_staff(store):
 
 def test_remove_class_unenrolls_everyone(store, district):
     upload(store, class_of(3) + class_of(1, class_id="ART5"))
-    result = upload(store, [row(action="remove-class", classId="MATH5", userId="", userEmail="")],
-                    confirm_removals=True)
+    result = upload(
+        store,
+        [row(action="remove-class", classId="MATH5", userId="", userEmail="")],
+        confirm_removals=True,
+    )
     assert result.counts["class"]["removed"] == 1
     assert result.counts["enrollment"]["removed"] == 4
     assert result.counts["school"]["no_change"] == 1
@@ -173,8 +199,13 @@ def test_deactivate_user_keeps_history_and_reactivation_counts_as_updated(store,
 
 def test_remove_enrollment_and_missing_enrollment(store, district):
     upload(store, class_of(5))
-    result = upload(store, [row(action="REMOVE-ENROLLMENT", userId="S1"),
-                            row(action="REMOVE-ENROLLMENT", userId="S1", classId="MATH5")])
+    result = upload(
+        store,
+        [
+            row(action="REMOVE-ENROLLMENT", userId="S1"),
+            row(action="REMOVE-ENROLLMENT", userId="S1", classId="MATH5"),
+        ],
+    )
     assert result.counts["enrollment"]["removed"] == 1
     assert ("MATH5", "S1") not in active_enrollments(store)
     again = upload(store, [row(action="REMOVE-ENROLLMENT", userId="S1")])
@@ -183,8 +214,9 @@ def test_remove_enrollment_and_missing_enrollment(store, district):
     assert again.rows["with_warnings"] == 1
 
 
-def test_failure_in_the_middle_of_apply_leaves_the_store_exactly_as_before(store, district,
-                                                                           monkeypatch):
+def test_failure_in_the_middle_of_apply_leaves_the_store_exactly_as_before(
+    store, district, monkeypatch
+):
     upload(store, class_of(3))
     before = roster_state(store)
 
@@ -209,14 +241,16 @@ def test_mass_removal_guard_holds_the_upload(store, district):
     held = upload(store, removing)
     assert held.status == "failed" and not held.applied and held.held
     assert [(i.code, i.severity) for i in held.file_issues] == [
-        ("REMOVALS_NEED_CONFIRMATION", "error")]
+        ("REMOVALS_NEED_CONFIRMATION", "error")
+    ]
     assert "2 of 5 active classes (40%)" in held.file_issues[0].message
     assert held.counts["class"]["removed"] == 2
     assert roster_state(store) == before
     checked = upload(store, removing, apply=False)
     assert checked.status == "completed"
     assert [(i.code, i.severity) for i in checked.file_issues] == [
-        ("REMOVALS_NEED_CONFIRMATION", "warning")]
+        ("REMOVALS_NEED_CONFIRMATION", "warning")
+    ]
     confirmed = upload(store, removing, confirm_removals=True)
     assert confirmed.applied and confirmed.counts["class"]["removed"] == 2
 
@@ -226,8 +260,9 @@ def test_guard_share_is_configurable(store, district):
     for k in range(5):
         rows += class_of(1, class_id=f"C{k}")
     upload(store, rows)
-    result = upload(store, [row(action="REMOVE-CLASS", classId="C0")],
-                    settings=Settings(removal_share=0.5))
+    result = upload(
+        store, [row(action="REMOVE-CLASS", classId="C0")], settings=Settings(removal_share=0.5)
+    )
     assert result.applied
 
 

@@ -8,7 +8,6 @@ and the district lock is taken, right before the commit, and prints a marker lin
 from __future__ import annotations
 
 import hashlib
-
 import os
 import queue
 import re
@@ -36,12 +35,26 @@ MARKER = re.compile(r"rosterbot-test-hook: upload (\d+) paused before commit")
 class CliUpload:
     """A `rosterbot upload` subprocess whose stderr is read on a thread."""
 
-    def __init__(self, db_url: str, district: str, path: Path, cwd: Path,
-                 pause: float | None = None, release: Path | None = None,
-                 verb: str = "upload") -> None:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("ROSTERBOT_DATABASE_URL", "ROSTERBOT_TEST_PAUSE_BEFORE_COMMIT",
-                            "ROSTERBOT_TEST_PAUSE_RELEASE")}
+    def __init__(
+        self,
+        db_url: str,
+        district: str,
+        path: Path,
+        cwd: Path,
+        pause: float | None = None,
+        release: Path | None = None,
+        verb: str = "upload",
+    ) -> None:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            not in (
+                "ROSTERBOT_DATABASE_URL",
+                "ROSTERBOT_TEST_PAUSE_BEFORE_COMMIT",
+                "ROSTERBOT_TEST_PAUSE_RELEASE",
+            )
+        }
         env["PYTHONPATH"] = str(ROOT)
         if pause is not None:
             env["ROSTERBOT_TEST_PAUSE_BEFORE_COMMIT"] = str(pause)
@@ -49,9 +62,25 @@ class CliUpload:
             env["ROSTERBOT_TEST_PAUSE_RELEASE"] = str(release)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "--db", db_url, verb, district, str(path), "--json",
-             "--report-dir", str(cwd / f"out-{path.stem}")],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "--db",
+                db_url,
+                verb,
+                district,
+                str(path),
+                "--json",
+                "--report-dir",
+                str(cwd / f"out-{path.stem}"),
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         self.upload_id: int | None = None
@@ -78,8 +107,7 @@ class CliUpload:
                 return self.upload_id
         self.proc.kill()
         out, _ = self.proc.communicate(timeout=30)
-        raise AssertionError("the upload never reached the commit: " + "".join(self.stderr)
-                             + out)
+        raise AssertionError("the upload never reached the commit: " + "".join(self.stderr) + out)
 
     def finish(self, timeout: float = 120) -> tuple[int, str]:
         out, _ = self.proc.communicate(timeout=timeout)
@@ -126,8 +154,10 @@ def assert_lock_free(store: Store, district: str = "d1", within: float = 15.0) -
                 engine = create_engine(store.url)
                 try:
                     with engine.begin() as conn:
-                        conn.execute(text("select id from districts where key = :k "
-                                          "for update nowait"), {"k": district})
+                        conn.execute(
+                            text("select id from districts where key = :k for update nowait"),
+                            {"k": district},
+                        )
                 finally:
                     engine.dispose()
             return time.monotonic() - start
@@ -198,8 +228,9 @@ def test_recovery_after_a_kill_reports_the_upload_as_not_applied(store, district
     assert proc.kill() == -signal.SIGKILL
 
     done = recover_unfinished(store, started_before=utcnow() + timedelta(seconds=1))
-    assert [(r.upload_id, r.action, r.state) for r in done] == [(upload_id, "abandoned",
-                                                                  "abandoned")]
+    assert [(r.upload_id, r.action, r.state) for r in done] == [
+        (upload_id, "abandoned", "abandoned")
+    ]
     message = done[0].message
     assert "command-line upload" in message and "nothing in it was applied" in message
     assert "upload the file again" in message
@@ -215,8 +246,9 @@ def test_recovery_after_a_kill_reports_the_upload_as_not_applied(store, district
 
 
 # --- start-up recovery (roster/recovery.py) ---------------------------------------------------
-def unfinished(store: Store, data: bytes | None, dry_run: bool, state: str = "processing",
-               district: str = "d1") -> int:
+def unfinished(
+    store: Store, data: bytes | None, dry_run: bool, state: str = "processing", district: str = "d1"
+) -> int:
     upload_id = store.new_upload(district, "users.csv", "U1", dry_run)
     store.update_upload(upload_id, state=state, payload=data)
     return upload_id
@@ -233,7 +265,9 @@ def test_recovery_reruns_an_interrupted_check_and_finishes_it(store, district):
     broken_id = unfinished(store, b"", dry_run=True)
     done = recover_unfinished(store, started_before=later())
     assert [(r.upload_id, r.action, r.state) for r in done] == [
-        (check_id, "rechecked", "checked"), (broken_id, "rechecked", "failed")]
+        (check_id, "rechecked", "checked"),
+        (broken_id, "rechecked", "failed"),
+    ]
     assert roster_state(store) == before
     record = store.upload(check_id)
     assert record.state == "checked" and record.status == "completed"
@@ -263,10 +297,14 @@ def test_recovery_reports_files_that_were_never_read(store, district):
     done = {r.upload_id: r for r in recover_unfinished(store, started_before=later())}
     assert set(done) == {slack_id, orphan_id}
     assert (done[slack_id].slack_channel, done[slack_id].slack_thread_ts) == ("C1", "111.222")
-    assert done[slack_id].action == "abandoned" and "before this file was stored" in \
-        done[slack_id].reason
-    assert done[orphan_id].district_key is None and "not linked to a district" in \
-        done[orphan_id].reason
+    assert (
+        done[slack_id].action == "abandoned"
+        and "before this file was stored" in done[slack_id].reason
+    )
+    assert (
+        done[orphan_id].district_key is None
+        and "not linked to a district" in done[orphan_id].reason
+    )
     assert {store.upload(i).state for i in done} == {"abandoned"}
 
 
@@ -277,8 +315,9 @@ def test_recovery_leaves_uploads_of_the_running_process_alone(store, district):
     assert store.upload(upload_id).state == "processing"
 
 
-def test_recovery_does_not_overwrite_an_upload_another_process_finished(store, district,
-                                                                        monkeypatch):
+def test_recovery_does_not_overwrite_an_upload_another_process_finished(
+    store, district, monkeypatch
+):
     import roster.recovery as recovery
 
     upload_id = unfinished(store, users_csv(second_roster()), dry_run=False)
@@ -317,10 +356,20 @@ def test_only_a_slack_upload_keeps_its_file_while_it_runs(store, district, monke
 
     monkeypatch.setattr(pipeline, "_process_one", spy)
     data = users_csv(first_roster())
-    slack = pipeline.run(store, "d1", [pipeline.InputFile("from-slack.csv", data, "F0SLACK")],
-                         apply=True, settings=pipeline.Settings())
-    cli = pipeline.run(store, "d1", [pipeline.InputFile("from-cli.csv", data)], apply=True,
-                       settings=pipeline.Settings())
+    slack = pipeline.run(
+        store,
+        "d1",
+        [pipeline.InputFile("from-slack.csv", data, "F0SLACK")],
+        apply=True,
+        settings=pipeline.Settings(),
+    )
+    cli = pipeline.run(
+        store,
+        "d1",
+        [pipeline.InputFile("from-cli.csv", data)],
+        apply=True,
+        settings=pipeline.Settings(),
+    )
     assert kept == {"from-slack.csv": data, "from-cli.csv": None}
     for done in (slack, cli):  # finished records never keep it
         assert store.upload(done.files[0].upload_id).payload is None

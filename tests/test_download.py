@@ -20,7 +20,7 @@ BOM = b"\xef\xbb\xbf"
 
 def parse(data: bytes) -> list[dict[str, str]]:
     assert data.startswith(BOM)
-    reader = csv.reader(io.StringIO(data[len(BOM):].decode("utf-8"), newline=""))
+    reader = csv.reader(io.StringIO(data[len(BOM) :].decode("utf-8"), newline=""))
     header = next(reader)
     assert header == list(USERS_HEADERS)
     return [dict(zip(header, r)) for r in reader]
@@ -37,18 +37,34 @@ def no_class(**values: str) -> dict[str, str]:
 ROSTER = [
     # a teacher in two classes (primary in one, co-teacher in the other), display name + subject
     teacher(classDisplayName="Ms. Lopez - Math", classSubject="Math"),
-    teacher(classId="ART34", className="Art 3-4", classGrade="03,04", primary_teacher="N",
-            classSubject="Art"),
-    teacher(userId="T2", userEmail="t2@example.org", userFirstName="Ray", classId="ART34",
-            className="Art 3-4", classGrade="03,04", primary_teacher="Y"),
+    teacher(
+        classId="ART34",
+        className="Art 3-4",
+        classGrade="03,04",
+        primary_teacher="N",
+        classSubject="Art",
+    ),
+    teacher(
+        userId="T2",
+        userEmail="t2@example.org",
+        userFirstName="Ray",
+        classId="ART34",
+        className="Art 3-4",
+        classGrade="03,04",
+        primary_teacher="Y",
+    ),
     # students with leading zeros and secondary IDs, one at two schools
     student(1, userId="000123", userDistrictId="0042", userStateId="00077"),
     student(2, classId="ART34", className="Art 3-4", classGrade="03,04", userGrade="03"),
     student(2, userGrade="03", **no_class(org_sis_id="0202")),
     student(3),
     # an administrator with no class, at one school
-    teacher(userId="A1", userEmail="a1@example.org", userRole="administrator",
-            **no_class(org_sis_id="0202")),
+    teacher(
+        userId="A1",
+        userEmail="a1@example.org",
+        userRole="administrator",
+        **no_class(org_sis_id="0202"),
+    ),
 ]
 
 
@@ -62,9 +78,14 @@ def roster(store, district):
 def test_all_has_one_row_per_person_school_class(roster):
     rows = parse(download_csv(roster, "d1", "all"))
     assert keys(rows) == {
-        ("T1", "0101", "MATH5"), ("T1", "0101", "ART34"), ("T2", "0101", "ART34"),
-        ("000123", "0101", "MATH5"), ("S2", "0101", "ART34"), ("S2", "0202", ""),
-        ("S3", "0101", "MATH5"), ("A1", "0202", ""),
+        ("T1", "0101", "MATH5"),
+        ("T1", "0101", "ART34"),
+        ("T2", "0101", "ART34"),
+        ("000123", "0101", "MATH5"),
+        ("S2", "0101", "ART34"),
+        ("S2", "0202", ""),
+        ("S3", "0101", "MATH5"),
+        ("A1", "0202", ""),
     }
     assert len(rows) == 8
     assert all(r["action"] == "" for r in rows)
@@ -77,16 +98,22 @@ def test_all_has_one_row_per_person_school_class(roster):
     assert (art["className"], art["classGrade"], art["classSubject"]) == ("Art 3-4", "03,04", "Art")
     math = by_key[("000123", "MATH5")]
     assert (math["classDisplayName"], math["classSubject"]) == ("Ms. Lopez - Math", "Math")
-    assert (math["userDistrictId"], math["userStateId"], math["userGrade"]) == ("0042", "00077",
-                                                                                 "05")
+    assert (math["userDistrictId"], math["userStateId"], math["userGrade"]) == (
+        "0042",
+        "00077",
+        "05",
+    )
 
 
-@pytest.mark.parametrize("kind,people", [
-    ("students", {"000123", "S2", "S3"}),
-    ("staff", {"T1", "T2", "A1"}),
-    ("admins", {"A1"}),
-    ("all", {"T1", "T2", "A1", "000123", "S2", "S3"}),
-])
+@pytest.mark.parametrize(
+    "kind,people",
+    [
+        ("students", {"000123", "S2", "S3"}),
+        ("staff", {"T1", "T2", "A1"}),
+        ("admins", {"A1"}),
+        ("all", {"T1", "T2", "A1", "000123", "S2", "S3"}),
+    ],
+)
 def test_each_kind_selects_its_roles(roster, kind, people):
     assert {r["userId"] for r in parse(download_csv(roster, "d1", kind))} == people
 
@@ -107,8 +134,11 @@ def test_leading_zeros_and_bom_are_kept(roster):
 
 
 def test_inactive_people_and_classes_are_left_out(roster):
-    upload(roster, [row(action="REMOVE-CLASS", classId="ART34"),
-                    row(action="DEACTIVATE-USER", userId="S3")], confirm_removals=True)
+    upload(
+        roster,
+        [row(action="REMOVE-CLASS", classId="ART34"), row(action="DEACTIVATE-USER", userId="S3")],
+        confirm_removals=True,
+    )
     rows = parse(download_csv(roster, "d1", "all"))
     assert "S3" not in {r["userId"] for r in rows}
     assert "ART34" not in {r["classId"] for r in rows}
@@ -139,8 +169,10 @@ def test_round_trip_per_kind_and_school(roster):
             if data.count(b"\n") <= 1:
                 continue
             result = upload(roster, data)
-            changes = sum(c["created"] + c["updated"] + c["removed"] + c["errors"]
-                          for c in result.counts.values())
+            changes = sum(
+                c["created"] + c["updated"] + c["removed"] + c["errors"]
+                for c in result.counts.values()
+            )
             assert changes == 0, (kind, school, result.counts)
     assert roster_state(roster) == before
 
@@ -182,11 +214,13 @@ def test_unknown_school_district_or_kind_is_refused(store, district):
 # --- the command line ---------------------------------------------------------------------------
 @pytest.fixture
 def cli_roster(tmp_path):
-    for args in [("district", "create", "d1", "--name", "District One"),
-                 ("school", "add", "d1", "0101", "--name", "Lincoln"),
-                 ("school", "add", "d1", "0202", "--name", "Washington"),
-                 ("district", "create", "tp", "--name", "Clever", "--enrollment-source", "clever"),
-                 ("school", "add", "tp", "0101", "--name", "Lincoln")]:
+    for args in [
+        ("district", "create", "d1", "--name", "District One"),
+        ("school", "add", "d1", "0101", "--name", "Lincoln"),
+        ("school", "add", "d1", "0202", "--name", "Washington"),
+        ("district", "create", "tp", "--name", "Clever", "--enrollment-source", "clever"),
+        ("school", "add", "tp", "0101", "--name", "Lincoln"),
+    ]:
         assert cli(tmp_path, *args).returncode == 0
     (tmp_path / "users.csv").write_bytes(users_csv(ROSTER))
     assert cli(tmp_path, "upload", "d1", "users.csv").returncode == 0
@@ -205,9 +239,12 @@ def test_cli_download_to_stdout_and_to_a_file(cli_roster):
 
 
 def test_cli_refusals_exit_2_with_the_reason(cli_roster):
-    for args, reason in [(("tp", "students"), "Clever"), (("tp", "all"), "Clever"),
-                         (("d1", "all", "--school", "9999"), "no school '9999'"),
-                         (("nope", "staff"), "no district 'nope'")]:
+    for args, reason in [
+        (("tp", "students"), "Clever"),
+        (("tp", "all"), "Clever"),
+        (("d1", "all", "--school", "9999"), "no school '9999'"),
+        (("nope", "staff"), "no district 'nope'"),
+    ]:
         done = cli(cli_roster, "download", *args)
         assert done.returncode == 2, args
         assert reason in done.stderr and done.stdout == ""
@@ -224,6 +261,10 @@ def subprocess_bytes(tmp_path, *args):
     from tests.test_cli import ROOT
 
     env = {k: v for k, v in os.environ.items() if k != "ROSTERBOT_DATABASE_URL"}
-    return subprocess.run([sys.executable, "-m", "bot.cli", "--db",
-                           f"sqlite:///{tmp_path / 'cli.sqlite3'}", *args], cwd=tmp_path,
-                          env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--db", f"sqlite:///{tmp_path / 'cli.sqlite3'}", *args],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+    )

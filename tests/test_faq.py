@@ -17,11 +17,24 @@ QUESTIONS = yaml.safe_load(
 )
 # The general topics of product.md's table (the code and group ids come from the catalog).
 TOPIC_IDS = [
-    "faq.batch-upload", "faq.permissions", "faq.third-party", "faq.download-data",
-    "faq.student-emails", "faq.upload-failed", "faq.error-report", "faq.leading-zeros",
-    "faq.encoding", "faq.templates", "faq.class-display-names", "faq.remove-class",
-    "faq.change-user-id", "faq.primary-teacher", "faq.class-size", "faq.grades",
-    "faq.demographics", "faq.dry-run",
+    "faq.batch-upload",
+    "faq.permissions",
+    "faq.third-party",
+    "faq.download-data",
+    "faq.student-emails",
+    "faq.upload-failed",
+    "faq.error-report",
+    "faq.leading-zeros",
+    "faq.encoding",
+    "faq.templates",
+    "faq.class-display-names",
+    "faq.remove-class",
+    "faq.change-user-id",
+    "faq.primary-teacher",
+    "faq.class-size",
+    "faq.grades",
+    "faq.demographics",
+    "faq.dry-run",
 ]
 MIN_ACCURACY = 0.95
 
@@ -108,16 +121,29 @@ def test_off_topic_questions_get_no_match(question: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "question", ["CLASSNAME_CONFLICT", "classname_conflict", "classname-conflict",
-                 "ClassName Conflict", "why do i get a CLASSNAME_CONFLICT on row 3"]
+    "question",
+    [
+        "CLASSNAME_CONFLICT",
+        "classname_conflict",
+        "classname-conflict",
+        "ClassName Conflict",
+        "why do i get a CLASSNAME_CONFLICT on row 3",
+    ],
 )
 def test_a_named_code_wins_in_any_spelling(question: str) -> None:
     assert faq.lookup(question).best.id == "CLASSNAME_CONFLICT"
 
 
 @pytest.mark.parametrize(
-    "question", ["primary_teacher", "primary teacher", "primaryTeacher", "primary-teacher",
-                 "primary_teacher errors", "Primary Teacher error"]
+    "question",
+    [
+        "primary_teacher",
+        "primary teacher",
+        "primaryTeacher",
+        "primary-teacher",
+        "primary_teacher errors",
+        "Primary Teacher error",
+    ],
 )
 def test_a_column_alone_goes_to_its_error_group(question: str) -> None:
     assert faq.lookup(question).best.id == "errors.primary_teacher"
@@ -151,7 +177,9 @@ def test_ask_json_shape() -> None:
     data = faq.ask_json("email taken??")
     assert set(data) == {"query", "matches", "answer"}
     assert data["matches"][0] == {
-        "id": "EMAIL_TAKEN", "title": CATALOG["EMAIL_TAKEN"].title, "score": 100.0
+        "id": "EMAIL_TAKEN",
+        "title": CATALOG["EMAIL_TAKEN"].title,
+        "score": 100.0,
     }
     assert all(set(m) == {"id", "title", "score"} for m in data["matches"])
 

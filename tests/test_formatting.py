@@ -6,10 +6,22 @@ import json
 
 from bot import formatting
 
-FILE = {"file": "users.csv", "kind": "users", "status": "completed_with_errors", "applied": False,
-        "file_issues": [], "counts": {}, "issues": [],
-        "rows": {"total": 1, "rejected": 0, "partly_applied": 1, "with_warnings": 0,
-                 "blank_skipped": 1}}
+FILE = {
+    "file": "users.csv",
+    "kind": "users",
+    "status": "completed_with_errors",
+    "applied": False,
+    "file_issues": [],
+    "counts": {},
+    "issues": [],
+    "rows": {
+        "total": 1,
+        "rejected": 0,
+        "partly_applied": 1,
+        "with_warnings": 0,
+        "blank_skipped": 1,
+    },
+}
 
 
 def text_of(blocks) -> str:
@@ -31,13 +43,29 @@ def test_an_upload_says_applied_and_plural_rows():
 
 
 def test_a_file_that_could_not_be_read_shows_why_and_no_table_of_zeros():
-    zeros = {e: dict.fromkeys(("created", "updated", "no_change", "removed", "errors"), 0)
-             for e in ("school", "staff", "student", "class", "enrollment")}
-    failed = dict(FILE, status="failed", counts=zeros,
-                  rows={"total": 0, "rejected": 0, "partly_applied": 0, "with_warnings": 0,
-                        "blank_skipped": 0},
-                  file_issues=[{"code": "HEADER_MISSING", "message": "The required column "
-                                "'userId' is missing.", "fix": "Add the missing column."}])
+    zeros = {
+        e: dict.fromkeys(("created", "updated", "no_change", "removed", "errors"), 0)
+        for e in ("school", "staff", "student", "class", "enrollment")
+    }
+    failed = dict(
+        FILE,
+        status="failed",
+        counts=zeros,
+        rows={
+            "total": 0,
+            "rejected": 0,
+            "partly_applied": 0,
+            "with_warnings": 0,
+            "blank_skipped": 0,
+        },
+        file_issues=[
+            {
+                "code": "HEADER_MISSING",
+                "message": "The required column 'userId' is missing.",
+                "fix": "Add the missing column.",
+            }
+        ],
+    )
     text = text_of(formatting.file_summary(failed, dry_run=False))
     assert "HEADER_MISSING" in text and "Add the missing column." in text
     assert "created" not in text and "0 rows" not in text

@@ -17,19 +17,29 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from roster.pipeline import InputFile, Settings, run
 from roster.store import Store
 from tests.builders import SCHOOLS, class_of, row, users_csv
 from validation.dictionary import (
-    ACTIONS, DEMOGRAPHICS_HEADERS, REPORT_COLUMNS, ROLES, USERS_HEADERS,
+    ACTIONS,
+    DEMOGRAPHICS_HEADERS,
+    REPORT_COLUMNS,
+    ROLES,
+    USERS_HEADERS,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 CAP = 64 * 1024  # a small size cap, so "near the cap" inputs stay cheap
-FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=25,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=list(HealthCheck),
+)
 FINISHED = {"applied", "checked", "failed", "held"}
 
 
@@ -41,17 +51,29 @@ def fstore(tmp_path_factory) -> Store:
     store.create_district("d1", "District One")
     for org, name in SCHOOLS:
         store.add_school("d1", org, name)
-    run(store, "d1", [InputFile("users.csv", users_csv(class_of(5)))], apply=True,
-        settings=Settings())
+    run(
+        store,
+        "d1",
+        [InputFile("users.csv", users_csv(class_of(5)))],
+        apply=True,
+        settings=Settings(),
+    )
     yield store
     store.dispose()
 
 
-def ends_cleanly(store: Store, data: bytes, apply: bool, max_bytes: int = CAP,
-                 name: str = "users.csv"):
+def ends_cleanly(
+    store: Store, data: bytes, apply: bool, max_bytes: int = CAP, name: str = "users.csv"
+):
     """Run the pipeline; assert the outcome is one a user can read.  Returns the FileResult."""
-    result = run(store, "d1", [InputFile(name, data)], apply=apply, actor="fuzz",
-                 settings=Settings(max_bytes=max_bytes))
+    result = run(
+        store,
+        "d1",
+        [InputFile(name, data)],
+        apply=apply,
+        actor="fuzz",
+        settings=Settings(max_bytes=max_bytes),
+    )
     assert len(result.files) == 1
     f = result.files[0]
     json.dumps(result.to_json())  # the CLI's --json output is always serialisable
@@ -71,9 +93,37 @@ def ends_cleanly(store: Store, data: bytes, apply: bool, max_bytes: int = CAP,
 
 
 # --- strategies -------------------------------------------------------------------------------
-NASTY = st.sampled_from(['"', "'", ",", "\n", "\r", "\r\n", "\x00", "=", "+", "-", "@", "\t",
-                         "=HYPERLINK(\"http://x\")", "'=1+1", "\ufeff", "é", "\u202e", "𝒜", "😀",
-                         " ", "\x1a", "\\", ";", "NULL", "0123", "1e5", "REMOVE-CLASS"])
+NASTY = st.sampled_from(
+    [
+        '"',
+        "'",
+        ",",
+        "\n",
+        "\r",
+        "\r\n",
+        "\x00",
+        "=",
+        "+",
+        "-",
+        "@",
+        "\t",
+        '=HYPERLINK("http://x")',
+        "'=1+1",
+        "\ufeff",
+        "é",
+        "\u202e",
+        "𝒜",
+        "😀",
+        " ",
+        "\x1a",
+        "\\",
+        ";",
+        "NULL",
+        "0123",
+        "1e5",
+        "REMOVE-CLASS",
+    ]
+)
 CELL = st.one_of(st.text(max_size=12), NASTY, st.lists(NASTY, max_size=5).map("".join))
 ENCODINGS = st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1", "utf-16-le"])
 
@@ -98,10 +148,13 @@ def users_files(draw) -> bytes:
     n = draw(st.integers(1, 8))
     rows = []
     for i in range(n):
-        r = row(userId=f"S{draw(st.integers(1, 9))}", userEmail=f"s{i}@example.org",
-                action=draw(st.sampled_from(("",) + ACTIONS + ("remove-class", "DELETE"))),
-                userRole=draw(st.sampled_from(ROLES + ("Student", "parent", ""))),
-                classId=draw(st.sampled_from(["MATH5", "ART5", "", "MATH5 "])))
+        r = row(
+            userId=f"S{draw(st.integers(1, 9))}",
+            userEmail=f"s{i}@example.org",
+            action=draw(st.sampled_from(("",) + ACTIONS + ("remove-class", "DELETE"))),
+            userRole=draw(st.sampled_from(ROLES + ("Student", "parent", ""))),
+            classId=draw(st.sampled_from(["MATH5", "ART5", "", "MATH5 "])),
+        )
         for column in draw(st.lists(st.sampled_from(USERS_HEADERS), max_size=4)):
             r[column] = draw(CELL)
         rows.append(r)
@@ -133,13 +186,19 @@ def demographics_files(draw) -> bytes:
     """demographics.csv rows for known and unknown students, junk in random cells."""
     headers = list(DEMOGRAPHICS_HEADERS)
     if draw(st.booleans()):
-        headers = draw(st.permutations(headers))[:draw(st.integers(1, len(headers)))]
+        headers = draw(st.permutations(headers))[: draw(st.integers(1, len(headers)))]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(headers)
     for _ in range(draw(st.integers(1, 6))):
-        cells = {h: draw(st.sampled_from(["", "Y", "N", "F", "M", "X", "2014-02-30", "2015-06-01",
-                                          "spa", "unknown"])) for h in headers}
+        cells = {
+            h: draw(
+                st.sampled_from(
+                    ["", "Y", "N", "F", "M", "X", "2014-02-30", "2015-06-01", "spa", "unknown"]
+                )
+            )
+            for h in headers
+        }
         cells["userId"] = f"S{draw(st.integers(1, 9))}"
         for column in draw(st.lists(st.sampled_from(headers), max_size=3)):
             cells[column] = draw(CELL)
@@ -171,8 +230,12 @@ def test_valid_looking_users_files_with_junk_cells(fstore, data, apply):
     ends_cleanly(fstore, data, apply)
 
 
-@given(good=users_files(), junk=st.binary(min_size=1, max_size=200),
-       at=st.floats(0, 1), apply=st.booleans())
+@given(
+    good=users_files(),
+    junk=st.binary(min_size=1, max_size=200),
+    at=st.floats(0, 1),
+    apply=st.booleans(),
+)
 @FUZZ
 def test_bytes_spliced_into_a_valid_file(fstore, good, junk, at, apply):
     """Mixed encodings, stray NULs, a cut in the middle of a quoted field or a UTF-8 sequence."""
@@ -193,26 +256,39 @@ def near_cap(unit: bytes, prefix: bytes = HEADER + b"\n", size: int = CAP) -> by
 
 
 HOSTILE = {
-    "ten_thousand_columns": ",".join(f"c{i}" for i in range(10_000)).encode() + b"\n"
-                            + b"x," * 9_999 + b"x\n",
-    "ten_thousand_columns_after_users_headers": HEADER + b"," + b",".join(
-        b"x%d" % i for i in range(10_000 - len(USERS_HEADERS))) + b"\n" + VALID + b"\n",
+    "ten_thousand_columns": ",".join(f"c{i}" for i in range(10_000)).encode()
+    + b"\n"
+    + b"x," * 9_999
+    + b"x\n",
+    "ten_thousand_columns_after_users_headers": HEADER
+    + b","
+    + b",".join(b"x%d" % i for i in range(10_000 - len(USERS_HEADERS)))
+    + b"\n"
+    + VALID
+    + b"\n",
     "one_megabyte_cell": HEADER + b"\n" + VALID.replace(b"Ava", b"A" * (1 << 20)) + b"\n",
-    "one_megabyte_quoted_cell_never_closed": HEADER + b"\n,0101,\"" + b"x\n" * (1 << 19),
+    "one_megabyte_quoted_cell_never_closed": HEADER + b'\n,0101,"' + b"x\n" * (1 << 19),
     "nul_bytes": HEADER + b"\n" + VALID.replace(b"Ava", b"A\x00va") + b"\n",
-    "utf16_with_nul_inside": codecs.BOM_UTF16_LE + (HEADER.decode() + "\n\x00\n").encode(
-        "utf-16-le"),
-    "utf8_then_cp1252": HEADER + b"\n" + VALID.replace(b"Ava", "Zoë".encode()) + b"\n"
-                        + VALID.replace(b"Ava", "Zoë".encode("cp1252")).replace(b"S1", b"S2")
-                        + b"\n",
-    "formulas": HEADER + b"\n" + VALID.replace(b"Ava", b"=cmd|' /C calc'!A0").replace(
-        b"Nguyen", b"'=1+1").replace(b"Math 5", b"@SUM(1)") + b"\n",
+    "utf16_with_nul_inside": codecs.BOM_UTF16_LE
+    + (HEADER.decode() + "\n\x00\n").encode("utf-16-le"),
+    "utf8_then_cp1252": HEADER
+    + b"\n"
+    + VALID.replace(b"Ava", "Zoë".encode())
+    + b"\n"
+    + VALID.replace(b"Ava", "Zoë".encode("cp1252")).replace(b"S1", b"S2")
+    + b"\n",
+    "formulas": HEADER
+    + b"\n"
+    + VALID.replace(b"Ava", b"=cmd|' /C calc'!A0")
+    .replace(b"Nguyen", b"'=1+1")
+    .replace(b"Math 5", b"@SUM(1)")
+    + b"\n",
     "xlsx_signature": b"PK\x03\x04" + b"\x00" * 100,
     "only_quotes": b'"' * 999,
     "bom_only": codecs.BOM_UTF8,
     "blank_rows_bomb_at_cap": near_cap(b"," * 15 + b"\r\n"),
     "rows_bomb_at_cap": near_cap(VALID + b"\n"),
-    "newlines_in_one_quoted_cell_at_cap": near_cap(b"\n", prefix=HEADER + b"\n,\""),
+    "newlines_in_one_quoted_cell_at_cap": near_cap(b"\n", prefix=HEADER + b'\n,"'),
     "quotes_bomb_at_cap": near_cap(b'""'),
     "commas_bomb_at_cap": near_cap(b","),
     "over_the_cap_by_one": near_cap(VALID + b"\n", size=CAP + 1),
@@ -222,8 +298,12 @@ HOSTILE = {
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_inputs(fstore, name):
     data = HOSTILE[name]
-    checked = ends_cleanly(fstore, data, apply=False, max_bytes=max(CAP, len(data)) if
-                           name.startswith(("one_megabyte", "ten_thousand")) else CAP)
+    checked = ends_cleanly(
+        fstore,
+        data,
+        apply=False,
+        max_bytes=max(CAP, len(data)) if name.startswith(("one_megabyte", "ten_thousand")) else CAP,
+    )
     if name == "over_the_cap_by_one":
         assert [i.code for i in checked.file_issues] == ["FILE_TOO_LARGE"]
     if name in ("nul_bytes", "xlsx_signature", "utf16_with_nul_inside"):
@@ -236,18 +316,30 @@ def test_hostile_inputs(fstore, name):
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROSTERBOT_")}
     env["ROSTERBOT_MAX_FILE_BYTES"] = str(2 << 20)
-    return subprocess.run([sys.executable, "-m", "bot.cli", "--db",
-                           f"sqlite:///{tmp_path / 'cli.sqlite3'}", *args], cwd=tmp_path,
-                          env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--db", f"sqlite:///{tmp_path / 'cli.sqlite3'}", *args],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_cli_never_exits_1_nor_prints_a_traceback(tmp_path):
-    for args in (("district", "create", "d1", "--name", "One"),
-                 ("school", "add", "d1", "0101", "--name", "Lincoln")):
+    for args in (
+        ("district", "create", "d1", "--name", "One"),
+        ("school", "add", "d1", "0101", "--name", "Lincoln"),
+    ):
         assert cli(tmp_path, *args).returncode == 0
-    picks = ["nul_bytes", "utf8_then_cp1252", "formulas", "only_quotes",
-             "one_megabyte_quoted_cell_never_closed", "rows_bomb_at_cap"]
+    picks = [
+        "nul_bytes",
+        "utf8_then_cp1252",
+        "formulas",
+        "only_quotes",
+        "one_megabyte_quoted_cell_never_closed",
+        "rows_bomb_at_cap",
+    ]
     names = []
     for name in picks:
         (tmp_path / f"{name}.csv").write_bytes(HOSTILE[name])

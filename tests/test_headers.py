@@ -34,10 +34,10 @@ def _meant(header: str) -> str:
     return next((h for h in USERS_HEADERS if h.casefold() == folded), header)
 
 
-
 def go(store: Store, data: bytes, apply: bool = False) -> RunResult:
-    return run(store, "d1", [InputFile("users.csv", data)], apply=apply, actor="test",
-               settings=Settings())
+    return run(
+        store, "d1", [InputFile("users.csv", data)], apply=apply, actor="test", settings=Settings()
+    )
 
 
 def header_issues(result: RunResult) -> list[tuple[str, str]]:
@@ -62,18 +62,23 @@ def test_every_header_problem_is_reported_in_one_pass(checker):
     headers[headers.index("userEmail")] = "UserEmail"  # case
     headers += ["favouriteColour", "userId", ""]  # unknown, duplicate, blank (trailing comma)
     result = go(checker, csv_bytes(headers, BASE_ROWS))
-    assert header_issues(result) == sorted([
-        ("HEADER_MISSING", "userLastName"), ("HEADER_CASE", "userEmail"),
-        ("HEADER_UNKNOWN", "favouriteColour"), ("HEADER_DUPLICATE", "userId"),
-        ("HEADER_BLANK", ""),
-    ])
+    assert header_issues(result) == sorted(
+        [
+            ("HEADER_MISSING", "userLastName"),
+            ("HEADER_CASE", "userEmail"),
+            ("HEADER_UNKNOWN", "favouriteColour"),
+            ("HEADER_DUPLICATE", "userId"),
+            ("HEADER_BLANK", ""),
+        ]
+    )
     assert all(i.severity == "error" and i.message and i.fix for i in result.files[0].file_issues)
     assert result.files[0].status == "failed"
     assert result.files[0].issues == []  # rows are not checked against a broken header
 
 
-@pytest.mark.parametrize("written", ["UserEmail", "useremail", " userEmail", "userEmail ",
-                                     " USEREMAIL "])
+@pytest.mark.parametrize(
+    "written", ["UserEmail", "useremail", " userEmail", "userEmail ", " USEREMAIL "]
+)
 def test_wrong_case_or_spaces_is_header_case_naming_the_spelling(checker, written):
     headers = [written if h == "userEmail" else h for h in USERS_HEADERS]
     result = go(checker, csv_bytes(headers, BASE_ROWS))
@@ -92,7 +97,9 @@ def test_unknown_header_suggests_the_closest(checker):
     assert by_code["HEADER_MISSING"].column == "userEmail"
 
 
-@pytest.mark.parametrize(("sep", "named"), [(";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")])
+@pytest.mark.parametrize(
+    ("sep", "named"), [(";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")]
+)
 def test_a_file_with_another_separator_is_told_to_save_as_comma_csv(checker, sep, named):
     text = users_csv(BASE_ROWS).decode().replace(",", sep)
     result = go(checker, text.encode())
@@ -134,16 +141,24 @@ def test_trailing_comma_is_a_blank_header_naming_the_column(checker):
 def test_every_missing_required_header_is_its_own_issue(checker):
     headers = [h for h in USERS_HEADERS if h not in ("action", "org_sis_id", "userRole")]
     result = go(checker, csv_bytes(headers, BASE_ROWS))
-    assert header_issues(result) == [("HEADER_MISSING", "action"), ("HEADER_MISSING", "org_sis_id"),
-                                     ("HEADER_MISSING", "userRole")]
+    assert header_issues(result) == [
+        ("HEADER_MISSING", "action"),
+        ("HEADER_MISSING", "org_sis_id"),
+        ("HEADER_MISSING", "userRole"),
+    ]
 
 
 # --- conditional headers ----------------------------------------------------------------------
 
 
 def test_user_grade_is_not_needed_without_students(checker):
-    result = go(checker, users_csv([teacher(), teacher(userId="T2", userEmail="t2@example.org",
-                                                       primary_teacher="N")], NO_GRADE))
+    result = go(
+        checker,
+        users_csv(
+            [teacher(), teacher(userId="T2", userEmail="t2@example.org", primary_teacher="N")],
+            NO_GRADE,
+        ),
+    )
     assert result.files[0].file_issues == []
     assert result.files[0].status == "completed"
 
@@ -174,8 +189,17 @@ def test_any_class_column_requires_the_class_group(checker, trigger):
 
 def test_report_columns_are_dropped_without_issue(checker):
     headers = ["row_number", "status", *USERS_HEADERS, "issues", "details", "how_to_fix"]
-    rows = [dict(r, row_number="2", status="rejected", issues="EMAIL_INVALID",
-                 details="'x' is not valid", how_to_fix="Fix it") for r in BASE_ROWS]
+    rows = [
+        dict(
+            r,
+            row_number="2",
+            status="rejected",
+            issues="EMAIL_INVALID",
+            details="'x' is not valid",
+            how_to_fix="Fix it",
+        )
+        for r in BASE_ROWS
+    ]
     result = go(checker, csv_bytes(headers, rows))
     f = result.files[0]
     assert f.file_issues == [] and f.issues == []

@@ -47,30 +47,49 @@ def dangling(store) -> dict[str, list[int]]:
 
 def link_counts(store) -> tuple[int, int]:
     with store.engine.connect() as conn:
-        return (conn.execute(text("SELECT count(*) FROM memberships")).scalar_one(),
-                conn.execute(text("SELECT count(*) FROM enrollments")).scalar_one())
+        return (
+            conn.execute(text("SELECT count(*) FROM memberships")).scalar_one(),
+            conn.execute(text("SELECT count(*) FROM enrollments")).scalar_one(),
+        )
 
 
 def test_link_rows_never_dangle_through_a_district_lifecycle(store, district):
     set_up_district(store, "d2")
     # the same user and class ids in two districts must link within their own district
     for key in ("d1", "d2"):
-        rows = [dict(r, userEmail=r["userEmail"].replace("example.org", f"{key}.example.org"))
-                for r in class_of(3) + class_of(2, class_id="ART5")]
+        rows = [
+            dict(r, userEmail=r["userEmail"].replace("example.org", f"{key}.example.org"))
+            for r in class_of(3) + class_of(2, class_id="ART5")
+        ]
         result = upload(store, rows, district=key)
         assert result.applied and result.issues == []
     # S1 moves to the other school (and into one of its classes); S2 changes its userId
-    moved = [teacher(userEmail="t1@d1.example.org"),
-             student(1, userEmail="s1@d1.example.org", org_sis_id="0202", classId="SCI5", className="Science 5",
-                                userGrade="05"),
-             teacher(userId="T2", userEmail="t2@d1.example.org", org_sis_id="0202", classId="SCI5",
-                     className="Science 5"),
-             student(2, userId="S2-NEW", userEmail="s2@d1.example.org")]
+    moved = [
+        teacher(userEmail="t1@d1.example.org"),
+        student(
+            1,
+            userEmail="s1@d1.example.org",
+            org_sis_id="0202",
+            classId="SCI5",
+            className="Science 5",
+            userGrade="05",
+        ),
+        teacher(
+            userId="T2",
+            userEmail="t2@d1.example.org",
+            org_sis_id="0202",
+            classId="SCI5",
+            className="Science 5",
+        ),
+        student(2, userId="S2-NEW", userEmail="s2@d1.example.org"),
+    ]
     assert upload(store, moved).applied
     # every removal action
-    removals = [row(action="REMOVE-ENROLLMENT", userId="S3", classId="MATH5"),
-                row(action="REMOVE-CLASS", classId="ART5"),
-                row(action="DEACTIVATE-USER", userId="T1")]
+    removals = [
+        row(action="REMOVE-ENROLLMENT", userId="S3", classId="MATH5"),
+        row(action="REMOVE-CLASS", classId="ART5"),
+        row(action="DEACTIVATE-USER", userId="T1"),
+    ]
     result = upload(store, removals, confirm_removals=True)
     assert result.applied and result.counts["class"]["removed"] == 1
 

@@ -39,8 +39,9 @@ def app(tmp_path_factory):
 def test_manifest_validates_against_slack_schema(manifest):
     jsonschema = pytest.importorskip("jsonschema")
     if not SCHEMA.is_file():
-        pytest.skip(f"Slack manifest schema not found at {SCHEMA} "
-                    "(CI clones shared/ next to the repo)")
+        pytest.skip(
+            f"Slack manifest schema not found at {SCHEMA} (CI clones shared/ next to the repo)"
+        )
     jsonschema.validate(manifest, json.loads(SCHEMA.read_text()))
 
 
@@ -78,37 +79,67 @@ _CHANNEL_TYPE = {"message.channels": "channel", "message.groups": "group", "mess
 
 def _event_request(subscription: str) -> BoltRequest:
     event_type, _ = slack_surface.BOT_EVENTS[subscription]
-    event = {"type": event_type, "user": "U0SOMEONE", "channel": "C0SOMEWHERE", "text": "hello",
-             "ts": "1712000000.000100", "event_ts": "1712000000.000100"}
+    event = {
+        "type": event_type,
+        "user": "U0SOMEONE",
+        "channel": "C0SOMEWHERE",
+        "text": "hello",
+        "ts": "1712000000.000100",
+        "event_ts": "1712000000.000100",
+    }
     if subscription in _CHANNEL_TYPE:
         event["channel_type"] = _CHANNEL_TYPE[subscription]
     if event_type == "file_shared":
-        event = {"type": "file_shared", "file_id": "F0X", "user_id": "U0SOMEONE",
-                 "file": {"id": "F0X"}, "channel_id": "C0SOMEWHERE", "event_ts": "1.2"}
-    body = {"type": "event_callback", "team_id": "T0STANDIN", "api_app_id": "A0ROSTERBOT",
-            "event_id": f"Ev-{subscription}", "event": event}
+        event = {
+            "type": "file_shared",
+            "file_id": "F0X",
+            "user_id": "U0SOMEONE",
+            "file": {"id": "F0X"},
+            "channel_id": "C0SOMEWHERE",
+            "event_ts": "1.2",
+        }
+    body = {
+        "type": "event_callback",
+        "team_id": "T0STANDIN",
+        "api_app_id": "A0ROSTERBOT",
+        "event_id": f"Ev-{subscription}",
+        "event": event,
+    }
     return BoltRequest(body=body, mode="socket_mode")
 
 
 def _command_request(command: str) -> BoltRequest:
-    body = {"command": command, "text": "help", "user_id": "U0SOMEONE",
-            "channel_id": "C0SOMEWHERE", "team_id": "T0STANDIN",
-            "response_url": "http://127.0.0.1:9/none", "trigger_id": "1.2.3"}
+    body = {
+        "command": command,
+        "text": "help",
+        "user_id": "U0SOMEONE",
+        "channel_id": "C0SOMEWHERE",
+        "team_id": "T0STANDIN",
+        "response_url": "http://127.0.0.1:9/none",
+        "trigger_id": "1.2.3",
+    }
     return BoltRequest(body=body, mode="socket_mode")
 
 
 def _action_request(action_id: str) -> BoltRequest:
-    body = {"type": "block_actions", "team": {"id": "T0STANDIN"}, "user": {"id": "U0SOMEONE"},
-            "channel": {"id": "C0SOMEWHERE"}, "api_app_id": "A0ROSTERBOT",
-            "actions": [{"action_id": action_id, "block_id": "b", "type": "button",
-                         "value": "{}"}],
-            "response_url": "http://127.0.0.1:9/none", "trigger_id": "1.2.3"}
+    body = {
+        "type": "block_actions",
+        "team": {"id": "T0STANDIN"},
+        "user": {"id": "U0SOMEONE"},
+        "channel": {"id": "C0SOMEWHERE"},
+        "api_app_id": "A0ROSTERBOT",
+        "actions": [{"action_id": action_id, "block_id": "b", "type": "button", "value": "{}"}],
+        "response_url": "http://127.0.0.1:9/none",
+        "trigger_id": "1.2.3",
+    }
     return BoltRequest(body=body, mode="socket_mode")
 
 
 def _declared_requests(manifest: dict) -> dict[str, BoltRequest]:
-    requests = {f"event {e}": _event_request(e)
-                for e in manifest["settings"]["event_subscriptions"]["bot_events"]}
+    requests = {
+        f"event {e}": _event_request(e)
+        for e in manifest["settings"]["event_subscriptions"]["bot_events"]
+    }
     for c in manifest["features"]["slash_commands"]:
         requests[f"command {c['command']}"] = _command_request(c["command"])
     if manifest["settings"]["interactivity"]["is_enabled"]:
@@ -130,4 +161,5 @@ def test_every_listener_has_its_subscription(app, manifest):
     requests = list(_declared_requests(manifest).values())
     for listener in app._listeners:
         assert any(listener.matches(req=r, resp=BoltResponse(status=200)) for r in requests), (
-            f"listener {listener.ack_function.__name__} handles nothing manifest.yml subscribes to")
+            f"listener {listener.ack_function.__name__} handles nothing manifest.yml subscribes to"
+        )

@@ -17,8 +17,11 @@ HEADER = ",".join(USERS_HEADERS)
 
 def line(**values: str) -> str:
     """One users.csv record, written by hand (so tests control quoting and line endings)."""
-    cells = teacher(**values) if values.get("userRole", "teacher") == "teacher" else student(
-        1, **values)
+    cells = (
+        teacher(**values)
+        if values.get("userRole", "teacher") == "teacher"
+        else student(1, **values)
+    )
     return ",".join(cells[h] for h in USERS_HEADERS)
 
 
@@ -26,10 +29,15 @@ def text_file(*records: str, newline: str = "\r\n") -> str:
     return newline.join((HEADER, *records)) + newline
 
 
-
 def check(store: Store, data: bytes, settings: Settings | None = None) -> FileResult:
-    result = run(store, "d1", [InputFile("users.csv", data)], apply=False, actor="test",
-                 settings=settings or Settings())
+    result = run(
+        store,
+        "d1",
+        [InputFile("users.csv", data)],
+        apply=False,
+        actor="test",
+        settings=settings or Settings(),
+    )
     return result.files[0]
 
 
@@ -46,10 +54,13 @@ def accented_file() -> str:
 # --- encodings --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("encoded", [
-    pytest.param(lambda t: t.encode("utf-8"), id="utf-8"),
-    pytest.param(lambda t: codecs.BOM_UTF8 + t.encode("utf-8"), id="utf-8-bom"),
-])
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        pytest.param(lambda t: t.encode("utf-8"), id="utf-8"),
+        pytest.param(lambda t: codecs.BOM_UTF8 + t.encode("utf-8"), id="utf-8-bom"),
+    ],
+)
 def test_utf8_is_read_silently(encoded):
     raw = read_table(encoded(accented_file()))
     assert raw.file_issues == []
@@ -85,10 +96,13 @@ def test_windows_1252_smart_quotes_and_euro_sign():
     assert raw.cells["4"].iat[0] == "O’Brien – €"
 
 
-@pytest.mark.parametrize("data", [
-    pytest.param(text_file(line()).encode() + b"\x81\x8d\xff\xfe\x81", id="cp1252-undefined"),
-    pytest.param(HEADER.encode() + b"\r\n\x8f\x90\x9d,\r\n", id="invalid-utf8-and-cp1252"),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(text_file(line()).encode() + b"\x81\x8d\xff\xfe\x81", id="cp1252-undefined"),
+        pytest.param(HEADER.encode() + b"\r\n\x8f\x90\x9d,\r\n", id="invalid-utf8-and-cp1252"),
+    ],
+)
 def test_undecodable_bytes_fail_the_file(checker, data):
     result = check(checker, data)
     assert file_codes(result) == ["FILE_ENCODING"]
@@ -110,10 +124,13 @@ def test_utf16_without_bom_is_binary_not_garbage():
     assert file_codes(raw.file_issues) == ["FILE_NOT_CSV"]
 
 
-@pytest.mark.parametrize("signature, what", [
-    (b"PK\x03\x04\x14\x00\x06\x00", "xlsx"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", "xls"),
-])
+@pytest.mark.parametrize(
+    "signature, what",
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00", "xlsx"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", "xls"),
+    ],
+)
 def test_workbooks_are_refused_with_save_as_csv_utf8(checker, signature, what):
     result = check(checker, signature + b"\x00" * 64 + b"[Content_Types].xml")
     assert file_codes(result) == ["FILE_NOT_CSV"]
@@ -123,19 +140,25 @@ def test_workbooks_are_refused_with_save_as_csv_utf8(checker, signature, what):
     assert result.status == "failed" and not result.applied
 
 
-@pytest.mark.parametrize("data", [b"", b"\r\n", b"\n\n\n", b"\r\r", b"   \r\n"],
-                         ids=["zero-bytes", "crlf", "lf-lines", "cr-lines", "spaces"])
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\r\n", b"\n\n\n", b"\r\r", b"   \r\n"],
+    ids=["zero-bytes", "crlf", "lf-lines", "cr-lines", "spaces"],
+)
 def test_empty_files(checker, data):
     result = check(checker, data)
     assert file_codes(result) == ["FILE_EMPTY"]
     assert result.status == "failed"
 
 
-@pytest.mark.parametrize("data", [
-    pytest.param(HEADER.encode(), id="header-no-newline"),
-    pytest.param((HEADER + "\r\n").encode(), id="header-only"),
-    pytest.param(text_file(",,,,", "", ",,," + "," * 12, "  ,  ").encode(), id="blank-rows"),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(HEADER.encode(), id="header-no-newline"),
+        pytest.param((HEADER + "\r\n").encode(), id="header-only"),
+        pytest.param(text_file(",,,,", "", ",,," + "," * 12, "  ,  ").encode(), id="blank-rows"),
+    ],
+)
 def test_header_without_records_has_no_rows(checker, data):
     result = check(checker, data)
     assert file_codes(result) == ["FILE_NO_ROWS"]
@@ -206,19 +229,36 @@ def test_ragged_rows_are_rejected_on_their_row_only(checker):
 
 
 def test_values_are_trimmed(checker):
-    padded = line(userRole="student", userId="  S1 ", userEmail=" s1@example.org\t",
-                  userGrade=" 05 ", org_sis_id=" 0101")
+    padded = line(
+        userRole="student",
+        userId="  S1 ",
+        userEmail=" s1@example.org\t",
+        userGrade=" 05 ",
+        org_sis_id=" 0101",
+    )
     result = check(checker, text_file(line(), padded).encode())
     assert result.issues == []
 
 
 def test_values_stay_text():
-    data = text_file(line(org_sis_id="0101", userId="000123", userStateId="1.50",
-                          userDistrictId="1e5", classGrade="05"))
+    data = text_file(
+        line(
+            org_sis_id="0101",
+            userId="000123",
+            userStateId="1.50",
+            userDistrictId="1e5",
+            classGrade="05",
+        )
+    )
     raw = read_table(data.encode())
     row = dict(zip(raw.headers, (raw.cells[str(j)].iat[0] for j in range(len(raw.headers)))))
-    assert (row["org_sis_id"], row["userId"], row["userStateId"], row["userDistrictId"],
-            row["classGrade"]) == ("0101", "000123", "1.50", "1e5", "05")
+    assert (
+        row["org_sis_id"],
+        row["userId"],
+        row["userStateId"],
+        row["userDistrictId"],
+        row["classGrade"],
+    ) == ("0101", "000123", "1.50", "1e5", "05")
     assert all(isinstance(v, str) for v in row.values())
 
 
@@ -227,16 +267,24 @@ def test_leading_zeros_make_a_different_school(checker):
     assert [i["code"] for i in result.issues if i["column"] == "org_sis_id"] == ["ORG_NOT_FOUND"]
 
 
-@pytest.mark.parametrize("escaped, read", [
-    ("'=SUM(A1)", "=SUM(A1)"), ("'+1", "+1"), ("'-x", "-x"), ("'@me", "@me"),
-    ("'\tx", "\tx"), ("'\rx", "\rx"),
-    ("'plain", "'plain"), ("''=x", "''=x"), ("=x", "=x"),
-])
+@pytest.mark.parametrize(
+    "escaped, read",
+    [
+        ("'=SUM(A1)", "=SUM(A1)"),
+        ("'+1", "+1"),
+        ("'-x", "-x"),
+        ("'@me", "@me"),
+        ("'\tx", "\tx"),
+        ("'\rx", "\rx"),
+        ("'plain", "'plain"),
+        ("''=x", "''=x"),
+        ("=x", "=x"),
+    ],
+)
 def test_formula_escape_is_stripped_once_on_read(escaped, read):
     quoted = '"' + escaped.replace('"', '""') + '"'
     raw = read_table(text_file(line(classDisplayName=quoted)).encode())
     assert raw.cells[str(USERS_HEADERS.index("classDisplayName"))].iat[0] == read
-
 
 
 # --- the reader agrees with an RFC 4180 reading of tricky files -------------------------------
@@ -255,8 +303,10 @@ def oracle(text: str) -> tuple[list[str], list[tuple[int, int, list[str]]], int]
         if all(not f.strip() for f in fields):
             blank += 1
             continue
-        cells = [f[1:] if f.startswith("'") and f[1:2] in ("=", "+", "-", "@", "\t", "\r")
-                 else f for f in (fields + [""] * width)[:width]]
+        cells = [
+            f[1:] if f.startswith("'") and f[1:2] in ("=", "+", "-", "@", "\t", "\r") else f
+            for f in (fields + [""] * width)[:width]
+        ]
         rows.append((number, len(fields), cells))
     return header, rows, blank
 
@@ -264,18 +314,28 @@ def oracle(text: str) -> tuple[list[str], list[tuple[int, int, list[str]]], int]
 TRICKY = {
     "stray-quote-in-unquoted-field": text_file(line(userLastName='O"Brien'), line(userId="T2")),
     "quoted-crlf-inside": text_file(line(className='"a\r\nb"'), line(userId="T2")),
-    "quoted-cr-inside-cr-file": text_file(line(className='"a\rb"'), line(userId="T2"),
-                                          newline="\r"),
+    "quoted-cr-inside-cr-file": text_file(
+        line(className='"a\rb"'), line(userId="T2"), newline="\r"
+    ),
     "quoted-lf-inside-crlf-file": text_file(line(className='"a\nb,c"'), line(userId="T2")),
     "escaped-quotes-and-commas": text_file(line(className='"x "",y"" z"'), line(userId="T2")),
     "no-final-newline": HEADER + "\r\n" + line() + "\r\n" + line(userId="T2"),
-    "blank-and-ragged-mix": text_file(line(), "", ",,,", "x,y", line(userId="T2"), "   ",
-                                      '""', line(userId="T3") + ",extra", ",,,," + "," * 11),
+    "blank-and-ragged-mix": text_file(
+        line(),
+        "",
+        ",,,",
+        "x,y",
+        line(userId="T2"),
+        "   ",
+        '""',
+        line(userId="T3") + ",extra",
+        ",,,," + "," * 11,
+    ),
     "quoted-empty-fields": text_file(",".join('""' for _ in USERS_HEADERS), line()),
-    "formula-escapes": text_file(line(className="'=1", classSubject="'-x",
-                                      classDisplayName="'plain")),
-    "empty-line-between-multiline": text_file(line(className='"a\n\nb"'), "",
-                                              line(userId="T2")),
+    "formula-escapes": text_file(
+        line(className="'=1", classSubject="'-x", classDisplayName="'plain")
+    ),
+    "empty-line-between-multiline": text_file(line(className='"a\n\nb"'), "", line(userId="T2")),
 }
 
 
@@ -285,8 +345,10 @@ def test_reader_matches_rfc4180_reading(text):
     raw = read_table(text.encode("utf-8"))
     assert [i.code for i in raw.file_issues] == []
     assert raw.headers == header
-    got = [(int(n), int(c), [raw.cells[str(j)].iat[k] for j in range(len(header))])
-           for k, (n, c) in enumerate(zip(raw.row_numbers, raw.field_counts))]
+    got = [
+        (int(n), int(c), [raw.cells[str(j)].iat[k] for j in range(len(header))])
+        for k, (n, c) in enumerate(zip(raw.row_numbers, raw.field_counts))
+    ]
     assert got == expected
     assert raw.blank_skipped == blank
 
@@ -302,12 +364,18 @@ import io as pyio  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from hypothesis import HealthCheck, event, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from validation import reader as rd  # noqa: E402
 
-DIFF = settings(derandomize=True, database=None, deadline=None, max_examples=400,
-                suppress_health_check=list(HealthCheck))
+DIFF = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=400,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 def exact(text: str):
@@ -324,7 +392,8 @@ def assert_same_table(got, want) -> None:
     assert got.field_counts.tolist() == want.field_counts.tolist()
     assert got.blank_skipped == want.blank_skipped
     assert [(i.code, i.severity, i.message) for i in got.file_issues] == [
-        (i.code, i.severity, i.message) for i in want.file_issues]
+        (i.code, i.severity, i.message) for i in want.file_issues
+    ]
 
 
 def fast_matches_exact(text: str) -> bool:
@@ -336,8 +405,29 @@ def fast_matches_exact(text: str) -> bool:
     return True
 
 
-MESSY_CHARS = st.sampled_from(['a', 'b', 'é', ' ', ',', '"', '""', '\n', '\r', '\r\n', "'",
-                               "'=", "'-", '=', '\t', '😀', '\x0c', '\x85', '\u2028'])
+MESSY_CHARS = st.sampled_from(
+    [
+        "a",
+        "b",
+        "é",
+        " ",
+        ",",
+        '"',
+        '""',
+        "\n",
+        "\r",
+        "\r\n",
+        "'",
+        "'=",
+        "'-",
+        "=",
+        "\t",
+        "😀",
+        "\x0c",
+        "\x85",
+        "\u2028",
+    ]
+)
 FIELD = st.lists(MESSY_CHARS, max_size=4).map("".join)
 ENDING = st.sampled_from(["\n", "\r\n", "\r"])
 
@@ -352,11 +442,12 @@ def messy_csv(draw) -> str:
     quoting = draw(st.sampled_from([pycsv.QUOTE_MINIMAL, pycsv.QUOTE_ALL]))
     header = [f"h{j}" for j in range(width)]
     if draw(st.booleans()):
-        header[0] = draw(st.sampled_from(['"h,0"', '"h""0"', '"h\n0"', "'=h0", ' h0 ']))
+        header[0] = draw(st.sampled_from(['"h,0"', '"h""0"', '"h\n0"', "'=h0", " h0 "]))
     lines = [",".join(header)]
     for _ in range(draw(st.integers(0, 8))):
-        kind = draw(st.sampled_from(["proper"] * 5 + ["raw", "blank", "space", "commas",
-                                                      "empty-quoted"]))
+        kind = draw(
+            st.sampled_from(["proper"] * 5 + ["raw", "blank", "space", "commas", "empty-quoted"])
+        )
         if kind in ("proper", "raw"):
             n = width + draw(st.sampled_from([0] * 6 + [-2, -1, 1, 2]))
             fields = draw(st.lists(FIELD, min_size=max(n, 0), max_size=max(n, 0)))
@@ -367,9 +458,12 @@ def messy_csv(draw) -> str:
                 pycsv.writer(out, quoting=quoting, lineterminator="").writerow(fields)
                 record = out.getvalue()
         else:
-            record = {"blank": "", "space": draw(st.sampled_from([" ", "\t", "  \t "])),
-                      "commas": "," * draw(st.integers(0, width + 1)),
-                      "empty-quoted": '""'}[kind]
+            record = {
+                "blank": "",
+                "space": draw(st.sampled_from([" ", "\t", "  \t "])),
+                "commas": "," * draw(st.integers(0, width + 1)),
+                "empty-quoted": '""',
+            }[kind]
         lines.append(record + (ending if same_ending else draw(ENDING)))
     text = "".join(lines[:1]) + (ending if len(lines) > 1 else "") + "".join(lines[1:])
     if draw(st.booleans()):  # no final line break
@@ -384,14 +478,21 @@ def test_fast_path_equals_exact_parser(text):
     event("fast path answered" if answered else "exact parser")
 
 
-@given(rows=st.lists(st.lists(st.sampled_from(["a", "0101", " x ", "'=1", "é", ""]),
-                              min_size=3, max_size=3),
-                    min_size=1, max_size=12),
-       ending=ENDING, final=st.booleans(), blank_every=st.integers(0, 4),
-       ragged_every=st.integers(0, 5))
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from(["a", "0101", " x ", "'=1", "é", ""]), min_size=3, max_size=3),
+        min_size=1,
+        max_size=12,
+    ),
+    ending=ENDING,
+    final=st.booleans(),
+    blank_every=st.integers(0, 4),
+    ragged_every=st.integers(0, 5),
+)
 @DIFF
-def test_fast_path_answers_and_agrees_on_plain_files(rows, ending, final, blank_every,
-                                                     ragged_every):
+def test_fast_path_answers_and_agrees_on_plain_files(
+    rows, ending, final, blank_every, ragged_every
+):
     """No quote at all (LF, CRLF or CR, blank lines, ragged rows): the fast path must answer."""
     lines = ["x,y,z"]
     for k, fields in enumerate(rows):
@@ -404,28 +505,34 @@ def test_fast_path_answers_and_agrees_on_plain_files(rows, ending, final, blank_
     assert fast_matches_exact(text)
 
 
-@pytest.mark.parametrize("text", [
-    pytest.param("a,b\nx,y\n", id="no-quote-lf"),
-    pytest.param("a,b\r\nx,y\r\n\r\n1,2", id="no-quote-crlf-blank"),
-    pytest.param("a,b\rx,y\r\r1,2\r", id="no-quote-cr"),
-    pytest.param('a,b\n"x\n\ny",z\n\n"1,""2""",3\n', id="quoted-newlines-no-cr"),
-    pytest.param('a,b\r\n"x\r\ny",z\r\n   \r\n"1,""2""",3', id="quoted-crlf"),
-    pytest.param("a,b,c\nx\n1,2,3\n4,5,6,7\n,,\n  \n", id="ragged-no-quote"),
-    pytest.param('a,b,c\n"x,y"\n1,"2\n2",3\n4,5,6,"7\n"\n""\n', id="ragged-quoted"),
-    pytest.param("a,b\n'=1,'-x\n'plain,'@\n", id="formula-escapes"),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a,b\nx,y\n", id="no-quote-lf"),
+        pytest.param("a,b\r\nx,y\r\n\r\n1,2", id="no-quote-crlf-blank"),
+        pytest.param("a,b\rx,y\r\r1,2\r", id="no-quote-cr"),
+        pytest.param('a,b\n"x\n\ny",z\n\n"1,""2""",3\n', id="quoted-newlines-no-cr"),
+        pytest.param('a,b\r\n"x\r\ny",z\r\n   \r\n"1,""2""",3', id="quoted-crlf"),
+        pytest.param("a,b,c\nx\n1,2,3\n4,5,6,7\n,,\n  \n", id="ragged-no-quote"),
+        pytest.param('a,b,c\n"x,y"\n1,"2\n2",3\n4,5,6,"7\n"\n""\n', id="ragged-quoted"),
+        pytest.param("a,b\n'=1,'-x\n'plain,'@\n", id="formula-escapes"),
+    ],
+)
 def test_fast_path_answers_on_tricky_but_valid_files(text):
     assert fast_matches_exact(text)
 
 
-@pytest.mark.parametrize("text", [
-    pytest.param('a,b\nO"Brien,x\n1,2\n', id="stray-quote"),
-    pytest.param('a,b\nO"Br,ien",x\n1,2\n', id="stray-quotes-same-line"),
-    pytest.param('a,b\nx"y,"z\nw"\n\n1,2\n', id="stray-quote-then-quoted-newline"),
-    pytest.param('a,b\na"b,c\n\n"x\ny",z\n', id="stray-quote-blank-line-quoted-newline"),
-    pytest.param('a,b\n"ab"cd,x\n', id="text-after-closing-quote"),
-    pytest.param('a,b\nx,"y\n', id="unterminated-quote"),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('a,b\nO"Brien,x\n1,2\n', id="stray-quote"),
+        pytest.param('a,b\nO"Br,ien",x\n1,2\n', id="stray-quotes-same-line"),
+        pytest.param('a,b\nx"y,"z\nw"\n\n1,2\n', id="stray-quote-then-quoted-newline"),
+        pytest.param('a,b\na"b,c\n\n"x\ny",z\n', id="stray-quote-blank-line-quoted-newline"),
+        pytest.param('a,b\n"ab"cd,x\n', id="text-after-closing-quote"),
+        pytest.param('a,b\nx,"y\n', id="unterminated-quote"),
+    ],
+)
 def test_fast_path_never_disagrees_on_malformed_quoting(text):
     fast_matches_exact(text)  # it may decline (None); when it answers it must agree
 
@@ -445,14 +552,34 @@ def exact_read(data: bytes):
     return table
 
 
-ALMOST_NOTHING = st.text(alphabet=[" ", ",", '"', "'", "\n", "\r", "\t", "\x0b", "\x1c", "\xa0",
-                                   "\u2003", "\x85", "\ufeff", "a"], max_size=10)
+ALMOST_NOTHING = st.text(
+    alphabet=[
+        " ",
+        ",",
+        '"',
+        "'",
+        "\n",
+        "\r",
+        "\t",
+        "\x0b",
+        "\x1c",
+        "\xa0",
+        "\u2003",
+        "\x85",
+        "\ufeff",
+        "a",
+    ],
+    max_size=10,
+)
 
 
-@given(text=st.one_of(messy_csv(), ALMOST_NOTHING),
-       encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]),
-       noise=st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.binary(min_size=1,
-                                                                              max_size=4))))
+@given(
+    text=st.one_of(messy_csv(), ALMOST_NOTHING),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]),
+    noise=st.one_of(
+        st.none(), st.tuples(st.integers(0, 10_000), st.binary(min_size=1, max_size=4))
+    ),
+)
 @DIFF
 def test_read_table_equals_decode_then_exact_parser(text, encoding, noise):
     try:
@@ -468,15 +595,41 @@ def test_read_table_equals_decode_then_exact_parser(text, encoding, noise):
     got, want = rd.read_table(data), exact_read(data)
     assert got.encoding == want.encoding or want.failed
     assert [(i.code, i.message) for i in got.file_issues] == [
-        (i.code, i.message) for i in want.file_issues]
+        (i.code, i.message) for i in want.file_issues
+    ]
     if not want.failed:
         assert_same_table(got, want)
 
 
-@given(data=st.one_of(st.binary(max_size=16), st.lists(st.sampled_from(
-    [b"a", b"\xc2", b"\xa0", b"\xed", b"\xa0\x80", b"\x9f\xbf", b"\xf4", b"\x90", b"\x8f",
-     b"\xbf", b"\xe0", b"\x80", b"\xf0", b"\xc0", b"\xef\xbb\xbf", b"\xff", b"\xf8"]),
-    max_size=8).map(b"".join)))
+@given(
+    data=st.one_of(
+        st.binary(max_size=16),
+        st.lists(
+            st.sampled_from(
+                [
+                    b"a",
+                    b"\xc2",
+                    b"\xa0",
+                    b"\xed",
+                    b"\xa0\x80",
+                    b"\x9f\xbf",
+                    b"\xf4",
+                    b"\x90",
+                    b"\x8f",
+                    b"\xbf",
+                    b"\xe0",
+                    b"\x80",
+                    b"\xf0",
+                    b"\xc0",
+                    b"\xef\xbb\xbf",
+                    b"\xff",
+                    b"\xf8",
+                ]
+            ),
+            max_size=8,
+        ).map(b"".join),
+    )
+)
 @settings(DIFF, max_examples=2000)
 def test_utf8_check_is_exactly_what_python_decodes(data):
     try:
@@ -491,8 +644,13 @@ def test_wide_file_blank_rows_and_escapes():
     """Past the first few columns, blank rows and escapes are still found (one kernel call)."""
     width = 12
     header = ",".join(f"h{j}" for j in range(width))
-    rows = ["," * (width - 1), "," * (width - 1) + "x", " ," * (width - 1) + "'=1", "",
-            "," * 5 + " " + "," * (width - 6)]
+    rows = [
+        "," * (width - 1),
+        "," * (width - 1) + "x",
+        " ," * (width - 1) + "'=1",
+        "",
+        "," * 5 + " " + "," * (width - 6),
+    ]
     text = "\n".join([header, *rows]) + "\n"
     assert fast_matches_exact(text)
     raw = rd.read_table(text.encode())
@@ -500,17 +658,23 @@ def test_wide_file_blank_rows_and_escapes():
     assert raw.cells[str(width - 1)].tolist() == ["x", "=1"]
 
 
-@given(text=messy_csv(), find_limit=st.sampled_from([0, 1, 3, 100_000]),
-       scan_limit=st.sampled_from([0, 4, 1_000_000]))
+@given(
+    text=messy_csv(),
+    find_limit=st.sampled_from([0, 1, 3, 100_000]),
+    scan_limit=st.sampled_from([0, 4, 1_000_000]),
+)
 @DIFF
 def test_fast_path_same_whichever_way_positions_are_found(text, find_limit, scan_limit):
     """Byte positions by find() calls or by numpy, stray quotes sorted out or not: same result."""
     from unittest import mock
 
-    with mock.patch.object(rd, "_FIND_LIMIT", find_limit), \
-            mock.patch.object(rd, "_MAX_QUOTE_SCAN", scan_limit):
+    with (
+        mock.patch.object(rd, "_FIND_LIMIT", find_limit),
+        mock.patch.object(rd, "_MAX_QUOTE_SCAN", scan_limit),
+    ):
         data = text.encode()
         for byte in (34, 39, 13, 10):
             assert rd._positions(data, byte).tolist() == [
-                i for i, c in enumerate(data) if c == byte]
+                i for i, c in enumerate(data) if c == byte
+            ]
         fast_matches_exact(text)

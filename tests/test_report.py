@@ -20,10 +20,16 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NO_CLASS = dict(classId="", className="", classGrade="", primary_teacher="")
 
 
-
 def check(store: Store, data: bytes, **kwargs) -> FileResult:
-    return run(store, "d1", [InputFile("users.csv", data)], apply=False, actor="test",
-               settings=Settings(), **kwargs).files[0]
+    return run(
+        store,
+        "d1",
+        [InputFile("users.csv", data)],
+        apply=False,
+        actor="test",
+        settings=Settings(),
+        **kwargs,
+    ).files[0]
 
 
 def read_report(data: bytes) -> tuple[list[str], list[list[str]]]:
@@ -40,14 +46,26 @@ def unescape(cell: str) -> str:
 # Rows 2-3 are clean; each later row has a different outcome.  No row of the report carries
 # a valid class, so the report re-uploaded on its own raises exactly the same issues.
 SCENARIO = [
-    teacher(),                                                                       # 2 clean
-    student(1),                                                                      # 3 clean
-    student(2, userGrade="K", userLastName="+Plus", **NO_CLASS),                     # 4 warning
-    student(3, classGrade="14"),                                   # 5 person applied, class not
-    student(4, userId="  S4 ", userFirstName="\tTab", userLastName="\rReturn",
-            userEmail="s4 at example.org", **NO_CLASS),                              # 6 rejected
-    student(5, userFirstName='=HYPERLINK("http://evil","x")', userLastName="@home",
-            userEmail="-bad", userGrade="", **NO_CLASS),                             # 7 rejected
+    teacher(),  # 2 clean
+    student(1),  # 3 clean
+    student(2, userGrade="K", userLastName="+Plus", **NO_CLASS),  # 4 warning
+    student(3, classGrade="14"),  # 5 person applied, class not
+    student(
+        4,
+        userId="  S4 ",
+        userFirstName="\tTab",
+        userLastName="\rReturn",
+        userEmail="s4 at example.org",
+        **NO_CLASS,
+    ),  # 6 rejected
+    student(
+        5,
+        userFirstName='=HYPERLINK("http://evil","x")',
+        userLastName="@home",
+        userEmail="-bad",
+        userGrade="",
+        **NO_CLASS,
+    ),  # 7 rejected
 ]
 STATUSES = {4: "applied with warnings", 5: "partly applied", 6: "rejected", 7: "rejected"}
 
@@ -63,12 +81,20 @@ def test_report_columns_and_order(scenario):
 
 
 def test_report_keeps_the_file_s_own_columns_in_their_order(checker):
-    headers = ("userEmail", "userId", "action", "userLastName", "org_sis_id", "userRole",
-               "userFirstName", "userGrade")
+    headers = (
+        "userEmail",
+        "userId",
+        "action",
+        "userLastName",
+        "org_sis_id",
+        "userRole",
+        "userFirstName",
+        "userGrade",
+    )
     result = check(checker, users_csv([teacher(), student(1, userGrade="Z")], headers))
     header, rows = read_report(result.report_bytes)
     assert header == REPORT_HEAD + list(headers) + REPORT_TAIL
-    assert rows[0][2:2 + len(headers)] == [student(1, userGrade="Z")[h] for h in headers]
+    assert rows[0][2 : 2 + len(headers)] == [student(1, userGrade="Z")[h] for h in headers]
 
 
 def test_one_line_per_row_with_an_issue_in_row_order(scenario):
@@ -80,8 +106,11 @@ def test_one_line_per_row_with_an_issue_in_row_order(scenario):
 def test_statuses(scenario):
     _, rows = read_report(scenario.report_bytes)
     assert {int(r[0]): r[1] for r in rows} == STATUSES
-    assert (scenario.rows["rejected"], scenario.rows["partly_applied"],
-            scenario.rows["with_warnings"]) == (2, 1, 1)
+    assert (
+        scenario.rows["rejected"],
+        scenario.rows["partly_applied"],
+        scenario.rows["with_warnings"],
+    ) == (2, 1, 1)
 
 
 def test_original_text_is_kept(scenario):
@@ -114,8 +143,9 @@ def test_formula_cells_are_escaped(scenario):
             assert not cell.startswith(FORMULA_STARTS), (name, cell)
             if cell.startswith("'"):
                 escaped.append(cell)
-    assert sorted(escaped) == sorted([
-        "'+Plus", "'\tTab", "'\rReturn", "'=HYPERLINK(\"http://evil\",\"x\")", "'@home", "'-bad"])
+    assert sorted(escaped) == sorted(
+        ["'+Plus", "'\tTab", "'\rReturn", '\'=HYPERLINK("http://evil","x")', "'@home", "'-bad"]
+    )
 
 
 def test_no_message_starts_with_a_quoted_value():
@@ -137,15 +167,27 @@ def test_escape_cell_leaves_other_text(value):
 
 
 def test_clean_file_has_no_report(checker, tmp_path):
-    result = run(checker, "d1", [InputFile("users.csv", users_csv([teacher(), student(1)]))],
-                 apply=False, report_dir=tmp_path, settings=Settings()).files[0]
+    result = run(
+        checker,
+        "d1",
+        [InputFile("users.csv", users_csv([teacher(), student(1)]))],
+        apply=False,
+        report_dir=tmp_path,
+        settings=Settings(),
+    ).files[0]
     assert result.report_bytes is None and result.error_report is None
     assert not (tmp_path / "users-errors.csv").exists()
 
 
 def test_report_is_written_to_the_report_dir(checker, tmp_path):
-    result = run(checker, "d1", [InputFile("users.csv", users_csv(SCENARIO))], apply=False,
-                 report_dir=tmp_path, settings=Settings()).files[0]
+    result = run(
+        checker,
+        "d1",
+        [InputFile("users.csv", users_csv(SCENARIO))],
+        apply=False,
+        report_dir=tmp_path,
+        settings=Settings(),
+    ).files[0]
     path = tmp_path / "users-errors.csv"
     assert result.error_report == str(path.resolve())
     assert path.read_bytes() == result.report_bytes
@@ -164,8 +206,7 @@ def test_ragged_row_is_rejected_in_the_report(checker):
     (r,) = rows
     cells = dict(zip(header, r))
     assert (r[0], r[1], cells["issues"]) == ("4", "rejected", "ROW_FIELD_COUNT")
-    assert (cells["org_sis_id"], cells["userId"], cells["userFirstName"]) == ("0101", "S9",
-                                                                             "Short")
+    assert (cells["org_sis_id"], cells["userId"], cells["userFirstName"]) == ("0101", "S9", "Short")
 
 
 # --- uploading the report again ---------------------------------------------------------------

@@ -13,7 +13,11 @@ from tests.test_cli import cli
 from validation import dictionary as d
 from validation.catalog import CATALOG
 from validation.templates import (
-    TEMPLATE_SCHOOL, UnknownColumn, dictionary_text, explain_column, template_csv,
+    TEMPLATE_SCHOOL,
+    UnknownColumn,
+    dictionary_text,
+    explain_column,
+    template_csv,
 )
 
 
@@ -22,8 +26,9 @@ def rows_of(data: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
 
 
-@pytest.mark.parametrize("kind,headers", [("users", d.USERS_HEADERS),
-                                          ("demographics", d.DEMOGRAPHICS_HEADERS)])
+@pytest.mark.parametrize(
+    "kind,headers", [("users", d.USERS_HEADERS), ("demographics", d.DEMOGRAPHICS_HEADERS)]
+)
 def test_template_has_the_dictionary_headers_and_a_few_rows(kind, headers):
     rows = rows_of(template_csv(kind))
     assert rows[0] == list(headers)
@@ -35,8 +40,10 @@ def test_template_has_the_dictionary_headers_and_a_few_rows(kind, headers):
 def test_templates_validate_cleanly_in_a_fresh_district(store, apply):
     store.create_district("fresh", "Fresh District")
     store.add_school("fresh", TEMPLATE_SCHOOL, "Template School")
-    files = [InputFile("users.csv", template_csv("users")),
-             InputFile("demographics.csv", template_csv("demographics"))]
+    files = [
+        InputFile("users.csv", template_csv("users")),
+        InputFile("demographics.csv", template_csv("demographics")),
+    ]
     result = run(store, "fresh", files, apply=apply, actor="test", settings=Settings())
     for f in result.files:
         assert f.status == "completed", (f.kind, f.file_issues, f.issues)
@@ -49,16 +56,20 @@ def test_templates_validate_cleanly_in_a_fresh_district(store, apply):
 def test_template_rows_use_the_dictionary_examples():
     users = rows_of(template_csv("users"))
     header = users[0]
-    example_row = [dict(zip(header, r)) for r in users[1:] if r[header.index("userId")]
-                   == d.column("userId").example][0]
+    example_row = [
+        dict(zip(header, r))
+        for r in users[1:]
+        if r[header.index("userId")] == d.column("userId").example
+    ][0]
     for name in ("org_sis_id", "userEmail", "userGrade", "classId", "userStateId"):
         assert example_row[name] == d.column(name).example
     with pytest.raises(ValueError):
         template_csv("classes")
 
 
-@pytest.mark.parametrize("column", [*d.USERS_COLUMNS, *d.DEMOGRAPHICS_COLUMNS],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "column", [*d.USERS_COLUMNS, *d.DEMOGRAPHICS_COLUMNS], ids=lambda c: c.name
+)
 def test_dictionary_explains_every_column_with_values_and_codes(column):
     text = explain_column(column.name)
     assert column.name in text and str(column.kind) in text and column.meaning in text

@@ -30,11 +30,18 @@ def base() -> list[dict[str, str]]:
     return [teacher(), student(1)]
 
 
-def upload(store: Store, rows, district: str = "d1", apply: bool = False,
-           headers=USERS_HEADERS) -> FileResult:
+def upload(
+    store: Store, rows, district: str = "d1", apply: bool = False, headers=USERS_HEADERS
+) -> FileResult:
     data = rows if isinstance(rows, bytes) else users_csv(rows, headers)
-    result = run(store, district, [InputFile("users.csv", data)], apply=apply, actor="test",
-                 settings=Settings())
+    result = run(
+        store,
+        district,
+        [InputFile("users.csv", data)],
+        apply=apply,
+        actor="test",
+        settings=Settings(),
+    )
     return result.files[0]
 
 
@@ -50,8 +57,9 @@ def found(result: FileResult, code: str) -> list[dict]:
 
 def stored_people(store: Store) -> dict[str, dict]:
     with store.engine.connect() as conn:
-        rows = conn.execute(select(Person.user_id, Person.grade, Person.role, Person.email,
-                                   Person.first_name)).all()
+        rows = conn.execute(
+            select(Person.user_id, Person.grade, Person.role, Person.email, Person.first_name)
+        ).all()
     return {r.user_id: r._asdict() for r in rows}
 
 
@@ -94,92 +102,247 @@ def _ragged_file() -> bytes:
 CASES: list[Case] = [
     # action
     Case("ACTION_INVALID", [teacher(), student(1, action="REMOVE-CLAS")], {(3, "action")}, E),
-    Case("ACTION_NEEDS_CLASS",
-         [teacher(), row(action="REMOVE-CLASS", classId="", className="", classGrade="")],
-         {(3, "action")}, E, stored=[("d1", base())], id="remove-class"),
-    Case("ACTION_NEEDS_CLASS", [teacher(), row(action="REMOVE-ENROLLMENT", classId="")],
-         {(3, "action")}, E, stored=[("d1", base())], id="remove-enrollment"),
-    Case("ACTION_NEEDS_CLASS", [teacher(), row(action="REMOVE-CLASS")], {(3, "action")}, E,
-         stored=[("d1", base())], headers=NO_CLASS_HEADERS, id="file-without-class-columns"),
-    Case("ACTION_CLASS_NOT_FOUND", [teacher(), row(action="REMOVE-CLASS", classId="NOPE")],
-         {(3, "classId")}, E, stored=[("d1", base())]),
-    Case("ACTION_USER_NOT_FOUND", [teacher(), row(action="DEACTIVATE-USER", userId="GHOST")],
-         {(3, "userId")}, E, stored=[("d1", base())], id="deactivate"),
-    Case("ACTION_USER_NOT_FOUND", [teacher(), row(action="REMOVE-ENROLLMENT", userId="GHOST")],
-         {(3, "userId")}, E, stored=[("d1", base())], id="remove-enrollment"),
-    Case("ACTION_ENROLLMENT_NOT_FOUND",
-         [teacher(), row(action="REMOVE-ENROLLMENT", userId="S2", classId="MATH5")],
-         {(3, "userId")}, W, stored=[("d1", base() + [student(2, **CLASS_BLANK)])]),
+    Case(
+        "ACTION_NEEDS_CLASS",
+        [teacher(), row(action="REMOVE-CLASS", classId="", className="", classGrade="")],
+        {(3, "action")},
+        E,
+        stored=[("d1", base())],
+        id="remove-class",
+    ),
+    Case(
+        "ACTION_NEEDS_CLASS",
+        [teacher(), row(action="REMOVE-ENROLLMENT", classId="")],
+        {(3, "action")},
+        E,
+        stored=[("d1", base())],
+        id="remove-enrollment",
+    ),
+    Case(
+        "ACTION_NEEDS_CLASS",
+        [teacher(), row(action="REMOVE-CLASS")],
+        {(3, "action")},
+        E,
+        stored=[("d1", base())],
+        headers=NO_CLASS_HEADERS,
+        id="file-without-class-columns",
+    ),
+    Case(
+        "ACTION_CLASS_NOT_FOUND",
+        [teacher(), row(action="REMOVE-CLASS", classId="NOPE")],
+        {(3, "classId")},
+        E,
+        stored=[("d1", base())],
+    ),
+    Case(
+        "ACTION_USER_NOT_FOUND",
+        [teacher(), row(action="DEACTIVATE-USER", userId="GHOST")],
+        {(3, "userId")},
+        E,
+        stored=[("d1", base())],
+        id="deactivate",
+    ),
+    Case(
+        "ACTION_USER_NOT_FOUND",
+        [teacher(), row(action="REMOVE-ENROLLMENT", userId="GHOST")],
+        {(3, "userId")},
+        E,
+        stored=[("d1", base())],
+        id="remove-enrollment",
+    ),
+    Case(
+        "ACTION_ENROLLMENT_NOT_FOUND",
+        [teacher(), row(action="REMOVE-ENROLLMENT", userId="S2", classId="MATH5")],
+        {(3, "userId")},
+        W,
+        stored=[("d1", base() + [student(2, **CLASS_BLANK)])],
+    ),
     # org_sis_id
     Case("ORG_REQUIRED", [teacher(), student(1, org_sis_id="")], {(3, "org_sis_id")}, E),
     Case("ORG_NOT_FOUND", [teacher(), student(1, org_sis_id="0999")], {(3, "org_sis_id")}, E),
     Case("ORG_EXCEL", [teacher(), student(1, org_sis_id="1.01E+03")], {(3, "org_sis_id")}, E),
-    Case("ORG_CLASS_MISMATCH", [teacher(), student(1, org_sis_id="0202")],
-         {(2, "org_sis_id"), (3, "org_sis_id")}, E, id="rows-disagree"),
-    Case("ORG_CLASS_MISMATCH", [student(2, org_sis_id="0202")],
-         {(2, "org_sis_id")}, E, stored=[("d1", base())], id="stored-elsewhere"),
+    Case(
+        "ORG_CLASS_MISMATCH",
+        [teacher(), student(1, org_sis_id="0202")],
+        {(2, "org_sis_id"), (3, "org_sis_id")},
+        E,
+        id="rows-disagree",
+    ),
+    Case(
+        "ORG_CLASS_MISMATCH",
+        [student(2, org_sis_id="0202")],
+        {(2, "org_sis_id")},
+        E,
+        stored=[("d1", base())],
+        id="stored-elsewhere",
+    ),
     # userId
     Case("USERID_REQUIRED", [teacher(), student(1, userId="")], {(3, "userId")}, E),
-    Case("USERID_INVALID", [teacher(), student(1, userId="S 1")], {(3, "userId")}, E,
-         id="space"),
-    Case("USERID_INVALID", [teacher(), student(1, userId="S" * 65)], {(3, "userId")}, E,
-         id="too-long"),
-    Case("USERID_INVALID", [teacher(), student(1, userDistrictId="D#1")],
-         {(3, "userDistrictId")}, E, id="districtId"),
+    Case("USERID_INVALID", [teacher(), student(1, userId="S 1")], {(3, "userId")}, E, id="space"),
+    Case(
+        "USERID_INVALID",
+        [teacher(), student(1, userId="S" * 65)],
+        {(3, "userId")},
+        E,
+        id="too-long",
+    ),
+    Case(
+        "USERID_INVALID",
+        [teacher(), student(1, userDistrictId="D#1")],
+        {(3, "userDistrictId")},
+        E,
+        id="districtId",
+    ),
     Case("USERID_EXCEL", [teacher(), student(1, userId="1.23457E+11")], {(3, "userId")}, E),
-    Case("USERID_EXCEL", [teacher(), student(1, userStateId="9.87E+10")], {(3, "userStateId")},
-         E, id="stateId"),
-    Case("USER_CONFLICT", [teacher(), student(1), student(1, userFirstName="Eva", **CLASS_BLANK)],
-         {(3, "userFirstName"), (4, "userFirstName")}, E),
-    Case("USER_CONFLICT", [teacher(), student(1), student(1, userGrade="06", **CLASS_BLANK)],
-         {(3, "userGrade"), (4, "userGrade")}, E, id="grade"),
-    Case("USERID_ROLE_CHANGE", [teacher(), student(1, userRole="teacher", userGrade="")],
-         {(3, "userId")}, E, stored=[("d1", base())]),
-    Case("USERID_CHANGED", [teacher(), student(1, userId="S1-NEW")], {(3, "userId")}, W,
-         stored=[("d1", base())]),
+    Case(
+        "USERID_EXCEL",
+        [teacher(), student(1, userStateId="9.87E+10")],
+        {(3, "userStateId")},
+        E,
+        id="stateId",
+    ),
+    Case(
+        "USER_CONFLICT",
+        [teacher(), student(1), student(1, userFirstName="Eva", **CLASS_BLANK)],
+        {(3, "userFirstName"), (4, "userFirstName")},
+        E,
+    ),
+    Case(
+        "USER_CONFLICT",
+        [teacher(), student(1), student(1, userGrade="06", **CLASS_BLANK)],
+        {(3, "userGrade"), (4, "userGrade")},
+        E,
+        id="grade",
+    ),
+    Case(
+        "USERID_ROLE_CHANGE",
+        [teacher(), student(1, userRole="teacher", userGrade="")],
+        {(3, "userId")},
+        E,
+        stored=[("d1", base())],
+    ),
+    Case(
+        "USERID_CHANGED",
+        [teacher(), student(1, userId="S1-NEW")],
+        {(3, "userId")},
+        W,
+        stored=[("d1", base())],
+    ),
     # names
-    Case("FIRSTNAME_REQUIRED", [teacher(), student(1, userFirstName="")],
-         {(3, "userFirstName")}, E),
-    Case("LASTNAME_REQUIRED", [teacher(), student(1, userLastName="")],
-         {(3, "userLastName")}, E),
-    Case("NAME_TOO_LONG", [teacher(), student(1, userFirstName=LONG_NAME)],
-         {(3, "userFirstName")}, E, id="first"),
-    Case("NAME_TOO_LONG", [teacher(), student(1, userLastName=LONG_NAME)],
-         {(3, "userLastName")}, E, id="last"),
+    Case(
+        "FIRSTNAME_REQUIRED", [teacher(), student(1, userFirstName="")], {(3, "userFirstName")}, E
+    ),
+    Case("LASTNAME_REQUIRED", [teacher(), student(1, userLastName="")], {(3, "userLastName")}, E),
+    Case(
+        "NAME_TOO_LONG",
+        [teacher(), student(1, userFirstName=LONG_NAME)],
+        {(3, "userFirstName")},
+        E,
+        id="first",
+    ),
+    Case(
+        "NAME_TOO_LONG",
+        [teacher(), student(1, userLastName=LONG_NAME)],
+        {(3, "userLastName")},
+        E,
+        id="last",
+    ),
     # email
     Case("EMAIL_REQUIRED", [teacher(), student(1, userEmail="")], {(3, "userEmail")}, E),
-    Case("EMAIL_INVALID", [teacher(), student(1, userEmail="s1.example.org")],
-         {(3, "userEmail")}, E, id="no-at"),
-    Case("EMAIL_INVALID", [teacher(), student(1, userEmail="s 1@example.org")],
-         {(3, "userEmail")}, E, id="space"),
-    Case("EMAIL_INVALID", [teacher(), student(1, userEmail="s1@@example.org")],
-         {(3, "userEmail")}, E, id="two-at"),
-    Case("EMAIL_INVALID", [teacher(), student(1, userEmail="s1@example")],
-         {(3, "userEmail")}, E, id="no-tld"),
-    Case("EMAIL_INVALID", [teacher(), student(1, userEmail="s" * 243 + "@example.org")],
-         {(3, "userEmail")}, E, id="too-long"),
-    Case("EMAIL_AMPLIFY_DOMAIN", [teacher(), student(1, userEmail="s1@amplify.com")],
-         {(3, "userEmail")}, E),
-    Case("EMAIL_AMPLIFY_DOMAIN", [teacher(), student(1, userEmail="s1@Mail.Amplify.com")],
-         {(3, "userEmail")}, E, id="subdomain"),
-    Case("EMAIL_AMPLIFY_DOMAIN", [teacher(), student(1, userEmail="s1@amplify.org")],
-         {(3, "userEmail")}, E, id="amplify-dot"),
-    Case("EMAIL_DUPLICATE", [teacher(), student(1), student(2, userEmail="S1@Example.org")],
-         {(3, "userEmail"), (4, "userEmail")}, E),
-    Case("EMAIL_TAKEN", [teacher(), student(1, userEmail="s9@example.org")],
-         {(3, "userEmail")}, E, districts=[("d2", "batch")],
-         stored=[("d2", [student(9, userId="X9", classId="OTHER")])], id="other-district"),
-    Case("EMAIL_TAKEN", [teacher(), student(2, userEmail="s1@example.org")],
-         {(3, "userEmail")}, E, stored=[("d1", base() + [student(2)])], id="same-district"),
+    Case(
+        "EMAIL_INVALID",
+        [teacher(), student(1, userEmail="s1.example.org")],
+        {(3, "userEmail")},
+        E,
+        id="no-at",
+    ),
+    Case(
+        "EMAIL_INVALID",
+        [teacher(), student(1, userEmail="s 1@example.org")],
+        {(3, "userEmail")},
+        E,
+        id="space",
+    ),
+    Case(
+        "EMAIL_INVALID",
+        [teacher(), student(1, userEmail="s1@@example.org")],
+        {(3, "userEmail")},
+        E,
+        id="two-at",
+    ),
+    Case(
+        "EMAIL_INVALID",
+        [teacher(), student(1, userEmail="s1@example")],
+        {(3, "userEmail")},
+        E,
+        id="no-tld",
+    ),
+    Case(
+        "EMAIL_INVALID",
+        [teacher(), student(1, userEmail="s" * 243 + "@example.org")],
+        {(3, "userEmail")},
+        E,
+        id="too-long",
+    ),
+    Case(
+        "EMAIL_AMPLIFY_DOMAIN",
+        [teacher(), student(1, userEmail="s1@amplify.com")],
+        {(3, "userEmail")},
+        E,
+    ),
+    Case(
+        "EMAIL_AMPLIFY_DOMAIN",
+        [teacher(), student(1, userEmail="s1@Mail.Amplify.com")],
+        {(3, "userEmail")},
+        E,
+        id="subdomain",
+    ),
+    Case(
+        "EMAIL_AMPLIFY_DOMAIN",
+        [teacher(), student(1, userEmail="s1@amplify.org")],
+        {(3, "userEmail")},
+        E,
+        id="amplify-dot",
+    ),
+    Case(
+        "EMAIL_DUPLICATE",
+        [teacher(), student(1), student(2, userEmail="S1@Example.org")],
+        {(3, "userEmail"), (4, "userEmail")},
+        E,
+    ),
+    Case(
+        "EMAIL_TAKEN",
+        [teacher(), student(1, userEmail="s9@example.org")],
+        {(3, "userEmail")},
+        E,
+        districts=[("d2", "batch")],
+        stored=[("d2", [student(9, userId="X9", classId="OTHER")])],
+        id="other-district",
+    ),
+    Case(
+        "EMAIL_TAKEN",
+        [teacher(), student(2, userEmail="s1@example.org")],
+        {(3, "userEmail")},
+        E,
+        stored=[("d1", base() + [student(2)])],
+        id="same-district",
+    ),
     # role
     Case("ROLE_INVALID", [teacher(), student(1, userRole="pupil")], {(3, "userRole")}, E),
-    Case("ROLE_NOT_ALLOWED", base(), {(3, "userRole")}, E, district="d3",
-         districts=[("d3", "clever")]),
+    Case(
+        "ROLE_NOT_ALLOWED",
+        base(),
+        {(3, "userRole")},
+        E,
+        district="d3",
+        districts=[("d3", "clever")],
+    ),
     # grade
     Case("USERGRADE_REQUIRED", [teacher(), student(1, userGrade="")], {(3, "userGrade")}, E),
     Case("USERGRADE_INVALID", [teacher(), student(1, userGrade="5th")], {(3, "userGrade")}, E),
-    Case("USERGRADE_INVALID", [teacher(), student(1, userGrade="14")], {(3, "userGrade")}, E,
-         id="14"),
+    Case(
+        "USERGRADE_INVALID", [teacher(), student(1, userGrade="14")], {(3, "userGrade")}, E, id="14"
+    ),
     Case("USERGRADE_NORMALIZED", [teacher(), student(1, userGrade="K")], {(3, "userGrade")}, W),
     Case("USERGRADE_IGNORED", [teacher(userGrade="05"), student(1)], {(2, "userGrade")}, W),
     # classId
@@ -188,34 +351,75 @@ CASES: list[Case] = [
     Case("CLASSID_EXCEL", [teacher(), student(1, classId="1.2E+05")], {(3, "classId")}, E),
     # className
     Case("CLASSNAME_REQUIRED", [teacher(), student(1, className="")], {(3, "className")}, E),
-    Case("CLASSNAME_CONFLICT", [teacher(), student(1, className="Maths 5")],
-         {(2, "className"), (3, "className")}, E),
-    Case("CLASSNAME_TOO_LONG", [teacher(className=LONG_CLASS), student(1, className=LONG_CLASS)],
-         {(2, "className"), (3, "className")}, E),
+    Case(
+        "CLASSNAME_CONFLICT",
+        [teacher(), student(1, className="Maths 5")],
+        {(2, "className"), (3, "className")},
+        E,
+    ),
+    Case(
+        "CLASSNAME_TOO_LONG",
+        [teacher(className=LONG_CLASS), student(1, className=LONG_CLASS)],
+        {(2, "className"), (3, "className")},
+        E,
+    ),
     # classGrade
     Case("CLASSGRADE_REQUIRED", [teacher(), student(1, classGrade="")], {(3, "classGrade")}, E),
     Case("CLASSGRADE_INVALID", [teacher(), student(1, classGrade="14")], {(3, "classGrade")}, E),
-    Case("CLASSGRADE_INVALID", [teacher(), student(1, classGrade="03,14")], {(3, "classGrade")},
-         E, id="in-list"),
-    Case("CLASSGRADE_CONFLICT", [teacher(), student(1, classGrade="06")],
-         {(2, "classGrade"), (3, "classGrade")}, E),
-    Case("CLASSGRADE_NORMALIZED", [teacher(classGrade="5"), student(1, classGrade="5")],
-         {(2, "classGrade"), (3, "classGrade")}, W),
+    Case(
+        "CLASSGRADE_INVALID",
+        [teacher(), student(1, classGrade="03,14")],
+        {(3, "classGrade")},
+        E,
+        id="in-list",
+    ),
+    Case(
+        "CLASSGRADE_CONFLICT",
+        [teacher(), student(1, classGrade="06")],
+        {(2, "classGrade"), (3, "classGrade")},
+        E,
+    ),
+    Case(
+        "CLASSGRADE_NORMALIZED",
+        [teacher(classGrade="5"), student(1, classGrade="5")],
+        {(2, "classGrade"), (3, "classGrade")},
+        W,
+    ),
     # primary_teacher
-    Case("PRIMARY_TEACHER_INVALID", [teacher(primary_teacher="maybe"), student(1)],
-         {(2, "primary_teacher")}, E),
-    Case("PRIMARY_TEACHER_NOT_STAFF", [teacher(), student(1, primary_teacher="Y")],
-         {(3, "primary_teacher")}, E),
-    Case("PRIMARY_TEACHER_NO_CLASS", [teacher(), teacher(userId="T2", userEmail="t2@example.org",
-                                                         **{**CLASS_BLANK, "primary_teacher": "Y"}),
-                                      student(1)],
-         {(3, "primary_teacher")}, W),
+    Case(
+        "PRIMARY_TEACHER_INVALID",
+        [teacher(primary_teacher="maybe"), student(1)],
+        {(2, "primary_teacher")},
+        E,
+    ),
+    Case(
+        "PRIMARY_TEACHER_NOT_STAFF",
+        [teacher(), student(1, primary_teacher="Y")],
+        {(3, "primary_teacher")},
+        E,
+    ),
+    Case(
+        "PRIMARY_TEACHER_NO_CLASS",
+        [
+            teacher(),
+            teacher(
+                userId="T2", userEmail="t2@example.org", **{**CLASS_BLANK, "primary_teacher": "Y"}
+            ),
+            student(1),
+        ],
+        {(3, "primary_teacher")},
+        W,
+    ),
     # class, after apply (reported on the class's first row)
-    Case("CLASS_NO_PRIMARY_TEACHER", [teacher(primary_teacher="N"), student(1)],
-         {(2, "classId")}, W),
-    Case("CLASS_MULTIPLE_PRIMARY",
-         [teacher(), student(1), teacher(userId="T2", userEmail="t2@example.org")],
-         {(2, "classId")}, W),
+    Case(
+        "CLASS_NO_PRIMARY_TEACHER", [teacher(primary_teacher="N"), student(1)], {(2, "classId")}, W
+    ),
+    Case(
+        "CLASS_MULTIPLE_PRIMARY",
+        [teacher(), student(1), teacher(userId="T2", userEmail="t2@example.org")],
+        {(2, "classId")},
+        W,
+    ),
     Case("CLASS_SIZE", class_of(81), {(2, "classId")}, W),
     # Failed
     Case("ROW_FIELD_COUNT", _ragged_file(), {(4, None)}, E),
@@ -268,10 +472,13 @@ def test_rule_fires_on_its_cell(request, case):
     fresh = case.stored or any(key != "d3" for key, _ in case.districts)
     result = _run_case(request.getfixturevalue("roster" if fresh else "checker"), case)
     hits = found(result, case.code)
-    where = {(i["row"], i["column"] if None not in {c for _, c in case.expect} else None)
-             for i in hits}
-    assert where == case.expect, f"{case.code}: got {[(i['row'], i['column']) for i in hits]}; " \
-                                 f"all issues: {[(i['row'], i['code']) for i in result.issues]}"
+    where = {
+        (i["row"], i["column"] if None not in {c for _, c in case.expect} else None) for i in hits
+    }
+    assert where == case.expect, (
+        f"{case.code}: got {[(i['row'], i['column']) for i in hits]}; "
+        f"all issues: {[(i['row'], i['code']) for i in result.issues]}"
+    )
     for issue in hits:
         assert issue["severity"] == case.severity
         assert issue["message"] and issue["fix"], issue
@@ -289,8 +496,11 @@ def test_rule_fires_on_its_cell(request, case):
 
 
 def test_every_row_code_has_a_case():
-    row_codes = {c.code for c in CATALOG.values()
-                 if c.group not in ("file", "header", "demographics") and c.code != "FAILED"}
+    row_codes = {
+        c.code
+        for c in CATALOG.values()
+        if c.group not in ("file", "header", "demographics") and c.code != "FAILED"
+    }
     covered = {c.code for c in CASES}
     assert row_codes - covered == set(), "row codes without a test case"
     assert covered - set(CATALOG) == set(), "cases for codes the catalog does not have"
@@ -325,13 +535,21 @@ def test_blank_school_row_still_gets_its_name_issue(checker):
 
 
 def test_one_row_gets_every_issue_that_applies(checker):
-    bad = student(1, userFirstName="", userEmail="a b@x", userGrade="Z", classGrade="99",
-                  primary_teacher="maybe")
+    bad = student(
+        1,
+        userFirstName="",
+        userEmail="a b@x",
+        userGrade="Z",
+        classGrade="99",
+        primary_teacher="maybe",
+    )
     result = upload(checker, [teacher(), bad])
     on_row = [(i["code"], i["column"]) for i in result.issues if i["row"] == 3]
     assert set(on_row) == {
-        ("FIRSTNAME_REQUIRED", "userFirstName"), ("EMAIL_INVALID", "userEmail"),
-        ("USERGRADE_INVALID", "userGrade"), ("CLASSGRADE_INVALID", "classGrade"),
+        ("FIRSTNAME_REQUIRED", "userFirstName"),
+        ("EMAIL_INVALID", "userEmail"),
+        ("USERGRADE_INVALID", "userGrade"),
+        ("CLASSGRADE_INVALID", "classGrade"),
         ("PRIMARY_TEACHER_INVALID", "primary_teacher"),
     }
     # issues of a row are listed in the file's column order
@@ -349,10 +567,14 @@ def test_issues_come_in_row_order(checker):
 # --- suggestions ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("typed, meant", [
-    ("REMOVE-CLAS", "REMOVE-CLASS"), ("remove enrollment", "REMOVE-ENROLLMENT"),
-    ("DEACTIVATE", "DEACTIVATE-USER"),
-])
+@pytest.mark.parametrize(
+    "typed, meant",
+    [
+        ("REMOVE-CLAS", "REMOVE-CLASS"),
+        ("remove enrollment", "REMOVE-ENROLLMENT"),
+        ("DEACTIVATE", "DEACTIVATE-USER"),
+    ],
+)
 def test_invalid_action_suggests_the_closest(checker, typed, meant):
     result = upload(checker, [teacher(), student(1, action=typed)])
     (issue,) = found(result, "ACTION_INVALID")
@@ -391,8 +613,10 @@ def test_district_with_no_schools_yet_rejects_every_row_with_org_not_found(sqlit
     # a district just created, before its schools are added: a clear error per row, no crash
     sqlite_store.create_district("d9", "District d9", "batch")
     result = upload(sqlite_store, base(), district="d9")
-    assert [(i["row"], i["code"]) for i in result.issues] == [(2, "ORG_NOT_FOUND"),
-                                                              (3, "ORG_NOT_FOUND")]
+    assert [(i["row"], i["code"]) for i in result.issues] == [
+        (2, "ORG_NOT_FOUND"),
+        (3, "ORG_NOT_FOUND"),
+    ]
     assert all("did you mean" not in i["message"] for i in result.issues)
 
 
@@ -404,8 +628,16 @@ def test_ids_are_text_so_123_is_not_0123(checker):
 # --- grades -----------------------------------------------------------------------------------
 
 
-GRADE_ALIASES = [("K", "KG"), ("k", "KG"), ("Kindergarten", "KG"), ("1", "01"), ("5", "05"),
-                 ("9", "09"), ("Pre-K", "PK"), ("PreK", "PK")]
+GRADE_ALIASES = [
+    ("K", "KG"),
+    ("k", "KG"),
+    ("Kindergarten", "KG"),
+    ("1", "01"),
+    ("5", "05"),
+    ("9", "09"),
+    ("Pre-K", "PK"),
+    ("PreK", "PK"),
+]
 
 
 def test_grade_aliases_are_normalised_and_stored_normalised(roster):
@@ -413,8 +645,11 @@ def test_grade_aliases_are_normalised_and_stored_normalised(roster):
     rows = [teacher(**CLASS_BLANK)]
     for n, (typed, _) in enumerate(GRADE_ALIASES, start=1):
         rows.append(student(n, userGrade=typed, classId=f"C{n}", classGrade=typed))
-        rows.append(teacher(userId=f"T{n}", userEmail=f"t{n}@example.org", classId=f"C{n}",
-                            classGrade=typed))
+        rows.append(
+            teacher(
+                userId=f"T{n}", userEmail=f"t{n}@example.org", classId=f"C{n}", classGrade=typed
+            )
+        )
     result = upload(roster, rows, apply=True)
     assert result.status == "completed" and result.applied
     assert not [i for i in result.issues if i["severity"] == E]
@@ -423,24 +658,29 @@ def test_grade_aliases_are_normalised_and_stored_normalised(roster):
         student_row = 1 + 2 * n
         notes = [i for i in result.issues if i["row"] == student_row]
         assert [(i["code"], i["value"], i["severity"]) for i in notes] == [
-            ("USERGRADE_NORMALIZED", typed, W), ("CLASSGRADE_NORMALIZED", typed, W)], typed
+            ("USERGRADE_NORMALIZED", typed, W),
+            ("CLASSGRADE_NORMALIZED", typed, W),
+        ], typed
         assert all(f"'{code}'" in i["message"] for i in notes), notes
         assert [i["code"] for i in result.issues if i["row"] == student_row + 1] == [
-            "CLASSGRADE_NORMALIZED"], typed
+            "CLASSGRADE_NORMALIZED"
+        ], typed
         assert people[f"S{n}"]["grade"] == code, typed
         assert classes[f"C{n}"] == code, typed
 
 
 @pytest.mark.parametrize("typed", ["KG", "05", "10", "PK", "Other", "UG"])
 def test_grade_code_is_accepted_without_note(checker, typed):
-    result = upload(checker, [teacher(classGrade=typed), student(1, userGrade=typed,
-                                                                classGrade=typed)])
+    result = upload(
+        checker, [teacher(classGrade=typed), student(1, userGrade=typed, classGrade=typed)]
+    )
     assert result.issues == []
 
 
 def test_class_grade_list_is_accepted(roster):
-    result = upload(roster, [teacher(classGrade="03,04"), student(1, classGrade="03,04")],
-                    apply=True)
+    result = upload(
+        roster, [teacher(classGrade="03,04"), student(1, classGrade="03,04")], apply=True
+    )
     assert result.issues == []
     assert stored_class_grades(roster)["MATH5"] == "03,04"
 
@@ -471,9 +711,18 @@ def test_staff_grade_is_ignored_not_stored(roster):
 
 def test_remove_rows_validate_only_their_columns(roster):
     upload(roster, base() + [student(2)], apply=True)
-    junk = dict(userFirstName="", userLastName="", userEmail="not an email", userRole="pupil",
-                userGrade="99", className="", classGrade="bad", primary_teacher="maybe",
-                userDistrictId="bad id!", userStateId="1E+5")
+    junk = dict(
+        userFirstName="",
+        userLastName="",
+        userEmail="not an email",
+        userRole="pupil",
+        userGrade="99",
+        className="",
+        classGrade="bad",
+        primary_teacher="maybe",
+        userDistrictId="bad id!",
+        userStateId="1E+5",
+    )
     rows = [
         row(action="DEACTIVATE-USER", userId="S2", classId="bad id!", **junk),
         row(action="REMOVE-ENROLLMENT", userId="S1", classId="MATH5", **junk),
@@ -487,8 +736,7 @@ def test_remove_rows_validate_only_their_columns(roster):
 
 def test_remove_row_still_checks_its_school(roster):
     upload(roster, base(), apply=True)
-    result = upload(roster, [teacher(), row(action="DEACTIVATE-USER", userId="S1",
-                                            org_sis_id="")])
+    result = upload(roster, [teacher(), row(action="DEACTIVATE-USER", userId="S1", org_sis_id="")])
     assert [(i["row"], i["code"]) for i in result.issues] == [(3, "ORG_REQUIRED")]
 
 
@@ -501,8 +749,17 @@ def test_primary_teacher_alone_never_requires_a_class_id(checker):
     assert [(i["row"], i["code"]) for i in result.issues] == [(2, "PRIMARY_TEACHER_NO_CLASS")]
 
 
-BOOLEANS = {"Y": True, "yes": True, "TRUE": True, "1": True, "n": False, "No": False,
-            "false": False, "0": False, "": False}
+BOOLEANS = {
+    "Y": True,
+    "yes": True,
+    "TRUE": True,
+    "1": True,
+    "n": False,
+    "No": False,
+    "false": False,
+    "0": False,
+    "": False,
+}
 
 
 def test_primary_teacher_booleans(checker):
@@ -510,8 +767,14 @@ def test_primary_teacher_booleans(checker):
     rows = []
     for n, value in enumerate(BOOLEANS, start=1):
         rows.append(teacher(classId=f"C{n}"))
-        rows.append(teacher(userId=f"T{n}x", userEmail=f"t{n}x@example.org", classId=f"C{n}",
-                            primary_teacher=value))
+        rows.append(
+            teacher(
+                userId=f"T{n}x",
+                userEmail=f"t{n}x@example.org",
+                classId=f"C{n}",
+                primary_teacher=value,
+            )
+        )
     result = upload(checker, rows)
     assert not found(result, "PRIMARY_TEACHER_INVALID")
     multiple = {i["value"] for i in found(result, "CLASS_MULTIPLE_PRIMARY")}
@@ -522,9 +785,12 @@ def test_primary_teacher_booleans(checker):
 
 
 def test_user_conflict_ignores_email_case_and_blanks(checker):
-    rows = [teacher(), student(1),
-            student(1, userEmail="S1@EXAMPLE.ORG", userStateId="", **CLASS_BLANK),
-            student(1, userDistrictId="D1", **CLASS_BLANK)]
+    rows = [
+        teacher(),
+        student(1),
+        student(1, userEmail="S1@EXAMPLE.ORG", userStateId="", **CLASS_BLANK),
+        student(1, userDistrictId="D1", **CLASS_BLANK),
+    ]
     result = upload(checker, rows)
     assert not found(result, "USER_CONFLICT")
 
@@ -566,18 +832,24 @@ def test_third_party_district_applies_staff_rejects_students(roster):
 
 
 def test_invalid_id_says_what_is_wrong_with_it(checker):
-    result = upload(checker, [teacher(), student(1, userId="S" * 70),
-                              student(2, userId="S 2", classId="MATH#5")])
-    messages = {(i["row"], i["column"]): i["message"] for i in result.issues
-                if i["code"] in ("USERID_INVALID", "CLASSID_INVALID")}
+    result = upload(
+        checker,
+        [teacher(), student(1, userId="S" * 70), student(2, userId="S 2", classId="MATH#5")],
+    )
+    messages = {
+        (i["row"], i["column"]): i["message"]
+        for i in result.issues
+        if i["code"] in ("USERID_INVALID", "CLASSID_INVALID")
+    }
     assert set(messages) == {(3, "userId"), (4, "userId"), (4, "classId")}
     assert "longer than 64 characters" in messages[3, "userId"]
     assert "characters other than letters" in messages[4, "userId"]
     assert "characters other than letters" in messages[4, "classId"]
 
 
-@pytest.mark.parametrize("email", ["s1@notamplify.com", "s1@amplifyschools.org",
-                                   "s1@mail.notamplify.com"])
+@pytest.mark.parametrize(
+    "email", ["s1@notamplify.com", "s1@amplifyschools.org", "s1@mail.notamplify.com"]
+)
 def test_lookalike_domains_are_not_amplify(checker, email):
     result = upload(checker, [teacher(), student(1, userEmail=email)])
     assert not found(result, "EMAIL_AMPLIFY_DOMAIN")
@@ -592,8 +864,9 @@ def test_mismatch_and_taken_messages_name_the_class_school_and_owner(roster):
     taken = upload(roster, [student(2), student(4, userEmail="s2@example.org")])
     (issue,) = found(taken, "EMAIL_TAKEN")
     assert "(userId S2)" in issue["message"]
-    split = upload(roster, [teacher(classId="NEW1"), student(5, classId="NEW1",
-                                                             org_sis_id="0202")])
+    split = upload(roster, [teacher(classId="NEW1"), student(5, classId="NEW1", org_sis_id="0202")])
     assert {i["row"] for i in found(split, "ORG_CLASS_MISMATCH")} == {2, 3}
-    assert all("Rows for class 'NEW1' give more than one org_sis_id" in i["message"]
-               for i in found(split, "ORG_CLASS_MISMATCH"))
+    assert all(
+        "Rows for class 'NEW1' give more than one org_sis_id" in i["message"]
+        for i in found(split, "ORG_CLASS_MISMATCH")
+    )

@@ -22,9 +22,14 @@ def reference(keys: list[str], values: list[str], eligible: list[bool]) -> list[
     return [bool(e and k and len(seen.get(k, ())) > 1) for k, e in zip(keys, eligible)]
 
 
-rows = st.lists(st.tuples(st.sampled_from(["", "S1", "S2", "T1"]),
-                          st.sampled_from(["", "a", "b", "A", "a ", None]), st.booleans()),
-                max_size=30)
+rows = st.lists(
+    st.tuples(
+        st.sampled_from(["", "S1", "S2", "T1"]),
+        st.sampled_from(["", "a", "b", "A", "a ", None]),
+        st.booleans(),
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=300, deadline=None)

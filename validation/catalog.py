@@ -74,7 +74,7 @@ CODES: tuple[Code, ...] = (
         title="The file is not a CSV file",
         message="The file is {detail}, not a CSV text file.",
         fix="Open it in your spreadsheet program and use File > Save As > 'CSV UTF-8 (Comma delimited)', "
-             "then upload the .csv file.",
+        "then upload the .csv file.",
     ),
     Code(
         code="FILE_ENCODING",
@@ -120,7 +120,7 @@ CODES: tuple[Code, ...] = (
         title="The upload would remove a large share of the roster",
         message="Nothing was applied because this file would remove {detail}.",
         fix="If these removals are intended, confirm them (the Confirm button in Slack, or "
-             "--confirm-removals on the command line); otherwise fix the REMOVE/DEACTIVATE rows.",
+        "--confirm-removals on the command line); otherwise fix the REMOVE/DEACTIVATE rows.",
     ),
     # --- headers --------------------------------------------------------------------------------
     Code(
@@ -176,9 +176,9 @@ CODES: tuple[Code, ...] = (
         scope=Scope.ROW,
         title="The action is not recognised",
         message="The action '{value}' is not one of blank, REMOVE-CLASS, REMOVE-ENROLLMENT or "
-             "DEACTIVATE-USER{detail}.",
+        "DEACTIVATE-USER{detail}.",
         fix="Leave action blank to add or update, or use REMOVE-CLASS, REMOVE-ENROLLMENT or "
-             "DEACTIVATE-USER.",
+        "DEACTIVATE-USER.",
     ),
     Code(
         code="ACTION_NEEDS_CLASS",
@@ -197,7 +197,7 @@ CODES: tuple[Code, ...] = (
         title="The class to remove does not exist",
         message="The class '{value}' is not in this district's roster, so it cannot be removed.",
         fix="Check the classId (letter case, leading zeros), or delete the row if the class is "
-             "already gone.",
+        "already gone.",
     ),
     Code(
         code="ACTION_USER_NOT_FOUND",
@@ -298,7 +298,7 @@ CODES: tuple[Code, ...] = (
         scope=Scope.PERSON,
         title="A student cannot become staff or the reverse",
         message="The userId '{value}' is stored as {detail}; a userId cannot switch between student and "
-             "staff.",
+        "staff.",
         fix="Use a new userId for the new role, or correct userRole.",
     ),
     Code(
@@ -365,7 +365,7 @@ CODES: tuple[Code, ...] = (
         scope=Scope.PERSON,
         title="Vendor email addresses are not accepted",
         message="The email '{value}' is an Amplify address; staff and students need their district "
-             "address.",
+        "address.",
         fix="Use the person's school or district email address.",
     ),
     Code(
@@ -506,7 +506,7 @@ CODES: tuple[Code, ...] = (
         scope=Scope.CLASS,
         title="The class has no grade",
         message="classGrade is blank for class '{detail}'.",
-        fix="Fill in the class grade, or several in quotes like \"03,04\".",
+        fix='Fill in the class grade, or several in quotes like "03,04".',
     ),
     Code(
         code="CLASSGRADE_INVALID",
@@ -516,7 +516,7 @@ CODES: tuple[Code, ...] = (
         title="The class grade is not recognised",
         message="The class grade '{value}' is not a grade code{detail}.",
         fix="Use grade codes (IT PR PK TK KG 01-13 PS UG Other), several separated by commas in one "
-             "quoted cell.",
+        "quoted cell.",
     ),
     Code(
         code="CLASSGRADE_CONFLICT",
@@ -690,9 +690,23 @@ CATALOG: dict[str, Code] = {c.code: c for c in CODES}
 
 #: Column groups of the knowledge base, in the order product.md lists them.
 ERROR_GROUPS: tuple[str, ...] = (
-    "action", "org_sis_id", "userId", "userFirstName", "userLastName", "userEmail", "userRole",
-    "userGrade", "classId", "className", "classGrade", "primary_teacher", "class", "header",
-    "file", "Failed", "demographics",
+    "action",
+    "org_sis_id",
+    "userId",
+    "userFirstName",
+    "userLastName",
+    "userEmail",
+    "userRole",
+    "userGrade",
+    "classId",
+    "className",
+    "classGrade",
+    "primary_teacher",
+    "class",
+    "header",
+    "file",
+    "Failed",
+    "demographics",
 )
 
 

@@ -28,8 +28,12 @@ TEXT_MAX = 64  # homeLanguage: "free text, at most 64 characters"
 EARLIEST_YEAR = 1900
 SEX_CODES = ("M", "F", "X")
 #: Accepted spellings (case-insensitive) normalised with DEMO_VALUE_NORMALIZED.
-SEX_ALIASES: dict[str, str] = {"male": "M", "female": "F", "non-binary": "X",
-                               **{c.lower(): c for c in SEX_CODES}}
+SEX_ALIASES: dict[str, str] = {
+    "male": "M",
+    "female": "F",
+    "non-binary": "X",
+    **{c.lower(): c for c in SEX_CODES},
+}
 
 _ISO_DATE = r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})$"
 _US_DATE = r"^(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})/(?P<y>[0-9]{4})$"
@@ -44,9 +48,12 @@ class DemographicsCheck:
     accepted: np.ndarray  # rows whose values may be applied (live, no error)
 
 
-def check_demographics(table: pd.DataFrame, snap: RosterSnapshot,
-                       skip: np.ndarray | None = None,
-                       today: date | None = None) -> DemographicsCheck:
+def check_demographics(
+    table: pd.DataFrame,
+    snap: RosterSnapshot,
+    skip: np.ndarray | None = None,
+    today: date | None = None,
+) -> DemographicsCheck:
     """Run every demographics.csv rule.  `skip` marks rows that are not checked (ragged rows)."""
     n = len(table)
     live = np.ones(n, dtype=bool) if skip is None else ~skip
@@ -59,20 +66,27 @@ def check_demographics(table: pd.DataFrame, snap: RosterSnapshot,
     filled = live & (uid != "").to_numpy()
     log.add(live & ~filled, "userId", "DEMO_USERID_REQUIRED", uid)
     people = snap.people
-    roles = pd.Series(people["role"].to_numpy(dtype=object),
-                      index=pd.Index(people["user_id"].to_numpy(dtype=object)))
+    roles = pd.Series(
+        people["role"].to_numpy(dtype=object),
+        index=pd.Index(people["user_id"].to_numpy(dtype=object)),
+    )
     # a student accepted from the same upload's users.csv is a student even before it is stored
-    for pending_ids, pending_role in ((snap.pending_students, "student"),
-                                      (snap.pending_staff, "teacher")):
+    for pending_ids, pending_role in (
+        (snap.pending_students, "student"),
+        (snap.pending_staff, "teacher"),
+    ):
         pending = pd.Index(sorted(pending_ids), dtype=object).difference(roles.index)
         roles = pd.concat([roles, pd.Series(pending_role, index=pending, dtype=object)])
     role = pd.Series(roles.reindex(uid.to_numpy(dtype=object)).to_numpy(), index=uid.index)
     known = role.notna().to_numpy()
     log.add(filled & ~known, "userId", "DEMO_USER_NOT_FOUND", uid)
-    log.add(filled & known & role.isin(d.STAFF_ROLES).to_numpy(), "userId", "DEMO_NOT_STUDENT",
-            uid)
-    log.add(filled & uid.where(filled).duplicated(keep=False).to_numpy(), "userId",
-            "DEMO_DUPLICATE", uid)
+    log.add(filled & known & role.isin(d.STAFF_ROLES).to_numpy(), "userId", "DEMO_NOT_STUDENT", uid)
+    log.add(
+        filled & uid.where(filled).duplicated(keep=False).to_numpy(),
+        "userId",
+        "DEMO_DUPLICATE",
+        uid,
+    )
 
     # --- values, driven by the dictionary's value types ------------------------------------------
     for col in d.DEMOGRAPHICS_COLUMNS:
@@ -84,16 +98,22 @@ def check_demographics(table: pd.DataFrame, snap: RosterSnapshot,
             norm = _booleans(raw)  # stored as Y/N silently (no warning)
         elif col.type is d.ValueType.SEX:
             norm = raw.str.lower().map(SEX_ALIASES)
-            log.add(judged & norm.notna().to_numpy() & (norm != raw).fillna(False).to_numpy(),
-                    col.name, "DEMO_VALUE_NORMALIZED", raw, norm)
+            log.add(
+                judged & norm.notna().to_numpy() & (norm != raw).fillna(False).to_numpy(),
+                col.name,
+                "DEMO_VALUE_NORMALIZED",
+                raw,
+                norm,
+            )
         elif col.type is d.ValueType.DATE:
             norm = _dates(raw, judged, today, log, col.name)
         else:  # free text
             too_long = (raw.str.len() > TEXT_MAX).to_numpy()
             norm = raw.where(~too_long)
         if col.type is not d.ValueType.DATE:
-            log.add(judged & norm.isna().to_numpy(), col.name, "DEMO_VALUE_INVALID", raw,
-                    col.accepted)
+            log.add(
+                judged & norm.isna().to_numpy(), col.name, "DEMO_VALUE_INVALID", raw, col.accepted
+            )
         out[col.name] = norm.where(judged, "").fillna("").astype(str)
 
     # --- the race flags must add up ---------------------------------------------------------------
@@ -101,9 +121,15 @@ def check_demographics(table: pd.DataFrame, snap: RosterSnapshot,
     two = out[TWO_OR_MORE]
     odd = live & (((two == "Y").to_numpy() & (yes < 2)) | ((two == "N").to_numpy() & (yes >= 2)))
     if odd.any():
-        detail = np.where(yes == 0, "no race column is Y",
-                          np.where(yes == 1, "only one race column is Y",
-                                   np.char.add(yes.astype(str), " race columns are Y")))
+        detail = np.where(
+            yes == 0,
+            "no race column is Y",
+            np.where(
+                yes == 1,
+                "only one race column is Y",
+                np.char.add(yes.astype(str), " race columns are Y"),
+            ),
+        )
         log.add(odd, TWO_OR_MORE, "DEMO_RACE_INCONSISTENT", table[TWO_OR_MORE], detail)
 
     issues = log.frame()
@@ -115,13 +141,16 @@ def check_demographics(table: pd.DataFrame, snap: RosterSnapshot,
 
 def _booleans(raw: pd.Series) -> pd.Series:
     lower = raw.str.lower()
-    return pd.Series(np.where(lower.isin(d.TRUE_VALUES), "Y",
-                              np.where(lower.isin(d.FALSE_VALUES), "N", None)),
-                     index=raw.index, dtype=object)
+    return pd.Series(
+        np.where(lower.isin(d.TRUE_VALUES), "Y", np.where(lower.isin(d.FALSE_VALUES), "N", None)),
+        index=raw.index,
+        dtype=object,
+    )
 
 
-def _dates(raw: pd.Series, judged: np.ndarray, today: date, log: IssueLog,
-           column: str) -> pd.Series:
+def _dates(
+    raw: pd.Series, judged: np.ndarray, today: date, log: IssueLog, column: str
+) -> pd.Series:
     """ISO dates; M/D/YYYY and MM/DD/YYYY are normalised with a warning.  NA when invalid."""
     iso, us = _extract(raw, _ISO_DATE), _extract(raw, _US_DATE)
     is_us = us["y"].notna().to_numpy()
@@ -131,8 +160,9 @@ def _dates(raw: pd.Series, judged: np.ndarray, today: date, log: IssueLog,
     day = iso["d"].fillna(us["d"]).str.zfill(2)
     text = (year + "-" + month + "-" + day).where(pd.Series(shaped, index=raw.index))
     early = shaped & (pd.to_numeric(year, errors="coerce") < EARLIEST_YEAR).fillna(False).to_numpy()
-    parsed = pd.to_datetime(text.where(~pd.Series(early, index=raw.index)), format="%Y-%m-%d",
-                            errors="coerce")
+    parsed = pd.to_datetime(
+        text.where(~pd.Series(early, index=raw.index)), format="%Y-%m-%d", errors="coerce"
+    )
     real = parsed.notna().to_numpy()
     future = real & (parsed > pd.Timestamp(today)).fillna(False).to_numpy()
     problems = (
@@ -156,5 +186,9 @@ def _extract(raw: pd.Series, pattern: str) -> pd.DataFrame:
     found = pc.extract_regex(pa.array(raw.to_numpy(dtype=object), type=pa.string()), pattern)
     matched = found.is_valid().to_numpy(zero_copy_only=False)
     # a struct's children do not carry its nulls: mask the rows that did not match
-    return pd.DataFrame({name: pd.Series(found.field(name), index=raw.index, dtype="str")
-                         .where(matched) for name in ("y", "m", "d")})
+    return pd.DataFrame(
+        {
+            name: pd.Series(found.field(name), index=raw.index, dtype="str").where(matched)
+            for name in ("y", "m", "d")
+        }
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 from validation.dictionary import REPORT_COLUMNS, Column, Kind
 from validation.issues import FileIssue, file_issue
 
@@ -33,8 +32,9 @@ def suggest(name: str, choices: list[str], cutoff: float = 70) -> str | None:
     """The dictionary header closest to a misspelt one, if any is close enough."""
     from rapidfuzz import fuzz, process, utils  # only for a file with an unknown header
 
-    found = process.extractOne(name, choices, scorer=fuzz.WRatio,
-                               processor=utils.default_process, score_cutoff=cutoff)
+    found = process.extractOne(
+        name, choices, scorer=fuzz.WRatio, processor=utils.default_process, score_cutoff=cutoff
+    )
     return found[0] if found else None
 
 
@@ -48,14 +48,20 @@ def _wrong_separator(header: str, by_folded: dict[str, str]) -> str:
     for sep, name in _SEPARATORS.items():
         parts = [p.strip().casefold() for p in header.split(sep)]
         if len(parts) > 1 and sum(p in by_folded for p in parts) >= 2:
-            return (f"; it looks like several headers separated by {name} instead of commas: "
-                    "save the file again as \"CSV UTF-8 (Comma delimited)\"")
+            return (
+                f"; it looks like several headers separated by {name} instead of commas: "
+                'save the file again as "CSV UTF-8 (Comma delimited)"'
+            )
     return ""
 
 
-def check_headers(headers: list[str], columns: tuple[Column, ...], file_label: str,
-                  required_when: dict[str, bool] | None = None,
-                  groups: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()) -> HeaderResult:
+def check_headers(
+    headers: list[str],
+    columns: tuple[Column, ...],
+    file_label: str,
+    required_when: dict[str, bool] | None = None,
+    groups: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (),
+) -> HeaderResult:
     """Map the file's headers onto the dictionary.
 
     `required_when` says, for each conditional header, whether its condition holds
@@ -88,10 +94,12 @@ def check_headers(headers: list[str], columns: tuple[Column, ...], file_label: s
             result.positions.setdefault(correct, pos)  # known, so not reported as missing
         else:
             hint = suggest(stripped, names)
-            detail = (_wrong_separator(stripped, by_folded)
-                      or (f"; did you mean {hint}?" if hint else ""))
-            result.issues.append(file_issue("HEADER_UNKNOWN", column=stripped, value=stripped,
-                                            detail=detail))
+            detail = _wrong_separator(stripped, by_folded) or (
+                f"; did you mean {hint}?" if hint else ""
+            )
+            result.issues.append(
+                file_issue("HEADER_UNKNOWN", column=stripped, value=stripped, detail=detail)
+            )
     present = set(result.positions)
     for col in columns:
         if col.name in present:
@@ -104,8 +112,10 @@ def check_headers(headers: list[str], columns: tuple[Column, ...], file_label: s
                 why = f" ({col.condition})"
             for triggers, needed in groups:
                 if col.name in needed and present.intersection(triggers):
-                    why = " (the file has class columns, so classId, className, classGrade " \
-                          "and primary_teacher are all needed)"
+                    why = (
+                        " (the file has class columns, so classId, className, classGrade "
+                        "and primary_teacher are all needed)"
+                    )
             if why:
                 result.issues.append(file_issue("HEADER_MISSING", column=col.name, detail=why))
     return result

@@ -25,16 +25,21 @@ class FileIssue:
     fix: str
 
     def to_json(self) -> dict:
-        return {"code": self.code, "severity": self.severity, "column": self.column,
-                "message": self.message, "fix": self.fix}
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "column": self.column,
+            "message": self.message,
+            "fix": self.fix,
+        }
 
 
-def file_issue(code: str, column: str = "", value: str = "", detail: str = "",
-               severity: Severity | None = None) -> FileIssue:
+def file_issue(
+    code: str, column: str = "", value: str = "", detail: str = "", severity: Severity | None = None
+) -> FileIssue:
     entry = CATALOG[code]
     fmt = dict(column=column, value=value, detail=detail)
-    return FileIssue(code, str(severity or entry.severity), column,
-                     entry.render(**fmt), entry.fix)
+    return FileIssue(code, str(severity or entry.severity), column, entry.render(**fmt), entry.fix)
 
 
 class IssueLog:
@@ -53,13 +58,17 @@ class IssueLog:
         if not mask.any():
             return
         idx = np.flatnonzero(mask)
-        self._parts.append(pd.DataFrame({
-            "idx": idx,
-            "column": column,
-            "code": code,
-            "value": _pick(value, idx),
-            "detail": _pick(detail, idx),
-        }))
+        self._parts.append(
+            pd.DataFrame(
+                {
+                    "idx": idx,
+                    "column": column,
+                    "code": code,
+                    "value": _pick(value, idx),
+                    "detail": _pick(detail, idx),
+                }
+            )
+        )
 
     def add_frame(self, frame: pd.DataFrame) -> None:
         if len(frame):
@@ -67,8 +76,9 @@ class IssueLog:
 
     def frame(self) -> pd.DataFrame:
         if not self._parts:
-            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "idx" else object)
-                                 for c in ISSUE_COLUMNS})
+            return pd.DataFrame(
+                {c: pd.Series(dtype="int64" if c == "idx" else object) for c in ISSUE_COLUMNS}
+            )
         out = pd.concat(self._parts, ignore_index=True)
         out["value"] = out["value"].astype(object).where(out["value"].notna(), "")
         out["detail"] = out["detail"].astype(object).where(out["detail"].notna(), "")
@@ -97,8 +107,9 @@ def scope_of(codes: pd.Series) -> pd.Series:
 def render(issues: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Messages and fixes for each issue row (only failing rows ever get here)."""
     messages, fixes = [], []
-    for code, column, value, detail in zip(issues["code"], issues["column"], issues["value"],
-                                           issues["detail"]):
+    for code, column, value, detail in zip(
+        issues["code"], issues["column"], issues["value"], issues["detail"]
+    ):
         entry = CATALOG[code]
         fmt = dict(column=column, value=value, detail=detail)
         messages.append(entry.render(**fmt))

@@ -56,8 +56,13 @@ class RawTable:
 
 
 def _failed(*issues: FileIssue) -> RawTable:
-    return RawTable([], pd.DataFrame(), np.zeros(0, dtype=np.int64),
-                    np.zeros(0, dtype=np.int64), file_issues=list(issues))
+    return RawTable(
+        [],
+        pd.DataFrame(),
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=np.int64),
+        file_issues=list(issues),
+    )
 
 
 def _human_size(n: int) -> str:
@@ -67,7 +72,7 @@ def _human_size(n: int) -> str:
 def decode(data: bytes) -> tuple[str | None, str, list[FileIssue]]:
     """Return (text, encoding name, issues); text is None when the file cannot be read."""
     if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             text = data.decode("utf-16")
@@ -113,15 +118,22 @@ def read_table(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> RawTable:
     if len(data) == 0:
         return _failed(file_issue("FILE_EMPTY"))
     if len(data) > max_bytes:
-        return _failed(file_issue("FILE_TOO_LARGE", detail=f"{_human_size(len(data))} "
-                                                          f"(limit {_human_size(max_bytes)})"))
+        return _failed(
+            file_issue(
+                "FILE_TOO_LARGE",
+                detail=f"{_human_size(len(data))} (limit {_human_size(max_bytes)})",
+            )
+        )
     for signature, what in _WORKBOOK_SIGNATURES.items():
         if data.startswith(signature):
             return _failed(file_issue("FILE_NOT_CSV", detail=what))
-    utf8 = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+    utf8 = data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
     text: str | None = None
-    if (not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-            and b"\x00" not in utf8 and _is_utf8(utf8)):
+    if (
+        not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        and b"\x00" not in utf8
+        and _is_utf8(utf8)
+    ):
         encoding, notes = "utf-8", []  # what decode() says, without building the str
     else:
         text, encoding, notes = decode(data)
@@ -155,14 +167,22 @@ def _to_table(records: list[list[str]]) -> RawTable:
     for i in np.flatnonzero(counts != width):  # few rows: pad or cut to line up with the header
         body[i] = (body[i] + [""] * (width - len(body[i])))[:width]
     columns = list(zip(*body)) if body else [()] * width
-    cells = pd.DataFrame({str(j): pd.array(col, dtype="str") for j, col in enumerate(columns)},
-                         index=pd.RangeIndex(len(body)))
+    cells = pd.DataFrame(
+        {str(j): pd.array(col, dtype="str") for j, col in enumerate(columns)},
+        index=pd.RangeIndex(len(body)),
+    )
     return _assemble(header, cells, np.arange(2, len(body) + 2, dtype=np.int64), counts, 0)
 
 
-def _assemble(header: list[str], cells: pd.DataFrame, row_numbers: np.ndarray,
-              counts: np.ndarray, blank_lines: int, escapes: bool = True,
-              order: np.ndarray | None = None) -> RawTable:
+def _assemble(
+    header: list[str],
+    cells: pd.DataFrame,
+    row_numbers: np.ndarray,
+    counts: np.ndarray,
+    blank_lines: int,
+    escapes: bool = True,
+    order: np.ndarray | None = None,
+) -> RawTable:
     """Drop blank rows, strip the report's formula escape, and wrap up.
 
     `escapes=False` promises that no cell can start with the formula escape (the caller saw
@@ -177,8 +197,9 @@ def _assemble(header: list[str], cells: pd.DataFrame, row_numbers: np.ndarray,
     arrays = [pa.array(col.array) for _, col in cells.items()]
     blank = _blank_rows(arrays, n_rows)
     if escapes and n_cols:
-        quoted = _per_cell(_every(arrays, None), n_cols, n_rows,
-                           lambda every: pc.starts_with(every, "'")).any(axis=1)
+        quoted = _per_cell(
+            _every(arrays, None), n_cols, n_rows, lambda every: pc.starts_with(every, "'")
+        ).any(axis=1)
     else:
         quoted = np.zeros(n_cols, dtype=bool)
     if order is not None:
@@ -191,8 +212,9 @@ def _assemble(header: list[str], cells: pd.DataFrame, row_numbers: np.ndarray,
         row_numbers, counts = row_numbers[keep], counts[keep]
     for name in cells.columns[np.flatnonzero(quoted)]:
         cells[name] = cells[name].str.replace(_FORMULA_ESCAPE, "", regex=True)
-    table = RawTable(header, cells, row_numbers, counts,
-                     blank_skipped=int(blank.sum()) + blank_lines)
+    table = RawTable(
+        header, cells, row_numbers, counts, blank_skipped=int(blank.sum()) + blank_lines
+    )
     if len(cells) == 0:
         table.file_issues.append(file_issue("FILE_NO_ROWS"))
     return table
@@ -202,8 +224,14 @@ def _every(arrays: list, rows: np.ndarray | None) -> pa.ChunkedArray:
     """The given columns (only `rows` of each, if given) end to end, as ONE large_string array."""
     if rows is not None:
         arrays = [arr.take(rows) for arr in arrays]
-    return pa.chunked_array([chunk.cast(pa.large_string()) for arr in arrays for chunk in (
-        arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])], type=pa.large_string())
+    return pa.chunked_array(
+        [
+            chunk.cast(pa.large_string())
+            for arr in arrays
+            for chunk in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])
+        ],
+        type=pa.large_string(),
+    )
 
 
 def _per_cell(every: pa.ChunkedArray, n_cols: int, n_rows: int, test) -> np.ndarray:
@@ -229,8 +257,9 @@ def _blank_rows(arrays: list, n_rows: int) -> np.ndarray:
     for arr in arrays[:_PROGRESSIVE_COLUMNS]:
         if doubt is not None and len(doubt) == 0:
             break
-        mask = _per_cell(_every([arr], doubt), 1, n_rows if doubt is None else len(doubt),
-                         _is_blank)[0]
+        mask = _per_cell(
+            _every([arr], doubt), 1, n_rows if doubt is None else len(doubt), _is_blank
+        )[0]
         doubt = np.flatnonzero(mask) if doubt is None else doubt[mask]
     rest = arrays[_PROGRESSIVE_COLUMNS:]
     if rest and len(doubt):
@@ -248,8 +277,9 @@ def _may_have_escapes(data: bytes) -> bool:
     """Whether a quote followed by = + - @ tab or CR occurs anywhere in the file."""
     at = _positions(data, 39)  # '
     at = at[at + 1 < len(data)]
-    return bool(len(at)) and bool(np.isin(np.frombuffer(data, dtype=np.uint8)[at + 1],
-                                          (61, 43, 45, 64, 9, 13)).any())  # = + - @ \t \r
+    return bool(len(at)) and bool(
+        np.isin(np.frombuffer(data, dtype=np.uint8)[at + 1], (61, 43, 45, 64, 9, 13)).any()
+    )  # = + - @ \t \r
 
 
 def _positions(data: bytes, byte: int) -> np.ndarray:
@@ -330,8 +360,10 @@ def _syntax_quotes(data: bytes, quotes: np.ndarray) -> np.ndarray | None:
     if len(quotes) % 2 == 0:
         opening, closing = quotes[0::2], quotes[1::2]
         after = closing + 1
-        if (_FIELD_START[b[opening[opening > 0] - 1]].all()
-                and _FIELD_START[b[after[after < len(b)]]].all()):
+        if (
+            _FIELD_START[b[opening[opening > 0] - 1]].all()
+            and _FIELD_START[b[after[after < len(b)]]].all()
+        ):
             return quotes
     if len(quotes) > _MAX_QUOTE_SCAN:
         return None
@@ -343,7 +375,7 @@ def _syntax_quotes(data: bytes, quotes: np.ndarray) -> np.ndarray | None:
             escaped = False
         elif inside:
             syntax.append(p)
-            if data[p + 1:p + 2] == b'"':
+            if data[p + 1 : p + 2] == b'"':
                 escaped = True
             else:
                 inside = False  # closing; text up to the next comma or line break is literal
@@ -359,8 +391,9 @@ _FIELD_START = np.zeros(256, dtype=bool)
 _FIELD_START[[*_FIELD_SEPARATORS, 34]] = True  # next to a syntax quote: , LF CR or a quote
 
 
-def _field_counts(data: bytes, starts: np.ndarray, ends: np.ndarray, breaks: np.ndarray,
-                  quotes: np.ndarray) -> np.ndarray:
+def _field_counts(
+    data: bytes, starts: np.ndarray, ends: np.ndarray, breaks: np.ndarray, quotes: np.ndarray
+) -> np.ndarray:
     """Number of fields of every record (0 for an empty line): commas outside quotes + 1."""
     b = np.frombuffer(data, dtype=np.uint8)
     commas = np.flatnonzero(b == 44)
@@ -391,7 +424,7 @@ def _parse_fast(data: bytes) -> RawTable | None:
     starts, ends, breaks, quotes = bounds
     if len(starts) < 2 or ends[0] <= starts[0]:
         return None
-    header = next(csv.reader([data[starts[0]:ends[0]].decode("utf-8")]), [])
+    header = next(csv.reader([data[starts[0] : ends[0]].decode("utf-8")]), [])
     width = len(header)
     if width == 0 or not any(h.strip() for h in header):
         return None
@@ -406,10 +439,14 @@ def _parse_fast(data: bytes) -> RawTable | None:
         table = pv.read_csv(
             pa.py_buffer(data),
             read_options=pv.ReadOptions(column_names=names, block_size=8 << 20),
-            parse_options=pv.ParseOptions(newlines_in_values=True, invalid_row_handler=skip_invalid),
-            convert_options=pv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                              strings_can_be_null=False,
-                                              quoted_strings_can_be_null=False),
+            parse_options=pv.ParseOptions(
+                newlines_in_values=True, invalid_row_handler=skip_invalid
+            ),
+            convert_options=pv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
     except pa.ArrowInvalid:
         return None
@@ -437,7 +474,7 @@ def _parse_fast(data: bytes) -> RawTable | None:
     if len(ragged):
         extra, real = [], []
         for i in ragged:  # few rows: parse them exactly, padded or cut to the header
-            fields = next(csv.reader([data[starts[i + 1]:ends[i + 1]].decode("utf-8")]), [])
+            fields = next(csv.reader([data[starts[i + 1] : ends[i + 1]].decode("utf-8")]), [])
             extra.append((fields + [""] * width)[:width])
             real.append(len(fields))
         if real != body_counts[ragged].tolist():
@@ -450,5 +487,12 @@ def _parse_fast(data: bytes) -> RawTable | None:
     else:
         order = None
     cells = cells.astype("str")  # one call: a per-column loop is slow on very wide files
-    return _assemble(header, cells, row_numbers, field_counts, blank_lines,
-                     escapes=_may_have_escapes(data), order=order)
+    return _assemble(
+        header,
+        cells,
+        row_numbers,
+        field_counts,
+        blank_lines,
+        escapes=_may_have_escapes(data),
+        order=order,
+    )

@@ -30,13 +30,22 @@ def row_statuses(issues: pd.DataFrame, rejected: np.ndarray, applied_any: np.nda
         return pd.Series(dtype=object)
     has_error = (issues["severity"] == "error").groupby(issues["idx"]).any()
     idx = has_error.index.to_numpy()
-    status = np.where(~has_error.to_numpy(), WARNINGS,
-                      np.where(rejected[idx] | ~applied_any[idx], REJECTED, PARTLY))
+    status = np.where(
+        ~has_error.to_numpy(),
+        WARNINGS,
+        np.where(rejected[idx] | ~applied_any[idx], REJECTED, PARTLY),
+    )
     return pd.Series(status, index=has_error.index)
 
 
-def build_report(issues: pd.DataFrame, statuses: pd.Series, headers: list[str],
-                 positions: list[int], cells: pd.DataFrame, row_numbers: np.ndarray) -> bytes:
+def build_report(
+    issues: pd.DataFrame,
+    statuses: pd.Series,
+    headers: list[str],
+    positions: list[int],
+    cells: pd.DataFrame,
+    row_numbers: np.ndarray,
+) -> bytes:
     """Bytes of the report.  `issues` has idx, code, message, fix (sorted by row)."""
     issues = issues.sort_values("idx", kind="stable")
     rows = issues["idx"].to_numpy()
@@ -51,13 +60,27 @@ def build_report(issues: pd.DataFrame, statuses: pd.Series, headers: list[str],
     codes, details, fixes = joined("code", "; "), joined("message", " "), joined("fix", " ")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["row_number", "status", *(escape_cell(headers[p]) for p in positions),
-                     "issues", "details", "how_to_fix"])
+    writer.writerow(
+        [
+            "row_number",
+            "status",
+            *(escape_cell(headers[p]) for p in positions),
+            "issues",
+            "details",
+            "how_to_fix",
+        ]
+    )
     originals = [np.asarray(cells[str(p)].take(idx), dtype=object) for p in positions]
     status = statuses.reindex(idx).to_numpy()
     for k, i in enumerate(idx):
-        writer.writerow([
-            int(row_numbers[i]), status[k], *(escape_cell(col[k]) for col in originals),
-            codes[k], escape_cell(details[k]), escape_cell(fixes[k]),
-        ])
+        writer.writerow(
+            [
+                int(row_numbers[i]),
+                status[k],
+                *(escape_cell(col[k]) for col in originals),
+                codes[k],
+                escape_cell(details[k]),
+                escape_cell(fixes[k]),
+            ]
+        )
     return "\ufeff".encode() + out.getvalue().encode("utf-8")

@@ -10,11 +10,29 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-PEOPLE_COLUMNS = ["id", "user_id", "email", "first_name", "last_name", "role", "grade",
-                  "district_sis_id", "state_sis_id", "active"]
+PEOPLE_COLUMNS = [
+    "id",
+    "user_id",
+    "email",
+    "first_name",
+    "last_name",
+    "role",
+    "grade",
+    "district_sis_id",
+    "state_sis_id",
+    "active",
+]
 MEMBERSHIP_COLUMNS = ["user_id", "org_sis_id"]
-CLASS_COLUMNS = ["id", "class_id", "org_sis_id", "name", "grade", "display_name", "subject",
-                 "active"]
+CLASS_COLUMNS = [
+    "id",
+    "class_id",
+    "org_sis_id",
+    "name",
+    "grade",
+    "display_name",
+    "subject",
+    "active",
+]
 ENROLLMENT_COLUMNS = ["id", "class_id", "user_id", "is_primary", "active"]
 THIRD_PARTY_NAMES = {"clever": "Clever", "classlink": "ClassLink", "gg4l": "GG4L"}
 

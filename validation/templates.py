@@ -24,16 +24,28 @@ def _examples(columns: tuple[d.Column, ...]) -> dict[str, str]:
 
 
 def _users_rows() -> list[dict[str, str]]:
-    student = _examples(d.USERS_COLUMNS) | {"primary_teacher": "N",
-                                            "classDisplayName": "Mr. Carter - Math 5"}
+    student = _examples(d.USERS_COLUMNS) | {
+        "primary_teacher": "N",
+        "classDisplayName": "Mr. Carter - Math 5",
+    }
     teacher = student | {
-        "userId": "T000045", "userFirstName": "James", "userLastName": "Carter",
-        "userEmail": "james.carter@example.org", "userRole": "teacher", "userGrade": "",
-        "userDistrictId": "", "userStateId": "", "primary_teacher": "Y",
+        "userId": "T000045",
+        "userFirstName": "James",
+        "userLastName": "Carter",
+        "userEmail": "james.carter@example.org",
+        "userRole": "teacher",
+        "userGrade": "",
+        "userDistrictId": "",
+        "userStateId": "",
+        "primary_teacher": "Y",
     }
     second = student | {
-        "userId": "S000124", "userFirstName": "Noah", "userLastName": "Kim",
-        "userEmail": "noah.kim@example.org", "userGrade": "05", "userDistrictId": "D-0043",
+        "userId": "S000124",
+        "userFirstName": "Noah",
+        "userLastName": "Kim",
+        "userEmail": "noah.kim@example.org",
+        "userGrade": "05",
+        "userDistrictId": "D-0043",
         "userStateId": "ST998878",
     }
     return [teacher, student, second]
@@ -42,9 +54,14 @@ def _users_rows() -> list[dict[str, str]]:
 def _demographics_rows() -> list[dict[str, str]]:
     first = _examples(d.DEMOGRAPHICS_COLUMNS) | {"hispanicOrLatinoEthnicity": "Y", "white": "Y"}
     second = {c: "N" for c in d.DEMOGRAPHICS_HEADERS} | {
-        "userId": "S000124", "birthDate": "2014-03-17", "sex": "M", "asian": "Y",
-        "blackOrAfricanAmerican": "Y", "demographicRaceTwoOrMoreRaces": "Y",
-        "englishLearner": "Y", "homeLanguage": "Korean",
+        "userId": "S000124",
+        "birthDate": "2014-03-17",
+        "sex": "M",
+        "asian": "Y",
+        "blackOrAfricanAmerican": "Y",
+        "demographicRaceTwoOrMoreRaces": "Y",
+        "englishLearner": "Y",
+        "homeLanguage": "Korean",
     }
     return [first, second]
 
@@ -82,8 +99,9 @@ def _explain(file: str, c: d.Column) -> str:
         lines.append(f"  Example: {c.example}")
     if c.codes:
         lines.append("  Related codes:")
-        lines += [f"    {code} ({CATALOG[code].severity}) - {CATALOG[code].title}"
-                  for code in c.codes]
+        lines += [
+            f"    {code} ({CATALOG[code].severity}) - {CATALOG[code].title}" for code in c.codes
+        ]
     return "\n".join(lines)
 
 
@@ -102,10 +120,13 @@ def explain_column(name: str) -> str:
     hint = ""
     if close:
         hint = f" Did you mean {close}?" + (" (headers are case-sensitive)" if same_case else "")
-    listing = "; ".join(f"{file}: {', '.join(c.name for c in columns)}"
-                        for file, columns in _files())
-    raise UnknownColumn(f"'{name}' is not a users.csv or demographics.csv column.{hint} "
-                        f"The columns are - {listing}.")
+    listing = "; ".join(
+        f"{file}: {', '.join(c.name for c in columns)}" for file, columns in _files()
+    )
+    raise UnknownColumn(
+        f"'{name}' is not a users.csv or demographics.csv column.{hint} "
+        f"The columns are - {listing}."
+    )
 
 
 def dictionary_text(column: str | None = None) -> str:

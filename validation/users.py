@@ -18,8 +18,12 @@ from validation.snapshot import RosterSnapshot
 from validation.vector import conflicts, isin, lookup
 
 _PERSON_ATTRS = {  # column -> derived column compared for USER_CONFLICT
-    "userFirstName": "userFirstName", "userLastName": "userLastName", "userEmail": "email_l",
-    "userRole": "role_l", "userGrade": "grade_n", "userDistrictId": "userDistrictId",
+    "userFirstName": "userFirstName",
+    "userLastName": "userLastName",
+    "userEmail": "email_l",
+    "userRole": "role_l",
+    "userGrade": "grade_n",
+    "userDistrictId": "userDistrictId",
     "userStateId": "userStateId",
 }
 
@@ -89,8 +93,11 @@ def _class_grades(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
         return empty, empty, empty.astype(bool)
     norm, bad, changed = _per_distinct(values, _class_grade_parts)
     idx = values.index
-    return (pd.Series(norm, index=idx, dtype=object), pd.Series(bad, index=idx, dtype=object),
-            pd.Series(changed, index=idx).astype(bool))
+    return (
+        pd.Series(norm, index=idx, dtype=object),
+        pd.Series(bad, index=idx, dtype=object),
+        pd.Series(changed, index=idx).astype(bool),
+    )
 
 
 def _suggest_action(values: pd.Series) -> pd.Series:
@@ -110,14 +117,16 @@ def _key_codes(keys: pd.Series) -> np.ndarray:
     return codes
 
 
-def _group_conflict(keys: pd.Series, values: pd.Series, eligible: np.ndarray,
-                    key_codes: np.ndarray | None = None) -> np.ndarray:
+def _group_conflict(
+    keys: pd.Series, values: pd.Series, eligible: np.ndarray, key_codes: np.ndarray | None = None
+) -> np.ndarray:
     """Rows whose key has two or more different non-blank values among eligible rows."""
     return conflicts(_key_codes(keys) if key_codes is None else key_codes, values, eligible)
 
 
-def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool,
-                skip: np.ndarray | None = None) -> UsersCheck:
+def check_users(
+    table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool, skip: np.ndarray | None = None
+) -> UsersCheck:
     """Run every users.csv rule.  `skip` marks rows that are not checked (ragged rows)."""
     t = table
     n = len(t)
@@ -136,8 +145,13 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     is_remove = is_rc | is_re | is_du
     bad_action = live & ~is_add & ~is_remove
     if bad_action.any():
-        log.add(bad_action, "action", "ACTION_INVALID", t["action"],
-                _suggest_action(t["action"].where(bad_action, "")))
+        log.add(
+            bad_action,
+            "action",
+            "ACTION_INVALID",
+            t["action"],
+            _suggest_action(t["action"].where(bad_action, "")),
+        )
     as_add = is_add | bad_action  # an unknown action still gets its values checked
 
     # --- org_sis_id ----------------------------------------------------------------------------
@@ -152,8 +166,12 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
 
         def zeros_hint(idx: np.ndarray) -> list[str]:
             hints = (padded.get(v.lstrip("0")) for v in org.take(idx))
-            return [f"; did you mean {h} (a spreadsheet may have dropped the leading zeros)?"
-                    if h else "" for h in hints]
+            return [
+                f"; did you mean {h} (a spreadsheet may have dropped the leading zeros)?"
+                if h
+                else ""
+                for h in hints
+            ]
 
         log.add(org_missing, "org_sis_id", "ORG_NOT_FOUND", org, zeros_hint)
     org_valid = live & org_known
@@ -175,12 +193,16 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
         log.add(filled & ~s_excel & ~id_ok(s), col, "USERID_INVALID", s, _id_problem(s))
 
     # --- names, email, role, grade -------------------------------------------------------------
-    for col, code in (("userFirstName", "FIRSTNAME_REQUIRED"), ("userLastName", "LASTNAME_REQUIRED")):
+    for col, code in (
+        ("userFirstName", "FIRSTNAME_REQUIRED"),
+        ("userLastName", "LASTNAME_REQUIRED"),
+    ):
         s = t[col]
         log.add(as_add & blank(s), col, code, s)
         lengths = s.str.len()
-        log.add(as_add & (lengths > d.NAME_MAX).to_numpy(), col, "NAME_TOO_LONG", s,
-                lengths.astype(str))
+        log.add(
+            as_add & (lengths > d.NAME_MAX).to_numpy(), col, "NAME_TOO_LONG", s, lengths.astype(str)
+        )
     email = t["userEmail"]
     t["email_l"] = email.str.lower()
     email_blank = as_add & blank(email)
@@ -188,8 +210,13 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     too_long = (email.str.len() > d.EMAIL_MAX).to_numpy()
     email_bad = as_add & ~email_blank & (~shape_ok | too_long)
     log.add(email_blank, "userEmail", "EMAIL_REQUIRED", email)
-    log.add(email_bad, "userEmail", "EMAIL_INVALID", email,
-            np.where(too_long, " (over 254 characters)", ""))
+    log.add(
+        email_bad,
+        "userEmail",
+        "EMAIL_INVALID",
+        email,
+        np.where(too_long, " (over 254 characters)", ""),
+    )
     amplify = t["email_l"].str.contains("amplify.", regex=False).to_numpy(dtype=bool, copy=True)
     if amplify.any():  # few rows: the exact rule on those only
         amplify[amplify] = t["email_l"][amplify].str.contains(d.AMPLIFY_EMAIL_PATTERN).to_numpy()
@@ -201,8 +228,9 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     is_staff = t["role_l"].isin(d.STAFF_ROLES).to_numpy()
     log.add(as_add & ~is_student & ~is_staff, "userRole", "ROLE_INVALID", t["userRole"])
     if snap.third_party:
-        log.add(as_add & is_student, "userRole", "ROLE_NOT_ALLOWED", t["userRole"],
-                snap.third_party)
+        log.add(
+            as_add & is_student, "userRole", "ROLE_NOT_ALLOWED", t["userRole"], snap.third_party
+        )
 
     grade = t["userGrade"]
     grade_n = _grade_norm(grade)
@@ -224,8 +252,12 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     t["class_grade_n"] = ""
     t["primary"] = False
     if has_class_group:
-        details = ~(blank(t["className"]) & blank(t["classGrade"]) & blank(t["classDisplayName"])
-                    & blank(t["classSubject"]))
+        details = ~(
+            blank(t["className"])
+            & blank(t["classGrade"])
+            & blank(t["classDisplayName"])
+            & blank(t["classSubject"])
+        )
         log.add(as_add & ~has_cid & details, "classId", "CLASSID_REQUIRED", cid)
         reads_cid = as_add | is_rc | is_re
         c_excel = reads_cid & has_cid & excel(cid)
@@ -238,8 +270,13 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
         add_class = as_add & has_cid
         log.add(add_class & blank(name), "className", "CLASSNAME_REQUIRED", name, cid)
         name_len = name.str.len()
-        log.add(as_add & (name_len > d.CLASSNAME_MAX).to_numpy(), "className",
-                "CLASSNAME_TOO_LONG", name, name_len.astype(str))
+        log.add(
+            as_add & (name_len > d.CLASSNAME_MAX).to_numpy(),
+            "className",
+            "CLASSNAME_TOO_LONG",
+            name,
+            name_len.astype(str),
+        )
         cgrade = t["classGrade"]
         log.add(add_class & blank(cgrade), "classGrade", "CLASSGRADE_REQUIRED", cgrade, cid)
         judged = as_add & ~blank(cgrade)
@@ -247,13 +284,21 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
             norm, bad, changed = _class_grades(cgrade.where(judged, ""))
             # "," or " , " names no grade at all: not a grade code either
             bad_mask = judged & (bad.notna() | (norm == "")).to_numpy()
+
             def bad_part(idx: np.ndarray) -> list[str]:  # name it only in a list of grades
-                return [f" ('{b}')" if isinstance(b, str) and "," in v else ""
-                        for v, b in zip(cgrade.take(idx), bad.take(idx))]
+                return [
+                    f" ('{b}')" if isinstance(b, str) and "," in v else ""
+                    for v, b in zip(cgrade.take(idx), bad.take(idx))
+                ]
 
             log.add(bad_mask, "classGrade", "CLASSGRADE_INVALID", cgrade, bad_part)
-            log.add(judged & ~bad_mask & changed.to_numpy(), "classGrade",
-                    "CLASSGRADE_NORMALIZED", cgrade, norm)
+            log.add(
+                judged & ~bad_mask & changed.to_numpy(),
+                "classGrade",
+                "CLASSGRADE_NORMALIZED",
+                cgrade,
+                norm,
+            )
             t["class_grade_n"] = norm.where(~bad_mask, "")
 
         pt = t["primary_teacher"]
@@ -282,21 +327,48 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     if has_class_group:
         class_rows = as_add & cid_valid
         cid_codes = _key_codes(cid)
-        log.add(_group_conflict(cid, t["className"], class_rows, cid_codes), "className",
-                "CLASSNAME_CONFLICT", t["className"], cid)
-        log.add(_group_conflict(cid, t["class_grade_n"], class_rows, cid_codes), "classGrade",
-                "CLASSGRADE_CONFLICT", t["classGrade"], cid)
+        log.add(
+            _group_conflict(cid, t["className"], class_rows, cid_codes),
+            "className",
+            "CLASSNAME_CONFLICT",
+            t["className"],
+            cid,
+        )
+        log.add(
+            _group_conflict(cid, t["class_grade_n"], class_rows, cid_codes),
+            "classGrade",
+            "CLASSGRADE_CONFLICT",
+            t["classGrade"],
+            cid,
+        )
         org_rows = cid_valid & org_valid
         split = _group_conflict(cid, org, org_rows, cid_codes)
-        log.add(split, "org_sis_id", "ORG_CLASS_MISMATCH", org,
-                lambda idx: [f"Rows for class '{c}' give more than one org_sis_id"
-                             for c in cid.take(idx)])
+        log.add(
+            split,
+            "org_sis_id",
+            "ORG_CLASS_MISMATCH",
+            org,
+            lambda idx: [
+                f"Rows for class '{c}' give more than one org_sis_id" for c in cid.take(idx)
+            ],
+        )
         stored_org = lookup(cid, snap.classes["class_id"], snap.classes["org_sis_id"])
-        elsewhere = org_rows & ~split & stored_org.notna().to_numpy() & (
-            stored_org != org).fillna(False).to_numpy()
-        log.add(elsewhere, "org_sis_id", "ORG_CLASS_MISMATCH", org,
-                lambda idx: [f"Class '{c}' belongs to school '{o}'"
-                             for c, o in zip(cid.take(idx), stored_org.take(idx))])
+        elsewhere = (
+            org_rows
+            & ~split
+            & stored_org.notna().to_numpy()
+            & (stored_org != org).fillna(False).to_numpy()
+        )
+        log.add(
+            elsewhere,
+            "org_sis_id",
+            "ORG_CLASS_MISMATCH",
+            org,
+            lambda idx: [
+                f"Class '{c}' belongs to school '{o}'"
+                for c, o in zip(cid.take(idx), stored_org.take(idx))
+            ],
+        )
 
     # --- against the stored roster -------------------------------------------------------------
     people = snap.people
@@ -305,13 +377,20 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     foreign = isin(t["email_l"], snap.foreign_emails)
     checked = email_valid & uid_valid
     log.add(checked & foreign, "userEmail", "EMAIL_TAKEN", email, " in another district")
-    other_owner = checked & ~foreign & owner.notna().to_numpy() & (owner != uid).fillna(False).to_numpy()
+    other_owner = (
+        checked & ~foreign & owner.notna().to_numpy() & (owner != uid).fillna(False).to_numpy()
+    )
     file_ids = uid[uid_valid]
     moves = other_owner & ~known & ~isin(owner, file_ids) & ~dup
     id_changes = dict(zip(uid[moves], owner[moves]))
     log.add(moves, "userId", "USERID_CHANGED", uid, owner)
-    log.add(other_owner & ~moves, "userEmail", "EMAIL_TAKEN", email,
-            lambda idx: [f" (userId {o})" for o in owner.take(idx)])
+    log.add(
+        other_owner & ~moves,
+        "userEmail",
+        "EMAIL_TAKEN",
+        email,
+        lambda idx: [f" (userId {o})" for o in owner.take(idx)],
+    )
 
     stored_uid = uid.where(known, uid.map(id_changes) if id_changes else np.nan)
     stored_role = lookup(stored_uid, people["user_id"], people["role"])
@@ -322,16 +401,21 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
 
     if has_class_group:
         stored_classes = set(snap.classes["class_id"])
-        log.add((is_rc | is_re) & cid_valid & ~isin(cid, stored_classes),
-                "classId", "ACTION_CLASS_NOT_FOUND", cid)
+        log.add(
+            (is_rc | is_re) & cid_valid & ~isin(cid, stored_classes),
+            "classId",
+            "ACTION_CLASS_NOT_FOUND",
+            cid,
+        )
     log.add((is_re | is_du) & uid_valid & ~known, "userId", "ACTION_USER_NOT_FOUND", uid)
     if has_class_group and is_re.any():
         active = snap.enrollments[snap.enrollments["active"].astype(bool)]
         pairs = set(zip(active["class_id"], active["user_id"]))
         found = is_re & cid_valid & isin(cid, stored_classes) & uid_valid & known
         at = np.flatnonzero(found)
-        enrolled = np.fromiter((p in pairs for p in zip(cid.iloc[at], uid.iloc[at])), dtype=bool,
-                               count=len(at))
+        enrolled = np.fromiter(
+            (p in pairs for p in zip(cid.iloc[at], uid.iloc[at])), dtype=bool, count=len(at)
+        )
         missing = np.zeros(n, dtype=bool)
         missing[at[~enrolled]] = True
         log.add(missing, "userId", "ACTION_ENROLLMENT_NOT_FOUND", uid)
@@ -356,14 +440,33 @@ def check_users(table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool
     carries_class = as_add & has_cid
     if has_class_group:
         carries_class |= as_add & details
-    return UsersCheck(t, issues, live, is_add, as_add, is_rc, is_re, is_du, carries_class, row_reject,
-                      person_ok, class_ok, enrollment_ok, remove_ok, id_changes)
+    return UsersCheck(
+        t,
+        issues,
+        live,
+        is_add,
+        as_add,
+        is_rc,
+        is_re,
+        is_du,
+        carries_class,
+        row_reject,
+        person_ok,
+        class_ok,
+        enrollment_ok,
+        remove_ok,
+        id_changes,
+    )
 
 
 def _id_problem(values: pd.Series):
     """What is wrong with an invalid ID, worked out for the failing rows only."""
+
     def detail(idx: np.ndarray) -> np.ndarray:
-        return np.where(values.take(idx).str.len().to_numpy() > d.ID_MAX,
-                        f"is longer than {d.ID_MAX} characters",
-                        "has characters other than letters, digits, '-', '_' and '.'")
+        return np.where(
+            values.take(idx).str.len().to_numpy() > d.ID_MAX,
+            f"is longer than {d.ID_MAX} characters",
+            "has characters other than letters, digits, '-', '_' and '.'",
+        )
+
     return detail

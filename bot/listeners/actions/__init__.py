@@ -4,8 +4,9 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 
-def handle_confirm_removals(ack: Ack, body: dict, respond: Respond, client: WebClient,
-                            context: BoltContext) -> None:
+def handle_confirm_removals(
+    ack: Ack, body: dict, respond: Respond, client: WebClient, context: BoltContext
+) -> None:
     ack()
     context["rosterbot"].uploads.confirm(client, body, respond)
 

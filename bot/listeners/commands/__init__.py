@@ -11,8 +11,9 @@ from bot.slack_surface import SLASH_COMMAND
 from bot.slash import deliver
 
 
-def handle_rosterbot(ack: Ack, command: dict, respond: Respond, client: WebClient,
-                     context: BoltContext) -> None:
+def handle_rosterbot(
+    ack: Ack, command: dict, respond: Respond, client: WebClient, context: BoltContext
+) -> None:
     ack()
     services = context["rosterbot"]
     user, channel = command.get("user_id", ""), command.get("channel_id", "")
