@@ -1,7 +1,7 @@
-"""demographics.csv through the pipeline: lock, snapshot, check, diff, apply, report.
+"""demographics.csv as a file kind: headers, people, check, diff, apply (roster/filekind.py).
 
-Mirrors `roster.pipeline.process_users`: one transaction per file, taken after the
-district's upload lock; the diff is pandas over whole columns and the apply is one bulk
+Like users.csv (roster/users.py), each file is one transaction, taken after the district's
+upload lock; the diff is pandas over whole columns and the apply is one bulk
 insert plus one executemany update.  Values live in `demographics.values` (JSON) per
 student; a blank cell leaves the stored value as it is.
 """
@@ -14,21 +14,16 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from roster.context import RunContext
+from roster.filekind import KindTable, Planned
 from roster.models import Demographics, District, Person
-from roster.pipeline import (
-    FileResult,
-    Progress,
-    _finish_rows,
-    commit_upload,
-    district_transaction,
-    ragged_issues,
-    table_from,
-)
 from roster.plan import BUCKETS
-from roster.store import DistrictInfo, Store
+from roster.states import FileKind
+from roster.steps import with_ragged
+from roster.store import DistrictInfo
 from validation import dictionary as d
 from validation.demographics import VALUE_COLUMNS, DemographicsCheck, check_demographics
-from validation.headers import HeaderResult
+from validation.headers import HeaderResult, check_headers
 from validation.reader import RawTable
 from validation.snapshot import PEOPLE_COLUMNS, RosterSnapshot
 
@@ -154,45 +149,69 @@ def apply_demographics(conn: Connection, district_id: int, plan: DemographicsPla
     )
 
 
-def process(
-    store: Store,
-    district: DistrictInfo,
-    raw: RawTable,
-    header: HeaderResult,
-    result: FileResult,
-    apply: bool,
-    progress: Progress,
-    record: dict,
-    pending_people: dict[str, str] | None = None,
-) -> None:
-    """The pipeline hook for kind "demographics" (called by roster.pipeline._process_one)."""
-    table = table_from(raw, header, d.DEMOGRAPHICS_HEADERS)
-    width = len(raw.headers)
-    ragged = raw.field_counts != width
-    with district_transaction(store, district) as (conn, trans):
-        progress("loading the roster", 0.2)
-        people, stored = load_people(conn, district)
-        # When applying, a users.csv of the same upload was committed before this file, so
-        # its students are stored; one that was not applied (held, failed) gives no student.
-        pending = {} if apply else (pending_people or {})
+def _pending_people(ctx: RunContext) -> tuple[frozenset[str], frozenset[str]]:
+    """Students and staff a users.csv of this run accepted, when this run is a check.
+
+    When applying, a users.csv of the same upload was committed before this file, so its
+    students are stored; one that was not applied (held, failed) gives no student.
+    """
+    if ctx.apply or not ctx.accepted_people:
+        return frozenset(), frozenset()
+    pending: dict[str, str] = {}
+    for people in ctx.accepted_people:
+        pending.update(
+            zip(people["userId"], np.where(people["role_l"] == "student", "student", "staff"))
+        )
+    students = frozenset(u for u, k in pending.items() if k == "student")
+    return students, frozenset(u for u, k in pending.items() if k != "student")
+
+
+class DemographicsKind:
+    kind = FileKind.DEMOGRAPHICS
+    columns = d.DEMOGRAPHICS_HEADERS
+
+    def empty_counts(self) -> dict[str, dict[str, int]]:
+        return {ENTITY: dict.fromkeys(BUCKETS, 0)}
+
+    def headers(self, raw: RawTable) -> HeaderResult:
+        return check_headers(raw.headers, d.DEMOGRAPHICS_COLUMNS, "demographics.csv")
+
+    def load(
+        self, ctx: RunContext, conn: Connection, table: KindTable
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return load_people(conn, ctx.district)
+
+    def check(
+        self, ctx: RunContext, table: KindTable, loaded: tuple[pd.DataFrame, pd.DataFrame]
+    ) -> DemographicsCheck:
+        people, _stored = loaded
+        students, staff = _pending_people(ctx)
         snap = replace(
-            RosterSnapshot(enrollment_source=district.enrollment_source),
+            RosterSnapshot(enrollment_source=ctx.district.enrollment_source),
             people=people,
-            pending_students=frozenset(u for u, k in pending.items() if k == "student"),
-            pending_staff=frozenset(u for u, k in pending.items() if k != "student"),
+            pending_students=students,
+            pending_staff=staff,
         )
-        progress("checking rows", 0.35)
-        chk = check_demographics(table, snap, skip=ragged)
-        progress("planning changes", 0.6)
-        plan = plan_demographics(chk, stored)
-        result.counts = {ENTITY: plan.counts}
-        issues = (
-            pd.concat([chk.issues, ragged_issues(raw)], ignore_index=True)
-            if ragged.any()
-            else chk.issues
+        return check_demographics(table.table, snap, skip=table.ragged)
+
+    def plan(
+        self,
+        ctx: RunContext,
+        table: KindTable,
+        checked: DemographicsCheck,
+        loaded: tuple[pd.DataFrame, pd.DataFrame],
+    ) -> Planned:
+        plan = plan_demographics(checked, loaded[1])
+        return Planned(
+            plan=plan,
+            counts={ENTITY: plan.counts},
+            issues=with_ragged(table, checked.issues),
+            rejected=~checked.accepted,
+            applied_any=checked.accepted,
         )
-        _finish_rows(result, raw, header, issues, ~chk.accepted, chk.accepted)
-        if apply:
-            progress("saving", 0.8)
-            apply_demographics(conn, district.id, plan)
-            commit_upload(store, result, record, conn, trans)
+
+    def apply(self, ctx: RunContext, conn: Connection, planned: Planned) -> None:
+        apply_demographics(conn, ctx.district.id, planned.plan)
+
+
+KIND = DemographicsKind()

@@ -18,6 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from roster.states import FileKind, UploadState
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -145,14 +147,14 @@ class Upload(Base):
     __tablename__ = "uploads"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"), nullable=True)
-    kind: Mapped[str] = mapped_column(String(16), default="users")
+    kind: Mapped[str] = mapped_column(String(16), default=FileKind.USERS)
     file_name: Mapped[str] = mapped_column(String(255), default="")
     file_sha256: Mapped[str] = mapped_column(String(64), default="")
     file_size: Mapped[int] = mapped_column(Integer, default=0)
     actor: Mapped[str] = mapped_column(String(64), default="")
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: received -> processing -> applied | checked | failed | held | abandoned
-    state: Mapped[str] = mapped_column(String(16), default="received")
+    #: received -> processing -> applied | checked | failed | held | abandoned (UploadState)
+    state: Mapped[str] = mapped_column(String(16), default=UploadState.RECEIVED)
     status: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -48,12 +48,14 @@ from sqlalchemy import select, update
 
 from roster.apply import lock_district
 from roster.models import District, Upload, utcnow
+from roster.pipeline import FileResult, Settings, check_stored_file
+from roster.states import UNFINISHED_STATES, FileStatus, RecoveryAction, UploadState
 from roster.store import DistrictInfo, Store
 from validation.issues import file_issue
 
 log = logging.getLogger(__name__)
 
-UNFINISHED = ("received", "processing")
+UNFINISHED = UNFINISHED_STATES
 
 ABANDONED_NOT_APPLIED = (
     "rosterbot stopped before this upload was saved, so nothing in it was "
@@ -92,13 +94,13 @@ class Recovered:
     def message(self) -> str:
         """A plain-text reply for the upload's Slack thread."""
         name = self.file_name or "the file"
-        if self.action == "rechecked":
+        if self.action == RecoveryAction.RECHECKED:
             return (
                 f"rosterbot restarted while checking {name}; it was checked again: "
                 f"{self.result.status.replace('_', ' ') if self.result else self.state}. "
                 "Nothing was applied (it was a check)."
             )
-        if self.action == "already_finished":
+        if self.action == RecoveryAction.ALREADY_FINISHED:
             return f"{name} was finished by another rosterbot process (state: {self.state})."
         return f"{name} was NOT applied: {self.reason}."
 
@@ -134,34 +136,13 @@ def _district(store: Store, district_id: int | None) -> DistrictInfo | None:
     return DistrictInfo(*row) if row else None
 
 
-def _dry_run(store: Store, district: DistrictInfo, record: Upload, settings):
+def _dry_run(
+    store: Store, district: DistrictInfo, record: Upload, settings: Settings
+) -> FileResult:
     """Re-run the stored file as a check (nothing is committed).  Raises on internal errors."""
-    from roster.pipeline import FileResult, _process_one, detect_kind, empty_counts
-    from validation.reader import read_table
-
-    raw = read_table(record.payload, settings.max_bytes)
-    kind = detect_kind(raw.headers, record.file_name or "")
-    result = FileResult(
-        file=record.file_name,
-        kind=kind,
-        counts=empty_counts(kind),
-        encoding=raw.encoding,
-        upload_id=record.id,
+    return check_stored_file(
+        store, district, record.file_name or "", record.payload, record.id, settings
     )
-    _process_one(
-        store,
-        district,
-        raw,
-        kind,
-        result,
-        False,
-        False,
-        settings,
-        lambda stage, fraction: None,
-        {"id": record.id},
-        {},
-    )
-    return result
 
 
 def _finish(
@@ -185,7 +166,7 @@ def _finish(
 
 
 def recover_unfinished(
-    store: Store, *, started_before: datetime | None = None, settings=None
+    store: Store, *, started_before: datetime | None = None, settings: Settings | None = None
 ) -> list[Recovered]:
     """Settle every unfinished upload record created before `started_before`.
 
@@ -193,8 +174,6 @@ def recover_unfinished(
     itself are left alone; call it at start-up, before accepting events.  Returns one
     `Recovered` per record found, in upload order.
     """
-    from roster.pipeline import Settings
-
     settings = settings or Settings.from_env()
     cutoff = _aware(started_before) if started_before else process_started_at()
     out: list[Recovered] = []
@@ -205,72 +184,15 @@ def recover_unfinished(
     return out
 
 
-def _recover_one(store: Store, record: Upload, settings) -> Recovered:
+def _recover_one(store: Store, record: Upload, settings: Settings) -> Recovered:
     district = _district(store, record.district_id)
-    result = None
-    reason = (
-        ABANDONED_NOT_APPLIED
-        if not record.dry_run
-        else (
-            "rosterbot stopped before this check finished; nothing was applied; check the file again"
-        )
-    )
-    if district is None:
-        reason = (
-            "rosterbot stopped before this file was processed and it is not linked to a "
-            "district, so nothing was applied; share the file again in a linked channel"
-        )
-    elif record.payload is None and record.slack_file_id is None:
-        what = "check" if record.dry_run else "upload"
-        reason = (
-            f"rosterbot stopped before this command-line {what} finished, so nothing in "
-            f"it was applied; {what} the file again"
-        )  # its bytes are not kept (pipeline.run)
-    elif record.payload is None:
-        reason = (
-            "rosterbot stopped before this file was stored and processed (its content "
-            "was not kept), so nothing was applied; "
-            + ("check" if record.dry_run else "upload")
-            + " the file again"
-        )
-    else:
-        try:
-            result = _dry_run(store, district, record, settings)
-        except Exception:  # never lose the record because the re-run failed
-            log.exception("recovery: re-running upload %s failed", record.id)
-            result = None
-            reason += " (re-checking the stored file also failed)"
-
-    now = utcnow()
-    values: dict = dict(finished_at=now, payload=None)
-    if record.dry_run and result is not None:
-        action = "rechecked"
-        state = "failed" if result.status == "failed" else "checked"
-        values.update(
-            state=state,
-            status=result.status,
-            counts=result.counts,
-            rows=result.rows,
-            file_issues=[i.to_json() for i in result.file_issues],
-            issues=result.issues,
-            report=result.report_bytes,
-        )
+    result, reason = _rerun(store, district, record, settings)
+    action, state, values = _settlement(record, result, reason)
+    if action == RecoveryAction.RECHECKED:
         reason = "the check was run again after rosterbot restarted"
-    else:
-        action, state = "abandoned", "abandoned"
-        issues = [file_issue("FAILED", detail=reason).to_json()]
-        values.update(state=state, status="failed", file_issues=issues)
-        if result is not None:  # the dry-run preview of what the file would do now
-            values.update(
-                counts=result.counts,
-                rows=result.rows,
-                issues=result.issues,
-                report=result.report_bytes,
-                file_issues=issues + [i.to_json() for i in result.file_issues],
-            )
     other = _finish(store, district, record.id, values)
     if other is not None:
-        action, state = "already_finished", other
+        action, state = RecoveryAction.ALREADY_FINISHED, other
         reason = f"another rosterbot process finished it ({other})"
     log.warning("recovery: upload %s (%s) %s: %s", record.id, record.file_name, action, reason)
     return Recovered(
@@ -287,3 +209,65 @@ def _recover_one(store: Store, record: Upload, settings) -> Recovered:
         reason=reason,
         result=result,
     )
+
+
+def _rerun(
+    store: Store, district: DistrictInfo | None, record: Upload, settings: Settings
+) -> tuple[FileResult | None, str]:
+    """The stored file checked again (None when it cannot be), and why it was not applied."""
+    what = "check" if record.dry_run else "upload"
+    if district is None:
+        return None, (
+            "rosterbot stopped before this file was processed and it is not linked to a "
+            "district, so nothing was applied; share the file again in a linked channel"
+        )
+    if record.payload is None and record.slack_file_id is None:
+        return None, (
+            f"rosterbot stopped before this command-line {what} finished, so nothing in "
+            f"it was applied; {what} the file again"
+        )  # its bytes are not kept (pipeline.run)
+    if record.payload is None:
+        return None, (
+            "rosterbot stopped before this file was stored and processed (its content "
+            f"was not kept), so nothing was applied; {what} the file again"
+        )
+    reason = (
+        ABANDONED_NOT_APPLIED
+        if not record.dry_run
+        else "rosterbot stopped before this check finished; nothing was applied; check the file again"
+    )
+    try:
+        return _dry_run(store, district, record, settings), reason
+    except Exception:  # never lose the record because the re-run failed
+        log.exception("recovery: re-running upload %s failed", record.id)
+        return None, reason + " (re-checking the stored file also failed)"
+
+
+def _settlement(
+    record: Upload, result: FileResult | None, reason: str
+) -> tuple[RecoveryAction, str, dict]:
+    """What the record becomes: the action, its state and the values to store."""
+    values: dict = dict(finished_at=utcnow(), payload=None)
+    if record.dry_run and result is not None:
+        state = UploadState.FAILED if result.status == FileStatus.FAILED else UploadState.CHECKED
+        values.update(
+            state=state,
+            status=result.status,
+            counts=result.counts,
+            rows=result.rows,
+            file_issues=[i.to_json() for i in result.file_issues],
+            issues=result.issues,
+            report=result.report_bytes,
+        )
+        return RecoveryAction.RECHECKED, state, values
+    issues = [file_issue("FAILED", detail=reason).to_json()]
+    values.update(state=UploadState.ABANDONED, status=FileStatus.FAILED, file_issues=issues)
+    if result is not None:  # the dry-run preview of what the file would do now
+        values.update(
+            counts=result.counts,
+            rows=result.rows,
+            issues=result.issues,
+            report=result.report_bytes,
+            file_issues=issues + [i.to_json() for i in result.file_issues],
+        )
+    return RecoveryAction.ABANDONED, UploadState.ABANDONED, values

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, select,
 from sqlalchemy.exc import IntegrityError
 
 from roster.models import Admin, Base, District, LinkedChannel, School, Upload, utcnow
+from roster.states import REPORTED_STATES, UNFINISHED_STATES, FileKind, UploadState
 
 ENROLLMENT_SOURCES = ("batch", "clever", "classlink", "gg4l")
 DEFAULT_SQLITE = Path("var") / "rosterbot.sqlite3"
@@ -243,7 +244,7 @@ class Store:
                         actor=actor,
                         file_name=file_name,
                         dry_run=dry_run,
-                        state="received",
+                        state=UploadState.RECEIVED,
                         created_at=utcnow(),
                     )
                     .returning(Upload.id)
@@ -252,7 +253,12 @@ class Store:
             return None
 
     def new_upload(
-        self, district_key: str, file_name: str, actor: str, dry_run: bool, kind: str = "users"
+        self,
+        district_key: str,
+        file_name: str,
+        actor: str,
+        dry_run: bool,
+        kind: str = FileKind.USERS,
     ) -> int:
         district = self.district(district_key)
         with self.transaction() as conn:
@@ -264,7 +270,7 @@ class Store:
                     actor=actor,
                     dry_run=dry_run,
                     kind=kind,
-                    state="received",
+                    state=UploadState.RECEIVED,
                     created_at=utcnow(),
                 )
                 .returning(Upload.id)
@@ -292,7 +298,7 @@ class Store:
         return self._one_upload(
             Upload.slack_channel == channel,
             Upload.slack_thread_ts == thread_ts,
-            Upload.state.in_(("applied", "checked", "failed", "held")),
+            Upload.state.in_(REPORTED_STATES),
         )
 
     def uploads_in_thread(self, channel: str, thread_ts: str) -> list[Upload]:
@@ -309,7 +315,7 @@ class Store:
                 .where(
                     Upload.slack_channel == channel,
                     Upload.slack_thread_ts == thread_ts,
-                    Upload.state.in_(("applied", "checked", "failed", "held")),
+                    Upload.state.in_(REPORTED_STATES),
                 )
                 .order_by(Upload.id)
             )
@@ -344,9 +350,7 @@ class Store:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(
                 session.scalars(
-                    select(Upload)
-                    .where(Upload.state.in_(("received", "processing")))
-                    .order_by(Upload.id)
+                    select(Upload).where(Upload.state.in_(UNFINISHED_STATES)).order_by(Upload.id)
                 )
             )
 

@@ -348,13 +348,13 @@ def test_only_a_slack_upload_keeps_its_file_while_it_runs(store, district, monke
     import roster.pipeline as pipeline
 
     kept: dict[str, bytes | None] = {}
-    real = pipeline._process_one
+    real = pipeline._steps
 
-    def spy(store_, district_, raw, kind, result, *args):
+    def spy(ctx, job, result):
         kept[result.file] = store.upload(result.upload_id).payload
-        return real(store_, district_, raw, kind, result, *args)
+        return real(ctx, job, result)
 
-    monkeypatch.setattr(pipeline, "_process_one", spy)
+    monkeypatch.setattr(pipeline, "_steps", spy)
     data = users_csv(first_roster())
     slack = pipeline.run(
         store,

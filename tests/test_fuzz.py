@@ -375,17 +375,17 @@ def test_a_driver_error_during_apply_fails_the_file_cleanly(store, district, mon
     """roster/apply.py writes through the raw driver (COPY / executemany): its errors are
     psycopg.Error / sqlite3.Error, not SQLAlchemyError, and escaped the pipeline (exit 1, the
     upload record left "processing")."""
-    import roster.pipeline
+    import roster.users
     from tests.roster_helpers import roster_state, upload
 
-    real_apply = roster.pipeline.apply_plan
+    real_apply = roster.users.apply_plan
 
     def failing_apply(conn, *args, **kwargs):
         real_apply(conn, *args, **kwargs)
         conn.connection.dbapi_connection.cursor().execute("SELECT * FROM no_such_table")
 
     before = roster_state(store)
-    monkeypatch.setattr(roster.pipeline, "apply_plan", failing_apply)
+    monkeypatch.setattr(roster.users, "apply_plan", failing_apply)
     result = upload(store, class_of(2))
     assert result.status == "failed" and not result.applied
     assert [i.code for i in result.file_issues] == ["FAILED"]

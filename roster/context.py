@@ -1,0 +1,83 @@
+"""What one run of the pipeline works with: its inputs, settings and context.
+
+`RunContext` is built once per `roster.pipeline.run()` call and handed to every step and every
+file kind; `FileJob` is one file of that run (its bytes, table and upload record).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from roster.states import FileKind
+from roster.store import DistrictInfo, Store
+from validation.reader import DEFAULT_MAX_BYTES, RawTable
+
+Progress = Callable[[str, float], None]
+DEFAULT_REMOVAL_SHARE = 0.20
+
+
+def no_progress(stage: str, fraction: float) -> None:
+    """The progress callback of a run nobody watches."""
+
+
+@dataclass
+class InputFile:
+    name: str
+    data: bytes
+    slack_file_id: str | None = None
+    upload_id: int | None = None
+
+
+@dataclass
+class Settings:
+    max_bytes: int = DEFAULT_MAX_BYTES
+    removal_share: float = DEFAULT_REMOVAL_SHARE
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            max_bytes=int(os.environ.get("ROSTERBOT_MAX_FILE_BYTES", DEFAULT_MAX_BYTES)),
+            removal_share=float(
+                os.environ.get("ROSTERBOT_REMOVAL_GUARD_SHARE", DEFAULT_REMOVAL_SHARE)
+            ),
+        )
+
+
+@dataclass
+class RunContext:
+    """One run: the same for every file it processes."""
+
+    store: Store
+    district: DistrictInfo
+    settings: Settings
+    #: False = a check (dry run): nothing is committed
+    apply: bool
+    #: the admin confirmed removals over the guard's share
+    confirm_removals: bool = False
+    progress: Progress = no_progress
+    #: Slack user id or CLI user, kept on each upload record
+    actor: str = ""
+    #: where error reports are written; None keeps them in memory only
+    report_dir: Path | None = None
+    #: people each users.csv of this run accepted (userId, role_l): a demographics.csv of the
+    #: same run may name them before they are stored (a check)
+    accepted_people: list[pd.DataFrame] = field(default_factory=list)
+
+
+@dataclass
+class FileJob:
+    """One file of a run, read, with its kind and upload record."""
+
+    input: InputFile
+    raw: RawTable
+    kind: FileKind
+    upload_id: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.input.name

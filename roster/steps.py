@@ -1,0 +1,274 @@
+"""The steps every file kind shares: reading, file-level failure, finishing rows, the error
+report, the upload record and the file's transaction.
+
+This module imports no file kind and not `roster.pipeline`: kinds build on it, the pipeline
+strings its steps together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection
+
+from roster.apply import lock_district
+from roster.context import FileJob, RunContext
+from roster.filekind import KindTable
+from roster.models import utcnow
+from roster.results import FileResult
+from roster.states import FileStatus, UploadState
+from roster.store import DistrictInfo, Store
+from validation import dictionary as d
+from validation.catalog import Severity
+from validation.headers import HeaderResult
+from validation.issues import FileIssue, file_issue, render, severity_of
+from validation.reader import RawTable
+from validation.report import PARTLY, REJECTED, WARNINGS, build_report, row_statuses
+
+_COLUMN_ORDER = {
+    name: i for i, name in reversed(list(enumerate(d.USERS_HEADERS + d.DEMOGRAPHICS_HEADERS)))
+}
+
+
+# --- reading ----------------------------------------------------------------------------------
+def table_from(raw: RawTable, header: HeaderResult, names: tuple[str, ...]) -> pd.DataFrame:
+    """The dictionary columns, trimmed; absent columns are blank."""
+    n = len(raw.cells)
+    data = {}
+    for name in names:
+        pos = header.positions.get(name)
+        data[name] = (
+            raw.cells[str(pos)].str.strip() if pos is not None else pd.Series([""] * n, dtype="str")
+        )
+    return pd.DataFrame(data)
+
+
+def kind_table(raw: RawTable, header: HeaderResult, names: tuple[str, ...]) -> KindTable:
+    return KindTable(
+        raw, header, table_from(raw, header, names), raw.field_counts != len(raw.headers)
+    )
+
+
+def ragged_issues(raw: RawTable) -> pd.DataFrame:
+    """ROW_FIELD_COUNT for every record whose field count differs from the header's."""
+    width = len(raw.headers)
+    idx = np.flatnonzero(raw.field_counts != width)
+    return pd.DataFrame(
+        {
+            "idx": idx,
+            "column": "",
+            "code": "ROW_FIELD_COUNT",
+            "value": raw.field_counts[idx].astype(str),
+            "detail": str(width),
+        }
+    )
+
+
+def with_ragged(table: KindTable, first: pd.DataFrame, *more: pd.DataFrame) -> pd.DataFrame:
+    """A kind's row issues plus ROW_FIELD_COUNT for the ragged records, in one frame."""
+    parts = [first, *more]
+    if table.ragged.any():
+        parts.append(ragged_issues(table.raw))
+    present = [p for p in parts if len(p)]
+    return pd.concat(present, ignore_index=True) if present else first
+
+
+# --- file-level failure -----------------------------------------------------------------------
+def has_file_error(issues: list[FileIssue]) -> bool:
+    return any(i.severity == Severity.ERROR for i in issues)
+
+
+def database_refused(exc: Exception) -> FileIssue:
+    return file_issue(
+        "FAILED",
+        detail=f"the database refused the changes ({type(exc).__name__}); nothing was applied",
+    )
+
+
+def removal_hold(hold: str, ctx: RunContext) -> tuple[FileIssue, bool]:
+    """The file issue for a plan over the removal guard, and whether the file is held."""
+    severity = Severity.ERROR if ctx.apply and not ctx.confirm_removals else Severity.WARNING
+    issue = file_issue("REMOVALS_NEED_CONFIRMATION", detail=hold, severity=severity)
+    return issue, severity is Severity.ERROR
+
+
+# --- finishing rows and the error report -----------------------------------------------------
+@dataclass
+class RowsReport:
+    """Row statistics, the JSON issues and the error report of one file."""
+
+    rows: dict[str, int]
+    issues: list[dict]
+    report_bytes: bytes | None
+    status: FileStatus
+
+
+def _order_issues(issues: pd.DataFrame) -> pd.DataFrame:
+    order = issues["column"].map(_COLUMN_ORDER).fillna(len(_COLUMN_ORDER))
+    return (
+        issues.assign(_o=order)
+        .sort_values(["idx", "_o"], kind="stable")
+        .drop(columns="_o")
+        .reset_index(drop=True)
+    )
+
+
+def _json_issues(raw: RawTable, issues: pd.DataFrame) -> list[dict]:
+    rows = raw.row_numbers[issues["idx"].to_numpy()]
+    return [
+        {"row": int(r), "column": c, "code": k, "severity": s, "value": v, "message": m, "fix": f}
+        for r, c, k, s, v, m, f in zip(
+            rows,
+            issues["column"],
+            issues["code"],
+            issues["severity"],
+            issues["value"],
+            issues["message"],
+            issues["fix"],
+        )
+    ]
+
+
+def finish_rows(
+    table: KindTable, issues: pd.DataFrame, rejected: np.ndarray, applied_any: np.ndarray
+) -> RowsReport:
+    """Messages, statuses, row stats, JSON issues and the report bytes."""
+    raw = table.raw
+    issues = _order_issues(issues)
+    issues["severity"] = severity_of(issues["code"])
+    issues["message"], issues["fix"] = render(issues)
+    statuses = row_statuses(issues, rejected, applied_any)
+    counts = statuses.value_counts()
+    rows = dict(
+        total=len(raw.cells),
+        blank_skipped=raw.blank_skipped,
+        rejected=int(counts.get(REJECTED, 0)),
+        partly_applied=int(counts.get(PARTLY, 0)),
+        with_warnings=int(counts.get(WARNINGS, 0)),
+    )
+    report = None
+    if len(issues):
+        report = build_report(
+            issues,
+            statuses,
+            raw.headers,
+            table.header.original_positions,
+            raw.cells,
+            raw.row_numbers,
+        )
+    has_error = bool((issues["severity"] == Severity.ERROR).any())
+    status = FileStatus.COMPLETED_WITH_ERRORS if has_error else FileStatus.COMPLETED
+    return RowsReport(rows, _json_issues(raw, issues), report, status)
+
+
+def write_report(result: FileResult, report_dir: Path | None) -> None:
+    """Write the error report under `report_dir` (when given and there is one)."""
+    if result.report_bytes is None or report_dir is None:
+        return
+    path = Path(report_dir).resolve() / result.report_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(result.report_bytes)
+    result.error_report = str(path)
+
+
+# --- the upload record and the file's transaction ---------------------------------------------
+def start_record(ctx: RunContext, job: FileJob) -> int:
+    """Create (or take over) the file's upload record and mark it processing."""
+    inp = job.input
+    upload_id = inp.upload_id or ctx.store.new_upload(
+        ctx.district.key, inp.name, ctx.actor, not ctx.apply, job.kind
+    )
+    # The file's bytes are kept on the record only while a Slack upload runs: start-up
+    # recovery re-checks it and tells its thread (roster/recovery.py).  A command-line
+    # run has no thread to tell, and whoever ran it saw it stop; storing the bytes
+    # would cost a second copy of the file in the database (about 1 s per 180 MB).
+    ctx.store.update_upload(
+        upload_id,
+        state=UploadState.PROCESSING,
+        kind=job.kind,
+        file_name=inp.name,
+        file_sha256=hashlib.sha256(inp.data).hexdigest(),
+        file_size=len(inp.data),
+        dry_run=not ctx.apply,
+        district_id=ctx.district.id,
+        payload=inp.data if inp.slack_file_id else None,
+    )
+    return upload_id
+
+
+@contextmanager
+def district_transaction(store: Store, district: DistrictInfo) -> Iterator[tuple]:
+    """One upload's transaction, holding the district's upload lock from the start (before
+    the roster is read).  Rolled back unless commit_upload() committed it: a check, a held
+    upload, or any exception leaves the roster exactly as it was."""
+    with store.engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            lock_district(conn, district.id)
+            yield conn, trans
+        finally:
+            if trans.is_active:
+                trans.rollback()
+
+
+def commit_upload(store: Store, result: FileResult, conn: Connection, trans) -> None:
+    """Finish the upload record in the roster's own transaction, then commit both at once."""
+    result.applied = True
+    finalise(store, result, conn)
+    _test_pause_before_commit(result.upload_id)
+    trans.commit()
+
+
+def final_state(result: FileResult) -> UploadState:
+    if result.applied:
+        return UploadState.APPLIED
+    if result.held:
+        return UploadState.HELD
+    if result.status == FileStatus.FAILED:
+        return UploadState.FAILED
+    return UploadState.CHECKED
+
+
+def finalise(store: Store, result: FileResult, conn: Connection | None = None) -> None:
+    """Store the file's result on its upload record (in `conn`'s transaction when given)."""
+    store.update_upload(
+        result.upload_id,
+        conn=conn,
+        state=final_state(result),
+        status=result.status,
+        finished_at=utcnow(),
+        counts=result.counts,
+        rows=result.rows,
+        file_issues=[i.to_json() for i in result.file_issues],
+        issues=result.issues,
+        report=result.report_bytes,
+        payload=None,
+    )
+
+
+def _test_pause_before_commit(upload_id: int) -> None:
+    """TEST HOOK, no effect unless ROSTERBOT_TEST_PAUSE_BEFORE_COMMIT=<seconds> is set.
+
+    Used by tests/test_crash.py and tests/test_concurrency.py to land a SIGKILL or a second
+    upload deterministically mid-apply: every change is written and the district lock is held,
+    but nothing is committed.  Prints one marker line on stderr, then sleeps <seconds>, or
+    less once the file named by ROSTERBOT_TEST_PAUSE_RELEASE exists.
+    """
+    pause = os.environ.get("ROSTERBOT_TEST_PAUSE_BEFORE_COMMIT")
+    if not pause:
+        return
+    sys.stderr.write(f"rosterbot-test-hook: upload {upload_id} paused before commit\n")
+    sys.stderr.flush()
+    release = os.environ.get("ROSTERBOT_TEST_PAUSE_RELEASE")
+    deadline = time.monotonic() + float(pause)
+    while time.monotonic() < deadline and not (release and os.path.exists(release)):
+        time.sleep(0.05)

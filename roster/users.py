@@ -1,0 +1,101 @@
+"""users.csv as a file kind: headers, snapshot, check, plan, removal guard, apply.
+
+The rules are in `validation.users.check_users`, the diff in `roster.plan.plan_users`, the
+writes in `roster.apply.apply_plan`; this module wires them into the pipeline's stages
+(roster/filekind.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from roster.apply import apply_plan
+from roster.context import RunContext
+from roster.filekind import KindTable, Planned
+from roster.plan import BUCKETS, ENTITIES, plan_users
+from roster.snapshot import load_snapshot
+from roster.states import FileKind
+from roster.steps import with_ragged
+from validation import dictionary as d
+from validation.headers import HeaderResult, check_headers
+from validation.reader import RawTable
+from validation.snapshot import RosterSnapshot
+from validation.users import check_users
+
+if TYPE_CHECKING:
+    from validation.users import UsersCheck
+
+_GUARD_LABELS = {
+    "class": "active classes",
+    "people": "active people",
+    "enrollment": "active enrollments",
+}
+
+
+def removal_guard(shares: dict[str, tuple[int, int]], limit: float) -> str:
+    """A description of the removals over the limit, or '' when none is."""
+    over = [
+        f"{removed} of {active} {_GUARD_LABELS[k]} ({removed / active:.0%})"
+        for k, (removed, active) in shares.items()
+        if active and removed > limit * active
+    ]
+    if not over:
+        return ""
+    return "; ".join(over) + f", more than the {limit:.0%} allowed without confirmation"
+
+
+class UsersKind:
+    kind = FileKind.USERS
+    columns = d.USERS_HEADERS
+
+    def empty_counts(self) -> dict[str, dict[str, int]]:
+        return {e: dict.fromkeys(BUCKETS, 0) for e in ENTITIES}
+
+    def headers(self, raw: RawTable) -> HeaderResult:
+        role_pos = next(
+            (i for i, h in enumerate(raw.headers) if h.strip().casefold() == "userrole"), None
+        )
+        any_student = bool(
+            role_pos is not None
+            and raw.cells[str(role_pos)].str.strip().str.lower().eq("student").any()
+        )
+        return check_headers(
+            raw.headers,
+            d.USERS_COLUMNS,
+            "users.csv",
+            required_when={"userGrade": any_student},
+            groups=((d.CLASS_GROUP, d.CLASS_GROUP_REQUIRED),),
+        )
+
+    def load(self, ctx: RunContext, conn: Connection, table: KindTable) -> RosterSnapshot:
+        emails = table.table["userEmail"].str.lower().unique()
+        return load_snapshot(conn, ctx.district, emails)
+
+    def check(self, ctx: RunContext, table: KindTable, loaded: RosterSnapshot) -> UsersCheck:
+        has_class_group = any(c in table.header.positions for c in d.CLASS_GROUP)
+        return check_users(table.table, loaded, has_class_group, skip=table.ragged)
+
+    def plan(
+        self, ctx: RunContext, table: KindTable, checked: UsersCheck, loaded: RosterSnapshot
+    ) -> Planned:
+        plan = plan_users(checked, loaded)
+        return Planned(
+            plan=plan,
+            counts=plan.counts,
+            issues=with_ragged(table, checked.issues, plan.class_issues),
+            rejected=checked.row_reject,
+            applied_any=checked.person_ok
+            | checked.class_ok
+            | checked.enrollment_ok
+            | checked.remove_ok,
+            hold=removal_guard(plan.removal_shares, ctx.settings.removal_share),
+            accepted_people=checked.table.loc[checked.person_ok, ["userId", "role_l"]],
+        )
+
+    def apply(self, ctx: RunContext, conn: Connection, planned: Planned) -> None:
+        apply_plan(conn, ctx.district.id, planned.plan)
+
+
+KIND = UsersKind()
