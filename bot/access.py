@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from roster.store import DistrictInfo, Store
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Access:
-    district: Any = None  # roster.store.DistrictInfo
+    district: DistrictInfo | None = None
     refusal: Refusal | None = None
 
     @property
@@ -36,7 +39,9 @@ def _grant_text(grant: Any) -> str:
     return " and ".join(held) + " access" if held else "no access"
 
 
-def linked_district(store: Any, settings: Settings, channel: str) -> tuple[Any, Refusal | None]:
+def linked_district(
+    store: Store, settings: Settings, channel: str
+) -> tuple[DistrictInfo | None, Refusal | None]:
     """The district of a channel: its link, else the configured default district."""
     district = store.district_for_channel(channel)
     if district is not None:
@@ -56,8 +61,8 @@ def linked_district(store: Any, settings: Settings, channel: str) -> tuple[Any, 
 
 
 def _dm_district(
-    store: Any, settings: Settings, user: str, need: str, text: str = ""
-) -> tuple[Any, Refusal | None]:
+    store: Store, settings: Settings, user: str, need: str, text: str = ""
+) -> tuple[DistrictInfo | None, Refusal | None]:
     """The district a DM is about: the user's only district (with the access `need`ed), the
     configured default, or -- for someone with several -- the one whose key the message
     names ("users.csv for d2", "/rosterbot status d2")."""
@@ -92,8 +97,14 @@ _WORD = re.compile(r"[\w.-]+")
 
 
 def _district_of(
-    store: Any, settings: Settings, user: str, channel: str, is_dm: bool, need: str, text: str = ""
-) -> tuple[Any, Refusal | None]:
+    store: Store,
+    settings: Settings,
+    user: str,
+    channel: str,
+    is_dm: bool,
+    need: str,
+    text: str = "",
+) -> tuple[DistrictInfo | None, Refusal | None]:
     """The district a message is about: the channel's, or in a DM the user's (_dm_district)."""
     if is_dm:
         return _dm_district(store, settings, user, need, text)
@@ -101,7 +112,7 @@ def _district_of(
 
 
 def for_upload(
-    store: Any, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
+    store: Store, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
 ) -> Access:
     """An upload needs system + enrollment access to the channel's district (in a DM: the
     user's district, or the one `text` names)."""
@@ -122,7 +133,7 @@ def for_upload(
     return Access(district)
 
 
-def for_question(store: Any, settings: Settings, user: str, channel: str, is_dm: bool) -> Access:
+def for_question(store: Store, settings: Settings, user: str, channel: str, is_dm: bool) -> Access:
     """Anyone in a linked channel may ask; in a DM, anyone with access to some district.
 
     The knowledge base is the same for every district, so a DM question needs no district:
@@ -133,7 +144,7 @@ def for_question(store: Any, settings: Settings, user: str, channel: str, is_dm:
     return Access(district, refusal)
 
 
-def for_triage(store: Any, user: str, district_key: str | None) -> Access:
+def for_triage(store: Store, user: str, district_key: str | None) -> Access:
     """Reading an upload's report: any grant (system, enrollment or support) of its district.
 
     Support access is per district like the others: a support admin reads every upload of the
@@ -155,7 +166,7 @@ def for_triage(store: Any, user: str, district_key: str | None) -> Access:
 
 
 def for_status(
-    store: Any, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
+    store: Store, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
 ) -> Access:
     district, refusal = _district_of(store, settings, user, channel, is_dm, "any", text)
     if refusal is not None:
@@ -164,7 +175,7 @@ def for_status(
 
 
 def for_download(
-    store: Any, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
+    store: Store, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
 ) -> Access:
     """A download needs system + enrollment access to the channel's district (as an upload)."""
     decision = for_upload(store, settings, user, channel, is_dm, text)
@@ -182,7 +193,7 @@ def for_download(
     )
 
 
-def for_link(store: Any, user: str, district_key: str, channel: str = "") -> Access:
+def for_link(store: Store, user: str, district_key: str, channel: str = "") -> Access:
     """Linking needs system access to the district; re-linking a channel that belongs to
     another district also needs system access to that one (no taking over a channel)."""
     current = store.district_for_channel(channel) if channel else None

@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App, BoltContext
@@ -27,6 +27,10 @@ from bot.settings import Settings, SettingsError
 from bot.slash import SlashCommands
 from bot.uploads import UploadService
 
+if TYPE_CHECKING:
+    from roster.store import Store
+
+
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
@@ -37,7 +41,7 @@ class Services:
     """What listeners reach through `context["rosterbot"]`."""
 
     settings: Settings
-    store: Any  # roster.store.Store
+    store: Store
     uploads: UploadService
     conversation: Conversation
     slash: SlashCommands
@@ -46,7 +50,7 @@ class Services:
         self.uploads.shutdown(wait=True)
 
 
-def create_app(settings: Settings, store: Any = None) -> App:
+def create_app(settings: Settings, store: Store | None = None) -> App:
     """Build the Bolt app.  Calls auth.test once (Bolt learns the bot's user id from it)."""
     if store is None:
         from roster.store import Store
@@ -184,7 +188,9 @@ def start_socket_mode(app: App, settings: Settings) -> Any:
 # -- entry point -------------------------------------------------------------------------------
 
 
-def serve(settings: Settings, http: bool = False, port: int = 3000, store: Any = None) -> None:
+def serve(
+    settings: Settings, http: bool = False, port: int = 3000, store: Store | None = None
+) -> None:
     """Run until interrupted: Socket Mode by default (SLACK_APP_TOKEN), or HTTP on `port`."""
     if not settings.bot_token:
         raise SettingsError(

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from bot import cli_data
 from roster.store import ENROLLMENT_SOURCES, RosterError, Store
 
 
@@ -279,12 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int, default=3000)
     c.set_defaults(func=cmd_serve)
 
-    try:  # download, template, dictionary (issue 5) register themselves when present
-        from bot import cli_data
-    except ImportError:
-        pass
-    else:
-        cli_data.register(sub)
+    cli_data.register(sub)  # download, template, dictionary
     return p
 
 

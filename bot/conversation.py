@@ -11,13 +11,17 @@ Everything is answered in the thread of the message.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 
 from bot import access, formatting
 from bot.settings import Settings
 from bot.uploads import RecentKeys, is_dm
+
+if TYPE_CHECKING:
+    from roster.store import Store
+
 
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 _ROW = re.compile(r"\brow\s*(?:number\s*|no\.?\s*|#\s*)?(\d{1,7})\b", re.IGNORECASE)
@@ -44,7 +48,7 @@ def ask(question: str) -> formatting.Message:
 
 
 class Conversation:
-    def __init__(self, settings: Settings, store: Any) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
         self._answered = RecentKeys()

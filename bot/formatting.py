@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from roster.states import FileStatus, RecoveryAction
 from validation.catalog import CATALOG
 
 ENTITY_ORDER = ("school", "staff", "student", "class", "enrollment", "demographics")
@@ -26,9 +27,9 @@ TOP_ISSUES = 5
 SOURCE_NAMES = {"clever": "Clever", "classlink": "ClassLink", "gg4l": "GG4L"}
 
 STATUS_LINE = {
-    "completed": (":white_check_mark:", "completed"),
-    "completed_with_errors": (":warning:", "completed with errors"),
-    "failed": (":x:", "failed — nothing was applied"),
+    FileStatus.COMPLETED: (":white_check_mark:", "completed"),
+    FileStatus.COMPLETED_WITH_ERRORS: (":warning:", "completed with errors"),
+    FileStatus.FAILED: (":x:", "failed — nothing was applied"),
 }
 
 
@@ -121,7 +122,7 @@ def _fix_line(fix: str) -> str:
 
 def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]:
     icon, status = STATUS_LINE.get(str(f.get("status")), (":grey_question:", str(f.get("status"))))
-    if f.get("status") != "failed":
+    if f.get("status") != FileStatus.FAILED:
         if dry_run:
             status += " — check only, nothing was applied"
         elif f.get("applied"):
@@ -141,7 +142,7 @@ def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]
         )
     counts = f.get("counts") or {}
     rows = f.get("rows") or {}
-    if f.get("status") == "failed" and not rows.get("total"):
+    if f.get("status") == FileStatus.FAILED and not rows.get("total"):
         return blocks  # the file could not be read: no table of zeros, only why (above)
     if counts:
         blocks.append(_section(count_table(counts)))
@@ -287,12 +288,12 @@ def recovered(item: Any) -> Message:
     """What happened to an upload that a previous rosterbot process left unfinished."""
     name = escape(item.file_name or "the file")
     result = getattr(item, "result", None)
-    if item.action == "rechecked":
+    if item.action == RecoveryAction.RECHECKED:
         head = (
             f":arrows_counterclockwise: rosterbot restarted while checking *{name}*, so "
             "it was checked again. Nothing was applied (it was a check)."
         )
-    elif item.action == "already_finished":
+    elif item.action == RecoveryAction.ALREADY_FINISHED:
         head = (
             f":information_source: *{name}* was finished by another rosterbot process "
             f"({escape(item.state)})."
@@ -305,22 +306,23 @@ def recovered(item: Any) -> Message:
                 "If it is still what you want, share it again."
             )
     blocks = [_section(head)]
-    if result is not None and item.action != "already_finished":
+    if result is not None and item.action != RecoveryAction.ALREADY_FINISHED:
         blocks.extend(file_summary(result.to_json(), dry_run=True))
     text = item.message
-    if result is not None and item.action != "already_finished":
+    if result is not None and item.action != RecoveryAction.ALREADY_FINISHED:
         text += " Check result now: " + _file_text(result.to_json(), True)
     return Message(text, blocks)
 
 
 def recovered_reaction(item: Any) -> str | None:
-    if item.action == "already_finished":
+    if item.action == RecoveryAction.ALREADY_FINISHED:
         return None
     result = getattr(item, "result", None)
-    if item.action == "rechecked" and result is not None:
-        return {"completed": "white_check_mark", "completed_with_errors": "warning"}.get(
-            result.status, "x"
-        )
+    if item.action == RecoveryAction.RECHECKED and result is not None:
+        return {
+            FileStatus.COMPLETED: "white_check_mark",
+            FileStatus.COMPLETED_WITH_ERRORS: "warning",
+        }.get(result.status, "x")
     return "x"
 
 

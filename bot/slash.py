@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
@@ -13,6 +13,10 @@ from bot import access, formatting
 from bot.conversation import ask
 from bot.delivery import describe, open_dm, upload_file
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from roster.store import Store
+
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ STATUS_LIMIT = 10
 
 
 class SlashCommands:
-    def __init__(self, settings: Settings, store: Any) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
         self._handlers: dict[str, Callable[[str, str, str], Reply]] = {

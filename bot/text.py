@@ -5,20 +5,23 @@ from __future__ import annotations
 from collections import Counter
 
 from roster.pipeline import FileResult
+from roster.states import FileStatus
 from validation.catalog import CATALOG
 
 STATUS_WORDS = {
-    "completed": "Completed: every row was applied",
-    "completed_with_errors": "Completed with errors: valid rows applied, the rest are in the report",
-    "failed": "Failed: nothing was applied",
+    FileStatus.COMPLETED: "Completed: every row was applied",
+    FileStatus.COMPLETED_WITH_ERRORS: (
+        "Completed with errors: valid rows applied, the rest are in the report"
+    ),
+    FileStatus.FAILED: "Failed: nothing was applied",
 }
 #: The same statuses for a check (dry run), which applies nothing.
 CHECK_WORDS = {
-    "completed": "Completed: every row can be applied",
-    "completed_with_errors": (
+    FileStatus.COMPLETED: "Completed: every row can be applied",
+    FileStatus.COMPLETED_WITH_ERRORS: (
         "Completed with errors: the valid rows can be applied, the rest are in the report"
     ),
-    "failed": "Failed: this file cannot be applied as it is",
+    FileStatus.FAILED: "Failed: this file cannot be applied as it is",
 }
 BUCKET_TITLES = ("created", "updated", "no change", "removed", "errors")
 
@@ -67,7 +70,7 @@ def summary_text(result: FileResult, dry_run: bool) -> str:
             "Error-report columns were recognised and ignored: "
             + ", ".join(result.dropped_report_columns)
         )
-    if result.status != "failed" or result.held:
+    if result.status != FileStatus.FAILED or result.held:
         lines += ["", counts_table(result.counts)]
     top = top_issues(result)
     if top:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 
@@ -25,6 +25,11 @@ from bot import access, formatting
 from bot.delivery import describe, upload_file
 from bot.files import DownloadRefused, SharedFile, download
 from bot.settings import Settings
+from roster.states import UNFINISHED_STATES, FileStatus, UploadState
+
+if TYPE_CHECKING:
+    from roster.models import Upload
+    from roster.store import DistrictInfo, Store
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +110,7 @@ class UploadJob:
     message_ts: str
     thread_ts: str
     user: str
-    district: Any  # roster.store.DistrictInfo
+    district: DistrictInfo
     dry_run: bool
     files: list[tuple[SharedFile, int]]  # (file, upload id from claim_slack_file)
     processing_ts: str | None = None
@@ -114,7 +119,7 @@ class UploadJob:
 
 
 class UploadService:
-    def __init__(self, settings: Settings, store: Any) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
         self.executor = ThreadPoolExecutor(
@@ -240,7 +245,9 @@ class UploadService:
             return
         held = [u for u in (self.store.upload(i) for i in ids) if u is not None]
         held = [
-            u for u in held if u.state == "held" and self._answered.first_time(f"confirm:{u.id}")
+            u
+            for u in held
+            if u.state == UploadState.HELD and self._answered.first_time(f"confirm:{u.id}")
         ]
         if not held:
             respond(
@@ -297,11 +304,11 @@ class UploadService:
             self._run(client, job)
         except Exception:
             log.exception("processing %s failed", [f.name for f, _ in job.files])
-            self._finish_claims(job, state="abandoned")
+            self._finish_claims(job, state=UploadState.ABANDONED)
             applied = [
                 u.file_name
                 for u in (self._record(i) for _, i in job.files)
-                if u is not None and u.state == "applied"
+                if u is not None and u.state == UploadState.APPLIED
             ]
             self._post(client, job.channel, job.thread_ts, formatting.internal_error(applied))
             self._react(
@@ -311,7 +318,7 @@ class UploadService:
                 REACTION_ERRORS if applied else REACTION_FAILURE,
             )
 
-    def _record(self, upload_id: int) -> Any:
+    def _record(self, upload_id: int) -> Upload | None:
         try:
             return self.store.upload(upload_id)
         except Exception:
@@ -328,7 +335,7 @@ class UploadService:
                 data = download(f, token, self.settings)
             except DownloadRefused as refused:
                 log.warning("download of %s (%s) refused: %s", f.name, f.id, refused.reason)
-                self._finish_claims(job, state="failed", reason=refused.reason)
+                self._finish_claims(job, state=UploadState.FAILED, reason=refused.reason)
                 message = formatting.download_problem(refused.reason)
                 self._update(client, job, message)
                 self._post(client, job.channel, job.thread_ts, message)
@@ -410,9 +417,9 @@ class UploadService:
         statuses = {f["status"] for f in summary}
         final = (
             REACTION_FAILURE
-            if "failed" in statuses or not statuses
+            if FileStatus.FAILED in statuses or not statuses
             else REACTION_ERRORS
-            if "completed_with_errors" in statuses
+            if FileStatus.COMPLETED_WITH_ERRORS in statuses
             else REACTION_SUCCESS
         )
         self._react(client, job.channel, job.message_ts, final)
@@ -425,7 +432,7 @@ class UploadService:
         except Exception:
             log.warning("chat.update failed", exc_info=True)
 
-    def _finish_claims(self, job: UploadJob, state: str, reason: str = "") -> None:
+    def _finish_claims(self, job: UploadJob, state: UploadState, reason: str = "") -> None:
         """Finish the job's records still unfinished as `state` (status failed), so a stopped
         upload is never left "received" (start-up recovery would otherwise pick it up)."""
         from roster.models import utcnow
@@ -434,12 +441,12 @@ class UploadService:
         for _, upload_id in job.files:
             try:
                 upload = self.store.upload(upload_id)
-                if upload is not None and upload.state in ("received", "processing"):
+                if upload is not None and upload.state in UNFINISHED_STATES:
                     issues = [file_issue("FAILED", detail=reason).to_json()] if reason else []
                     self.store.update_upload(
                         upload_id,
                         state=state,
-                        status="failed",
+                        status=FileStatus.FAILED,
                         finished_at=utcnow(),
                         payload=None,
                         file_issues=issues,
