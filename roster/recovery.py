@@ -78,7 +78,7 @@ class Recovered:
     previous_state: str
     #: "rechecked" (a check run again and finished), "abandoned" (not applied; upload again),
     #: "already_finished" (another process finished it while recovery ran)
-    action: str
+    action: RecoveryAction
     #: the record's state now: "checked" / "failed" / "abandoned" / whatever finished it
     state: str
     #: one sentence for the admin

@@ -1,7 +1,7 @@
 """A real `rosterbot upload` killed mid-apply (SIGKILL) and start-up recovery (issue #7).
 
 The kill lands deterministically inside the upload's one transaction: the test hook
-ROSTERBOT_TEST_PAUSE_BEFORE_COMMIT (roster/pipeline.py) pauses after every change is written
+ROSTERBOT_TEST_PAUSE_BEFORE_COMMIT (roster/steps.py) pauses after every change is written
 and the district lock is taken, right before the commit, and prints a marker line on stderr.
 """
 
