@@ -106,11 +106,35 @@ _CLASS_FIELDS = ("name", "grade", "display_name", "subject")
 
 
 def apply_plan(conn: Connection, district_id: int, plan: UploadPlan) -> None:
-    people_t, classes_t = Person.__table__, SchoolClass.__table__
-    enroll_t = Enrollment.__table__
     schools = _keys(conn, School.id, School.org_sis_id, School.district_id, district_id)
+    _apply_people(conn, district_id, plan)
+    people = None
+    if len(plan.memberships_new) or len(plan.enrollments_new):
+        people = _keys(conn, Person.id, Person.user_id, Person.district_id, district_id)
+    if len(plan.memberships_new):
+        m = plan.memberships_new
+        insert_rows(
+            conn,
+            Membership.__table__,
+            ("person_id", "school_id"),
+            zip(_pk(people, m["user_id"]), _pk(schools, m["org_sis_id"])),
+        )
+    _apply_classes(conn, district_id, plan, schools)
+    _apply_enrollments(conn, district_id, plan, people)
+    # removals (after adds: a file that adds and removes the same thing ends with it removed)
+    _deactivate(conn, SchoolClass.__table__, plan.classes_removed)
+    _deactivate(conn, Person.__table__, plan.people_removed)
+    _deactivate(conn, Enrollment.__table__, plan.enrollments_removed)
+    conn.execute(
+        update(District)
+        .where(District.id == district_id)
+        .values(roster_version=District.roster_version + 1)
+    )
 
-    # people (an ID change keeps the stored row and gives it the new userId)
+
+def _apply_people(conn: Connection, district_id: int, plan: UploadPlan) -> None:
+    """People (an ID change keeps the stored row and gives it the new userId)."""
+    people_t = Person.__table__
     if len(plan.people_changed):
         changed = plan.people_changed.assign(email_key=plan.people_changed["email"].str.lower())
         update_rows(
@@ -125,19 +149,12 @@ def apply_plan(conn: Connection, district_id: int, plan: UploadPlan) -> None:
         insert_rows(
             conn, people_t, columns, _tuples(new, columns, district_id=district_id, active=True)
         )
-    people = None
-    if len(plan.memberships_new) or len(plan.enrollments_new):
-        people = _keys(conn, Person.id, Person.user_id, Person.district_id, district_id)
-    if len(plan.memberships_new):
-        m = plan.memberships_new
-        insert_rows(
-            conn,
-            Membership.__table__,
-            ("person_id", "school_id"),
-            zip(_pk(people, m["user_id"]), _pk(schools, m["org_sis_id"])),
-        )
 
-    # classes
+
+def _apply_classes(
+    conn: Connection, district_id: int, plan: UploadPlan, schools: pd.Series
+) -> None:
+    classes_t = SchoolClass.__table__
     if len(plan.classes_changed):
         update_rows(
             conn,
@@ -152,7 +169,11 @@ def apply_plan(conn: Connection, district_id: int, plan: UploadPlan) -> None:
             conn, classes_t, columns, _tuples(c, columns, district_id=district_id, active=True)
         )
 
-    # enrollments
+
+def _apply_enrollments(
+    conn: Connection, district_id: int, plan: UploadPlan, people: pd.Series | None
+) -> None:
+    enroll_t = Enrollment.__table__
     if len(plan.enrollments_changed):
         e = plan.enrollments_changed
         update_rows(
@@ -179,13 +200,3 @@ def apply_plan(conn: Connection, district_id: int, plan: UploadPlan) -> None:
                 [True] * len(e),
             ),
         )
-
-    # removals (after adds: a file that adds and removes the same thing ends with it removed)
-    _deactivate(conn, classes_t, plan.classes_removed)
-    _deactivate(conn, people_t, plan.people_removed)
-    _deactivate(conn, enroll_t, plan.enrollments_removed)
-    conn.execute(
-        update(District)
-        .where(District.id == district_id)
-        .values(roster_version=District.roster_version + 1)
-    )

@@ -10,7 +10,7 @@ round trips.
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from roster.models import Enrollment, Membership, Person, School, SchoolClass
 from roster.store import DistrictInfo, RosterError, Store
@@ -49,95 +49,112 @@ def download_csv(store: Store, district_key: str, kind: str, school: str | None 
     """
     district = store.district(district_key)
     check_allowed(district, kind)
-    roles = KINDS[kind]
     with store.engine.connect() as conn:
         schools = dict(
             conn.execute(
                 select(School.id, School.org_sis_id).where(School.district_id == district.id)
             ).all()
         )
-        school_pk = None
-        if school is not None:
-            school_pk = next((pk for pk, org in schools.items() if org == school), None)
-            if school_pk is None:
-                known = ", ".join(sorted(schools.values())) or "none set up yet"
-                raise RosterError(
-                    f"no school '{school}' in district '{district_key}' (its schools: {known})"
-                )
+        school_pk = _school_pk(schools, school, district_key)
         person_filter = [
             Person.district_id == district.id,
             Person.active.is_(True),
-            Person.role.in_(roles),
+            Person.role.in_(KINDS[kind]),
         ]
-        people = _frame(
-            conn.execute(
-                select(
-                    Person.id,
-                    Person.user_id,
-                    Person.first_name,
-                    Person.last_name,
-                    Person.email,
-                    Person.role,
-                    Person.grade,
-                    Person.district_sis_id,
-                    Person.state_sis_id,
-                ).where(*person_filter)
-            ).all(),
-            [
-                "person_id",
-                "userId",
-                "userFirstName",
-                "userLastName",
-                "userEmail",
-                "userRole",
-                "userGrade",
-                "userDistrictId",
-                "userStateId",
-            ],
-        )
-        member_stmt = (
-            select(Membership.person_id, Membership.school_id)
-            .join(Person, Person.id == Membership.person_id)
-            .where(*person_filter)
-        )
-        enroll_stmt = (
-            select(
-                Enrollment.person_id,
-                SchoolClass.school_id,
-                SchoolClass.class_id,
-                SchoolClass.name,
-                SchoolClass.grade,
-                Enrollment.is_primary,
-                SchoolClass.display_name,
-                SchoolClass.subject,
-            )
-            .join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
-            .join(Person, Person.id == Enrollment.person_id)
-            .where(
-                *person_filter,
-                Enrollment.active.is_(True),
-                SchoolClass.active.is_(True),
-                SchoolClass.district_id == district.id,
-            )
-        )
-        if school_pk is not None:
-            member_stmt = member_stmt.where(Membership.school_id == school_pk)
-            enroll_stmt = enroll_stmt.where(SchoolClass.school_id == school_pk)
-        members = _frame(conn.execute(member_stmt).all(), ["person_id", "school_id"])
-        enrolled = _frame(
-            conn.execute(enroll_stmt).all(),
-            [
-                "person_id",
-                "school_id",
-                "classId",
-                "className",
-                "classGrade",
-                "is_primary",
-                "classDisplayName",
-                "classSubject",
-            ],
-        )
+        people = _people(conn, person_filter)
+        members, enrolled = _links(conn, district, person_filter, school_pk)
     return _to_csv(_rows(people, members, enrolled, schools))
+
+
+def _school_pk(schools: dict[int, str], school: str | None, district_key: str) -> int | None:
+    """The primary key of the school asked for (None for the whole district)."""
+    if school is None:
+        return None
+    school_pk = next((pk for pk, org in schools.items() if org == school), None)
+    if school_pk is None:
+        known = ", ".join(sorted(schools.values())) or "none set up yet"
+        raise RosterError(
+            f"no school '{school}' in district '{district_key}' (its schools: {known})"
+        )
+    return school_pk
+
+
+def _people(conn: Connection, person_filter: list) -> pd.DataFrame:
+    return _frame(
+        conn.execute(
+            select(
+                Person.id,
+                Person.user_id,
+                Person.first_name,
+                Person.last_name,
+                Person.email,
+                Person.role,
+                Person.grade,
+                Person.district_sis_id,
+                Person.state_sis_id,
+            ).where(*person_filter)
+        ).all(),
+        [
+            "person_id",
+            "userId",
+            "userFirstName",
+            "userLastName",
+            "userEmail",
+            "userRole",
+            "userGrade",
+            "userDistrictId",
+            "userStateId",
+        ],
+    )
+
+
+def _links(
+    conn: Connection, district: DistrictInfo, person_filter: list, school_pk: int | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The selected people's memberships and active enrollments (with their classes)."""
+    member_stmt = (
+        select(Membership.person_id, Membership.school_id)
+        .join(Person, Person.id == Membership.person_id)
+        .where(*person_filter)
+    )
+    enroll_stmt = (
+        select(
+            Enrollment.person_id,
+            SchoolClass.school_id,
+            SchoolClass.class_id,
+            SchoolClass.name,
+            SchoolClass.grade,
+            Enrollment.is_primary,
+            SchoolClass.display_name,
+            SchoolClass.subject,
+        )
+        .join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
+        .join(Person, Person.id == Enrollment.person_id)
+        .where(
+            *person_filter,
+            Enrollment.active.is_(True),
+            SchoolClass.active.is_(True),
+            SchoolClass.district_id == district.id,
+        )
+    )
+    if school_pk is not None:
+        member_stmt = member_stmt.where(Membership.school_id == school_pk)
+        enroll_stmt = enroll_stmt.where(SchoolClass.school_id == school_pk)
+    members = _frame(conn.execute(member_stmt).all(), ["person_id", "school_id"])
+    enrolled = _frame(
+        conn.execute(enroll_stmt).all(),
+        [
+            "person_id",
+            "school_id",
+            "classId",
+            "className",
+            "classGrade",
+            "is_primary",
+            "classDisplayName",
+            "classSubject",
+        ],
+    )
+    return members, enrolled
 
 
 def _frame(rows: list, columns: list[str]) -> pd.DataFrame:

@@ -22,23 +22,6 @@ from validation.vector import first_positions, isin, lookup
 ENTITIES = ("school", "staff", "student", "class", "enrollment")
 BUCKETS = ("created", "updated", "no_change", "removed", "errors")
 
-_PERSON_FIELDS = {  # plan column <- table column
-    "first_name": "userFirstName",
-    "last_name": "userLastName",
-    "email": "userEmail",
-    "role": "role_l",
-    "grade": "grade_n",
-    "district_sis_id": "userDistrictId",
-    "state_sis_id": "userStateId",
-}
-_CLASS_FIELDS = {
-    "org_sis_id": "org_sis_id",
-    "name": "className",
-    "grade": "class_grade_n",
-    "display_name": "classDisplayName",
-    "subject": "classSubject",
-}
-
 
 @dataclass
 class UploadPlan:
@@ -76,10 +59,21 @@ class UploadPlan:
         )
 
 
-def _first_filled(frame: pd.DataFrame, key, fields: dict[str, str]) -> pd.DataFrame:
-    """Per key, the first non-blank value of each field (rows agree, or were rejected)."""
-    data = pd.DataFrame({name: frame[col].mask(frame[col] == "") for name, col in fields.items()})
-    return data.groupby(key, sort=False).first()
+def _empty_counts() -> dict[str, dict[str, int]]:
+    return {e: dict.fromkeys(BUCKETS, 0) for e in ENTITIES}
+
+
+def _add_counts(total: dict, part: dict) -> None:
+    for entity, buckets in part.items():
+        for bucket, n in buckets.items():
+            total[entity][bucket] += n
+
+
+def _first_filled(mask: np.ndarray, key: pd.Series, fields: dict[str, pd.Series]) -> pd.DataFrame:
+    """Per key, the first non-blank value of each field among the rows in `mask` (rows agree,
+    or were rejected).  Only the fields' masked rows are copied, never the whole table."""
+    data = pd.DataFrame({name: s[mask].mask(s[mask] == "") for name, s in fields.items()})
+    return data.groupby(key[mask], sort=False).first()
 
 
 def _differs(new: pd.Series, old: pd.Series, blank_keeps: bool = False) -> pd.Series:
@@ -97,47 +91,114 @@ def _role_kind(role: pd.Series) -> pd.Series:
     )
 
 
-def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
-    t = chk.table
-    counts = {e: dict.fromkeys(BUCKETS, 0) for e in ENTITIES}
-    uid, cid, org = t["userId"], t["classId"], t["org_sis_id"]
-    people = snap.people
-    by_uid = people.set_index("user_id") if len(people) else people.set_index("user_id")
+@dataclass(frozen=True)
+class _Stored:
+    """The snapshot keyed the way the plan looks things up."""
+
+    people: pd.DataFrame  # by user_id
+    classes: pd.DataFrame  # by class_id
+    enrollments: pd.DataFrame  # by (class_id, user_id), userIds already renamed by ID changes
+    stored_uid: pd.Series  # per row: the stored userId it updates (NaN for a new person)
+
+
+def _stored(chk: UsersCheck, snap: RosterSnapshot) -> _Stored:
+    uid = chk.table["userId"]
+    by_uid = snap.people.set_index("user_id")
     stored_uid = uid.where(
         isin(uid, by_uid.index), uid.map(chk.id_changes) if chk.id_changes else np.nan
     )
+    enr = snap.enrollments
+    new_uid_of = {v: k for k, v in chk.id_changes.items()}
+    if new_uid_of and len(enr):
+        enr = enr.assign(user_id=enr["user_id"].map(new_uid_of).fillna(enr["user_id"]))
+    return _Stored(
+        people=by_uid,
+        classes=snap.classes.set_index("class_id"),
+        enrollments=enr.set_index(["class_id", "user_id"]),
+        stored_uid=stored_uid,
+    )
 
-    def rows(mask: np.ndarray, *columns: str) -> pd.DataFrame:
-        """Only the columns a step needs, of the rows it applies: no copy of the whole table."""
-        picked = t[[c for c in dict.fromkeys(columns) if c != "stored_uid"]]
-        if "stored_uid" in columns:
-            picked = picked.assign(stored_uid=stored_uid)
-        return picked[mask]
 
-    # --- people --------------------------------------------------------------------------------
-    accepted = rows(chk.person_ok, "userId", "org_sis_id", "stored_uid", *_PERSON_FIELDS.values())
-    agg = _first_filled(accepted, accepted["userId"], _PERSON_FIELDS)
-    agg["stored_uid"] = accepted.groupby("userId", sort=False)["stored_uid"].first()
+def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
+    stored = _stored(chk, snap)
+    people = _plan_people(chk, snap, stored)
+    classes = _plan_classes(chk, stored)
+    enrollments = _plan_enrollments(chk, stored)
+    removals = _plan_removals(chk, stored)
+    counts = _empty_counts()
+    for part in (
+        people.counts,
+        classes.counts,
+        enrollments.counts,
+        removals.counts,
+        _count_rejected(chk, stored, people.applied.index, classes.applied.index),
+        _count_schools(chk, snap),
+    ):
+        _add_counts(counts, part)
+    class_issues = _class_warnings(
+        chk.table,
+        chk,
+        snap,
+        stored.enrollments,
+        classes.applied.index,
+        enrollments.applied,
+        removals.classes,
+        removals.enrollments,
+        people.applied["role"],
+    )
+    shares = {
+        "class": (len(removals.classes), int(snap.classes["active"].astype(bool).sum())),
+        "people": (len(removals.people), int(snap.people["active"].astype(bool).sum())),
+        "enrollment": (
+            len(removals.enrollments),
+            int(snap.enrollments["active"].astype(bool).sum()),
+        ),
+    }
+    return UploadPlan(
+        people_new=people.new,
+        people_changed=people.changed,
+        memberships_new=people.memberships_new,
+        classes_new=classes.new,
+        classes_changed=classes.changed,
+        enrollments_new=enrollments.new,
+        enrollments_changed=enrollments.changed,
+        classes_removed=removals.classes,
+        enrollments_removed=removals.enrollments,
+        people_removed=removals.people,
+        counts=counts,
+        class_issues=class_issues,
+        removal_shares=shares,
+    )
+
+
+@dataclass(frozen=True)
+class _PeoplePlan:
+    applied: pd.DataFrame  # per applied userId: the person fields (as stored after the upload)
+    new: pd.DataFrame
+    changed: pd.DataFrame
+    memberships_new: pd.DataFrame
+    counts: dict
+
+
+def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _PeoplePlan:
+    t, v, ok = chk.table, chk.derived, chk.person_ok
+    uid, stored_uid = t["userId"], stored.stored_uid
+    fields = {
+        "first_name": t["userFirstName"],
+        "last_name": t["userLastName"],
+        "email": t["userEmail"],
+        "role": v.role,
+        "grade": v.grade,
+        "district_sis_id": t["userDistrictId"],
+        "state_sis_id": t["userStateId"],
+    }
+    agg = _first_filled(ok, uid, fields)
+    agg["stored_uid"] = stored_uid[ok].groupby(uid[ok], sort=False).first()
     agg["grade"] = agg["grade"].where(agg["role"] == "student", "")
-    old = by_uid.reindex(agg["stored_uid"].fillna("\x00"))
+    old = stored.people.reindex(agg["stored_uid"].fillna("\x00"))
     old.index = agg.index
     is_new = old["id"].isna()
-    member_pairs = accepted[["userId", "org_sis_id", "stored_uid"]].drop_duplicates(
-        ["userId", "org_sis_id"]
-    )
-    stored_pairs = pd.MultiIndex.from_arrays(
-        [snap.memberships["user_id"].astype(object), snap.memberships["org_sis_id"].astype(object)]
-    )
-    pair_new = ~pd.MultiIndex.from_arrays(
-        [
-            member_pairs["stored_uid"].astype(object).fillna(""),
-            member_pairs["org_sis_id"].astype(object),
-        ]
-    ).isin(stored_pairs)
-    memberships_new = member_pairs.loc[pair_new, ["userId", "org_sis_id"]].rename(
-        columns={"userId": "user_id"}
-    )
-    gains_school = isin(agg.index, memberships_new["user_id"])
+    memberships_new = _memberships_new(chk, snap, stored_uid)
     changed = (
         _differs(agg["first_name"], old["first_name"])
         | _differs(agg["last_name"], old["last_name"])
@@ -148,7 +209,7 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
         | _differs(agg["state_sis_id"], old["state_sis_id"], blank_keeps=True)
         | ~old["active"].fillna(True).astype(bool)
         | (agg["stored_uid"] != agg.index.to_series())
-        | gains_school
+        | isin(agg.index, memberships_new["user_id"])  # gains a school
     ) & ~is_new
     for col in ("district_sis_id", "state_sis_id"):  # a blank optional value keeps what is stored
         agg[col] = agg[col].fillna(old[col]).fillna("")
@@ -156,16 +217,53 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     people_new = agg[is_new].drop(columns="stored_uid").rename_axis("user_id").reset_index()
     people_changed = agg[changed].drop(columns="stored_uid").rename_axis("user_id").reset_index()
     people_changed.insert(0, "id", old.loc[changed, "id"].astype("int64").to_numpy())
+    counts = _empty_counts()
     kind = _role_kind(agg["role"])
     _tally(counts, kind[is_new], "created")
     _tally(counts, kind[changed], "updated")
     _tally(counts, kind[~is_new & ~changed], "no_change")
+    return _PeoplePlan(agg, people_new, people_changed, memberships_new, counts)
 
-    # --- classes -------------------------------------------------------------------------------
-    class_rows = rows(chk.class_ok, "classId", *_CLASS_FIELDS.values())
-    cagg = _first_filled(class_rows, class_rows["classId"], _CLASS_FIELDS)
-    by_cid = snap.classes.set_index("class_id")
-    cold = by_cid.reindex(cagg.index)
+
+def _memberships_new(chk: UsersCheck, snap: RosterSnapshot, stored_uid: pd.Series) -> pd.DataFrame:
+    """(user_id, org_sis_id) pairs of accepted people that are not stored yet."""
+    ok, t = chk.person_ok, chk.table
+    member_pairs = pd.DataFrame(
+        {"userId": t["userId"][ok], "org_sis_id": t["org_sis_id"][ok], "stored_uid": stored_uid[ok]}
+    ).drop_duplicates(["userId", "org_sis_id"])
+    stored_pairs = pd.MultiIndex.from_arrays(
+        [snap.memberships["user_id"].astype(object), snap.memberships["org_sis_id"].astype(object)]
+    )
+    pair_new = ~pd.MultiIndex.from_arrays(
+        [
+            member_pairs["stored_uid"].astype(object).fillna(""),
+            member_pairs["org_sis_id"].astype(object),
+        ]
+    ).isin(stored_pairs)
+    return member_pairs.loc[pair_new, ["userId", "org_sis_id"]].rename(
+        columns={"userId": "user_id"}
+    )
+
+
+@dataclass(frozen=True)
+class _ClassesPlan:
+    applied: pd.DataFrame  # per applied classId: the class fields
+    new: pd.DataFrame
+    changed: pd.DataFrame
+    counts: dict
+
+
+def _plan_classes(chk: UsersCheck, stored: _Stored) -> _ClassesPlan:
+    t = chk.table
+    fields = {
+        "org_sis_id": t["org_sis_id"],
+        "name": t["className"],
+        "grade": chk.derived.class_grade,
+        "display_name": t["classDisplayName"],
+        "subject": t["classSubject"],
+    }
+    cagg = _first_filled(chk.class_ok, t["classId"], fields)
+    cold = stored.classes.reindex(cagg.index)
     c_new = cold["id"].isna()
     c_changed = (
         _differs(cagg["name"], cold["name"])
@@ -181,19 +279,28 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
         cagg[c_changed].drop(columns="org_sis_id").rename_axis("class_id").reset_index()
     )
     classes_changed.insert(0, "id", cold.loc[c_changed, "id"].astype("int64").to_numpy())
-    counts["class"]["created"] += int(c_new.sum())
-    counts["class"]["updated"] += int(c_changed.sum())
-    counts["class"]["no_change"] += int((~c_new & ~c_changed).sum())
+    counts = _empty_counts()
+    counts["class"]["created"] = int(c_new.sum())
+    counts["class"]["updated"] = int(c_changed.sum())
+    counts["class"]["no_change"] = int((~c_new & ~c_changed).sum())
+    return _ClassesPlan(cagg, classes_new, classes_changed, counts)
 
-    # --- enrollments ---------------------------------------------------------------------------
-    enr = snap.enrollments
-    new_uid_of = {v: k for k, v in chk.id_changes.items()}
-    if new_uid_of and len(enr):
-        enr = enr.assign(user_id=enr["user_id"].map(new_uid_of).fillna(enr["user_id"]))
-    enr = enr.set_index(["class_id", "user_id"])
-    erows = rows(chk.enrollment_ok, "classId", "userId", "primary")
+
+@dataclass(frozen=True)
+class _EnrollmentsPlan:
+    applied: pd.Series  # is_primary per applied (classId, userId)
+    new: pd.DataFrame
+    changed: pd.DataFrame
+    counts: dict
+
+
+def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
+    t, ok = chk.table, chk.enrollment_ok
+    erows = pd.DataFrame(
+        {"classId": t["classId"][ok], "userId": t["userId"][ok], "primary": chk.derived.primary[ok]}
+    )
     eagg = erows.groupby(["classId", "userId"], sort=False)["primary"].any().rename("is_primary")
-    eold = enr.reindex(eagg.index)
+    eold = stored.enrollments.reindex(eagg.index)
     e_new = eold["id"].isna()
     e_changed = ~e_new & (
         ~eold["active"].fillna(True).astype(bool)
@@ -208,23 +315,38 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
             "is_primary": eagg[e_changed].to_numpy(),
         }
     )
-    counts["enrollment"]["created"] += int(e_new.sum())
-    counts["enrollment"]["updated"] += int(e_changed.sum())
-    counts["enrollment"]["no_change"] += int((~e_new & ~e_changed).sum())
+    counts = _empty_counts()
+    counts["enrollment"]["created"] = int(e_new.sum())
+    counts["enrollment"]["updated"] = int(e_changed.sum())
+    counts["enrollment"]["no_change"] = int((~e_new & ~e_changed).sum())
+    return _EnrollmentsPlan(eagg, enrollments_new, enrollments_changed, counts)
 
-    # --- removals ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _RemovalsPlan:
+    classes: list[int]  # stored class pks to deactivate
+    enrollments: list[int]  # stored enrollment pks to deactivate
+    people: list[int]  # stored person pks to deactivate
+    counts: dict
+
+
+def _plan_removals(chk: UsersCheck, stored: _Stored) -> _RemovalsPlan:
+    t, v = chk.table, chk.derived
+    uid, cid = t["userId"], t["classId"]
+    enr = stored.enrollments
     active_enr = enr[enr["active"].astype(bool)] if len(enr) else enr
-    rc = chk.remove_ok & chk.is_remove_class
-    du = chk.remove_ok & chk.is_deactivate
-    re_ = chk.remove_ok & chk.is_remove_enrollment
+    rc = chk.remove_ok & v.is_remove_class
+    du = chk.remove_ok & v.is_deactivate
+    re_ = chk.remove_ok & v.is_remove_enrollment
+    counts = _empty_counts()
     rc_ids = pd.Index(cid[rc].unique())
-    rc_old = by_cid.reindex(rc_ids)
+    rc_old = stored.classes.reindex(rc_ids)
     rc_active = rc_old["active"].fillna(False).astype(bool)
     classes_removed = rc_old.loc[rc_active, "id"].astype("int64").tolist()
-    counts["class"]["removed"] += int(rc_active.sum())
-    counts["class"]["no_change"] += int((~rc_active).sum())
+    counts["class"]["removed"] = int(rc_active.sum())
+    counts["class"]["no_change"] = int((~rc_active).sum())
     du_ids = pd.Index(uid[du].unique())
-    du_old = by_uid.reindex(du_ids)
+    du_old = stored.people.reindex(du_ids)
     du_active = du_old["active"].fillna(False).astype(bool)
     people_removed = du_old.loc[du_active, "id"].astype("int64").tolist()
     _tally(counts, _role_kind(du_old.loc[du_active, "role"]), "removed")
@@ -235,72 +357,57 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
         keys_u = active_enr.index.get_level_values(1)
         gone |= keys_c.isin(rc_ids[rc_active.to_numpy()])
         gone |= keys_u.isin(du_ids[du_active.to_numpy()])
-        pairs = pd.MultiIndex.from_arrays([cid[re_], uid[re_]])
-        direct = active_enr.index.isin(pairs)
-        gone |= direct
+        gone |= active_enr.index.isin(pd.MultiIndex.from_arrays([cid[re_], uid[re_]]))
     enrollments_removed = active_enr.loc[gone, "id"].astype("int64").tolist()
-    counts["enrollment"]["removed"] += len(enrollments_removed)
+    counts["enrollment"]["removed"] = len(enrollments_removed)
     if re_.any():
         re_pairs = pd.MultiIndex.from_arrays([cid[re_], uid[re_]]).unique()
-        counts["enrollment"]["no_change"] += int((~re_pairs.isin(active_enr.index)).sum())
+        counts["enrollment"]["no_change"] = int((~re_pairs.isin(active_enr.index)).sum())
+    return _RemovalsPlan(classes_removed, enrollments_removed, people_removed, counts)
 
-    # --- errors --------------------------------------------------------------------------------
-    applied_people = agg.index
-    rejected = chk.as_add & ~chk.person_ok | (chk.is_deactivate & ~chk.remove_ok)
+
+def _count_rejected(
+    chk: UsersCheck, stored: _Stored, applied_people: pd.Index, applied_classes: pd.Index
+) -> dict:
+    """The errors bucket: distinct people, classes and enrollments that a rejection kept out."""
+    t, v = chk.table, chk.derived
+    uid, cid = t["userId"], t["classId"]
+    counts = _empty_counts()
+    rejected = v.as_add & ~chk.person_ok | (v.is_deactivate & ~chk.remove_ok)
     # a rejected person counts under its valid role, else its stored one, else by its grade
-    typed = t["role_l"][rejected]
+    typed = v.role[rejected]
+    by_uid = stored.people
     role = typed.where(
-        typed.isin(d.ROLES), lookup(stored_uid[rejected], by_uid.index, by_uid["role"])
+        typed.isin(d.ROLES), lookup(stored.stored_uid[rejected], by_uid.index, by_uid["role"])
     )
     role = role.fillna(
         pd.Series(np.where(t["userGrade"][rejected] != "", "student", "teacher"), index=typed.index)
     )
     _count_errors(counts, uid, rejected, applied_people, _role_kind(role))
-    applied_classes = cagg.index
-    rejected_c = (chk.carries_class & ~chk.class_ok) | (chk.is_remove_class & ~chk.remove_ok)
+    rejected_c = (chk.carries_class & ~chk.class_ok) | (v.is_remove_class & ~chk.remove_ok)
     _count_errors(counts, cid, rejected_c, applied_classes, "class")
     enr_key = cid + "\x1f" + uid
     enr_key = enr_key.where((cid != "") & (uid != ""), "")
-    applied_enr = enr_key[chk.enrollment_ok]  # the keys of eagg, without building them again
-    rejected_e = (chk.as_add & (cid != "").to_numpy() & ~chk.enrollment_ok) | (
-        chk.is_remove_enrollment & ~chk.remove_ok
+    applied_enr = enr_key[chk.enrollment_ok]  # the applied enrollments' keys, built once
+    rejected_e = (v.as_add & (cid != "").to_numpy() & ~chk.enrollment_ok) | (
+        v.is_remove_enrollment & ~chk.remove_ok
     )
     _count_errors(counts, enr_key, rejected_e, applied_enr, "enrollment")
+    return counts
 
-    # --- schools -------------------------------------------------------------------------------
-    counts["school"]["no_change"] = int(org[chk.live & org.isin(snap.schools).to_numpy()].nunique())
+
+def _count_schools(chk: UsersCheck, snap: RosterSnapshot) -> dict:
+    org = chk.table["org_sis_id"]
+    counts = _empty_counts()
+    counts["school"]["no_change"] = int(
+        org[chk.derived.live & org.isin(snap.schools).to_numpy()].nunique()
+    )
     issues = chk.issues
     org_err = issues[issues["code"].isin(("ORG_REQUIRED", "ORG_NOT_FOUND", "ORG_EXCEL"))]
     counts["school"]["errors"] = int(
         org_err["value"][org_err["value"] != ""].nunique() + (org_err["value"] == "").sum()
     )
-
-    class_issues = _class_warnings(
-        t, chk, snap, enr, cagg.index, eagg, classes_removed, enrollments_removed, agg["role"]
-    )
-    shares = {
-        "class": (len(classes_removed), int(snap.classes["active"].astype(bool).sum())),
-        "people": (len(people_removed), int(snap.people["active"].astype(bool).sum())),
-        "enrollment": (
-            len(enrollments_removed),
-            int(snap.enrollments["active"].astype(bool).sum()),
-        ),
-    }
-    return UploadPlan(
-        people_new,
-        people_changed,
-        memberships_new,
-        classes_new,
-        classes_changed,
-        enrollments_new,
-        enrollments_changed,
-        classes_removed,
-        enrollments_removed,
-        people_removed,
-        counts,
-        class_issues,
-        shares,
-    )
+    return counts
 
 
 def _tally(counts: dict, kinds: pd.Series, bucket: str) -> None:

@@ -43,7 +43,29 @@ def load_snapshot(
     """
     did = district.id
     schools = conn.execute(select(School.org_sis_id).where(School.district_id == did)).scalars()
-    people = _frame(
+    people = _people(conn, did)
+    classes = _classes(conn, did)
+    memberships = _memberships(conn, did, people)
+    enrollments = _enrollments(conn, did, people, classes)
+    foreign = _foreign_emails(conn, did, people, emails)
+    for frame in (people, classes, enrollments):
+        if "active" in frame:
+            frame["active"] = frame["active"].astype(bool)
+    if len(enrollments):
+        enrollments["is_primary"] = enrollments["is_primary"].astype(bool)
+    return RosterSnapshot(
+        enrollment_source=district.enrollment_source,
+        schools=frozenset(schools),
+        people=people,
+        memberships=memberships,
+        classes=classes,
+        enrollments=enrollments,
+        foreign_emails=foreign,
+    )
+
+
+def _people(conn: Connection, did: int) -> pd.DataFrame:
+    return _frame(
         conn,
         select(
             Person.id,
@@ -59,7 +81,10 @@ def load_snapshot(
         ).where(Person.district_id == did),
         PEOPLE_COLUMNS,
     )
-    classes = _frame(
+
+
+def _classes(conn: Connection, did: int) -> pd.DataFrame:
+    return _frame(
         conn,
         select(
             SchoolClass.id,
@@ -75,20 +100,30 @@ def load_snapshot(
         .where(SchoolClass.district_id == did),
         CLASS_COLUMNS,
     )
-    # The two big link tables come back as integers only and are given their text keys by
-    # position (a numpy take), which is far cheaper than a million joined text rows.
+
+
+# The two big link tables come back as integers only and are given their text keys by
+# position (a numpy take), which is far cheaper than a million joined text rows.
+
+
+def _memberships(conn: Connection, did: int, people: pd.DataFrame) -> pd.DataFrame:
     link = conn.execute(
         select(Membership.person_id, School.org_sis_id)
         .join(School, School.id == Membership.school_id)
         .where(School.district_id == did)
     ).cursor.fetchall()
     person_ids, orgs = zip(*link) if link else ((), ())
-    memberships = pd.DataFrame(
+    return pd.DataFrame(
         {
             "user_id": _by_id(people, "user_id", person_ids),
             "org_sis_id": np.asarray(orgs, dtype=object),
         }
     )
+
+
+def _enrollments(
+    conn: Connection, did: int, people: pd.DataFrame, classes: pd.DataFrame
+) -> pd.DataFrame:
     rows = conn.execute(
         select(
             Enrollment.id,
@@ -101,7 +136,7 @@ def load_snapshot(
         .where(SchoolClass.district_id == did)
     ).cursor.fetchall()
     ints = np.array(rows, dtype=np.int64).reshape(-1, 5)
-    enrollments = pd.DataFrame(
+    return pd.DataFrame(
         {
             "id": ints[:, 0],
             "class_id": _by_id(classes, "class_id", ints[:, 1]),
@@ -111,6 +146,12 @@ def load_snapshot(
         },
         columns=ENROLLMENT_COLUMNS,
     )
+
+
+def _foreign_emails(
+    conn: Connection, did: int, people: pd.DataFrame, emails: Iterable[str]
+) -> frozenset[str]:
+    """Which of the file's emails another district already uses (chunked IN queries)."""
     foreign: set[str] = set()
     others = conn.execute(select(Person.id).where(Person.district_id != did).limit(1)).first()
     wanted = []
@@ -127,17 +168,4 @@ def load_snapshot(
                 )
             ).scalars()
         )
-    for frame in (people, classes, enrollments):
-        if "active" in frame:
-            frame["active"] = frame["active"].astype(bool)
-    if len(enrollments):
-        enrollments["is_primary"] = enrollments["is_primary"].astype(bool)
-    return RosterSnapshot(
-        enrollment_source=district.enrollment_source,
-        schools=frozenset(schools),
-        people=people,
-        memberships=memberships,
-        classes=classes,
-        enrollments=enrollments,
-        foreign_emails=frozenset(foreign),
-    )
+    return frozenset(foreign)

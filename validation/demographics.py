@@ -60,8 +60,22 @@ def check_demographics(
     today = today or date.today()
     log = IssueLog()
     out = pd.DataFrame({"userId": table["userId"]}, index=table.index)
+    _check_user_ids(table, snap, live, log)
+    for col in d.DEMOGRAPHICS_COLUMNS:
+        if col.name != "userId":
+            out[col.name] = _check_values(table[col.name], col, live, today, log)
+    _check_race(table, out, live, log)
+    issues = log.frame()
+    errors = issues.loc[severity_of(issues["code"]) == "error", "idx"].to_numpy()
+    accepted = live.copy()
+    accepted[errors] = False
+    return DemographicsCheck(out, issues, live, accepted)
 
-    # --- userId ----------------------------------------------------------------------------------
+
+def _check_user_ids(
+    table: pd.DataFrame, snap: RosterSnapshot, live: np.ndarray, log: IssueLog
+) -> None:
+    """userId: given, a stored (or pending) student, once per file."""
     uid = table["userId"]
     filled = live & (uid != "").to_numpy()
     log.add(live & ~filled, "userId", "DEMO_USERID_REQUIRED", uid)
@@ -88,35 +102,34 @@ def check_demographics(
         uid,
     )
 
-    # --- values, driven by the dictionary's value types ------------------------------------------
-    for col in d.DEMOGRAPHICS_COLUMNS:
-        if col.name == "userId":
-            continue
-        raw = table[col.name]
-        judged = live & (raw != "").to_numpy()
-        if col.type is d.ValueType.BOOLEAN:
-            norm = _booleans(raw)  # stored as Y/N silently (no warning)
-        elif col.type is d.ValueType.SEX:
-            norm = raw.str.lower().map(SEX_ALIASES)
-            log.add(
-                judged & norm.notna().to_numpy() & (norm != raw).fillna(False).to_numpy(),
-                col.name,
-                "DEMO_VALUE_NORMALIZED",
-                raw,
-                norm,
-            )
-        elif col.type is d.ValueType.DATE:
-            norm = _dates(raw, judged, today, log, col.name)
-        else:  # free text
-            too_long = (raw.str.len() > TEXT_MAX).to_numpy()
-            norm = raw.where(~too_long)
-        if col.type is not d.ValueType.DATE:
-            log.add(
-                judged & norm.isna().to_numpy(), col.name, "DEMO_VALUE_INVALID", raw, col.accepted
-            )
-        out[col.name] = norm.where(judged, "").fillna("").astype(str)
 
-    # --- the race flags must add up ---------------------------------------------------------------
+def _check_values(raw: pd.Series, col, live: np.ndarray, today: date, log: IssueLog) -> pd.Series:
+    """One value column, driven by its dictionary value type.  Returns the values to store
+    ("" = blank, keep what is stored)."""
+    judged = live & (raw != "").to_numpy()
+    if col.type is d.ValueType.BOOLEAN:
+        norm = _booleans(raw)  # stored as Y/N silently (no warning)
+    elif col.type is d.ValueType.SEX:
+        norm = raw.str.lower().map(SEX_ALIASES)
+        log.add(
+            judged & norm.notna().to_numpy() & (norm != raw).fillna(False).to_numpy(),
+            col.name,
+            "DEMO_VALUE_NORMALIZED",
+            raw,
+            norm,
+        )
+    elif col.type is d.ValueType.DATE:
+        norm = _dates(raw, judged, today, log, col.name)
+    else:  # free text
+        too_long = (raw.str.len() > TEXT_MAX).to_numpy()
+        norm = raw.where(~too_long)
+    if col.type is not d.ValueType.DATE:
+        log.add(judged & norm.isna().to_numpy(), col.name, "DEMO_VALUE_INVALID", raw, col.accepted)
+    return norm.where(judged, "").fillna("").astype(str)
+
+
+def _check_race(table: pd.DataFrame, out: pd.DataFrame, live: np.ndarray, log: IssueLog) -> None:
+    """The race flags must add up with the two-or-more column."""
     yes = sum((out[c] == "Y").to_numpy().astype(int) for c in d.RACE_COLUMNS)
     two = out[TWO_OR_MORE]
     odd = live & (((two == "Y").to_numpy() & (yes < 2)) | ((two == "N").to_numpy() & (yes >= 2)))
@@ -131,12 +144,6 @@ def check_demographics(
             ),
         )
         log.add(odd, TWO_OR_MORE, "DEMO_RACE_INCONSISTENT", table[TWO_OR_MORE], detail)
-
-    issues = log.frame()
-    errors = issues.loc[severity_of(issues["code"]) == "error", "idx"].to_numpy()
-    accepted = live.copy()
-    accepted[errors] = False
-    return DemographicsCheck(out, issues, live, accepted)
 
 
 def _booleans(raw: pd.Series) -> pd.Series:

@@ -1,8 +1,10 @@
 """users.csv row rules (users-csv.md sections 3-5), vectorised over whole columns.
 
 Input: the table (one column per dictionary header, trimmed text, "" for absent columns)
-and a RosterSnapshot.  Output: every issue, plus what each row may apply (the cascade
-of section 5).  Pure: no database, no Slack.
+and a RosterSnapshot.  The columns are normalised once (`UsersDerived`); each section of
+rules is one function that reads them and adds its issues to the `IssueLog`.  Output:
+every issue, plus what each row may apply (the cascade of section 5).  Pure: no database,
+no Slack.
 """
 
 from __future__ import annotations
@@ -17,27 +19,54 @@ from validation.issues import IssueLog, scope_of, severity_of
 from validation.snapshot import RosterSnapshot
 from validation.vector import conflicts, isin, lookup
 
-_PERSON_ATTRS = {  # column -> derived column compared for USER_CONFLICT
-    "userFirstName": "userFirstName",
-    "userLastName": "userLastName",
-    "userEmail": "email_l",
-    "userRole": "role_l",
-    "userGrade": "grade_n",
-    "userDistrictId": "userDistrictId",
-    "userStateId": "userStateId",
-}
+
+@dataclass(frozen=True)
+class UsersDerived:
+    """The users.csv columns normalised once, aligned with the table's rows.
+
+    Every section of rules and the plan read these instead of normalising again.
+    """
+
+    live: np.ndarray  # rows that are checked (not ragged)
+    action: pd.Series  # upper-cased action
+    is_add: np.ndarray  # add/update rows (blank action)
+    is_remove_class: np.ndarray
+    is_remove_enrollment: np.ndarray
+    is_deactivate: np.ndarray
+    bad_action: np.ndarray  # an action that is none of the known ones
+    as_add: np.ndarray  # rows read as add/update: blank or unknown action
+    email: pd.Series  # lower-cased userEmail
+    role: pd.Series  # lower-cased userRole
+    is_student: np.ndarray
+    is_staff: np.ndarray
+    grade_code: pd.Series  # userGrade as a grade code (alias resolved), NA when not a grade
+    grade: pd.Series  # the grade to store: the code, "" for staff or when not a grade
+    user_key: np.ndarray  # userId factorised (-1 = blank)
+    has_class_group: bool  # the file has class columns
+    has_class_id: np.ndarray
+    class_details: np.ndarray  # className, classGrade, classDisplayName or classSubject given
+    class_key: np.ndarray | None  # classId factorised (-1 = blank), with class columns only
+    class_grade_judged: np.ndarray  # read-as-add rows with a classGrade
+    class_grade_invalid: np.ndarray  # judged rows whose classGrade is not a list of grades
+    class_grade_changed: np.ndarray  # judged rows whose classGrade used an alias
+    class_grade_bad_part: pd.Series | None  # the first part that is not a grade
+    class_grade: pd.Series  # the normalised list to store ("" when blank or invalid)
+    primary_true: np.ndarray  # primary_teacher says true
+    primary_false: np.ndarray  # primary_teacher says false
+    primary: np.ndarray  # a staff row that is its class's primary teacher
+
+    @property
+    def is_remove(self) -> np.ndarray:
+        return self.is_remove_class | self.is_remove_enrollment | self.is_deactivate
 
 
 @dataclass
 class UsersCheck:
-    table: pd.DataFrame  # the input plus derived columns (action_u, role_l, email_l, grade_n, ...)
+    #: the input table; it also carries "role_l" (= derived.role) for roster/pipeline.py until
+    #: that reads `accepted_people` instead
+    table: pd.DataFrame
+    derived: UsersDerived
     issues: pd.DataFrame  # idx, column, code, value, detail
-    live: np.ndarray  # rows that were checked (not ragged)
-    is_add: np.ndarray  # add/update rows (blank action)
-    as_add: np.ndarray  # rows read as add/update: blank or unknown action
-    is_remove_class: np.ndarray
-    is_remove_enrollment: np.ndarray
-    is_deactivate: np.ndarray
     carries_class: np.ndarray  # add rows that name a class or give class details
     row_reject: np.ndarray  # the whole row is rejected
     person_ok: np.ndarray  # the row's person may be applied
@@ -46,6 +75,39 @@ class UsersCheck:
     remove_ok: np.ndarray  # a remove row that may be applied
     #: new userId -> stored userId, for the ID-change rule
     id_changes: dict[str, str]
+
+    @property
+    def accepted_people(self) -> pd.DataFrame:
+        """userId and lower-cased role (column "role_l") of every row whose person applies."""
+        ok = self.person_ok
+        return pd.DataFrame({"userId": self.table["userId"][ok], "role_l": self.derived.role[ok]})
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What every section of rules reads: the table, its derived columns, the snapshot, and
+    the log it adds its issues to."""
+
+    t: pd.DataFrame
+    v: UsersDerived
+    snap: RosterSnapshot
+    log: IssueLog
+
+    @property
+    def n(self) -> int:
+        return len(self.t)
+
+
+def _id_ok(s: pd.Series) -> np.ndarray:
+    return s.str.fullmatch(d.ID_PATTERN).fillna(False).to_numpy()
+
+
+def _excel(s: pd.Series) -> np.ndarray:
+    return s.str.fullmatch(d.EXCEL_PATTERN).fillna(False).to_numpy()
+
+
+def _blank(s: pd.Series) -> np.ndarray:
+    return (s == "").to_numpy()
 
 
 def _per_distinct(values: pd.Series, fn) -> list[np.ndarray]:
@@ -124,43 +186,119 @@ def _group_conflict(
     return conflicts(_key_codes(keys) if key_codes is None else key_codes, values, eligible)
 
 
+def derive(
+    table: pd.DataFrame, has_class_group: bool, skip: np.ndarray | None = None
+) -> UsersDerived:
+    """Normalise the columns every rule and the plan read, once."""
+    t = table
+    n = len(t)
+    live = np.ones(n, dtype=bool) if skip is None else ~skip
+    action = t["action"].str.upper()
+    is_add = _blank(action) & live
+    is_rc = (action == "REMOVE-CLASS").to_numpy() & live
+    is_re = (action == "REMOVE-ENROLLMENT").to_numpy() & live
+    is_du = (action == "DEACTIVATE-USER").to_numpy() & live
+    bad_action = live & ~is_add & ~(is_rc | is_re | is_du)
+    as_add = is_add | bad_action  # an unknown action still gets its values checked
+
+    role = t["userRole"].str.lower()
+    is_student = (role == "student").to_numpy()
+    is_staff = role.isin(d.STAFF_ROLES).to_numpy()
+    grade_code = _grade_norm(t["userGrade"])
+
+    no_rows = np.zeros(n, dtype=bool)
+    class_grade = pd.Series("", index=t.index, dtype=object)
+    judged, invalid, changed, bad_part = no_rows, no_rows, no_rows, None
+    details, primary_true, primary_false, class_key = no_rows, no_rows, no_rows, None
+    if has_class_group:
+        details = ~(
+            _blank(t["className"])
+            & _blank(t["classGrade"])
+            & _blank(t["classDisplayName"])
+            & _blank(t["classSubject"])
+        )
+        cgrade = t["classGrade"]
+        judged = as_add & ~_blank(cgrade)
+        if judged.any():
+            norm, bad_part, changed_s = _class_grades(cgrade.where(judged, ""))
+            # "," or " , " names no grade at all: not a grade code either
+            invalid = judged & (bad_part.notna() | (norm == "")).to_numpy()
+            changed = changed_s.to_numpy()
+            class_grade = norm.where(~invalid, "")
+        pt = t["primary_teacher"].str.lower()
+        primary_true = pt.isin(d.TRUE_VALUES).to_numpy()
+        primary_false = pt.isin(d.FALSE_VALUES).to_numpy()
+        class_key = _key_codes(t["classId"])
+    return UsersDerived(
+        live=live,
+        action=action,
+        is_add=is_add,
+        is_remove_class=is_rc,
+        is_remove_enrollment=is_re,
+        is_deactivate=is_du,
+        bad_action=bad_action,
+        as_add=as_add,
+        email=t["userEmail"].str.lower(),
+        role=role,
+        is_student=is_student,
+        is_staff=is_staff,
+        grade_code=grade_code,
+        grade=grade_code.where(~is_staff, "").fillna(""),
+        user_key=_key_codes(t["userId"]),
+        has_class_group=has_class_group,
+        has_class_id=~_blank(t["classId"]),
+        class_details=details,
+        class_key=class_key,
+        class_grade_judged=judged,
+        class_grade_invalid=invalid,
+        class_grade_changed=changed,
+        class_grade_bad_part=bad_part,
+        class_grade=class_grade,
+        primary_true=primary_true,
+        primary_false=primary_false,
+        primary=primary_true & is_staff,
+    )
+
+
 def check_users(
     table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool, skip: np.ndarray | None = None
 ) -> UsersCheck:
     """Run every users.csv rule.  `skip` marks rows that are not checked (ragged rows)."""
-    t = table
-    n = len(t)
-    live = np.ones(n, dtype=bool) if skip is None else ~skip
-    log = IssueLog()
-    id_ok = lambda s: s.str.fullmatch(d.ID_PATTERN).fillna(False).to_numpy()  # noqa: E731
-    excel = lambda s: s.str.fullmatch(d.EXCEL_PATTERN).fillna(False).to_numpy()  # noqa: E731
-    blank = lambda s: (s == "").to_numpy()  # noqa: E731
+    v = derive(table, has_class_group, skip)
+    r = _Rules(table, v, snap, IssueLog())
+    _check_action(r)
+    org_valid = _check_org(r)
+    uid_valid = _check_ids(r)
+    _check_names(r)
+    email_valid = _check_email(r)
+    _check_role_grade(r)
+    cid_valid = _check_class(r)
+    dup = _check_conflicts(r, uid_valid, email_valid, cid_valid, org_valid)
+    id_changes = _check_against_store(r, uid_valid, email_valid, cid_valid, dup)
+    table["role_l"] = v.role  # read by roster/pipeline.py; see UsersCheck.accepted_people
+    return _cascade(r, id_changes)
 
-    # --- action --------------------------------------------------------------------------------
-    t["action_u"] = t["action"].str.upper()
-    is_add = blank(t["action_u"]) & live
-    is_rc = (t["action_u"] == "REMOVE-CLASS").to_numpy() & live
-    is_re = (t["action_u"] == "REMOVE-ENROLLMENT").to_numpy() & live
-    is_du = (t["action_u"] == "DEACTIVATE-USER").to_numpy() & live
-    is_remove = is_rc | is_re | is_du
-    bad_action = live & ~is_add & ~is_remove
-    if bad_action.any():
-        log.add(
-            bad_action,
+
+def _check_action(r: _Rules) -> None:
+    t, v = r.t, r.v
+    if v.bad_action.any():
+        r.log.add(
+            v.bad_action,
             "action",
             "ACTION_INVALID",
             t["action"],
-            _suggest_action(t["action"].where(bad_action, "")),
+            _suggest_action(t["action"].where(v.bad_action, "")),
         )
-    as_add = is_add | bad_action  # an unknown action still gets its values checked
 
-    # --- org_sis_id ----------------------------------------------------------------------------
-    org = t["org_sis_id"]
-    org_blank, org_excel = blank(org) & live, excel(org) & live
+
+def _check_org(r: _Rules) -> np.ndarray:
+    """org_sis_id: given, not mangled by a spreadsheet, a known school.  Returns the valid rows."""
+    org, live, snap = r.t["org_sis_id"], r.v.live, r.snap
+    org_blank, org_excel = _blank(org) & live, _excel(org) & live
     org_known = org.isin(snap.schools).to_numpy()
     org_missing = live & ~org_blank & ~org_excel & ~org_known
-    log.add(org_blank, "org_sis_id", "ORG_REQUIRED", org)
-    log.add(org_excel, "org_sis_id", "ORG_EXCEL", org)
+    r.log.add(org_blank, "org_sis_id", "ORG_REQUIRED", org)
+    r.log.add(org_excel, "org_sis_id", "ORG_EXCEL", org)
     if org_missing.any():
         padded = {s.lstrip("0"): s for s in snap.schools}
 
@@ -173,39 +311,50 @@ def check_users(
                 for h in hints
             ]
 
-        log.add(org_missing, "org_sis_id", "ORG_NOT_FOUND", org, zeros_hint)
-    org_valid = live & org_known
+        r.log.add(org_missing, "org_sis_id", "ORG_NOT_FOUND", org, zeros_hint)
+    return live & org_known
 
-    # --- userId and secondary IDs --------------------------------------------------------------
+
+def _check_ids(r: _Rules) -> np.ndarray:
+    """userId and the secondary IDs.  Returns the rows with a valid userId."""
+    t, v, log = r.t, r.v, r.log
     uid = t["userId"]
-    reads_uid = as_add | is_re | is_du
-    uid_blank, uid_excel = blank(uid) & reads_uid, excel(uid) & reads_uid
-    uid_bad = reads_uid & ~uid_blank & ~uid_excel & ~id_ok(uid)
-    uid_valid = reads_uid & ~uid_blank & ~uid_excel & ~uid_bad
+    reads_uid = v.as_add | v.is_remove_enrollment | v.is_deactivate
+    uid_blank, uid_excel = _blank(uid) & reads_uid, _excel(uid) & reads_uid
+    uid_bad = reads_uid & ~uid_blank & ~uid_excel & ~_id_ok(uid)
     log.add(uid_blank, "userId", "USERID_REQUIRED", uid)
     log.add(uid_excel, "userId", "USERID_EXCEL", uid)
     log.add(uid_bad, "userId", "USERID_INVALID", uid, _id_problem(uid))
     for col in ("userDistrictId", "userStateId"):
         s = t[col]
-        filled = as_add & ~blank(s)
-        s_excel = filled & excel(s)
+        filled = v.as_add & ~_blank(s)
+        s_excel = filled & _excel(s)
         log.add(s_excel, col, "USERID_EXCEL", s)
-        log.add(filled & ~s_excel & ~id_ok(s), col, "USERID_INVALID", s, _id_problem(s))
+        log.add(filled & ~s_excel & ~_id_ok(s), col, "USERID_INVALID", s, _id_problem(s))
+    return reads_uid & ~uid_blank & ~uid_excel & ~uid_bad
 
-    # --- names, email, role, grade -------------------------------------------------------------
+
+def _check_names(r: _Rules) -> None:
     for col, code in (
         ("userFirstName", "FIRSTNAME_REQUIRED"),
         ("userLastName", "LASTNAME_REQUIRED"),
     ):
-        s = t[col]
-        log.add(as_add & blank(s), col, code, s)
+        s = r.t[col]
+        r.log.add(r.v.as_add & _blank(s), col, code, s)
         lengths = s.str.len()
-        log.add(
-            as_add & (lengths > d.NAME_MAX).to_numpy(), col, "NAME_TOO_LONG", s, lengths.astype(str)
+        r.log.add(
+            r.v.as_add & (lengths > d.NAME_MAX).to_numpy(),
+            col,
+            "NAME_TOO_LONG",
+            s,
+            lengths.astype(str),
         )
-    email = t["userEmail"]
-    t["email_l"] = email.str.lower()
-    email_blank = as_add & blank(email)
+
+
+def _check_email(r: _Rules) -> np.ndarray:
+    """userEmail: given, well formed, not an Amplify address.  Returns the valid rows."""
+    email, as_add, log = r.t["userEmail"], r.v.as_add, r.log
+    email_blank = as_add & _blank(email)
     shape_ok = email.str.fullmatch(d.EMAIL_PATTERN).fillna(False).to_numpy()
     too_long = (email.str.len() > d.EMAIL_MAX).to_numpy()
     email_bad = as_add & ~email_blank & (~shape_ok | too_long)
@@ -217,164 +366,186 @@ def check_users(
         email,
         np.where(too_long, " (over 254 characters)", ""),
     )
-    amplify = t["email_l"].str.contains("amplify.", regex=False).to_numpy(dtype=bool, copy=True)
+    lower = r.v.email
+    amplify = lower.str.contains("amplify.", regex=False).to_numpy(dtype=bool, copy=True)
     if amplify.any():  # few rows: the exact rule on those only
-        amplify[amplify] = t["email_l"][amplify].str.contains(d.AMPLIFY_EMAIL_PATTERN).to_numpy()
+        amplify[amplify] = lower[amplify].str.contains(d.AMPLIFY_EMAIL_PATTERN).to_numpy()
     log.add(as_add & amplify, "userEmail", "EMAIL_AMPLIFY_DOMAIN", email)
-    email_valid = as_add & ~email_blank & ~email_bad & ~amplify
+    return as_add & ~email_blank & ~email_bad & ~amplify
 
-    t["role_l"] = t["userRole"].str.lower()
-    is_student = (t["role_l"] == "student").to_numpy()
-    is_staff = t["role_l"].isin(d.STAFF_ROLES).to_numpy()
+
+def _check_role_grade(r: _Rules) -> None:
+    t, v, log = r.t, r.v, r.log
+    as_add, is_student, is_staff = v.as_add, v.is_student, v.is_staff
     log.add(as_add & ~is_student & ~is_staff, "userRole", "ROLE_INVALID", t["userRole"])
-    if snap.third_party:
+    if r.snap.third_party:
         log.add(
-            as_add & is_student, "userRole", "ROLE_NOT_ALLOWED", t["userRole"], snap.third_party
+            as_add & is_student, "userRole", "ROLE_NOT_ALLOWED", t["userRole"], r.snap.third_party
         )
-
-    grade = t["userGrade"]
-    grade_n = _grade_norm(grade)
-    grade_filled = ~blank(grade)
+    grade, grade_n = t["userGrade"], v.grade_code
+    grade_filled = ~_blank(grade)
     log.add(as_add & is_student & ~grade_filled, "userGrade", "USERGRADE_REQUIRED", grade)
     log.add(as_add & is_staff & grade_filled, "userGrade", "USERGRADE_IGNORED", grade)
     judged = as_add & ~is_staff & grade_filled
     log.add(judged & grade_n.isna().to_numpy(), "userGrade", "USERGRADE_INVALID", grade)
     normalised = judged & grade_n.notna().to_numpy() & (grade_n != grade).fillna(False).to_numpy()
     log.add(normalised, "userGrade", "USERGRADE_NORMALIZED", grade, grade_n)
-    t["grade_n"] = grade_n.where(~is_staff, "").fillna("")
 
-    # --- class columns -------------------------------------------------------------------------
+
+def _check_class(r: _Rules) -> np.ndarray:
+    """The class columns.  Returns the rows with a valid classId."""
+    t, v, log = r.t, r.v, r.log
     cid = t["classId"]
-    has_cid = ~blank(cid)
-    cid_valid = np.zeros(n, dtype=bool)
+    has_cid = v.has_class_id
     # a class removal needs a classId even when the file has no class columns at all
-    log.add((is_rc | is_re) & ~has_cid, "action", "ACTION_NEEDS_CLASS", t["action"])
-    t["class_grade_n"] = ""
-    t["primary"] = False
-    if has_class_group:
-        details = ~(
-            blank(t["className"])
-            & blank(t["classGrade"])
-            & blank(t["classDisplayName"])
-            & blank(t["classSubject"])
-        )
-        log.add(as_add & ~has_cid & details, "classId", "CLASSID_REQUIRED", cid)
-        reads_cid = as_add | is_rc | is_re
-        c_excel = reads_cid & has_cid & excel(cid)
-        c_bad = reads_cid & has_cid & ~c_excel & ~id_ok(cid)
-        log.add(c_excel, "classId", "CLASSID_EXCEL", cid)
-        log.add(c_bad, "classId", "CLASSID_INVALID", cid, _id_problem(cid))
-        cid_valid = reads_cid & has_cid & ~c_excel & ~c_bad
+    log.add(
+        (v.is_remove_class | v.is_remove_enrollment) & ~has_cid,
+        "action",
+        "ACTION_NEEDS_CLASS",
+        t["action"],
+    )
+    if not v.has_class_group:
+        return np.zeros(r.n, dtype=bool)
+    as_add = v.as_add
+    log.add(as_add & ~has_cid & v.class_details, "classId", "CLASSID_REQUIRED", cid)
+    reads_cid = as_add | v.is_remove_class | v.is_remove_enrollment
+    c_excel = reads_cid & has_cid & _excel(cid)
+    c_bad = reads_cid & has_cid & ~c_excel & ~_id_ok(cid)
+    log.add(c_excel, "classId", "CLASSID_EXCEL", cid)
+    log.add(c_bad, "classId", "CLASSID_INVALID", cid, _id_problem(cid))
+    _check_class_name_grade(r)
+    _check_primary_teacher(r)
+    return reads_cid & has_cid & ~c_excel & ~c_bad
 
-        name = t["className"]
-        add_class = as_add & has_cid
-        log.add(add_class & blank(name), "className", "CLASSNAME_REQUIRED", name, cid)
-        name_len = name.str.len()
-        log.add(
-            as_add & (name_len > d.CLASSNAME_MAX).to_numpy(),
-            "className",
-            "CLASSNAME_TOO_LONG",
-            name,
-            name_len.astype(str),
-        )
-        cgrade = t["classGrade"]
-        log.add(add_class & blank(cgrade), "classGrade", "CLASSGRADE_REQUIRED", cgrade, cid)
-        judged = as_add & ~blank(cgrade)
-        if judged.any():
-            norm, bad, changed = _class_grades(cgrade.where(judged, ""))
-            # "," or " , " names no grade at all: not a grade code either
-            bad_mask = judged & (bad.notna() | (norm == "")).to_numpy()
 
-            def bad_part(idx: np.ndarray) -> list[str]:  # name it only in a list of grades
-                return [
-                    f" ('{b}')" if isinstance(b, str) and "," in v else ""
-                    for v, b in zip(cgrade.take(idx), bad.take(idx))
-                ]
+def _check_class_name_grade(r: _Rules) -> None:
+    t, v, log = r.t, r.v, r.log
+    cid, name, cgrade = t["classId"], t["className"], t["classGrade"]
+    add_class = v.as_add & v.has_class_id
+    log.add(add_class & _blank(name), "className", "CLASSNAME_REQUIRED", name, cid)
+    name_len = name.str.len()
+    log.add(
+        v.as_add & (name_len > d.CLASSNAME_MAX).to_numpy(),
+        "className",
+        "CLASSNAME_TOO_LONG",
+        name,
+        name_len.astype(str),
+    )
+    log.add(add_class & _blank(cgrade), "classGrade", "CLASSGRADE_REQUIRED", cgrade, cid)
+    bad = v.class_grade_bad_part
 
-            log.add(bad_mask, "classGrade", "CLASSGRADE_INVALID", cgrade, bad_part)
-            log.add(
-                judged & ~bad_mask & changed.to_numpy(),
-                "classGrade",
-                "CLASSGRADE_NORMALIZED",
-                cgrade,
-                norm,
-            )
-            t["class_grade_n"] = norm.where(~bad_mask, "")
+    def bad_part(idx: np.ndarray) -> list[str]:  # name it only in a list of grades
+        return [
+            f" ('{b}')" if isinstance(b, str) and "," in c else ""
+            for c, b in zip(cgrade.take(idx), bad.take(idx))
+        ]
 
-        pt = t["primary_teacher"]
-        pt_l = pt.str.lower()
-        pt_true = pt_l.isin(d.TRUE_VALUES).to_numpy()
-        pt_bad = as_add & ~blank(pt) & ~pt_true & ~pt_l.isin(d.FALSE_VALUES).to_numpy()
-        log.add(pt_bad, "primary_teacher", "PRIMARY_TEACHER_INVALID", pt)
-        log.add(as_add & pt_true & is_student, "primary_teacher", "PRIMARY_TEACHER_NOT_STAFF", pt)
-        log.add(as_add & pt_true & ~has_cid, "primary_teacher", "PRIMARY_TEACHER_NO_CLASS", pt)
-        t["primary"] = pt_true & is_staff
+    invalid = v.class_grade_invalid
+    log.add(invalid, "classGrade", "CLASSGRADE_INVALID", cgrade, bad_part)
+    normalised = v.class_grade_judged & ~invalid & v.class_grade_changed
+    log.add(normalised, "classGrade", "CLASSGRADE_NORMALIZED", cgrade, v.class_grade)
 
-    # --- rows that disagree with each other ----------------------------------------------------
-    person_rows = as_add & uid_valid
-    uid_codes = _key_codes(uid)
-    for col, derived in _PERSON_ATTRS.items():
-        values = t[derived]
-        if derived == "grade_n":
-            values = values.where(~is_staff, "")
-        conflict = _group_conflict(uid, values, person_rows, uid_codes)
+
+def _check_primary_teacher(r: _Rules) -> None:
+    v, log, pt = r.v, r.log, r.t["primary_teacher"]
+    pt_bad = v.as_add & ~_blank(pt) & ~v.primary_true & ~v.primary_false
+    log.add(pt_bad, "primary_teacher", "PRIMARY_TEACHER_INVALID", pt)
+    says_true = v.as_add & v.primary_true
+    log.add(says_true & v.is_student, "primary_teacher", "PRIMARY_TEACHER_NOT_STAFF", pt)
+    log.add(says_true & ~v.has_class_id, "primary_teacher", "PRIMARY_TEACHER_NO_CLASS", pt)
+
+
+def _check_conflicts(
+    r: _Rules,
+    uid_valid: np.ndarray,
+    email_valid: np.ndarray,
+    cid_valid: np.ndarray,
+    org_valid: np.ndarray,
+) -> np.ndarray:
+    """Rows that disagree with each other.  Returns the EMAIL_DUPLICATE rows."""
+    t, v, log = r.t, r.v, r.log
+    uid, email = t["userId"], t["userEmail"]
+    person_rows = v.as_add & uid_valid
+    compared = {  # column -> the values compared for USER_CONFLICT
+        "userFirstName": t["userFirstName"],
+        "userLastName": t["userLastName"],
+        "userEmail": v.email,
+        "userRole": v.role,
+        "userGrade": v.grade,
+        "userDistrictId": t["userDistrictId"],
+        "userStateId": t["userStateId"],
+    }
+    for col, values in compared.items():
+        conflict = conflicts(v.user_key, values, person_rows)
         log.add(conflict, col, "USER_CONFLICT", t[col], uid)
-    dup_rows = email_valid & uid_valid
-    dup = _group_conflict(t["email_l"], uid, dup_rows)
+    dup = _group_conflict(v.email, uid, email_valid & uid_valid)
     if dup.any():
-        others = uid[dup].groupby(t["email_l"][dup]).agg(lambda s: ", ".join(sorted(set(s))[:3]))
-        log.add(dup, "userEmail", "EMAIL_DUPLICATE", email, t["email_l"].map(others))
-    if has_class_group:
-        class_rows = as_add & cid_valid
-        cid_codes = _key_codes(cid)
-        log.add(
-            _group_conflict(cid, t["className"], class_rows, cid_codes),
-            "className",
-            "CLASSNAME_CONFLICT",
-            t["className"],
-            cid,
-        )
-        log.add(
-            _group_conflict(cid, t["class_grade_n"], class_rows, cid_codes),
-            "classGrade",
-            "CLASSGRADE_CONFLICT",
-            t["classGrade"],
-            cid,
-        )
-        org_rows = cid_valid & org_valid
-        split = _group_conflict(cid, org, org_rows, cid_codes)
-        log.add(
-            split,
-            "org_sis_id",
-            "ORG_CLASS_MISMATCH",
-            org,
-            lambda idx: [
-                f"Rows for class '{c}' give more than one org_sis_id" for c in cid.take(idx)
-            ],
-        )
-        stored_org = lookup(cid, snap.classes["class_id"], snap.classes["org_sis_id"])
-        elsewhere = (
-            org_rows
-            & ~split
-            & stored_org.notna().to_numpy()
-            & (stored_org != org).fillna(False).to_numpy()
-        )
-        log.add(
-            elsewhere,
-            "org_sis_id",
-            "ORG_CLASS_MISMATCH",
-            org,
-            lambda idx: [
-                f"Class '{c}' belongs to school '{o}'"
-                for c, o in zip(cid.take(idx), stored_org.take(idx))
-            ],
-        )
+        others = uid[dup].groupby(v.email[dup]).agg(lambda s: ", ".join(sorted(set(s))[:3]))
+        log.add(dup, "userEmail", "EMAIL_DUPLICATE", email, v.email.map(others))
+    if v.has_class_group:
+        _check_class_conflicts(r, cid_valid, org_valid)
+    return dup
 
-    # --- against the stored roster -------------------------------------------------------------
-    people = snap.people
+
+def _check_class_conflicts(r: _Rules, cid_valid: np.ndarray, org_valid: np.ndarray) -> None:
+    t, v, log = r.t, r.v, r.log
+    cid, org, snap = t["classId"], t["org_sis_id"], r.snap
+    class_rows = v.as_add & cid_valid
+    log.add(
+        conflicts(v.class_key, t["className"], class_rows),
+        "className",
+        "CLASSNAME_CONFLICT",
+        t["className"],
+        cid,
+    )
+    log.add(
+        conflicts(v.class_key, v.class_grade, class_rows),
+        "classGrade",
+        "CLASSGRADE_CONFLICT",
+        t["classGrade"],
+        cid,
+    )
+    org_rows = cid_valid & org_valid
+    split = conflicts(v.class_key, org, org_rows)
+    log.add(
+        split,
+        "org_sis_id",
+        "ORG_CLASS_MISMATCH",
+        org,
+        lambda idx: [f"Rows for class '{c}' give more than one org_sis_id" for c in cid.take(idx)],
+    )
+    stored_org = lookup(cid, snap.classes["class_id"], snap.classes["org_sis_id"])
+    elsewhere = (
+        org_rows
+        & ~split
+        & stored_org.notna().to_numpy()
+        & (stored_org != org).fillna(False).to_numpy()
+    )
+    log.add(
+        elsewhere,
+        "org_sis_id",
+        "ORG_CLASS_MISMATCH",
+        org,
+        lambda idx: [
+            f"Class '{c}' belongs to school '{o}'"
+            for c, o in zip(cid.take(idx), stored_org.take(idx))
+        ],
+    )
+
+
+def _check_against_store(
+    r: _Rules,
+    uid_valid: np.ndarray,
+    email_valid: np.ndarray,
+    cid_valid: np.ndarray,
+    dup: np.ndarray,
+) -> dict[str, str]:
+    """Rules against the stored roster.  Returns the ID changes (new userId -> stored one)."""
+    t, v, log, people = r.t, r.v, r.log, r.snap.people
+    uid, email = t["userId"], t["userEmail"]
     known = isin(uid, people["user_id"])
-    owner = lookup(t["email_l"], people["email"].str.lower(), people["user_id"])
-    foreign = isin(t["email_l"], snap.foreign_emails)
+    owner = lookup(v.email, people["email"].str.lower(), people["user_id"])
+    foreign = isin(v.email, r.snap.foreign_emails)
     checked = email_valid & uid_valid
     log.add(checked & foreign, "userEmail", "EMAIL_TAKEN", email, " in another district")
     other_owner = (
@@ -396,19 +567,29 @@ def check_users(
     stored_role = lookup(stored_uid, people["user_id"], people["role"])
     was_student = (stored_role == "student").fillna(False).to_numpy()
     was_staff = stored_role.isin(d.STAFF_ROLES).to_numpy()
-    flip = as_add & uid_valid & ((was_student & is_staff) | (was_staff & is_student))
+    flip = v.as_add & uid_valid & ((was_student & v.is_staff) | (was_staff & v.is_student))
     log.add(flip, "userId", "USERID_ROLE_CHANGE", uid, np.where(was_student, "a student", "staff"))
+    _check_removals_found(r, uid_valid, cid_valid, known)
+    return id_changes
 
-    if has_class_group:
+
+def _check_removals_found(
+    r: _Rules, uid_valid: np.ndarray, cid_valid: np.ndarray, known: np.ndarray
+) -> None:
+    """What a remove row names must be stored."""
+    t, v, log, snap = r.t, r.v, r.log, r.snap
+    uid, cid = t["userId"], t["classId"]
+    is_re = v.is_remove_enrollment
+    if v.has_class_group:
         stored_classes = set(snap.classes["class_id"])
         log.add(
-            (is_rc | is_re) & cid_valid & ~isin(cid, stored_classes),
+            (v.is_remove_class | is_re) & cid_valid & ~isin(cid, stored_classes),
             "classId",
             "ACTION_CLASS_NOT_FOUND",
             cid,
         )
-    log.add((is_re | is_du) & uid_valid & ~known, "userId", "ACTION_USER_NOT_FOUND", uid)
-    if has_class_group and is_re.any():
+    log.add((is_re | v.is_deactivate) & uid_valid & ~known, "userId", "ACTION_USER_NOT_FOUND", uid)
+    if v.has_class_group and is_re.any():
         active = snap.enrollments[snap.enrollments["active"].astype(bool)]
         pairs = set(zip(active["class_id"], active["user_id"]))
         found = is_re & cid_valid & isin(cid, stored_classes) & uid_valid & known
@@ -416,12 +597,15 @@ def check_users(
         enrolled = np.fromiter(
             (p in pairs for p in zip(cid.iloc[at], uid.iloc[at])), dtype=bool, count=len(at)
         )
-        missing = np.zeros(n, dtype=bool)
+        missing = np.zeros(r.n, dtype=bool)
         missing[at[~enrolled]] = True
         log.add(missing, "userId", "ACTION_ENROLLMENT_NOT_FOUND", uid)
 
-    # --- the cascade of section 5 --------------------------------------------------------------
-    issues = log.frame()
+
+def _cascade(r: _Rules, id_changes: dict[str, str]) -> UsersCheck:
+    """Section 5: what each row may apply, given the errors found on it."""
+    v, n = r.v, r.n
+    issues = r.log.frame()
     errors = issues[severity_of(issues["code"]) == "error"]
     scope = scope_of(errors["code"])
 
@@ -432,30 +616,20 @@ def check_users(
 
     any_error = np.zeros(n, dtype=bool)
     any_error[errors["idx"].to_numpy()] = True
-    row_reject = hit("row", "failed") | ~live | (is_remove & any_error)
-    person_ok = is_add & ~row_reject & ~hit("person")
-    class_ok = is_add & has_cid & ~row_reject & ~hit("class")
-    enrollment_ok = person_ok & class_ok & ~hit("enrollment")
-    remove_ok = is_remove & ~row_reject
-    carries_class = as_add & has_cid
-    if has_class_group:
-        carries_class |= as_add & details
+    row_reject = hit("row", "failed") | ~v.live | (v.is_remove & any_error)
+    person_ok = v.is_add & ~row_reject & ~hit("person")
+    class_ok = v.is_add & v.has_class_id & ~row_reject & ~hit("class")
     return UsersCheck(
-        t,
-        issues,
-        live,
-        is_add,
-        as_add,
-        is_rc,
-        is_re,
-        is_du,
-        carries_class,
-        row_reject,
-        person_ok,
-        class_ok,
-        enrollment_ok,
-        remove_ok,
-        id_changes,
+        table=r.t,
+        derived=v,
+        issues=issues,
+        carries_class=v.as_add & (v.has_class_id | v.class_details),
+        row_reject=row_reject,
+        person_ok=person_ok,
+        class_ok=class_ok,
+        enrollment_ok=person_ok & class_ok & ~hit("enrollment"),
+        remove_ok=v.is_remove & ~row_reject,
+        id_changes=id_changes,
     )
 
 
