@@ -91,7 +91,7 @@ class UsersKind:
             | checked.enrollment_ok
             | checked.remove_ok,
             hold=removal_guard(plan.removal_shares, ctx.settings.removal_share),
-            accepted_people=checked.table.loc[checked.person_ok, ["userId", "role_l"]],
+            accepted_people=checked.accepted_people,
         )
 
     def apply(self, ctx: RunContext, conn: Connection, planned: Planned) -> None:

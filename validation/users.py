@@ -62,8 +62,7 @@ class UsersDerived:
 
 @dataclass
 class UsersCheck:
-    #: the input table; it also carries "role_l" (= derived.role) for roster/pipeline.py until
-    #: that reads `accepted_people` instead
+    #: the input table
     table: pd.DataFrame
     derived: UsersDerived
     issues: pd.DataFrame  # idx, column, code, value, detail
@@ -275,7 +274,6 @@ def check_users(
     cid_valid = _check_class(r)
     dup = _check_conflicts(r, uid_valid, email_valid, cid_valid, org_valid)
     id_changes = _check_against_store(r, uid_valid, email_valid, cid_valid, dup)
-    table["role_l"] = v.role  # read by roster/pipeline.py; see UsersCheck.accepted_people
     return _cascade(r, id_changes)
 
 
