@@ -45,8 +45,10 @@ _KNOWN_HEADERS = frozenset(h.casefold() for h in (*USERS_HEADERS, *DEMOGRAPHICS_
 #: The report escapes formula-looking cells with a leading quote; reading strips it again.
 _FORMULA_ESCAPE = re.compile(r"^'(?=[=+\-@\t\r])")
 _CONTENT = re.compile(r"[^\s,\"']")
-#: Lines above the header that hold nothing but separators and spaces (Excel's `,,,,`).
-_BLANK_LINES = re.compile(rb"(?:(?:[ \t\x0b\x0c,;|]|\xc2\xa0)*(?:\r\n|\n|\r))*")
+#: The first byte that is not a separator, a space or a line break: its line is the header
+#: (lines above it hold nothing, like Excel's `,,,,`).  A plain character class: linear, no
+#: backtracking, whatever the number of blank lines.
+_FIRST_CONTENT = re.compile(rb"[^ \t\x0b\x0c\x1c-\x1f,;|\r\n]")
 
 csv.field_size_limit(1 << 30)
 
@@ -219,10 +221,15 @@ def locate_header(data: bytes) -> HeaderStart:
     the width limit: all from the header line alone, before the file is parsed (a 1 MB line
     of commas must never become a million-column table)."""
     start = HeaderStart()
-    blank = _BLANK_LINES.match(data)
-    if blank and blank.end():
-        prefix = data[: blank.end()]
-        start.offset = blank.end()
+    first = _FIRST_CONTENT.search(data)
+    line_start = (
+        max(data.rfind(b"\n", 0, first.start()), data.rfind(b"\r", 0, first.start())) + 1
+        if first
+        else 0
+    )
+    if line_start:
+        prefix = data[:line_start]
+        start.offset = line_start
         start.skipped_lines = prefix.count(b"\n") + prefix.count(b"\r") - prefix.count(b"\r\n")
         start.issues.append(file_issue("HEADER_NOT_FIRST_ROW", value=str(start.skipped_lines + 1)))
     line = _first_line(data, start.offset)
@@ -644,43 +651,71 @@ def _parse_fast(data: bytes, sep: str = ",") -> RawTable | None:
     if width == 0 or not any(h.strip() for h in header) or width > MAX_COLUMNS:
         return None
     names = [str(j) for j in range(width)]
-    skipped = [0]
 
-    def skip_invalid(row) -> str:
-        skipped[0] += 1
-        return "skip"
+    def read(abort_after: float):
+        """pyarrow's table and how many rows it skipped (table None: it stopped)."""
+        skipped = [0]
 
-    try:
-        table = pv.read_csv(
-            pa.py_buffer(data),
-            read_options=pv.ReadOptions(column_names=names, block_size=8 << 20),
-            parse_options=pv.ParseOptions(
-                delimiter=sep, newlines_in_values=True, invalid_row_handler=skip_invalid
-            ),
-            convert_options=pv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid:
-        return None
-    if table.num_rows < 1 or list(table.slice(0, 1).to_pylist()[0].values()) != header:
-        return None
-    filled = ends[1:] > starts[1:]  # body records that are not empty lines
-    blank_lines = len(filled) - int(filled.sum())
-    if not skipped[0]:
-        if table.num_rows != len(filled) - blank_lines + 1:
-            return None
-        good, ragged = filled, _EMPTY
-    else:  # count every record's fields to know which ones pyarrow skipped
+        def skip_invalid(row) -> str:
+            skipped[0] += 1
+            return "error" if skipped[0] > abort_after else "skip"
+
+        try:
+            table = pv.read_csv(
+                pa.py_buffer(data),
+                read_options=pv.ReadOptions(column_names=names, block_size=8 << 20),
+                parse_options=pv.ParseOptions(
+                    delimiter=sep, newlines_in_values=True, invalid_row_handler=skip_invalid
+                ),
+                convert_options=pv.ConvertOptions(
+                    column_types={n: pa.string() for n in names},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except pa.ArrowInvalid:
+            return None, skipped[0]
+        return table, skipped[0]
+
+    def shape() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         counts = _field_counts(data, starts, ends, breaks, quotes, sep)
         if width != counts[0]:
             return None
         body_counts = counts[1:]
-        good = body_counts == width
         ragged = np.flatnonzero((body_counts != width) & (body_counts != 0))
-        if table.num_rows != int(good.sum()) + 1 or skipped[0] != len(ragged):
+        return body_counts, body_counts == width, ragged
+
+    # pyarrow skips a ragged row slowly (tens of microseconds each): past a few thousand it
+    # stops, and the fields are counted first, so that a file made of ragged rows fails with
+    # FILE_RAGGED in array arithmetic, without parsing any of them.
+    table, skipped = read(_SKIPS_BEFORE_COUNTING)
+    counted = None
+    if table is None:
+        if skipped <= _SKIPS_BEFORE_COUNTING:
+            return None  # pyarrow refused the file for another reason
+        counted = shape()
+        if counted is None:
+            return None
+        failure = _ragged_in_bytes(data, starts, ends, counted[2], counted[1], width, sep)
+        if failure:
+            return _failed(failure)
+        table, skipped = read(float("inf"))
+        if table is None:
+            return None
+    if table.num_rows < 1 or list(table.slice(0, 1).to_pylist()[0].values()) != header:
+        return None
+    filled = ends[1:] > starts[1:]  # body records that are not empty lines
+    blank_lines = len(filled) - int(filled.sum())
+    if not skipped:
+        if table.num_rows != len(filled) - blank_lines + 1:
+            return None
+        good, ragged = filled, _EMPTY
+    else:  # count every record's fields to know which ones pyarrow skipped
+        counted = counted or shape()
+        if counted is None:
+            return None
+        body_counts, good, ragged = counted
+        if table.num_rows != int(good.sum()) + 1 or skipped != len(ragged):
             return None
         failure = _ragged_in_bytes(data, starts, ends, ragged, good, width, sep)
         if failure:
@@ -727,16 +762,30 @@ def _ragged_in_bytes(
     sep: str,
 ) -> FileIssue | None:
     """_ragged_failure for the fast path, before any ragged row is parsed: a ragged record
-    counts when it has a character other than separators, quotes and spaces."""
+    counts when it has a byte other than the delimiter, quotes and ASCII white space (one
+    segment sum over the ragged records; a record of only non-ASCII spaces counts too)."""
     n_good = int(good.sum())
-    if len(ragged) < RAGGED_MIN_ROWS or len(ragged) * 2 <= n_good + len(ragged):
+    if len(ragged) < RAGGED_MIN_ROWS or len(ragged) <= n_good:
         return None  # cannot be more than half, even if every ragged row has content
-    search = re.compile(
-        b"[^" + re.escape(sep.encode()) + rb"\t\n\x0b\x0c\r\x1c-\x1f \"'\x80-\xff]"
-    ).search
-    with_content = [i for i in ragged.tolist() if search(data, starts[i + 1], ends[i + 1])]
-    n_wrong = len(with_content)
-    if n_wrong < RAGGED_MIN_ROWS or n_wrong * 2 <= n_good + n_wrong:
+    lut = _CONTENT_LUT.copy()
+    lut[ord(sep)] = False
+    b = np.frombuffer(data, dtype=np.uint8)
+    s, e = starts[ragged + 1], ends[ragged + 1]  # ragged records are never empty (e > s)
+    bounds = np.empty(2 * len(s), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = s, e
+    inside = np.add.reduceat(lut[b], bounds[bounds < len(b)], dtype=np.int64)[0::2]
+    content = np.zeros(len(s), dtype=bool)
+    content[: len(inside)] = inside > 0
+    n_wrong = int(content.sum())
+    if n_wrong < RAGGED_MIN_ROWS or n_wrong <= n_good:
         return None
-    examples = np.array(with_content[:_RAGGED_EXAMPLES], dtype=np.int64) + 2
+    examples = ragged[content][:_RAGGED_EXAMPLES].astype(np.int64) + 2
     return _ragged_issue(n_wrong, n_good + n_wrong, width, examples)
+
+
+#: Bytes that never make a row non-blank (with the delimiter): ASCII white space and quotes.
+_BLANK_BYTES = b'\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "'
+_CONTENT_LUT = np.ones(256, dtype=bool)  # True: a content byte
+_CONTENT_LUT[list(_BLANK_BYTES)] = False
+#: Ragged rows pyarrow skips one by one before the fields are counted in arrays instead.
+_SKIPS_BEFORE_COUNTING = 2_000
