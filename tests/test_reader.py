@@ -684,3 +684,40 @@ def test_fast_path_same_whichever_way_positions_are_found(text, find_limit, scan
                 i for i, c in enumerate(data) if c == byte
             ]
         fast_matches_exact(text)
+
+
+@given(text=messy_csv(), sep=st.sampled_from([",", ";", "\t"]))
+@DIFF
+def test_streaming_exact_parser_equals_the_reference(text, sep):
+    """The bounded-memory exact parser (two passes, Arrow chunks) reads what csv.reader does."""
+    from unittest import mock
+
+    text = text.replace(",", sep)
+    with mock.patch.object(rd, "_EXACT_CHUNK", 3):  # several chunks even on a small file
+        got = rd._parse_exact(text, sep)
+    want = rd._to_table(list(pycsv.reader(pyio.StringIO(text, newline=""), delimiter=sep)))
+    if want.failed:
+        assert [i.message for i in got.file_issues] == [i.message for i in want.file_issues]
+    else:
+        assert_same_table(got, want)
+
+
+@given(text=messy_csv())
+@DIFF
+def test_fast_path_same_when_it_counts_fields_before_pyarrow_skips_them(text):
+    """Past a few skipped rows the fast path counts fields in arrays first: same table."""
+    from unittest import mock
+
+    with mock.patch.object(rd, "_SKIPS_BEFORE_COUNTING", 0):
+        fast_matches_exact(text)
+
+
+def test_many_ragged_rows_fail_the_file_in_both_parsers():
+    header = ",".join(USERS_HEADERS)
+    text = header + "\n" + "a\n" * 150 + (line() + "\n") * 149
+    for table in (rd._parse_fast(text.encode()), rd._parse_exact(text)):
+        assert [i.code for i in table.file_issues] == ["FILE_RAGGED"]
+        assert "150 of 299" in table.file_issues[0].message
+    fewer = header + "\n" + "a\n" * 150 + (line() + "\n") * 150  # exactly half: row issues
+    for table in (rd._parse_fast(fewer.encode()), rd._parse_exact(fewer)):
+        assert table.file_issues == [] and (table.field_counts == 1).sum() == 150
