@@ -138,8 +138,8 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.FILE,
         title="Most rows do not line up with the header",
-        message="{value} rows have a different number of fields than the header's {detail}: "
-        "the file is not the table its header describes.",
+        message="The file is not the table its header describes: {value} rows have a different "
+        "number of fields than the header's {detail}.",
         fix="Open the file in a spreadsheet, check that every row has one value per header, "
         "and save it again as 'CSV UTF-8 (Comma delimited)'.",
     ),

@@ -176,5 +176,8 @@ def check_headers(
                     )
             if why:
                 result.issues.append(file_issue("HEADER_MISSING", column=col.name, detail=why))
+    # errors first (they decide whether the file is read), so the cap never hides one
+    # (then what is missing, the first thing to fix)
+    result.issues.sort(key=lambda i: (i.severity != "error", i.code != "HEADER_MISSING"))
     result.issues = _capped(result.issues)
     return result

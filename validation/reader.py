@@ -309,7 +309,7 @@ def _ragged_issue(n_wrong: int, n_records: int, width: int, examples) -> FileIss
     return file_issue(
         "FILE_RAGGED",
         value=f"{n_wrong:,} of {n_records:,}",
-        detail=f"{width:,}; the first are rows {rows}",
+        detail=f"{width:,} (the first are rows {rows})",
     )
 
 
