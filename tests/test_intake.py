@@ -325,3 +325,56 @@ def test_malformed_shapes_end_with_one_file_issue(checker, shape):
     assert [i.code for i in f.file_issues] == expected
     assert f.status == "failed" and f.issues == [] and f.report_bytes is None
     assert all(len(i.message) < 500 for i in f.file_issues)
+
+
+# --- demographics.csv: the same reading -------------------------------------------------------
+
+
+def demographics_workbook(rows: list[dict[str, str]]) -> bytes:
+    """Demographics as a workbook: dates as date cells, booleans as TRUE/FALSE cells, two
+    blank rows above the headers, a filled notes sheet beside the demographics sheet."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    notes = book.active
+    notes.title = "Read me"
+    notes.append(["exported from the SIS"])
+    sheet = book.create_sheet("Demographics 2026")
+    sheet.append([])
+    sheet.append([])
+    sheet.append(list(DEMOGRAPHICS_HEADERS))
+    for r in rows:
+        cells = []
+        for h in DEMOGRAPHICS_HEADERS:
+            v = r.get(h, "")
+            if h == "birthDate" and v:
+                cells.append(dt.date.fromisoformat(v))
+            elif v in ("Y", "N"):
+                cells.append(v == "Y")
+            else:
+                cells.append(v or None)
+        sheet.append(cells)
+    for row in sheet.iter_rows(min_row=4):
+        row[DEMOGRAPHICS_HEADERS.index("birthDate")].number_format = "yyyy-mm-dd"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_demographics_workbook_is_stored_like_its_csv(store, district, tmp_path):
+    from tests.builders import class_of
+    from tests.test_demographics import clean, demo_csv, stored_values
+
+    rows = [clean("S1"), clean("S2", birthDate="2013-12-31", white="N", asian="Y")]
+    twin_store = Store(f"sqlite:///{tmp_path / 'twin.sqlite3'}")
+    set_up_district(twin_store)
+    for s in (store, twin_store):
+        assert apply(s, users_csv(class_of(3))).applied
+    clean_result = apply(twin_store, demo_csv(rows), "demographics.csv")
+    result = apply(store, demographics_workbook(rows), "demographics.xlsx")
+    assert [i.code for i in result.file_issues] == ["FILE_WORKBOOK", "HEADER_NOT_FIRST_ROW"]
+    assert "'Demographics 2026'" in result.file_issues[0].message
+    assert "row 3" in result.file_issues[1].message
+    assert result.applied and result.counts == clean_result.counts
+    assert stored_values(store) == stored_values(twin_store)
+    twin_store.dispose()
