@@ -51,11 +51,26 @@ class SharedFile:
 
     @property
     def is_csv(self) -> bool:
+        """A file the reader takes: CSV or delimited text (Excel's "Unicode Text" is a .txt)
+        or an .xlsx/.xlsm workbook.  The reader decides from the bytes; other formats shared
+        under these names are refused there with the format named (FILE_NOT_CSV)."""
         return (
-            self.name.lower().endswith(".csv")
-            or self.filetype == "csv"
-            or self.mimetype in ("text/csv", "application/csv")
+            self.name.lower().endswith(_READ_EXTENSIONS)
+            or self.filetype in _READ_FILETYPES
+            or self.mimetype in _READ_MIMETYPES
         )
+
+
+_READ_EXTENSIONS = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm")
+#: (not Slack's "text" type or text/plain: a snippet posted in the channel is no roster)
+_READ_FILETYPES = ("csv", "tsv", "xlsx", "xlsm")
+_READ_MIMETYPES = (
+    "text/csv",
+    "application/csv",
+    "text/tab-separated-values",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-excel.sheet.macroenabled.12",
+)
 
 
 def human_size(n: int) -> str:

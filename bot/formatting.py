@@ -394,7 +394,7 @@ def preformatted(text: str, limit: int = 2900) -> Message:
 def csv_only(names: Sequence[str]) -> Message:
     listed = ", ".join(escape(n) for n in names)
     return Message(
-        f"I read only CSV files ({listed} is not one). Save the roster as "
+        f"I read only CSV, text and Excel .xlsx files ({listed} is not one). Save the roster as "
         "'CSV UTF-8 (Comma delimited)' and share the .csv file here."
     )
 

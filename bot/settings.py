@@ -53,7 +53,7 @@ class Settings:
     #: District used for channels that are not linked (single-district installs).
     default_district: str | None = None
     #: Files larger than this (bytes, as Slack reports them) are refused before download.
-    max_file_bytes: int = 100 * 1024 * 1024  # the same variable and default as the pipeline
+    max_file_bytes: int = 250 * 1024 * 1024  # the same variable and default as the pipeline
     #: The "processing" message is updated at most this often (seconds).
     progress_interval: float = 3.0
     #: Threads that download and process files (off the request thread).

@@ -183,13 +183,14 @@ def test_status_shows_the_audit_trail(setup):
 
 
 def test_status_says_why_a_failed_file_failed(setup):
-    (setup / "users.csv").write_bytes(users_csv(class_of(1)).replace(b",", b";"))
+    misspelt = users_csv(class_of(1)).replace(b"userEmail", b"usrEmail")  # (";" is read now)
+    (setup / "users.csv").write_bytes(misspelt.replace(b"org_sis_id", b"school"))
     assert cli(setup, "check", "d1", "users.csv").returncode == 2
     line = cli(setup, "status", "d1").stdout.splitlines()[0]
     assert "failed" in line and "file: HEADER_MISSING ×" in line and "HEADER_UNKNOWN" in line
     upload_id = line.split()[0].lstrip("#")
     one = cli(setup, "status", "d1", "--upload", upload_id).stdout
-    assert "file HEADER_UNKNOWN:" in one and "separated by semicolons" in one
+    assert "file HEADER_UNKNOWN:" in one and "did you mean userEmail?" in one
 
 
 def _on_a_terminal(setup: Path, *args: str) -> tuple[int, str]:

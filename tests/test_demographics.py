@@ -309,8 +309,12 @@ def test_header_rules_are_those_of_users_csv(roster):
     )
     result = upload(roster, data, name="demographics.csv")
     assert result.status == "failed" and not result.applied
-    assert [i.code for i in result.file_issues] == ["HEADER_CASE", "HEADER_UNKNOWN"]
-    assert "did you mean gifted" in result.file_issues[1].message
+    # errors are listed first: the misspelling (an error), then the letter case (a warning)
+    assert [(i.code, i.severity) for i in result.file_issues] == [
+        ("HEADER_UNKNOWN", "error"),
+        ("HEADER_CASE", "warning"),
+    ]
+    assert "did you mean gifted" in result.file_issues[0].message
     missing = upload(roster, demo_csv([{"sex": "F"}], headers=("sex",)), name="demographics.csv")
     assert [i.code for i in missing.file_issues] == ["HEADER_MISSING"]
 

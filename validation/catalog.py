@@ -122,6 +122,47 @@ CODES: tuple[Code, ...] = (
         fix="If these removals are intended, confirm them (the Confirm button in Slack, or "
         "--confirm-removals on the command line); otherwise fix the REMOVE/DEACTIVATE rows.",
     ),
+    Code(
+        code="FILE_TOO_WIDE",
+        group="file",
+        severity=E,
+        scope=Scope.FILE,
+        title="The file has too many columns",
+        message="The header line has {value} columns; at most {detail} are read.",
+        fix="Delete the extra columns (often a line of commas or a whole row pasted as headers) "
+        "and keep one column per dictionary header.",
+    ),
+    Code(
+        code="FILE_RAGGED",
+        group="file",
+        severity=E,
+        scope=Scope.FILE,
+        title="Most rows do not line up with the header",
+        message="The file is not the table its header describes: {value} rows have a different "
+        "number of fields than the header's {detail}.",
+        fix="Open the file in a spreadsheet, check that every row has one value per header, "
+        "and save it again as 'CSV UTF-8 (Comma delimited)'.",
+    ),
+    Code(
+        code="FILE_DELIMITER",
+        group="file",
+        severity=W,
+        scope=Scope.NOTE,
+        title="The file is not separated by commas",
+        message="The columns are separated by {value}, not commas; the file was read that way.",
+        fix="Nothing to do; to avoid the note, save as 'CSV UTF-8 (Comma delimited)'.",
+    ),
+    Code(
+        code="FILE_WORKBOOK",
+        group="file",
+        severity=W,
+        scope=Scope.NOTE,
+        title="The file is an Excel workbook",
+        message="The file is an Excel workbook; the sheet '{value}' was read, "
+        "each cell as the spreadsheet shows it.",
+        fix="Check that this is the right sheet; to choose yourself, save that sheet as "
+        "'CSV UTF-8 (Comma delimited)'.",
+    ),
     # --- headers --------------------------------------------------------------------------------
     Code(
         code="HEADER_MISSING",
@@ -130,25 +171,27 @@ CODES: tuple[Code, ...] = (
         scope=Scope.FILE,
         title="A required column header is missing",
         message="The required column '{column}' is missing{detail}.",
-        fix="Add the missing column with exactly the header named (headers are case-sensitive).",
+        fix="Add the missing column with the header named.",
     ),
     Code(
         code="HEADER_CASE",
         group="header",
-        severity=E,
-        scope=Scope.FILE,
+        severity=W,
+        scope=Scope.NOTE,
         title="A header has the wrong letter case or spaces",
-        message="The header '{value}' must be spelled exactly '{column}'.",
-        fix="Rename the header to the spelling shown: exact letter case, no spaces around it.",
+        message="The header '{value}' was read as '{column}'.",
+        fix="Nothing to do; to avoid the note, spell the header as the message shows "
+        "(that letter case, no spaces around it).",
     ),
     Code(
         code="HEADER_UNKNOWN",
         group="header",
-        severity=E,
-        scope=Scope.FILE,
+        severity=W,
+        scope=Scope.NOTE,
         title="A column header is not recognised",
         message="The header '{value}' is not in the data dictionary{detail}.",
-        fix="Rename the column to one of the dictionary headers, or delete the column.",
+        fix="If it is a dictionary header spelt differently, rename it to the header suggested; "
+        "otherwise nothing to do: the column is ignored and kept in the error report.",
     ),
     Code(
         code="HEADER_DUPLICATE",
@@ -167,6 +210,16 @@ CODES: tuple[Code, ...] = (
         title="A column has no header",
         message="Column {detail} has an empty header.",
         fix="Give the column a header, or delete it (often a stray comma at the end of the header line).",
+    ),
+    Code(
+        code="HEADER_NOT_FIRST_ROW",
+        group="header",
+        severity=W,
+        scope=Scope.NOTE,
+        title="The headers are not on the first row",
+        message="The headers were found on row {value}; the blank rows above them were skipped.",
+        fix="Nothing to do; row numbers are the spreadsheet's own. Delete the blank rows above "
+        "the headers to avoid the note.",
     ),
     # --- action ---------------------------------------------------------------------------------
     Code(

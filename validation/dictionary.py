@@ -109,7 +109,7 @@ _BOOL_TEXT = "Y, N, YES, NO, TRUE, FALSE, 1, 0 (any letter case); blank = N"
 USERS_COLUMNS: tuple[Column, ...] = (
     Column(
         "action",
-        Kind.REQUIRED,
+        Kind.OPTIONAL,  # a file without it is all add/update rows
         ValueType.ACTION,
         "What to do with the row: blank adds or updates; REMOVE-CLASS, REMOVE-ENROLLMENT and "
         "DEACTIVATE-USER remove.",

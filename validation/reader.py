@@ -1,9 +1,12 @@
 """Bytes -> a table of text, exactly as a spreadsheet would show it.
 
-Decoding (UTF-8 with or without BOM, UTF-16 with BOM, Windows-1252 fallback), refusal
-of binary files and workbooks, RFC 4180 parsing with quoted newlines, spreadsheet row
-numbers, blank rows, ragged rows and the report's formula escape.  Nothing here knows
-what the columns mean.
+Decoding (UTF-8 with or without BOM, UTF-16 with BOM, Windows-1252 fallback), .xlsx
+workbooks (validation/workbook.py), refusal of every other format, blank lines above the
+header, the delimiter (comma, or `;` / tab / `|` when the header says so), the width limit
+(decided before anything is parsed), RFC 4180 parsing with quoted newlines, spreadsheet row
+numbers, blank rows, ragged rows (a file mostly made of them fails as a whole) and the
+report's formula escape.  Nothing here knows what the columns mean beyond the dictionary's
+header names, which only tell a delimiter apart.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import codecs
 import csv
 import io
 import re
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,17 +24,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv as pv
 
+from validation.dictionary import DEMOGRAPHICS_HEADERS, USERS_HEADERS
 from validation.issues import FileIssue, file_issue
+from validation.workbook import TooLarge, WorkbookError, sniff, workbook_to_csv
 
-DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+#: 250 MB: a 1,000,000-row users.csv (about 180 MB) is read with the default settings.
+DEFAULT_MAX_BYTES = 250 * 1024 * 1024
+#: More columns than this is FILE_TOO_WIDE, decided from the header line before parsing.
+MAX_COLUMNS = 1_000
+#: FILE_RAGGED: more than half of the records, and at least this many, have the wrong width.
+RAGGED_MIN_ROWS = 100
+#: How many of the ragged rows FILE_RAGGED names.
+_RAGGED_EXAMPLES = 5
+#: Other delimiters, tried when the header line has no comma, with how a person calls them.
+DELIMITERS = {";": "semicolons (;)", "\t": "tabs", "|": "vertical bars (|)"}
+#: How many dictionary headers a split header line must show to be read with that delimiter.
+_DELIMITER_MIN_HEADERS = 3
+_KNOWN_HEADERS = frozenset(h.casefold() for h in (*USERS_HEADERS, *DEMOGRAPHICS_HEADERS))
 
-_WORKBOOK_SIGNATURES = {
-    b"PK\x03\x04": "a spreadsheet workbook (.xlsx) or zip archive",
-    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "an Excel 97-2003 workbook (.xls)",
-}
 #: The report escapes formula-looking cells with a leading quote; reading strips it again.
 _FORMULA_ESCAPE = re.compile(r"^'(?=[=+\-@\t\r])")
 _CONTENT = re.compile(r"[^\s,\"']")
+#: The first byte that is not a separator, a space or a line break: its line is the header
+#: (lines above it hold nothing, like Excel's `,,,,`).  A plain character class: linear, no
+#: backtracking, whatever the number of blank lines.
+_FIRST_CONTENT = re.compile(rb"[^ \t\x0b\x0c\x1c-\x1f,;|\r\n]")
 
 csv.field_size_limit(1 << 30)
 
@@ -80,7 +98,7 @@ def decode(data: bytes) -> tuple[str | None, str, list[FileIssue]]:
             return None, "", [file_issue("FILE_ENCODING")]
         if "\x00" in text:
             return None, "", [file_issue("FILE_NOT_CSV", detail="binary data")]
-        return text, "UTF-16", [file_issue("FILE_ENCODING_GUESSED", detail="UTF-16")]
+        return text, "UTF-16", []  # exact: a BOM says what it is
     if b"\x00" in data:
         return None, "", [file_issue("FILE_NOT_CSV", detail="binary data (it contains NUL bytes)")]
     try:
@@ -113,20 +131,45 @@ def _is_utf8(data: bytes) -> bool:
 _CONTENT_BYTE = re.compile(rb"[^\t\n\x0b\x0c\r\x1c-\x1f ,\"'\x80-\xff]")
 
 
-def read_table(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> RawTable:
-    """Read a CSV upload.  File-level problems come back in `file_issues`, never raised."""
+def read_table(
+    data: bytes,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    prefer_sheets: tuple[str, ...] = ("users", "demographics"),
+) -> RawTable:
+    """Read an upload (CSV text or an .xlsx workbook).  File-level problems come back in
+    `file_issues`, never raised.  `prefer_sheets`: which sheet of a workbook with several
+    filled sheets is read (the first whose name contains one of these words)."""
     if len(data) == 0:
         return _failed(file_issue("FILE_EMPTY"))
     if len(data) > max_bytes:
-        return _failed(
-            file_issue(
-                "FILE_TOO_LARGE",
-                detail=f"{_human_size(len(data))} (limit {_human_size(max_bytes)})",
-            )
-        )
-    for signature, what in _WORKBOOK_SIGNATURES.items():
-        if data.startswith(signature):
-            return _failed(file_issue("FILE_NOT_CSV", detail=what))
+        return _too_large(len(data), max_bytes)
+    kind = sniff(data)
+    if kind.refused:
+        return _failed(file_issue("FILE_NOT_CSV", detail=kind.refused))
+    notes: list[FileIssue] = []
+    if kind.workbook:
+        try:
+            sheet = workbook_to_csv(data, prefer_sheets, max_bytes)
+        except WorkbookError as exc:
+            return _failed(file_issue("FILE_NOT_CSV", detail=str(exc)))
+        except TooLarge:
+            return _too_large(len(data), max_bytes, "once its sheet is written out as text")
+        data = sheet.csv
+        notes.append(file_issue("FILE_WORKBOOK", value=sheet.name))
+        if not data:
+            return _failed(*notes, file_issue("FILE_EMPTY"))
+    table = _read_text(data)
+    table.file_issues = notes + table.file_issues
+    return table
+
+
+def _too_large(size: int, max_bytes: int, how: str = "") -> RawTable:
+    detail = f"{_human_size(size)}{' ' + how if how else ''} (limit {_human_size(max_bytes)})"
+    return _failed(file_issue("FILE_TOO_LARGE", detail=detail))
+
+
+def _read_text(data: bytes) -> RawTable:
+    """CSV bytes (any accepted encoding) -> RawTable."""
     utf8 = data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
     text: str | None = None
     if (
@@ -141,29 +184,103 @@ def read_table(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> RawTable:
             return _failed(*notes)
         if encoding != "utf-8":
             utf8 = text.encode("utf-8")
+            text = None
     if not _CONTENT_BYTE.search(utf8):  # almost always found at the first byte
-        if text is None:
-            text = utf8.decode("utf-8")
-        if not _CONTENT.search(text):
-            return _failed(file_issue("FILE_EMPTY"))
-    table = _parse_fast(utf8)
+        if not _CONTENT.search(utf8.decode("utf-8")):
+            return _failed(*notes, file_issue("FILE_EMPTY"))
+    start = locate_header(utf8)
+    if start.issues and start.failed:
+        return _failed(*notes, *start.issues)
+    body = utf8[start.offset :] if start.offset else utf8
+    table = _parse_fast(body, start.sep)
     if table is None:  # the exact (slower) parser for anything the fast path is not sure of
-        if text is None:
-            text = utf8.decode("utf-8")
-        table = _to_table(list(csv.reader(io.StringIO(text, newline=""))))
+        table = _parse_exact(body.decode("utf-8"), start.sep)
+    if start.skipped_lines:
+        table.row_numbers += start.skipped_lines
     table.encoding = encoding
-    table.file_issues = notes + table.file_issues
+    table.file_issues = notes + start.issues + table.file_issues
     return table
 
 
+@dataclass
+class HeaderStart:
+    """Where the header line is and how the file is delimited (read before any parsing)."""
+
+    offset: int = 0
+    skipped_lines: int = 0
+    sep: str = ","
+    issues: list[FileIssue] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(i.severity == "error" for i in self.issues)
+
+
+def locate_header(data: bytes) -> HeaderStart:
+    """Skip blank lines above the header, pick the delimiter, and refuse a header line over
+    the width limit: all from the header line alone, before the file is parsed (a 1 MB line
+    of commas must never become a million-column table)."""
+    start = HeaderStart()
+    first = _FIRST_CONTENT.search(data)
+    line_start = (
+        max(data.rfind(b"\n", 0, first.start()), data.rfind(b"\r", 0, first.start())) + 1
+        if first
+        else 0
+    )
+    if line_start:
+        prefix = data[:line_start]
+        start.offset = line_start
+        start.skipped_lines = prefix.count(b"\n") + prefix.count(b"\r") - prefix.count(b"\r\n")
+        start.issues.append(file_issue("HEADER_NOT_FIRST_ROW", value=str(start.skipped_lines + 1)))
+    line = _first_line(data, start.offset)
+    if b"," not in line:
+        for sep, name in DELIMITERS.items():
+            parts = line.decode("utf-8", "replace").split(sep)
+            known = sum(p.strip().strip('"').strip().casefold() in _KNOWN_HEADERS for p in parts)
+            if known >= _DELIMITER_MIN_HEADERS:
+                start.sep = sep
+                start.issues.append(file_issue("FILE_DELIMITER", value=name))
+                break
+    width = _line_width(line, start.sep)
+    if width > MAX_COLUMNS:
+        start.issues.append(_too_wide(width))
+    return start
+
+
+def _too_wide(width: int) -> FileIssue:
+    return file_issue("FILE_TOO_WIDE", value=f"{width:,}", detail=f"{MAX_COLUMNS:,}")
+
+
+def _first_line(data: bytes, offset: int) -> bytes:
+    ends = [i for i in (data.find(b"\n", offset), data.find(b"\r", offset)) if i >= 0]
+    return data[offset : min(ends)] if ends else data[offset:]
+
+
+def _line_width(line: bytes, sep: str) -> int:
+    """Fields in one line: separators outside quotes + 1 (array arithmetic, no parsing)."""
+    b = np.frombuffer(line, dtype=np.uint8)
+    seps = np.flatnonzero(b == ord(sep))
+    quotes = np.flatnonzero(b == 34)
+    if len(quotes):
+        seps = seps[np.searchsorted(quotes, seps) % 2 == 0]
+    return len(seps) + 1
+
+
 def _to_table(records: list[list[str]]) -> RawTable:
-    """The exact parser's records (header first) -> RawTable."""
+    """Records already split (header first) -> RawTable: the reference the fast path and the
+    streaming exact parser are tested against."""
     header = records[0] if records else []
     if not any(h.strip() for h in header):
         return _failed(file_issue("FILE_EMPTY", detail="the first line is empty"))
+    if len(header) > MAX_COLUMNS:
+        return _failed(_too_wide(len(header)))
     width = len(header)
     body = records[1:]
     counts = np.fromiter(map(len, body), dtype=np.int64, count=len(body))
+    content = np.fromiter((any(f.strip() for f in r) for r in body), dtype=bool, count=len(body))
+    ragged = _ragged_failure(counts, content, width, np.arange(2, len(body) + 2))
+    if ragged:
+        return _failed(ragged)
     for i in np.flatnonzero(counts != width):  # few rows: pad or cut to line up with the header
         body[i] = (body[i] + [""] * (width - len(body[i])))[:width]
     columns = list(zip(*body)) if body else [()] * width
@@ -172,6 +289,103 @@ def _to_table(records: list[list[str]]) -> RawTable:
         index=pd.RangeIndex(len(body)),
     )
     return _assemble(header, cells, np.arange(2, len(body) + 2, dtype=np.int64), counts, 0)
+
+
+def _ragged_failure(
+    counts: np.ndarray, content: np.ndarray, width: int, row_numbers: np.ndarray
+) -> FileIssue | None:
+    """FILE_RAGGED when more than half of the records with content (and at least
+    RAGGED_MIN_ROWS) do not have the header's width: the file is not the table its header
+    describes, and one ROW_FIELD_COUNT per row would only bury that."""
+    wrong = (counts != width) & content
+    n_wrong, n_records = int(wrong.sum()), int(content.sum())
+    if n_wrong < RAGGED_MIN_ROWS or n_wrong * 2 <= n_records:
+        return None
+    return _ragged_issue(n_wrong, n_records, width, row_numbers[wrong][:_RAGGED_EXAMPLES])
+
+
+def _ragged_issue(n_wrong: int, n_records: int, width: int, examples) -> FileIssue:
+    rows = ", ".join(str(int(r)) for r in examples)
+    return file_issue(
+        "FILE_RAGGED",
+        value=f"{n_wrong:,} of {n_records:,}",
+        detail=f"{width:,} (the first are rows {rows})",
+    )
+
+
+#: Rows the streaming exact parser collects before turning them into Arrow arrays.
+_EXACT_CHUNK = 65_536
+
+
+def _parse_exact(text: str, sep: str = ",") -> RawTable:
+    """The csv module's reading (the exact RFC 4180 reference), in bounded memory.
+
+    Two passes over the text: the first only counts fields, so a file made mostly of ragged
+    rows fails (FILE_RAGGED) before anything is stored; the second keeps the rows, a chunk
+    of Python lists at a time turned into Arrow arrays.  Same result as _to_table.
+    """
+
+    def records():
+        return csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+
+    it = records()
+    header = next(it, [])
+    if not any(h.strip() for h in header):
+        return _failed(file_issue("FILE_EMPTY", detail="the first line is empty"))
+    width = len(header)
+    if width > MAX_COLUMNS:
+        return _failed(_too_wide(width))
+    n_wrong = n_records = 0
+    examples: list[int] = []
+    for number, fields in enumerate(it, start=2):
+        if any(f.strip() for f in fields):
+            n_records += 1
+            if len(fields) != width:
+                n_wrong += 1
+                if len(examples) < _RAGGED_EXAMPLES:
+                    examples.append(number)
+    if n_wrong >= RAGGED_MIN_ROWS and n_wrong * 2 > n_records:
+        return _failed(_ragged_issue(n_wrong, n_records, width, examples))
+
+    chunks: list[list[pa.Array]] = [[] for _ in range(width)]
+    pending: list[list[str]] = []
+    numbers, counts = array("q"), array("q")
+    empty_lines = 0
+
+    def flush() -> None:
+        for j, col in enumerate(zip(*pending) if pending else ()):
+            chunks[j].append(pa.array(col, type=pa.string()))
+        pending.clear()
+
+    it = records()
+    next(it)
+    for number, fields in enumerate(it, start=2):
+        if not fields:  # an empty line: nothing to store
+            empty_lines += 1
+            continue
+        n = len(fields)
+        if n != width:  # few rows (FILE_RAGGED otherwise): pad or cut to the header
+            fields = (fields + [""] * (width - n))[:width]
+        counts.append(n)
+        numbers.append(number)
+        pending.append(fields)
+        if len(pending) >= _EXACT_CHUNK:
+            flush()
+    flush()
+    cells = pd.DataFrame(
+        {
+            str(j): pd.array(pa.chunked_array(chunks[j], type=pa.string()), dtype="str")
+            for j in range(width)
+        },
+        index=pd.RangeIndex(len(numbers)),
+    )
+    return _assemble(
+        header,
+        cells,
+        np.frombuffer(numbers, dtype=np.int64).copy(),
+        np.frombuffer(counts, dtype=np.int64).copy(),
+        empty_lines,
+    )
 
 
 def _assemble(
@@ -303,7 +517,9 @@ def _positions(data: bytes, byte: int) -> np.ndarray:
 _FIND_LIMIT = 100_000
 
 
-def _record_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+def _record_bounds(
+    data: bytes, sep: str = ","
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Start and end of every CSV record, by arithmetic over byte positions.
 
     Returns (starts, ends, breaks, quotes): a record is data[starts[i]:ends[i]] (its line
@@ -319,7 +535,7 @@ def _record_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     n = len(b)
     quotes = _positions(data, 34)
     if len(quotes):
-        quotes = _syntax_quotes(data, quotes)
+        quotes = _syntax_quotes(data, quotes, sep)
     if quotes is None:
         return None
     breaks = _positions(data, 10)
@@ -346,7 +562,7 @@ def _record_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 _MAX_QUOTE_SCAN = 1_000_000
 
 
-def _syntax_quotes(data: bytes, quotes: np.ndarray) -> np.ndarray | None:
+def _syntax_quotes(data: bytes, quotes: np.ndarray, sep: str = ",") -> np.ndarray | None:
     """The quote characters that open, close or escape (\"\") within a quoted field, as the csv
     module reads them; a stray quote inside an unquoted field (O"Brien, 5"10) is text.
 
@@ -357,12 +573,15 @@ def _syntax_quotes(data: bytes, quotes: np.ndarray) -> np.ndarray | None:
     quote (None when there are too many quotes for that).
     """
     b = np.frombuffer(data, dtype=np.uint8)
+    separators = (ord(sep), *_LINE_BREAKS)
+    field_start = np.zeros(256, dtype=bool)
+    field_start[[*separators, 34]] = True  # next to a syntax quote: sep, LF, CR or a quote
     if len(quotes) % 2 == 0:
         opening, closing = quotes[0::2], quotes[1::2]
         after = closing + 1
         if (
-            _FIELD_START[b[opening[opening > 0] - 1]].all()
-            and _FIELD_START[b[after[after < len(b)]]].all()
+            field_start[b[opening[opening > 0] - 1]].all()
+            and field_start[b[after[after < len(b)]]].all()
         ):
             return quotes
     if len(quotes) > _MAX_QUOTE_SCAN:
@@ -379,24 +598,27 @@ def _syntax_quotes(data: bytes, quotes: np.ndarray) -> np.ndarray | None:
                 escaped = True
             else:
                 inside = False  # closing; text up to the next comma or line break is literal
-        elif p == 0 or data[p - 1] in _FIELD_SEPARATORS:
+        elif p == 0 or data[p - 1] in separators:
             syntax.append(p)  # opening
             inside = True
     return np.array(syntax, dtype=np.int64)
 
 
-_FIELD_SEPARATORS = (44, 10, 13)  # , LF CR: what ends a field outside quotes
+_LINE_BREAKS = (10, 13)  # with the delimiter: what ends a field outside quotes
 _EMPTY = np.zeros(0, dtype=np.int64)
-_FIELD_START = np.zeros(256, dtype=bool)
-_FIELD_START[[*_FIELD_SEPARATORS, 34]] = True  # next to a syntax quote: , LF CR or a quote
 
 
 def _field_counts(
-    data: bytes, starts: np.ndarray, ends: np.ndarray, breaks: np.ndarray, quotes: np.ndarray
+    data: bytes,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    breaks: np.ndarray,
+    quotes: np.ndarray,
+    sep: str = ",",
 ) -> np.ndarray:
     """Number of fields of every record (0 for an empty line): commas outside quotes + 1."""
     b = np.frombuffer(data, dtype=np.uint8)
-    commas = np.flatnonzero(b == 44)
+    commas = np.flatnonzero(b == ord(sep))  # (named for the usual delimiter)
     # a record runs from just after the previous line break (never a comma) to its own
     counts = np.diff(np.searchsorted(commas, breaks), prepend=0) + 1
     if len(quotes):  # a quoted stretch lies within one record: take its commas off that record
@@ -409,7 +631,7 @@ def _field_counts(
     return counts
 
 
-def _parse_fast(data: bytes) -> RawTable | None:
+def _parse_fast(data: bytes, sep: str = ",") -> RawTable | None:
     """pyarrow's multi-threaded CSV parser, aligned to spreadsheet rows by _record_bounds.
 
     `data` is UTF-8.  Returns None (use the exact parser) whenever the two disagree.
@@ -418,38 +640,68 @@ def _parse_fast(data: bytes) -> RawTable | None:
     skipped none, every non-empty record has the header's width, and pyarrow's rows are the
     non-empty records in order, provided it read as many rows as there are such records.
     """
-    bounds = _record_bounds(data)
+    bounds = _record_bounds(data, sep)
     if bounds is None:
         return None
     starts, ends, breaks, quotes = bounds
     if len(starts) < 2 or ends[0] <= starts[0]:
         return None
-    header = next(csv.reader([data[starts[0] : ends[0]].decode("utf-8")]), [])
+    header = next(csv.reader([data[starts[0] : ends[0]].decode("utf-8")], delimiter=sep), [])
     width = len(header)
-    if width == 0 or not any(h.strip() for h in header):
+    if width == 0 or not any(h.strip() for h in header) or width > MAX_COLUMNS:
         return None
     names = [str(j) for j in range(width)]
-    skipped: list[int] = []
 
-    def skip_invalid(row) -> str:
-        skipped.append(row.actual_columns)
-        return "skip"
+    def read(abort_after: float):
+        """pyarrow's table and how many rows it skipped (table None: it stopped)."""
+        skipped = [0]
 
-    try:
-        table = pv.read_csv(
-            pa.py_buffer(data),
-            read_options=pv.ReadOptions(column_names=names, block_size=8 << 20),
-            parse_options=pv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=skip_invalid
-            ),
-            convert_options=pv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid:
-        return None
+        def skip_invalid(row) -> str:
+            skipped[0] += 1
+            return "error" if skipped[0] > abort_after else "skip"
+
+        try:
+            table = pv.read_csv(
+                pa.py_buffer(data),
+                read_options=pv.ReadOptions(column_names=names, block_size=8 << 20),
+                parse_options=pv.ParseOptions(
+                    delimiter=sep, newlines_in_values=True, invalid_row_handler=skip_invalid
+                ),
+                convert_options=pv.ConvertOptions(
+                    column_types={n: pa.string() for n in names},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except pa.ArrowInvalid:
+            return None, skipped[0]
+        return table, skipped[0]
+
+    def shape() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        counts = _field_counts(data, starts, ends, breaks, quotes, sep)
+        if width != counts[0]:
+            return None
+        body_counts = counts[1:]
+        ragged = np.flatnonzero((body_counts != width) & (body_counts != 0))
+        return body_counts, body_counts == width, ragged
+
+    # pyarrow skips a ragged row slowly (tens of microseconds each): past a few thousand it
+    # stops, and the fields are counted first, so that a file made of ragged rows fails with
+    # FILE_RAGGED in array arithmetic, without parsing any of them.
+    table, skipped = read(_SKIPS_BEFORE_COUNTING)
+    counted = None
+    if table is None:
+        if skipped <= _SKIPS_BEFORE_COUNTING:
+            return None  # pyarrow refused the file for another reason
+        counted = shape()
+        if counted is None:
+            return None
+        failure = _ragged_in_bytes(data, starts, ends, counted[2], counted[1], width, sep)
+        if failure:
+            return _failed(failure)
+        table, skipped = read(float("inf"))
+        if table is None:
+            return None
     if table.num_rows < 1 or list(table.slice(0, 1).to_pylist()[0].values()) != header:
         return None
     filled = ends[1:] > starts[1:]  # body records that are not empty lines
@@ -459,14 +711,15 @@ def _parse_fast(data: bytes) -> RawTable | None:
             return None
         good, ragged = filled, _EMPTY
     else:  # count every record's fields to know which ones pyarrow skipped
-        counts = _field_counts(data, starts, ends, breaks, quotes)
-        if width != counts[0]:
+        counted = counted or shape()
+        if counted is None:
             return None
-        body_counts = counts[1:]
-        good = body_counts == width
-        ragged = np.flatnonzero((body_counts != width) & (body_counts != 0))
-        if table.num_rows != int(good.sum()) + 1 or len(skipped) != len(ragged):
+        body_counts, good, ragged = counted
+        if table.num_rows != int(good.sum()) + 1 or skipped != len(ragged):
             return None
+        failure = _ragged_in_bytes(data, starts, ends, ragged, good, width, sep)
+        if failure:
+            return _failed(failure)
     cells = table.slice(1).to_pandas(split_blocks=True)
     cells.columns = names
     row_numbers = np.flatnonzero(good).astype(np.int64) + 2
@@ -474,7 +727,8 @@ def _parse_fast(data: bytes) -> RawTable | None:
     if len(ragged):
         extra, real = [], []
         for i in ragged:  # few rows: parse them exactly, padded or cut to the header
-            fields = next(csv.reader([data[starts[i + 1] : ends[i + 1]].decode("utf-8")]), [])
+            record = data[starts[i + 1] : ends[i + 1]].decode("utf-8")
+            fields = next(csv.reader([record], delimiter=sep), [])
             extra.append((fields + [""] * width)[:width])
             real.append(len(fields))
         if real != body_counts[ragged].tolist():
@@ -496,3 +750,42 @@ def _parse_fast(data: bytes) -> RawTable | None:
         escapes=_may_have_escapes(data),
         order=order,
     )
+
+
+def _ragged_in_bytes(
+    data: bytes,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    ragged: np.ndarray,
+    good: np.ndarray,
+    width: int,
+    sep: str,
+) -> FileIssue | None:
+    """_ragged_failure for the fast path, before any ragged row is parsed: a ragged record
+    counts when it has a byte other than the delimiter, quotes and ASCII white space (one
+    segment sum over the ragged records; a record of only non-ASCII spaces counts too)."""
+    n_good = int(good.sum())
+    if len(ragged) < RAGGED_MIN_ROWS or len(ragged) <= n_good:
+        return None  # cannot be more than half, even if every ragged row has content
+    lut = _CONTENT_LUT.copy()
+    lut[ord(sep)] = False
+    b = np.frombuffer(data, dtype=np.uint8)
+    s, e = starts[ragged + 1], ends[ragged + 1]  # ragged records are never empty (e > s)
+    bounds = np.empty(2 * len(s), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = s, e
+    inside = np.add.reduceat(lut[b], bounds[bounds < len(b)], dtype=np.int64)[0::2]
+    content = np.zeros(len(s), dtype=bool)
+    content[: len(inside)] = inside > 0
+    n_wrong = int(content.sum())
+    if n_wrong < RAGGED_MIN_ROWS or n_wrong <= n_good:
+        return None
+    examples = ragged[content][:_RAGGED_EXAMPLES].astype(np.int64) + 2
+    return _ragged_issue(n_wrong, n_good + n_wrong, width, examples)
+
+
+#: Bytes that never make a row non-blank (with the delimiter): ASCII white space and quotes.
+_BLANK_BYTES = b'\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "'
+_CONTENT_LUT = np.ones(256, dtype=bool)  # True: a content byte
+_CONTENT_LUT[list(_BLANK_BYTES)] = False
+#: Ragged rows pyarrow skips one by one before the fields are counted in arrays instead.
+_SKIPS_BEFORE_COUNTING = 2_000
