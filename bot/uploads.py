@@ -195,7 +195,12 @@ class UploadService:
             return
         if not dm:
             decision = access.for_upload(
-                self.store, self.settings, event.get("user", ""), channel, dm, event.get("text") or ""
+                self.store,
+                self.settings,
+                event.get("user", ""),
+                channel,
+                dm,
+                event.get("text") or "",
             )
             if not decision.allowed:
                 return  # not a roster channel (or not a roster person): stay quiet

@@ -278,7 +278,7 @@ class SlackStandIn:
             file_id,
             name,
             len(content),
-            f"{self.base_url}/files-pri/{TEAM_ID}-{file_id}/download/{name}",
+            f"{self.base_url}/files-pri/{TEAM_ID}-{file_id}/download/{quote(name, safe='')}",
         )
         with self._lock:
             self._state.file_objects[file_id] = obj
