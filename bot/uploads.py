@@ -132,12 +132,14 @@ class UploadService:
         thread_ts = event.get("thread_ts") or ts
         dm = is_dm(event)
         shared = [SharedFile.from_event(self._full_file(client, f)) for f in event.get("files", [])]
-        unreadable = [(f, reason) for f in shared if (reason := unreadable_reason(f))]
-        shared = [f for f in shared if not unreadable_reason(f)]
+        reasons = [(f, unreadable_reason(f)) for f in shared]
+        unreadable = [(f, reason) for f, reason in reasons if reason]
+        shared = [f for f, reason in reasons if not reason]
         csvs = [f for f in shared if f.is_csv]
         others = [f.name for f in shared if not f.is_csv]
         if unreadable:
-            self._tell_unreadable(client, event, dm, unreadable)
+            # ❌ only when nothing of the message is processed (otherwise the final reaction)
+            self._tell_unreadable(client, event, dm, unreadable, react=not csvs)
         if not csvs:
             if dm and others and self._answered.first_time("csv-only:" + ts):
                 client.chat_postMessage(
@@ -186,7 +188,12 @@ class UploadService:
         return self.executor.submit(self._process, client, job)
 
     def _tell_unreadable(
-        self, client: WebClient, event: dict, dm: bool, unreadable: list[tuple[SharedFile, str]]
+        self,
+        client: WebClient,
+        event: dict,
+        dm: bool,
+        unreadable: list[tuple[SharedFile, str]],
+        react: bool = True,
     ) -> None:
         """Say why files the bot cannot take were not read (hidden by the workspace's storage
         limit, a name too long to record): in a DM, or where the sharer may upload."""
@@ -206,7 +213,8 @@ class UploadService:
                 return  # not a roster channel (or not a roster person): stay quiet
         thread_ts = event.get("thread_ts") or ts
         self._post(client, channel, thread_ts, formatting.unreadable_files(unreadable))
-        self._react(client, channel, ts, REACTION_FAILURE)
+        if react:
+            self._react(client, channel, ts, REACTION_FAILURE)
 
     @staticmethod
     def _post(

@@ -94,6 +94,7 @@ def refused(call) -> str:
     return err.value.response["error"]
 
 
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
 def test_standin_refuses_unknown_methods_and_missing_arguments(client):
     assert refused(lambda: client.api_call("chat.postMesage", json={"channel": "C1"})) == (
         "unknown_method"
