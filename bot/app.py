@@ -9,6 +9,7 @@ their Slack threads.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from dataclasses import dataclass
@@ -145,12 +146,80 @@ class HttpServer:
         self.server.server_close()
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
+def _read_chunked(stream: Any, limit: int) -> bytes:
+    """The body of a `Transfer-Encoding: chunked` request, reading at most `limit` bytes of
+    data (and the chunk headers around them); BodyTooLarge past that."""
+    body = bytearray()
+    while True:
+        line = stream.readline(100)  # "<hex size>[;extensions]\r\n"
+        try:
+            size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+        except ValueError:
+            raise BodyTooLarge from None  # not chunked framing: refuse rather than guess
+        if size == 0:
+            return bytes(body)
+        if len(body) + size > limit:
+            raise BodyTooLarge
+        body += stream.read(size)
+        stream.readline(4)  # the CRLF after the chunk
+
+
+def limit_request_body(wsgi_app: Any, max_bytes: int) -> Any:
+    """Refuse a request body over `max_bytes` with 413 before reading it.
+
+    Slack's requests are a few KB; Bolt reads the whole body into memory before it checks
+    the signature, so without this anyone who can reach the port makes the bot hold whatever
+    they send.  Content-Length is checked first; a chunked body is read up to the limit.
+    """
+
+    def app(environ: dict, start_response: Any) -> Any:
+        def refuse(status: str, text: str) -> list[bytes]:
+            data = text.encode()
+            start_response(
+                status,
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(data))),
+                ],
+            )
+            return [data]
+
+        too_large = f"request body over {max_bytes} bytes\n"
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            try:
+                body = _read_chunked(environ["wsgi.input"], max_bytes)
+            except BodyTooLarge:
+                log.warning("refused a chunked request body over %s bytes", max_bytes)
+                return refuse("413 Payload Too Large", too_large)
+            environ = dict(environ, CONTENT_LENGTH=str(len(body)))
+            environ["wsgi.input"] = io.BytesIO(body)
+        else:
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:  # a negative length would make the reader take everything
+                return refuse("400 Bad Request", "invalid Content-Length\n")
+            if length > max_bytes:
+                log.warning("refused a request body of %s bytes (limit %s)", length, max_bytes)
+                return refuse("413 Payload Too Large", too_large)
+        return wsgi_app(environ, start_response)
+
+    return app
+
+
 def make_http_server(app: App, host: str = "0.0.0.0", port: int = 3000) -> WSGIServer:
-    """POST /slack/events (events, slash commands, interactivity), signature verified by Bolt."""
+    """POST /slack/events (events, slash commands, interactivity), signature verified by Bolt,
+    bodies over ROSTERBOT_MAX_REQUEST_BYTES refused before they are read."""
+    settings: Settings = app.rosterbot.settings  # type: ignore[attr-defined]
     return make_server(
         host,
         port,
-        SlackRequestHandler(app, path=EVENTS_PATH),
+        limit_request_body(SlackRequestHandler(app, path=EVENTS_PATH), settings.max_request_bytes),
         server_class=_ThreadingWSGIServer,
         handler_class=_QuietHandler,
     )

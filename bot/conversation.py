@@ -104,7 +104,10 @@ class Conversation:
             return formatting.row_explanation(
                 number, issues, file_name=upload.file_name, total_rows=last
             )
-        parts = [formatting.thread_summary(u.file_name, u.status, u.issues or []) for u in uploads]
+        parts = [
+            formatting.thread_summary(u.file_name, u.status, u.issues or [], u.file_issues)
+            for u in uploads
+        ]
         return formatting.Message(
             "\n".join(p.text for p in parts), [b for p in parts for b in p.blocks]
         )

@@ -11,9 +11,12 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from bot.settings import Settings
+
+#: The longest file name an upload record keeps (roster.models.Upload.file_name).
+MAX_FILE_NAME = 255
 
 
 class DownloadRefused(Exception):
@@ -23,6 +26,7 @@ class DownloadRefused(Exception):
         super().__init__(reason)
         self.reason = reason
         #: "host" | "size" | "permissions" | "redirect" | "http" | "timeout" | "missing_url"
+        #: | "url" (a link Slack gave that cannot be used: bad port, control characters)
         self.kind = kind
 
 
@@ -36,6 +40,8 @@ class SharedFile:
     filetype: str
     mimetype: str
     url: str | None
+    #: Slack's `mode`: "hosted", "file_access" (Slack Connect), "hidden_by_limit", ...
+    mode: str = ""
 
     @classmethod
     def from_event(cls, f: dict) -> SharedFile:
@@ -47,6 +53,7 @@ class SharedFile:
             filetype=str(f.get("filetype") or "").lower(),
             mimetype=str(f.get("mimetype") or "").lower(),
             url=f.get("url_private_download") or f.get("url_private"),
+            mode=str(f.get("mode") or ""),
         )
 
     @property
@@ -73,6 +80,45 @@ _READ_MIMETYPES = (
 )
 
 
+def unreadable_reason(file: SharedFile) -> str | None:
+    """Why the bot cannot take this shared file at all (before any download), or None."""
+    if file.mode == "hidden_by_limit":
+        return (
+            "Slack is hiding this file because the workspace is over its file storage limit, "
+            "so I cannot read it. A workspace admin can free space (delete older files) or "
+            "upgrade the plan; then share the file again."
+        )
+    if file.mode == "file_access" and not file.url:
+        return (
+            f"Slack did not give me the details of {file.name} (a file shared through Slack "
+            "Connect), so I cannot read it. Share the file again in a channel of this "
+            "workspace."
+        )
+    if file.is_csv and len(file.name) > MAX_FILE_NAME:
+        return (
+            f"The file name is {len(file.name)} characters long; I can keep names of up to "
+            f"{MAX_FILE_NAME} characters. Rename the file (for example users.csv) and share "
+            "it again."
+        )
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """What makes a download link unusable (checked before any request), or None."""
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        return "it contains a space or a control character"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return "its host or port number is not valid"
+    if parts.scheme not in ("http", "https"):
+        return "it is not an http(s) link"
+    if not parts.hostname:
+        return "it names no host"
+    return None
+
+
 def human_size(n: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -83,6 +129,8 @@ def human_size(n: int) -> str:
 
 def token_may_go_to(url: str, settings: Settings) -> bool:
     """True when `url` is on the Web API host or one of Slack's file hosts."""
+    if url_problem(url) is not None:
+        return False
     parts = urlsplit(url)
     if not parts.hostname:
         return False
@@ -114,6 +162,14 @@ PERMISSIONS_HINT = (
 )
 
 
+def _to_sign_in(location: str) -> bool:
+    """A redirect to Slack's sign-in page (`https://WORKSPACE.slack.com/?redir=/files-pri/…`)."""
+    try:
+        return "redir" in parse_qs(urlsplit(location).query)
+    except ValueError:
+        return False
+
+
 def _looks_like_html(content_type: str, head: bytes) -> bool:
     if "text/html" in content_type.lower():
         return True
@@ -142,6 +198,14 @@ def download(file: SharedFile, token: str, settings: Settings) -> bytes:
             f"Slack did not give me a download link for {file.name}; share the file again.",
             kind="missing_url",
         )
+    problem = url_problem(file.url)
+    if problem is not None:
+        raise DownloadRefused(
+            f"Slack gave me a download link for {file.name} that I cannot use ({problem}), "
+            "so I did not download it. Share the file again, and tell support if it keeps "
+            "happening.",
+            kind="url",
+        )
     if not token_may_go_to(file.url, settings):
         host = urlsplit(file.url).hostname or file.url
         raise DownloadRefused(
@@ -159,6 +223,9 @@ def download(file: SharedFile, token: str, settings: Settings) -> bytes:
     except TimeoutError as err:
         raise DownloadRefused(_timed_out(file, settings), kind="timeout") from err
     except urllib.error.HTTPError as err:
+        if 300 <= err.code < 400 and _to_sign_in(err.headers.get("Location") or ""):
+            # files.slack.com sends a request it will not serve to the workspace's sign-in
+            raise DownloadRefused(PERMISSIONS_HINT, kind="permissions") from None
         if 300 <= err.code < 400:
             raise DownloadRefused(
                 f"Slack redirected the download of {file.name}; I do not follow redirects with "

@@ -2,6 +2,15 @@
 
 Input is plain data: the pipeline's per-file JSON (product.md `--json` shape), knowledge-base
 lookup results, stored issues.  Code titles and one-line fixes come from validation.catalog.
+
+Two rules hold for every message built here:
+- Anything a person or a file supplied (file names, CSV values, district keys typed in a
+  message) goes through `escape()` before it enters `text` or a block, so `<!channel>` or
+  `<https://…|label>` in a file name is shown, never acted on.
+- Every list is capped (`capped()`: the first N, then "…and N more") and packed into
+  sections under Slack's text limit (`sections()`), so a message stays within Block Kit's
+  limits by construction; `Message` still trims anything over a limit as a last resort,
+  because Slack refuses the whole message otherwise (`invalid_blocks`).
 """
 
 from __future__ import annotations
@@ -24,6 +33,16 @@ COUNT_COLUMNS = (
     ("errors", "errors"),
 )
 TOP_ISSUES = 5
+FILE_ISSUES_SHOWN = 10  # file-level problems listed in a summary (the report has them all)
+NAMES_SHOWN = 10  # file names listed in one line
+
+# Slack's limits (docs.slack.dev Block Kit reference; chat.postMessage `text`).
+MAX_BLOCKS = 50
+MAX_TEXT = 40_000
+SECTION_TEXT = 3000
+HEADER_TEXT = 150
+CONTEXT_ELEMENTS = 10
+BUTTON_TEXT = 75
 SOURCE_NAMES = {"clever": "Clever", "classlink": "ClassLink", "gg4l": "GG4L"}
 
 STATUS_LINE = {
@@ -40,6 +59,10 @@ class Message:
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.text = _clip(self.text, MAX_TEXT)
+        self.blocks = within_limits(self.blocks)
+
     def kwargs(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks} if self.blocks else {"text": self.text}
 
@@ -49,12 +72,84 @@ def escape(value: object) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def names_list(names: Sequence[str], limit: int = NAMES_SHOWN) -> str:
+    """File names for a sentence, escaped and capped: "a.csv, b.csv …and 3 more"."""
+    return ", ".join(capped([escape(n) for n in names], limit, "more"))
+
+
+def capped(lines: Sequence[str], limit: int, what: str = "more") -> list[str]:
+    """The first `limit` lines, then "…and N <what>" for the rest."""
+    if len(lines) <= limit:
+        return list(lines)
+    return [*lines[:limit], f"…and {len(lines) - limit} {what}"]
+
+
+def sections(lines: Sequence[str], head: str = "") -> list[dict[str, Any]]:
+    """Lines packed into as few sections as fit Slack's section text limit."""
+    chunks: list[str] = []
+    current = head
+    for line in lines:
+        line = _clip(line, SECTION_TEXT)
+        if current and len(current) + 1 + len(line) > SECTION_TEXT:
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    if current:
+        chunks.append(current)
+    return [_section(c) for c in chunks]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_TEXT)}}
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": _clip(text, SECTION_TEXT)}],
+    }
+
+
+def within_limits(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The blocks trimmed to Slack's limits: text lengths, element counts, 50 blocks (the
+    last kept block then says how many were left out)."""
+    fitted = []
+    for block in blocks:
+        kind = block.get("type")
+        block = dict(block)
+        if kind == "section" and isinstance(block.get("text"), dict):
+            block["text"] = dict(block["text"], text=_clip(block["text"]["text"], SECTION_TEXT))
+        elif kind == "header" and isinstance(block.get("text"), dict):
+            block["text"] = dict(block["text"], text=_clip(block["text"]["text"], HEADER_TEXT))
+        elif kind == "context":
+            block["elements"] = [
+                dict(e, text=_clip(e["text"], SECTION_TEXT)) if "text" in e else e
+                for e in block.get("elements", [])[:CONTEXT_ELEMENTS]
+            ]
+        elif kind == "actions":
+            block["elements"] = [
+                dict(e, text=dict(e["text"], text=_clip(e["text"]["text"], BUTTON_TEXT)))
+                if e.get("type") == "button"
+                else e
+                for e in block.get("elements", [])
+            ]
+        fitted.append(block)
+    if len(fitted) > MAX_BLOCKS:
+        # keep an actions block (a Confirm button) if there is one at the end
+        tail = [b for b in fitted[MAX_BLOCKS - 1 :] if b.get("type") == "actions"][-1:]
+        keep = fitted[: MAX_BLOCKS - 1 - len(tail)]
+        left = len(fitted) - len(keep) - len(tail)
+        fitted = [
+            *keep,
+            _context(f"…and {left} more parts left out of this message (Slack's limit)."),
+            *tail,
+        ]
+    return fitted
 
 
 def source_name(enrollment_source: str | None) -> str:
@@ -66,26 +161,23 @@ def source_name(enrollment_source: str | None) -> str:
 
 def processing(names: Sequence[str], dry_run: bool, skipped: Sequence[str] = ()) -> Message:
     what = "Checking" if dry_run else "Processing"
-    text = f":hourglass_flowing_sand: {what} {', '.join(escape(n) for n in names)}…"
+    text = f":hourglass_flowing_sand: {what} {names_list(names)}…"
     if dry_run:
         text += " (check only — nothing will be applied)"
     if skipped:
-        text += f"\nSkipped (not CSV): {', '.join(escape(n) for n in skipped)}"
+        text += f"\nSkipped (not CSV): {names_list(skipped)}"
     return Message(text)
 
 
 def progress(names: Sequence[str], stage: str, fraction: float, dry_run: bool) -> Message:
     what = "Checking" if dry_run else "Processing"
     pct = max(0, min(100, int(round(fraction * 100))))
-    return Message(
-        f":hourglass_flowing_sand: {what} {', '.join(escape(n) for n in names)}… "
-        f"{escape(stage)} ({pct}%)"
-    )
+    return Message(f":hourglass_flowing_sand: {what} {names_list(names)}… {escape(stage)} ({pct}%)")
 
 
 def processed(names: Sequence[str], dry_run: bool) -> Message:
     what = "Checked" if dry_run else "Processed"
-    return Message(f"{what} {', '.join(escape(n) for n in names)} — results below.")
+    return Message(f"{what} {names_list(names)} — results below.")
 
 
 def count_table(counts: Mapping[str, Mapping[str, int]]) -> str:
@@ -132,14 +224,12 @@ def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]
             f"{icon} *{escape(f.get('file', 'file'))}* ({escape(f.get('kind', ''))}): {status}"
         )
     ]
-    for issue in f.get("file_issues") or []:
-        fix = issue.get("fix") or ""
-        blocks.append(
-            _section(
-                f"• `{issue.get('code')}` {escape(issue.get('message', ''))}"
-                + (f"\n  _Fix:_ {escape(fix)}" if fix else "")
-            )
-        )
+    problems = [
+        f"• `{escape(issue.get('code'))}` {escape(issue.get('message', ''))}"
+        + (f"\n  _Fix:_ {escape(issue.get('fix'))}" if issue.get("fix") else "")
+        for issue in f.get("file_issues") or []
+    ]
+    blocks.extend(sections(capped(problems, FILE_ISSUES_SHOWN, "more problems with the file")))
     counts = f.get("counts") or {}
     rows = f.get("rows") or {}
     if f.get("status") == FileStatus.FAILED and not rows.get("total"):
@@ -169,6 +259,7 @@ def upload_summary(
     enrollment_source: str | None = None,
     reports: Sequence[str] = (),
     held_uploads: Sequence[int] = (),
+    message_ts: str | None = None,
 ) -> Message:
     blocks: list[dict[str, Any]] = []
     for f in files:
@@ -180,18 +271,22 @@ def upload_summary(
     if reports:
         blocks.append(
             _context(
-                f"The error report ({', '.join(reports)}) is attached in this thread: each row says "
+                f"The error report ({names_list(reports)}) is attached in this thread: each row says "
                 "what is wrong and how to fix it. Fix the rows and share the file again."
             )
         )
     if held_uploads:
-        blocks.extend(confirm_removals(held_uploads))
+        blocks.extend(confirm_removals(held_uploads, message_ts))
     text = "; ".join(_file_text(f, dry_run) for f in files) or "No file was processed."
     return Message(text, blocks)
 
 
-def confirm_removals(upload_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """The Confirm button of an upload held by the mass-removal guard."""
+def confirm_removals(
+    upload_ids: Sequence[int], message_ts: str | None = None
+) -> list[dict[str, Any]]:
+    """The Confirm button of an upload held by the mass-removal guard.  Its value carries the
+    uploads and the ts of the message that shared the file (where the reactions go)."""
+    value = {"uploads": list(upload_ids)} | ({"ts": message_ts} if message_ts else {})
     return [
         _section(
             ":raised_hand: Nothing was applied because the file removes a large share of "
@@ -206,7 +301,7 @@ def confirm_removals(upload_ids: Sequence[int]) -> list[dict[str, Any]]:
                     "action_id": "confirm_removals",
                     "style": "danger",
                     "text": {"type": "plain_text", "text": "Confirm removals"},
-                    "value": json.dumps({"uploads": list(upload_ids)}),
+                    "value": json.dumps(value),
                     "confirm": {
                         "title": {"type": "plain_text", "text": "Apply the removals?"},
                         "text": {
@@ -245,19 +340,31 @@ def _file_text(f: Mapping[str, Any], dry_run: bool) -> str:
         f"{totals['errors']} errors",
     ]
     mode = " (check only)" if dry_run else ""
-    return f"{f.get('file')}: {status}{mode} — " + ", ".join(parts)
+    name = escape(f.get("file") or "file")
+    problems = [i for i in f.get("file_issues") or [] if isinstance(i, Mapping)]
+    if f.get("status") == "failed" and problems and not (f.get("rows") or {}).get("total"):
+        # the file could not be read: why, not a row of zeros
+        return f"{name}: {status}{mode} — " + _problem_codes(problems)
+    return f"{name}: {status}{mode} — " + ", ".join(parts)
+
+
+def _problem_codes(file_issues: Sequence[Mapping[str, Any]]) -> str:
+    n = len(file_issues)
+    codes = Counter(str(i.get("code")) for i in file_issues).most_common()
+    listed = capped([escape(c) + (f" ×{k}" if k > 1 else "") for c, k in codes], TOP_ISSUES)
+    return f"{n} problem{'' if n == 1 else 's'} with the file: " + ", ".join(listed)
 
 
 def download_problem(reason: str) -> Message:
     text = reason if "nothing was applied" in reason.lower() else f"{reason} Nothing was applied."
-    return Message(f":x: {text}", [_section(f":x: {escape(text)}")])
+    return Message(f":x: {escape(text)}", [_section(f":x: {escape(text)}")])
 
 
 def internal_error(applied: Sequence[str] = ()) -> Message:
     """Processing broke on our side; `applied` names files whose changes were committed."""
     if applied:
         text = (
-            f":warning: {', '.join(escape(n) for n in applied)} was applied, but something "
+            f":warning: {names_list(applied)} was applied, but something "
             "went wrong on my side afterwards, so the rest was not processed. Reply "
             '"summary" here or use `/rosterbot status` to see what was applied, and tell '
             "support if it keeps happening."
@@ -308,7 +415,7 @@ def recovered(item: Any) -> Message:
     blocks = [_section(head)]
     if result is not None and item.action != RecoveryAction.ALREADY_FINISHED:
         blocks.extend(file_summary(result.to_json(), dry_run=True))
-    text = item.message
+    text = escape(item.message)
     if result is not None and item.action != RecoveryAction.ALREADY_FINISHED:
         text += " Check result now: " + _file_text(result.to_json(), True)
     return Message(text, blocks)
@@ -391,8 +498,24 @@ def preformatted(text: str, limit: int = 2900) -> Message:
     return Message(text, [_section(f"```{escape(c)}```") for c in chunks if c])
 
 
+def unreadable_files(files: Sequence[tuple[Any, str]]) -> Message:
+    """Files shared that the bot cannot read at all, each with the reason (SharedFile, str)."""
+    lines = capped(
+        [
+            f"• *{escape(f.name if f.name != 'file' else f.id or 'file')}*: {escape(reason)}"
+            for f, reason in files
+        ],
+        NAMES_SHOWN,
+        "more files",
+    )
+    head = ":x: I could not read the file you shared; nothing was applied."
+    if len(files) > 1:
+        head = ":x: I could not read these files; nothing of them was applied."
+    return Message(head + "\n" + "\n".join(lines), sections(lines, head=head))
+
+
 def csv_only(names: Sequence[str]) -> Message:
-    listed = ", ".join(escape(n) for n in names)
+    listed = names_list(names)
     return Message(
         f"I read only CSV, text and Excel .xlsx files ({listed} is not one). Save the roster as "
         "'CSV UTF-8 (Comma delimited)' and share the .csv file here."
@@ -403,7 +526,7 @@ def csv_only(names: Sequence[str]) -> Message:
 
 
 def refusal(reason: str, what_to_do: str = "") -> Message:
-    text = f":no_entry: {reason}" + (f" {what_to_do}" if what_to_do else "")
+    text = f":no_entry: {escape(reason)}" + (f" {escape(what_to_do)}" if what_to_do else "")
     return Message(
         text,
         [
@@ -466,7 +589,7 @@ def row_explanation(
         else:
             text = f"Row {row} of {name} has no issues: it was processed as written."
         return Message(text, [_section(text)])
-    lines = [f"*Row {row} of {name}*"]
+    lines = []
     for issue in issues:
         column = f" in `{escape(issue.get('column'))}`" if issue.get("column") else ""
         value = f" (value `{escape(issue.get('value'))}`)" if issue.get("value") else ""
@@ -475,23 +598,38 @@ def row_explanation(
             f"• `{issue.get('code')}` ({sev}){column}{value}: {escape(issue.get('message', ''))}"
         )
         if issue.get("fix"):
-            lines.append(f"  _Fix:_ {escape(issue.get('fix'))}")
-    text = f"Row {row} of {file_name}: " + "; ".join(
-        f"{i.get('code')}: {i.get('message', '')}" for i in issues
+            lines[-1] += f"\n  _Fix:_ {escape(issue.get('fix'))}"
+    text = f"Row {row} of {name}: " + "; ".join(
+        capped([f"{escape(i.get('code'))}: {escape(i.get('message', ''))}" for i in issues], 10)
     )
-    return Message(text, [_section("\n".join(lines))])
+    shown = capped(lines, 20, "more issues on this row (see the error report)")
+    return Message(text, sections(shown, head=f"*Row {row} of {name}*"))
 
 
 def thread_summary(
-    file_name: str, status: str | None, issues: Sequence[Mapping[str, Any]]
+    file_name: str,
+    status: str | None,
+    issues: Sequence[Mapping[str, Any]],
+    file_issues: Sequence[Mapping[str, Any]] | None = None,
 ) -> Message:
     icon, label = STATUS_LINE.get(str(status), ("", str(status or "")))
-    head = f"{icon} *{escape(file_name)}*: {label}".strip()
+    name = escape(file_name)
+    head = f"{icon} *{name}*: {label}".strip()
+    problems = [i for i in file_issues or [] if isinstance(i, Mapping)]
+    if problems and not issues:  # the file itself was refused (header, encoding, size...)
+        text = f"{name}: {label}. {_problem_codes(problems)}."
+        lines = capped(
+            [f"• `{escape(i.get('code'))}` {escape(i.get('message', ''))}" for i in problems],
+            FILE_ISSUES_SHOWN,
+            "more problems with the file",
+        )
+        return Message(text, sections(lines, head=f"{head}\n*Problems with the file*"))
     if not issues:
-        text = f"{file_name}: {label}. No row issues."
+        text = f"{name}: {label}. No row issues."
         return Message(text, [_section(f"{head}\nNo row issues.")])
     lines = top_issue_lines(issues)
-    text = f"{file_name}: {label}. Top issues: " + ", ".join(
-        code for code, _ in Counter(str(i.get("code")) for i in issues).most_common(TOP_ISSUES)
+    text = f"{name}: {label}. Top issues: " + ", ".join(
+        escape(code)
+        for code, _ in Counter(str(i.get("code")) for i in issues).most_common(TOP_ISSUES)
     )
     return Message(text, [_section(f"{head}\n*Top issues*\n" + "\n".join(lines))])

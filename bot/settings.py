@@ -67,6 +67,8 @@ class Settings:
     #: A 429 asking to wait longer than this (seconds) is not retried; the call fails instead.
     slack_max_retry_after: float = 30.0
     file_hosts: tuple[str, ...] = field(default=SLACK_FILE_HOSTS)
+    #: HTTP mode: request bodies over this many bytes are refused (413) before they are read.
+    max_request_bytes: int = 3 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +90,9 @@ class Settings:
             upload_workers=max(1, _int(env, "ROSTERBOT_UPLOAD_WORKERS", cls.upload_workers)),
             download_timeout=_float(env, "ROSTERBOT_DOWNLOAD_TIMEOUT", cls.download_timeout),
             slack_retries=max(0, _int(env, "ROSTERBOT_SLACK_RETRIES", cls.slack_retries)),
+            max_request_bytes=max(
+                1024, _int(env, "ROSTERBOT_MAX_REQUEST_BYTES", cls.max_request_bytes)
+            ),
         )
 
     def require_bot_token(self) -> str:

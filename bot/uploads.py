@@ -23,7 +23,7 @@ from slack_sdk import WebClient
 
 from bot import access, formatting
 from bot.delivery import describe, upload_file
-from bot.files import DownloadRefused, SharedFile, download
+from bot.files import DownloadRefused, SharedFile, download, unreadable_reason
 from bot.settings import Settings
 from roster.states import UNFINISHED_STATES, FileStatus, UploadState
 
@@ -137,8 +137,14 @@ class UploadService:
         thread_ts = event.get("thread_ts") or ts
         dm = is_dm(event)
         shared = [SharedFile.from_event(self._full_file(client, f)) for f in event.get("files", [])]
+        reasons = [(f, unreadable_reason(f)) for f in shared]
+        unreadable = [(f, reason) for f, reason in reasons if reason]
+        shared = [f for f, reason in reasons if not reason]
         csvs = [f for f in shared if f.is_csv]
         others = [f.name for f in shared if not f.is_csv]
+        if unreadable:
+            # ❌ only when nothing of the message is processed (otherwise the final reaction)
+            self._tell_unreadable(client, event, dm, unreadable, react=not csvs)
         if not csvs:
             if dm and others and self._answered.first_time("csv-only:" + ts):
                 client.chat_postMessage(
@@ -186,6 +192,35 @@ class UploadService:
         )
         return self.executor.submit(self._process, client, job)
 
+    def _tell_unreadable(
+        self,
+        client: WebClient,
+        event: dict,
+        dm: bool,
+        unreadable: list[tuple[SharedFile, str]],
+        react: bool = True,
+    ) -> None:
+        """Say why files the bot cannot take were not read (hidden by the workspace's storage
+        limit, a name too long to record): in a DM, or where the sharer may upload."""
+        channel, ts = event["channel"], event["ts"]
+        if not self._answered.first_time("unreadable:" + ts):
+            return
+        if not dm:
+            decision = access.for_upload(
+                self.store,
+                self.settings,
+                event.get("user", ""),
+                channel,
+                dm,
+                event.get("text") or "",
+            )
+            if not decision.allowed:
+                return  # not a roster channel (or not a roster person): stay quiet
+        thread_ts = event.get("thread_ts") or ts
+        self._post(client, channel, thread_ts, formatting.unreadable_files(unreadable))
+        if react:
+            self._react(client, channel, ts, REACTION_FAILURE)
+
     @staticmethod
     def _post(
         client: WebClient, channel: str, thread_ts: str, message: formatting.Message
@@ -231,12 +266,21 @@ class UploadService:
         except Exception:  # e.g. already_reacted; a reaction is never worth failing over
             log.info("reactions.add %s failed", name, exc_info=True)
 
+    @staticmethod
+    def _unreact(client: WebClient, channel: str, ts: str, name: str) -> None:
+        try:
+            client.reactions_remove(channel=channel, timestamp=ts, name=name)
+        except Exception:  # e.g. no_reaction: nothing to take back
+            log.info("reactions.remove %s failed", name, exc_info=True)
+
     def confirm(self, client: WebClient, body: dict, respond: Any) -> None:
         """The Confirm button of a held upload: re-run it with the removals confirmed."""
         user = body.get("user", {}).get("id", "")
         try:
-            ids = [int(i) for i in json.loads(body["actions"][0]["value"])["uploads"]]
-        except (KeyError, IndexError, TypeError, ValueError):
+            value = json.loads(body["actions"][0]["value"])
+            ids = [int(i) for i in value["uploads"]]
+            shared_ts = value.get("ts")  # the message that shared the file (reactions go there)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             respond(
                 response_type="ephemeral",
                 replace_original=False,
@@ -282,12 +326,12 @@ class UploadService:
             thread_ts,
             formatting.Message(
                 f":hourglass_flowing_sand: <@{user}> confirmed the removals; processing "
-                f"{', '.join(names)} again…"
+                f"{formatting.names_list(names)} again…"
             ),
         )
         job = UploadJob(
             channel=channel,
-            message_ts=thread_ts,
+            message_ts=shared_ts if isinstance(shared_ts, str) and shared_ts else thread_ts,
             thread_ts=thread_ts,
             user=user,
             district=district,
@@ -379,6 +423,7 @@ class UploadService:
             enrollment_source=job.district.enrollment_source,
             reports=[name for name, _ in reports],
             held_uploads=held,
+            message_ts=job.message_ts,
         )
         if self._post(client, job.channel, job.thread_ts, full) is None:
             self._post(
@@ -410,7 +455,8 @@ class UploadService:
                     job.channel,
                     job.thread_ts,
                     formatting.Message(
-                        f'I could not attach {name} here ({describe(err)}). Reply "summary" or '
+                        f"I could not attach {formatting.escape(name)} here "
+                        f'({formatting.escape(describe(err))}). Reply "summary" or '
                         '"row N" in this thread to see the issues.'
                     ),
                 )
@@ -422,6 +468,9 @@ class UploadService:
             if FileStatus.COMPLETED_WITH_ERRORS in statuses
             else REACTION_SUCCESS
         )
+        if job.confirm_removals and final != REACTION_FAILURE:
+            # the held run left ❌ on the file's message; it no longer says what happened
+            self._unreact(client, job.channel, job.message_ts, REACTION_FAILURE)
         self._react(client, job.channel, job.message_ts, final)
 
     def _update(self, client: WebClient, job: UploadJob, message: formatting.Message) -> None:

@@ -57,9 +57,8 @@ GOOD_AND_BAD = users_csv(
 )
 
 
-@pytest.fixture
-def store(tmp_path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path}/r.sqlite3")
+def set_up_tenancy(s: Store) -> Store:
+    """The districts, schools, grants and channel links every bot test starts from."""
     s.create_district(DISTRICT, "Lincoln Unified")
     s.add_school(DISTRICT, SCHOOL, "Lincoln High")
     s.grant_admin(DISTRICT, ADMIN, system=True, enrollment=True)
@@ -70,8 +69,33 @@ def store(tmp_path) -> Iterator[Store]:
     s.add_school(TP_DISTRICT, TP_SCHOOL, "Clever County High")
     s.grant_admin(TP_DISTRICT, TP_ADMIN, system=True, enrollment=True)
     s.link_channel(TP_DISTRICT, TP_CHANNEL)
+    return s
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[Store]:
+    s = set_up_tenancy(Store(f"sqlite:///{tmp_path}/r.sqlite3"))
     yield s
     s.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_on_each_backend(request, tmp_path) -> Iterator[Store]:
+    """The same tenancy on SQLite and on PostgreSQL (which enforces column lengths)."""
+    from tests.conftest import PG_OK, make_pg_store
+
+    if request.param == "sqlite":
+        s = set_up_tenancy(Store(f"sqlite:///{tmp_path}/r.sqlite3"))
+        yield s
+        s.dispose()
+        return
+    if not PG_OK:
+        pytest.skip("PostgreSQL not configured (set ROSTERBOT_TEST_POSTGRES_URL)")
+    s, drop = make_pg_store()
+    try:
+        yield set_up_tenancy(s)
+    finally:
+        drop()
 
 
 @pytest.fixture

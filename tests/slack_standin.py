@@ -4,9 +4,22 @@ Started by the tests on 127.0.0.1 port 0 in a thread.  Every HTTP request is rec
 its path, headers, parsed body and raw bytes, so tests assert on what Slack would have
 received (thread_ts, channel, the uploaded file's bytes, which host saw the token).
 
+It is as strict as Slack where the bot could get it wrong: a method it does not know answers
+`unknown_method`; a call missing a required argument `invalid_arguments` (METHODS lists each
+method the bot uses with its required arguments, from Slack's method reference); blocks over
+a Block Kit limit `invalid_blocks` (see `block_errors`); text over 40,000 characters
+`msg_too_long`; reactions are kept per message (`already_reacted`, `no_reaction`), so a test
+sees the reactions a person would see (`current_reactions`).
+
 The file host behaves like files.slack.com: with `Authorization: Bearer <bot token>` it
-returns the file; without it (or when `files_read_granted` is False) it answers 200 with an
-HTML sign-in page.
+returns the file; without it, or with another token, it answers 302 to the workspace's
+sign-in page (`/signin?redir=...`, which answers 200 HTML); when `files_read_granted` is
+False (the token lacks `files:read`) it answers 200 with the sign-in page itself.
+
+Files are shared in the shapes Slack sends: `host_file` (an ordinary file object),
+`connect_file` (Slack Connect: `file_access: check_file_info`, no name or URLs; the bot must
+call files.info) and `hidden_file` (`mode: hidden_by_limit`: the workspace's storage limit
+hides it, files.info gives nothing more).
 
 Failures are programmable per target with `fail()`: a Web API method name
 ("chat.postMessage"), "upload" (the files_upload_v2 upload URL) or "file_host" (file
@@ -23,13 +36,45 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 BOT_TOKEN = "xoxb-standin-bot-token"
 APP_TOKEN = "xapp-standin-app-token"
 BOT_USER_ID = "UROSTERBOT"
 BOT_ID = "BROSTERBOT"
 TEAM_ID = "T0STANDIN"
+
+#: What Slack's Web API requires of each method the bot calls (docs.slack.dev method
+#: reference).  A string is a required argument; a tuple means "at least one of these".
+METHODS: dict[str, tuple[str | tuple[str, ...], ...]] = {
+    "auth.test": (),
+    "apps.connections.open": (),
+    "chat.postMessage": ("channel", ("text", "blocks", "attachments")),
+    "chat.update": ("channel", "ts"),
+    "chat.postEphemeral": ("channel", "user", ("text", "blocks", "attachments")),
+    "reactions.add": ("channel", "name", "timestamp"),
+    "reactions.remove": ("name", ("timestamp", "file", "file_comment")),
+    "files.info": ("file",),
+    "files.getUploadURLExternal": ("filename", "length"),
+    "files.completeUploadExternal": ("files",),
+    "conversations.open": (("channel", "users"),),
+    "conversations.info": ("channel",),
+    "users.info": ("user",),
+}
+
+#: Block Kit limits Slack enforces on messages (docs.slack.dev "Block Kit" reference).
+MAX_BLOCKS = 50
+MAX_TEXT = 40_000
+SECTION_TEXT = 3000
+SECTION_FIELDS = 10
+FIELD_TEXT = 2000
+HEADER_TEXT = 150
+CONTEXT_ELEMENTS = 10
+ACTIONS_ELEMENTS = 25
+BUTTON_TEXT = 75
+BUTTON_VALUE = 2000
+ID_LENGTH = 255  # block_id, action_id
+BLOCK_TYPES = {"section", "header", "context", "actions", "divider", "image", "rich_text", "input"}
 
 SIGN_IN_PAGE = (
     b"<!DOCTYPE html><html><head><title>Slack</title></head>"
@@ -113,6 +158,8 @@ class _State:
     uploads: list[UploadedFile] = field(default_factory=list)
     file_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    reactions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    messages: set[tuple[str, str]] = field(default_factory=set)  # (channel, ts) posted
 
 
 class SlackStandIn:
@@ -231,11 +278,38 @@ class SlackStandIn:
             file_id,
             name,
             len(content),
-            f"{self.base_url}/files-pri/{TEAM_ID}-{file_id}/download/{name}",
+            f"{self.base_url}/files-pri/{TEAM_ID}-{file_id}/download/{quote(name, safe='')}",
         )
         with self._lock:
             self._state.file_objects[file_id] = obj
         return obj
+
+    def connect_file(self, name: str, content: bytes, **kw: Any) -> dict[str, Any]:
+        """A file shared from a Slack Connect channel: the event carries only its id (and
+        `file_access: check_file_info`); files.info returns the full object."""
+        full = self.host_file(name, content, **kw)
+        return {
+            "id": full["id"],
+            "mode": "file_access",
+            "file_access": "check_file_info",
+            "created": full["created"],
+            "timestamp": full["timestamp"],
+            "user": full["user"],
+        }
+
+    def hidden_file(self, file_id: str | None = None) -> dict[str, Any]:
+        """A file hidden by the workspace's file storage limit (free plans): no name, no URL,
+        and files.info returns the same stub."""
+        file_id = file_id or f"F{next(self._ids):08d}"
+        obj = {"id": file_id, "mode": "hidden_by_limit"}
+        with self._lock:
+            self._state.file_objects[file_id] = dict(obj)
+        return obj
+
+    def current_reactions(self, channel: str, ts: str) -> list[str]:
+        """The reactions the bot has on a message now (added and not removed)."""
+        with self._lock:
+            return list(self._state.reactions.get((channel, ts), []))
 
     def fail(
         self,
@@ -371,7 +445,14 @@ class SlackStandIn:
         elif split.path.startswith("/upload/v1/"):
             self._raw_upload(h, rec)
         elif split.path.startswith("/respond/"):
-            self._send(h, 200, b"ok", "text/plain")
+            refused = message_errors(rec.body)
+            if refused is not None:
+                rec.status = 400
+                self._send(h, 400, json.dumps(refused).encode(), "application/json")
+            else:
+                self._send(h, 200, b"ok", "text/plain")
+        elif split.path == "/signin":
+            self._send(h, 200, SIGN_IN_PAGE, "text/html; charset=utf-8")
         else:
             self._send(h, 404, b"not found", "text/plain")
 
@@ -412,9 +493,24 @@ class SlackStandIn:
             if not self.socket_url:
                 return 200, {"ok": False, "error": "socket_mode_not_enabled"}
             return 200, {"ok": True, "url": self.socket_url}
+        if method not in METHODS:
+            return 200, {"ok": False, "error": "unknown_method", "req_method": method}
         if token != self.bot_token:
             return 200, {"ok": False, "error": "invalid_auth"}
         b = rec.body
+        missing = missing_arguments(method, b)
+        if missing:
+            return 200, {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {
+                    "messages": [f"[ERROR] missing required field: {m}" for m in missing]
+                },
+            }
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+            refused = message_errors(b)
+            if refused is not None:
+                return 200, refused
         if method == "auth.test":
             return 200, {
                 "ok": True,
@@ -428,6 +524,8 @@ class SlackStandIn:
             }
         if method == "chat.postMessage":
             ts = self._next_ts()
+            with self._lock:
+                self._state.messages.add((str(b.get("channel")), ts))
             return 200, {
                 "ok": True,
                 "channel": b.get("channel"),
@@ -441,6 +539,10 @@ class SlackStandIn:
                 },
             }
         if method == "chat.update":
+            with self._lock:
+                known = (str(b.get("channel")), str(b.get("ts"))) in self._state.messages
+            if not known:
+                return 200, {"ok": False, "error": "message_not_found"}
             return 200, {
                 "ok": True,
                 "channel": b.get("channel"),
@@ -450,6 +552,18 @@ class SlackStandIn:
         if method == "chat.postEphemeral":
             return 200, {"ok": True, "message_ts": self._next_ts()}
         if method in ("reactions.add", "reactions.remove"):
+            key = (str(b.get("channel")), str(b.get("timestamp")))
+            name = str(b.get("name"))
+            with self._lock:
+                names = self._state.reactions.setdefault(key, [])
+                if method == "reactions.add":
+                    if name in names:
+                        return 200, {"ok": False, "error": "already_reacted"}
+                    names.append(name)
+                else:
+                    if name not in names:
+                        return 200, {"ok": False, "error": "no_reaction"}
+                    names.remove(name)
             return 200, {"ok": True}
         if method == "files.info":
             with self._lock:
@@ -517,14 +631,19 @@ class SlackStandIn:
                     "is_channel": cid.startswith("C"),
                 },
             }
-        return 200, {"ok": True}
+        raise AssertionError(f"METHODS lists {method} but the stand-in does not answer it")
 
     def _file_host(self, h: BaseHTTPRequestHandler, rec: Recorded) -> None:
         file_id = rec.path.split("/")[2].split("-", 1)[-1]
         with self._lock:
             hosted = self._state.files.get(file_id)
         authorized = rec.headers.get("authorization") == f"Bearer {self.bot_token}"
-        if not authorized or not self.files_read_granted:
+        if not authorized:  # as files.slack.com does: off to the workspace's sign-in page
+            h.send_response(302)
+            h.send_header("Location", f"{self.base_url}/signin?redir={quote(rec.path, safe='')}")
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+        elif not self.files_read_granted:
             self._send(h, 200, SIGN_IN_PAGE, "text/html; charset=utf-8")
         elif hosted is None:
             self._send(h, 404, b"not found", "text/plain")
@@ -582,3 +701,110 @@ def file_object(file_id: str, name: str, size: int, url: str) -> dict[str, Any]:
         "url_private_download": url,
         "permalink": f"https://standin.slack.com/files/U0ADMIN/{file_id}/{name}",
     }
+
+
+def missing_arguments(method: str, body: dict[str, Any]) -> list[str]:
+    """The required arguments of `method` that `body` lacks (empty values count as missing)."""
+    missing = []
+    for need in METHODS[method]:
+        names = need if isinstance(need, tuple) else (need,)
+        if not any(body.get(n) not in (None, "", [], "[]") for n in names):
+            missing.append(" or ".join(names))
+    if method == "reactions.remove" and body.get("timestamp") and not body.get("channel"):
+        missing.append("channel")
+    return missing
+
+
+def message_errors(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Slack's refusal of a message's text or blocks, or None when Slack would take it."""
+    if len(str(body.get("text") or "")) > MAX_TEXT:
+        return {"ok": False, "error": "msg_too_long"}
+    blocks = body.get("blocks")
+    if isinstance(blocks, str):
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            return {"ok": False, "error": "invalid_blocks_format"}
+    errors = block_errors(blocks or [])
+    if errors:
+        return {
+            "ok": False,
+            "error": "invalid_blocks",
+            "errors": errors,
+            "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]},
+        }
+    return None
+
+
+def block_errors(blocks: Any) -> list[str]:
+    """Every Block Kit limit a message's blocks break, worded like Slack's error details."""
+    if not isinstance(blocks, list):
+        return ["must be an array [json-pointer:/blocks]"]
+    errors = []
+    if len(blocks) > MAX_BLOCKS:
+        errors.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    for i, block in enumerate(blocks):
+        at = f"/blocks/{i}"
+        if not isinstance(block, dict) or block.get("type") not in BLOCK_TYPES:
+            errors.append(f"unknown block type [json-pointer:{at}/type]")
+            continue
+        if len(str(block.get("block_id", ""))) > ID_LENGTH:
+            errors.append(
+                f"must be less than {ID_LENGTH + 1} characters [json-pointer:{at}/block_id]"
+            )
+        kind = block["type"]
+        if kind == "section":
+            if "text" not in block and "fields" not in block:
+                errors.append(f"must provide text or fields [json-pointer:{at}]")
+            if "text" in block:
+                errors += _text_errors(block["text"], SECTION_TEXT, f"{at}/text")
+            fields = block.get("fields") or []
+            if len(fields) > SECTION_FIELDS:
+                errors.append(
+                    f"no more than {SECTION_FIELDS} items allowed [json-pointer:{at}/fields]"
+                )
+            for j, f in enumerate(fields):
+                errors += _text_errors(f, FIELD_TEXT, f"{at}/fields/{j}")
+        elif kind == "header":
+            errors += _text_errors(block.get("text"), HEADER_TEXT, f"{at}/text", plain=True)
+        elif kind == "context":
+            elements = block.get("elements") or []
+            if not elements or len(elements) > CONTEXT_ELEMENTS:
+                errors.append(
+                    f"must have 1 to {CONTEXT_ELEMENTS} items [json-pointer:{at}/elements]"
+                )
+            for j, e in enumerate(elements):
+                if e.get("type") in ("mrkdwn", "plain_text"):
+                    errors += _text_errors(e, SECTION_TEXT, f"{at}/elements/{j}")
+        elif kind == "actions":
+            elements = block.get("elements") or []
+            if not elements or len(elements) > ACTIONS_ELEMENTS:
+                errors.append(
+                    f"must have 1 to {ACTIONS_ELEMENTS} items [json-pointer:{at}/elements]"
+                )
+            for j, e in enumerate(elements):
+                where = f"{at}/elements/{j}"
+                if len(str(e.get("action_id", ""))) > ID_LENGTH:
+                    errors.append(
+                        f"must be less than {ID_LENGTH + 1} characters [json-pointer:{where}/action_id]"
+                    )
+                if e.get("type") == "button":
+                    errors += _text_errors(e.get("text"), BUTTON_TEXT, f"{where}/text", plain=True)
+                    if len(str(e.get("value", ""))) > BUTTON_VALUE:
+                        errors.append(
+                            f"must be less than {BUTTON_VALUE + 1} characters [json-pointer:{where}/value]"
+                        )
+    return errors
+
+
+def _text_errors(obj: Any, limit: int, at: str, plain: bool = False) -> list[str]:
+    if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
+        return [f"must be a text object [json-pointer:{at}]"]
+    if plain and obj["type"] != "plain_text":
+        return [f"must be plain_text [json-pointer:{at}/type]"]
+    text = str(obj.get("text", ""))
+    if not text:
+        return [f"must be more than 0 characters [json-pointer:{at}/text]"]
+    if len(text) > limit:
+        return [f"must be less than {limit + 1} characters [json-pointer:{at}/text]"]
+    return []
