@@ -11,7 +11,7 @@ def handle_confirm_removals(
     ack: Ack, body: dict, respond: Respond, client: WebClient, context: BoltContext
 ) -> None:
     ack()
-    with acting_from(request_workspace(context)):
+    with acting_from(request_workspace(context, body)):
         context["rosterbot"].uploads.confirm(client, body, respond)
 
 
