@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -436,23 +437,14 @@ def _upgrade_schema(engine: Engine) -> None:
     There are no migrations yet: `create_all` makes missing tables but never missing
     columns, so the columns of models.ADDED_COLUMNS are added here, and the old one-column
     unique key on uploads.slack_file_id (which made a re-shared file look like a re-delivery)
-    is replaced by the (file id, message ts) key.
+    is replaced by the (file id, message ts) key.  Looked at once without a transaction (the
+    usual case: nothing to do), then again inside the one that changes the schema, so two
+    processes starting together do not both add a column.
     """
-    found = inspect(engine)
-    tables = set(found.get_table_names())
-    missing = [
-        (table, column)
-        for table, column in ADDED_COLUMNS
-        if table in tables and column not in {c["name"] for c in found.get_columns(table)}
-    ]
-    old_unique = [
-        u
-        for u in found.get_unique_constraints("uploads")
-        if list(u["column_names"]) == ["slack_file_id"]
-    ]
-    if not missing and not old_unique:
+    if _schema_changes(inspect(engine)) == ([], []):
         return
     with engine.begin() as conn:
+        missing, old_unique = _schema_changes(inspect(conn))
         for table, column in missing:
             kind = Base.metadata.tables[table].c[column].type.compile(engine.dialect)
             conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -465,13 +457,28 @@ def _upgrade_schema(engine: Engine) -> None:
         if old_unique and engine.dialect.name == "sqlite":
             _rebuild_sqlite_uploads(conn)
         elif old_unique:
-            for u in old_unique:
-                name = u["name"]
+            for name in old_unique:
                 conn.exec_driver_sql(f'ALTER TABLE uploads DROP CONSTRAINT "{name}"')
             conn.exec_driver_sql(
                 "ALTER TABLE uploads ADD CONSTRAINT uq_uploads_slack_share "
                 "UNIQUE (slack_file_id, slack_message_ts)"
             )
+
+
+def _schema_changes(found: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    """(missing added columns, names of the old uploads.slack_file_id unique keys)."""
+    tables = set(found.get_table_names())
+    missing = [
+        (table, column)
+        for table, column in ADDED_COLUMNS
+        if table in tables and column not in {c["name"] for c in found.get_columns(table)}
+    ]
+    old_unique = [
+        u["name"]
+        for u in (found.get_unique_constraints("uploads") if "uploads" in tables else [])
+        if list(u["column_names"]) == ["slack_file_id"]
+    ]
+    return missing, old_unique
 
 
 def _rebuild_sqlite_uploads(conn: Connection) -> None:
