@@ -19,7 +19,6 @@ from sqlalchemy import (
     Engine,
     create_engine,
     event,
-    func,
     insert,
     inspect,
     select,
@@ -158,16 +157,16 @@ class Store:
         return DistrictInfo(*row) if row else None
 
     def districts_named(self, words: set[str]) -> list[DistrictInfo]:
-        """The districts whose key is one of `words` (compared case-insensitively)."""
-        if not words:
+        """The districts whose key is one of `words` (compared case-insensitively).
+
+        Districts are few and a message may hold thousands of words, so the keys are
+        matched here rather than sent as query parameters."""
+        wanted = {w.casefold() for w in words}
+        if not wanted:
             return []
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(*_DISTRICT_COLUMNS)
-                .where(func.lower(District.key).in_(sorted(w.casefold() for w in words)))
-                .order_by(District.key)
-            ).all()
-        return [DistrictInfo(*r) for r in rows]
+            rows = conn.execute(select(*_DISTRICT_COLUMNS).order_by(District.key)).all()
+        return [DistrictInfo(*r) for r in rows if r.key.casefold() in wanted]
 
     def district(self, key: str) -> DistrictInfo:
         found = self.get_district(key)
