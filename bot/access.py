@@ -2,11 +2,20 @@
 
 Each function returns an `Access`: the district the request is about, or a refusal that
 says why and what to do.  Nothing here talks to Slack.
+
+Workspaces: a district is served in one Slack workspace (its `team_id`, or -- unset -- the
+workspace the bot token belongs to).  A listener states where a request comes from with
+`acting_from(Workspace(...))` around its work; every decision below then also refuses a
+user of another workspace (Slack Connect channels bring users of other organisations).
+Outside `acting_from` (the CLI, direct calls) there is no Slack workspace to check.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +41,76 @@ class Access:
         return self.refusal is None
 
 
+@dataclass(frozen=True)
+class Workspace:
+    """Where a Slack request comes from."""
+
+    #: the requesting user's workspace (Bolt's `context.actor_team_id`); None when Slack does
+    #: not say (e.g. a user of a connected Enterprise Grid org in a Slack Connect channel)
+    actor_team: str | None
+    #: the workspace the bot token belongs to (auth.test): a district with no team set
+    home_team: str | None
+    enterprise: str | None = None
+
+
+_WORKSPACE: ContextVar[Workspace | None] = ContextVar("rosterbot_workspace", default=None)
+
+
+@contextmanager
+def acting_from(workspace: Workspace | None) -> Iterator[None]:
+    """Decide the access questions asked inside the block for a user of `workspace`."""
+    token = _WORKSPACE.set(workspace)
+    try:
+        yield
+    finally:
+        _WORKSPACE.reset(token)
+
+
+def requesting_team() -> str | None:
+    """The requesting user's workspace, inside `acting_from` (to store with a link)."""
+    workspace = _WORKSPACE.get()
+    return workspace.actor_team if workspace else None
+
+
+def district_team(district: Any) -> str | None:
+    """The workspace serving a district: its own team id, else the bot token's workspace."""
+    workspace = _WORKSPACE.get()
+    return district.team_id or (workspace.home_team if workspace else None)
+
+
+def _workspace_refusal(district: Any) -> Refusal | None:
+    workspace = _WORKSPACE.get()
+    if workspace is None:
+        return None
+    expected = district_team(district)
+    if workspace.actor_team is None:
+        return Refusal(
+            f"I cannot tell which Slack workspace you belong to, so I cannot act for "
+            f"{district.name} ({district.key}) here. Nothing was done.",
+            f"Use rosterbot from {district.key}'s own workspace"
+            + (f" ({expected})." if expected else "."),
+        )
+    if expected and workspace.actor_team != expected:
+        return Refusal(
+            f"{district.name} ({district.key}) is served in Slack workspace {expected}, and "
+            f"you are a user of workspace {workspace.actor_team} (e.g. a Slack Connect "
+            "channel shared with another organisation). Nothing was done.",
+            f"Only users of {expected} can use rosterbot for {district.key}; ask one of its "
+            "administrators there.",
+        )
+    return None
+
+
+def _grant(store: Any, district: Any, user: str) -> Any:
+    """The user's grant in a district; a grant made for another workspace does not count."""
+    grant = store.grant(district.key, user)
+    workspace = _WORKSPACE.get()
+    team = getattr(grant, "team_id", None)
+    if grant is not None and team and workspace is not None and workspace.actor_team != team:
+        return None
+    return grant
+
+
 def _grant_text(grant: Any) -> str:
     if grant is None:
         return "no access"
@@ -43,13 +122,22 @@ def linked_district(
     store: Store, settings: Settings, channel: str
 ) -> tuple[DistrictInfo | None, Refusal | None]:
     """The district of a channel: its link, else the configured default district."""
-    district = store.district_for_channel(channel)
-    if district is not None:
-        return district, None
+    link = store.channel_link(channel) if channel else None
+    if link is not None:
+        district, linked_from = link
+        expected = district_team(district)
+        if linked_from and expected and linked_from != expected:
+            return None, Refusal(
+                f"This channel was linked to {district.name} ({district.key}) from Slack "
+                f"workspace {linked_from}, but {district.key} is served in {expected}.",
+                f"A system administrator of {district.key} can re-link it with "
+                f"`/rosterbot link {district.key}` from {expected}.",
+            )
+        return district, _workspace_refusal(district)
     if settings.default_district:
         district = store.get_district(settings.default_district)
         if district is not None:
-            return district, None
+            return district, _workspace_refusal(district)
         return None, Refusal(
             f"The configured default district '{settings.default_district}' does not exist.",
             "Ask whoever runs rosterbot to create it or fix ROSTERBOT_DEFAULT_DISTRICT.",
@@ -60,12 +148,35 @@ def linked_district(
     )
 
 
+def named_district(store: Any, text: str) -> tuple[Any, Refusal | None]:
+    """The district whose key `text` names ("roster for d2", "status d2"), if any.
+
+    Every district counts, not only the user's: a named district decides, and the caller
+    refuses when the user lacks access there -- never falling back to another district.
+    """
+    words = {w.strip(".-") for w in _WORD.findall(text.casefold())} - {""}
+    named = store.districts_named(words) if words else []
+    if len(named) > 1:
+        keys = ", ".join(d.key for d in named)
+        return None, Refusal(
+            f"Your message names several districts ({keys}); I work on one district at a "
+            "time. Nothing was done.",
+            "Name one district per message.",
+        )
+    return (named[0], None) if named else (None, None)
+
+
 def _dm_district(
-    store: Store, settings: Settings, user: str, need: str, text: str = ""
-) -> tuple[DistrictInfo | None, Refusal | None]:
-    """The district a DM is about: the user's only district (with the access `need`ed), the
-    configured default, or -- for someone with several -- the one whose key the message
-    names ("users.csv for d2", "/rosterbot status d2")."""
+    store: Any, settings: Settings, user: str, need: str, text: str = ""
+) -> tuple[Any, Refusal | None]:
+    """The district a DM is about: the district the message names ("users.csv for d2",
+    "/rosterbot status d2") whatever else holds; else the user's only district (with the
+    access `need`ed) or the configured default."""
+    district, refusal = named_district(store, text)
+    if district is not None:
+        return district, _workspace_refusal(district)
+    if refusal is not None:
+        return None, refusal
     grants = store.grants_for(user)
     usable = [
         g
@@ -76,12 +187,9 @@ def _dm_district(
     if settings.default_district and (settings.default_district in keys or not keys):
         return linked_district(store, settings, "")
     if len(keys) == 1:
-        return store.get_district(keys[0]), None
+        district = store.get_district(keys[0])
+        return district, _workspace_refusal(district)
     if len(keys) > 1:
-        words = set(_WORD.findall(text.casefold()))
-        named = [k for k in keys if k.casefold() in words]
-        if len(named) == 1:
-            return store.get_district(named[0]), None
         return None, Refusal(
             "You administer several districts, so I cannot tell which one this is for.",
             "Name the district in the message (one of: " + ", ".join(sorted(keys)) + "), or "
@@ -118,8 +226,8 @@ def for_upload(
     user's district, or the one `text` names)."""
     district, refusal = _district_of(store, settings, user, channel, is_dm, "upload", text)
     if refusal:
-        return Access(refusal=refusal)
-    grant = store.grant(district.key, user)
+        return Access(district, refusal)
+    grant = _grant(store, district, user)
     if grant is None or not grant.can_upload:
         return Access(
             district,
@@ -153,7 +261,9 @@ def for_triage(store: Store, user: str, district_key: str | None) -> Access:
     district = store.get_district(district_key) if district_key else None
     if district is None:
         return Access(refusal=Refusal("That upload was not processed for any district."))
-    grant = store.grant(district.key, user)
+    if (elsewhere := _workspace_refusal(district)) is not None:
+        return Access(district, elsewhere)
+    grant = _grant(store, district, user)
     if grant is None or not (grant.system or grant.enrollment or grant.support):
         return Access(
             district,
@@ -165,10 +275,31 @@ def for_triage(store: Store, user: str, district_key: str | None) -> Access:
     return Access(district)
 
 
+def for_confirm(store: Any, user: str, district: Any) -> Access:
+    """The Confirm button of a held upload: system + enrollment access to its district."""
+    elsewhere = _workspace_refusal(district) if district is not None else None
+    if elsewhere is not None:
+        return Access(district, elsewhere)
+    grant = _grant(store, district, user) if district is not None else None
+    if grant is None or not grant.can_upload:
+        return Access(
+            district,
+            Refusal(
+                "Confirming removals needs system and enrollment access to "
+                f"{district.key if district else 'the district'}."
+            ),
+        )
+    return Access(district)
+
+
 def for_status(
     store: Store, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
 ) -> Access:
-    district, refusal = _district_of(store, settings, user, channel, is_dm, "any", text)
+    """The audit trail of a district: the one `text` names (anywhere: "status d2" is
+    explicit), else the channel's (in a DM: as for an upload); any grant of it."""
+    district, refusal = named_district(store, text)
+    if district is None and refusal is None:
+        district, refusal = _district_of(store, settings, user, channel, is_dm, "any", text)
     if refusal is not None:
         return Access(district, refusal)
     return for_triage(store, user, district.key)
@@ -181,7 +312,9 @@ def for_download(
     decision = for_upload(store, settings, user, channel, is_dm, text)
     if decision.allowed or decision.district is None:
         return decision
-    grant = store.grant(decision.district.key, user)
+    if _workspace_refusal(decision.district) is not None:
+        return decision
+    grant = _grant(store, decision.district, user)
     return Access(
         decision.district,
         Refusal(
@@ -193,22 +326,20 @@ def for_download(
     )
 
 
-def for_link(store: Store, user: str, district_key: str, channel: str = "") -> Access:
-    """Linking needs system access to the district; re-linking a channel that belongs to
-    another district also needs system access to that one (no taking over a channel)."""
+def channel_district(store: Any, settings: Settings | None, channel: str) -> Any:
+    """The district a channel serves now: its link, else the configured default district."""
     current = store.district_for_channel(channel) if channel else None
-    if current is not None and current.key != district_key:
-        held = store.grant(current.key, user)
-        if held is None or not held.system:
-            return Access(
-                current,
-                Refusal(
-                    f"This channel is linked to {current.name} ({current.key}); changing that "
-                    f"needs system access to {current.key}; you have {_grant_text(held)}.",
-                    f"Ask a system administrator of {current.key} to re-link it, or use another "
-                    "channel.",
-                ),
-            )
+    if current is None and settings is not None and settings.default_district:
+        current = store.get_district(settings.default_district)
+    return current
+
+
+def for_link(
+    store: Any, user: str, district_key: str, channel: str = "", settings: Settings | None = None
+) -> Access:
+    """Linking needs system access to the district; re-linking a channel that serves another
+    district -- linked to it, or the default district of an unlinked channel -- also needs
+    system access to that one (nobody takes over another district's channel)."""
     district = store.get_district(district_key)
     if district is None:
         return Access(
@@ -217,7 +348,30 @@ def for_link(store: Store, user: str, district_key: str, channel: str = "") -> A
                 "Check the district key (letter case matters).",
             )
         )
-    grant = store.grant(district.key, user)
+    current = channel_district(store, settings, channel)
+    for needed in (current, district):
+        if needed is not None and (elsewhere := _workspace_refusal(needed)) is not None:
+            return Access(district, elsewhere)
+    grant = _grant(store, district, user)
+    if current is not None and current.key != district.key:
+        held = _grant(store, current, user)
+        if held is None or not held.system or grant is None or not grant.system:
+            how = (
+                "is linked to"
+                if store.district_for_channel(channel) is not None
+                else "serves the default district"
+            )
+            return Access(
+                current,
+                Refusal(
+                    f"This channel {how} {current.name} ({current.key}); linking it to "
+                    f"{district.key} needs system access to both {current.key} and "
+                    f"{district.key}. You have {_grant_text(held)} to {current.key} and "
+                    f"{_grant_text(grant)} to {district.key}. Nothing was changed.",
+                    f"Ask someone with system access to both districts to re-link it, or "
+                    f"use another channel for {district.key}.",
+                ),
+            )
     if grant is None or not grant.system:
         return Access(
             district,

@@ -22,9 +22,20 @@ def _store(args) -> Store:
 
 
 def cmd_district_create(args) -> int:
-    info = _store(args).create_district(args.district, args.name, args.enrollment_source)
+    team = (args.team or "").strip()
+    if team and not (team[:1] in "TE" and team[1:].isalnum()):
+        raise RosterError(f"--team must be a Slack team id such as T0123ABCD, got '{team}'")
+    info = _store(args).create_district(
+        args.district, args.name, args.enrollment_source, team_id=team or None
+    )
+    where = (
+        f"Slack workspace {info.team_id}"
+        if info.team_id
+        else "the Slack workspace of the bot token"
+    )
     print(
-        f"District {info.key} ({info.name}) created; enrollment source: {info.enrollment_source}."
+        f"District {info.key} ({info.name}) created; enrollment source: "
+        f"{info.enrollment_source}; served in {where}."
     )
     return 0
 
@@ -219,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("district")
     c.add_argument("--name", required=True)
     c.add_argument("--enrollment-source", default="batch", choices=ENROLLMENT_SOURCES)
+    c.add_argument(
+        "--team",
+        metavar="T...",
+        help="the Slack workspace (team id) serving the district; default: the one "
+        "workspace the bot token belongs to. Users of other workspaces are refused.",
+    )
     c.set_defaults(func=cmd_district_create)
 
     school = sub.add_parser("school", help="schools").add_subparsers(dest="sub", required=True)

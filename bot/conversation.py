@@ -1,7 +1,9 @@
 """Text addressed to the bot: knowledge-base questions, and triage in an upload's thread.
 
 * In an upload's thread, "row 14" / "why did row 14 fail?" explains that row from the stored
-  upload record and "summary" repeats the top issues (no mention needed).
+  upload record and "summary" repeats the top issues (no mention needed).  Access is decided
+  per upload: a thread can hold uploads of several districts (the channel was re-linked),
+  and only those of districts the asker may read are used.
 * A mention (`app_mention`) or any DM is a question, answered from `faq.lookup()`; so is a
   message in an upload's thread that names an error code ("what does CLASSNAME_CONFLICT
   mean?"), the natural follow-up to the summary.  Other thread talk is left to the people.
@@ -92,25 +94,35 @@ class Conversation:
         return ask(text)
 
     def _triage(self, user: str, text: str, uploads: list[Any]) -> formatting.Message:
-        decision = access.for_triage(self.store, user, self.store.district_key_of(uploads[0]))
-        if not decision.allowed:
-            return formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do)
+        readable: list[tuple[Any, Any]] = []  # (upload, district)
+        refused: list[access.Access] = []
+        for upload in uploads:
+            decision = access.for_triage(self.store, user, self.store.district_key_of(upload))
+            if decision.allowed:
+                readable.append((upload, decision.district))
+            else:
+                refused.append(decision)
+        if not readable:
+            refusal = refused[-1].refusal
+            return formatting.refusal(refusal.reason, refusal.what_to_do)
         if (row := _ROW.search(text)) is not None:
-            upload = _pick(uploads, text)
+            upload, district = _pick(readable, text)
             number = int(row.group(1))
             issues = [i for i in (upload.issues or []) if _row_of(i) == number]
             rows = upload.rows or {}
             last = int(rows.get("total", 0)) + int(rows.get("blank_skipped", 0)) if rows else None
-            return formatting.row_explanation(
+            answer = formatting.row_explanation(
                 number, issues, file_name=upload.file_name, total_rows=last
             )
+            return _naming(answer, [district], len(refused))
         parts = [
             formatting.thread_summary(u.file_name, u.status, u.issues or [], u.file_issues)
-            for u in uploads
+            for u, _ in readable
         ]
-        return formatting.Message(
+        summary = formatting.Message(
             "\n".join(p.text for p in parts), [b for p in parts for b in p.blocks]
         )
+        return _naming(summary, [d for _, d in readable], len(refused))
 
 
 def _row_of(issue: dict) -> int | None:
@@ -120,7 +132,26 @@ def _row_of(issue: dict) -> int | None:
         return None
 
 
-def _pick(uploads: list[Any], text: str) -> Any:
-    """Users file unless the question names the demographics file."""
+def _pick(readable: list[tuple[Any, Any]], text: str) -> tuple[Any, Any]:
+    """Users file unless the question names the demographics file; the latest of its kind
+    (after a re-share or a re-link, the thread's latest upload is the one asked about)."""
     want = "demographics" if "demographic" in text.lower() else "users"
-    return next((u for u in uploads if (u.kind or "users") == want), uploads[0])
+    kind = [pair for pair in readable if (pair[0].kind or "users") == want]
+    return (kind or readable)[-1]
+
+
+def _naming(message: formatting.Message, districts: list[Any], hidden: int) -> formatting.Message:
+    """Say which district(s) the answer is about, and that uploads of others were left out."""
+    names = list(dict.fromkeys(f"{d.name} ({d.key})" for d in districts))
+    head = "District: " + ", ".join(names)
+    if hidden:
+        head += (
+            f". {hidden} other upload{'s' if hidden > 1 else ''} in this thread belong"
+            f"{'' if hidden > 1 else 's'} to a district you cannot read, so "
+            f"{'they are' if hidden > 1 else 'it is'} left out"
+        )
+    return formatting.Message(
+        f"{formatting.escape(head)}.\n{message.text}",
+        [{"type": "context", "elements": [{"type": "mrkdwn", "text": formatting.escape(head)}]}]
+        + message.blocks,
+    )

@@ -55,7 +55,12 @@ def main() -> None:
         f"Uploaded {EXAMPLE.relative_to(ROOT)} to district 'demo' (store: {db.relative_to(ROOT)})"
     )
     reports = [f.report_name for f in result.files if f.report_bytes]
-    message = upload_summary([f.to_json() for f in result.files], dry_run=False, reports=reports)
+    message = upload_summary(
+        [f.to_json() for f in result.files],
+        dry_run=False,
+        reports=reports,
+        district="Demo Unified School District (demo)",
+    )
     print("\n--- what rosterbot posts in the file's thread (Slack mrkdwn) ------------------\n")
     print(blocks_as_text(message.blocks))
     for f in result.files:

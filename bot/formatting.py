@@ -260,8 +260,12 @@ def upload_summary(
     reports: Sequence[str] = (),
     held_uploads: Sequence[int] = (),
     message_ts: str | None = None,
+    district: str = "",
 ) -> Message:
+    """`district`: "Name (key)", said first (every summary names its district)."""
     blocks: list[dict[str, Any]] = []
+    if district:
+        blocks.append(_context(f"District: *{escape(district)}*"))
     for f in files:
         if blocks:
             blocks.append({"type": "divider"})
@@ -278,7 +282,7 @@ def upload_summary(
     if held_uploads:
         blocks.extend(confirm_removals(held_uploads, message_ts))
     text = "; ".join(_file_text(f, dry_run) for f in files) or "No file was processed."
-    return Message(text, blocks)
+    return Message(f"{escape(district)}: {text}" if district else text, blocks)
 
 
 def confirm_removals(
@@ -378,9 +382,13 @@ def internal_error(applied: Sequence[str] = ()) -> Message:
     return Message(text)
 
 
-def summary_fallback(files: Sequence[Mapping[str, Any]], *, dry_run: bool) -> Message:
+def summary_fallback(
+    files: Sequence[Mapping[str, Any]], *, dry_run: bool, district: str = ""
+) -> Message:
     """A one-line-per-file reply for when Slack refused the full summary (blocks)."""
     lines = [_file_text(f, dry_run) + (" — applied" if f.get("applied") else "") for f in files]
+    if district:
+        lines.insert(0, f"District: {escape(district)}")
     text = (
         "\n".join(lines) + '\nI could not post the full summary. Reply "summary" in this '
         "thread, or use /rosterbot status, to see it."

@@ -28,7 +28,7 @@ HELP = [
     ("template users|demographics", "the blank CSV template"),
     ("dictionary [COLUMN]", "the users.csv / demographics.csv data dictionary"),
     ("download all|students|staff|admins [org_sis_id]", "the roster as a users.csv"),
-    ("status", "recent uploads of this channel's district"),
+    ("status [DISTRICT]", "recent uploads of this channel's district, or the one named"),
     ("link DISTRICT", "link this channel to a district (system administrators)"),
 ]
 
@@ -49,8 +49,8 @@ def help_reply() -> Reply:
         "validate and apply it, then reply in its thread with the counts and an error "
         'report. Put "check" or "dry run" in the message to validate without applying. '
         'In an upload\'s thread, ask "why did row 14 fail?" or "summary". In a direct '
-        'message, someone with several districts names one ("status d2", or the key in '
-        "the message with the file).\n" + "\n".join(lines)
+        'message, a district named ("status d2", or its key in the message with the file) '
+        "decides the district, and is refused if you have no access there.\n" + "\n".join(lines)
     )
     return Reply(
         formatting.Message(text.replace("*", "").replace("`", ""), [formatting._section(text)])
@@ -202,14 +202,22 @@ class SlashCommands:
                     "Run the command in the district's channel.",
                 )
             )
-        decision = access.for_link(self.store, user, key, channel)
+        before = access.channel_district(self.store, self.settings, channel)
+        decision = access.for_link(self.store, user, key, channel, self.settings)
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
-        self.store.link_channel(decision.district.key, channel)
+        district = decision.district
+        self.store.link_channel(district.key, channel, team_id=access.requesting_team())
+        moved = (
+            f" It served {formatting.escape(before.name)} ({before.key}) until now; uploads "
+            f"and status here are {district.key}'s from now on."
+            if before is not None and before.key != district.key
+            else ""
+        )
         return Reply(
             formatting.Message(
-                f":link: This channel is now linked to {decision.district.name} "
-                f"({decision.district.key}). Administrators can share users.csv files here."
+                f":link: This channel is now linked to {formatting.escape(district.name)} "
+                f"({district.key}).{moved} Administrators can share users.csv files here."
             )
         )
 

@@ -156,7 +156,8 @@ class UploadService:
             self.store, self.settings, user, channel, dm, event.get("text") or ""
         )
         if not decision.allowed:
-            if self._answered.first_time("refused:" + ",".join(f.id for f in csvs)):
+            # one refusal per share (a re-share of the same file is asked again)
+            if self._answered.first_time(f"refused:{ts}:" + ",".join(f.id for f in csvs)):
                 self._refuse(client, channel, ts, thread_ts, decision.refusal)
             return None
 
@@ -164,7 +165,14 @@ class UploadService:
         claimed = []
         for f in csvs:
             upload_id = self.store.claim_slack_file(
-                f.id, decision.district.key, channel, thread_ts, user, f.name, dry_run=dry_run
+                f.id,
+                decision.district.key,
+                channel,
+                thread_ts,
+                user,
+                f.name,
+                dry_run=dry_run,
+                message_ts=ts,
             )
             if upload_id is not None:  # None: Slack re-delivered an event we already have
                 claimed.append((f, upload_id))
@@ -302,15 +310,14 @@ class UploadService:
             return
         keys = {self.store.district_key_of(u) for u in held}
         district = self.store.get_district(keys.pop() or "") if len(keys) == 1 else None
-        grant = self.store.grant(district.key, user) if district else None
-        if grant is None or not grant.can_upload:
+        decision = access.for_confirm(self.store, user, district)
+        if not decision.allowed:
             for u in held:  # let someone with access press it
                 self._answered.forget(f"confirm:{u.id}")
             respond(
                 response_type="ephemeral",
                 replace_original=False,
-                text=f"Confirming removals needs system and enrollment access to "
-                f"{district.key if district else 'the district'}.",
+                text=decision.refusal.reason,
             )
             return
         files = []
@@ -424,13 +431,18 @@ class UploadService:
             reports=[name for name, _ in reports],
             held_uploads=held,
             message_ts=job.message_ts,
+            district=f"{job.district.name} ({job.district.key})",
         )
         if self._post(client, job.channel, job.thread_ts, full) is None:
             self._post(
                 client,
                 job.channel,
                 job.thread_ts,
-                formatting.summary_fallback(summary, dry_run=job.dry_run),
+                formatting.summary_fallback(
+                    summary,
+                    dry_run=job.dry_run,
+                    district=f"{job.district.name} ({job.district.key})",
+                ),
             )
         for name, data in reports:
             try:

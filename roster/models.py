@@ -37,6 +37,9 @@ class District(Base):
     enrollment_source: Mapped[str] = mapped_column(String(16), default="batch")
     #: bumped by every applied upload; also the row the per-district upload lock is taken on
     roster_version: Mapped[int] = mapped_column(Integer, default=0)
+    #: the Slack workspace (team id, T...) the district is served in; NULL means the one
+    #: workspace the bot token belongs to (auth.test), which keeps single-workspace setups easy
+    team_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class School(Base):
@@ -133,18 +136,35 @@ class Admin(Base):
     system: Mapped[bool] = mapped_column(Boolean, default=False)
     enrollment: Mapped[bool] = mapped_column(Boolean, default=False)
     support: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the workspace of the Slack user granted (NULL: the district's workspace)
+    team_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class LinkedChannel(Base):
     __tablename__ = "linked_channels"
     channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+    #: the workspace the link was made from (NULL: linked by the CLI, the district's workspace)
+    team_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+#: Columns added after the first release, for `Store` to add to an existing database
+#: (create_all creates missing tables, never missing columns): (table, column).
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("districts", "team_id"),
+    ("admins", "team_id"),
+    ("linked_channels", "team_id"),
+    ("uploads", "slack_message_ts"),
+)
 
 
 class Upload(Base):
     """One processed (or refused, or unfinished) file: the audit trail and triage record."""
 
     __tablename__ = "uploads"
+    # One record per share of a Slack file: Slack keeps a file's id when it is shared again,
+    # so a re-share (another message ts) is a new upload and a re-delivered event is not.
+    __table_args__ = (UniqueConstraint("slack_file_id", "slack_message_ts"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     district_id: Mapped[int | None] = mapped_column(ForeignKey("districts.id"), nullable=True)
     kind: Mapped[str] = mapped_column(String(16), default=FileKind.USERS)
@@ -158,7 +178,9 @@ class Upload(Base):
     status: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    slack_file_id: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
+    slack_file_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: ts of the message that shared the file (the share's identity, with the file id)
+    slack_message_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
     slack_channel: Mapped[str] = mapped_column(String(32), default="")
     slack_thread_ts: Mapped[str] = mapped_column(String(32), default="")
     counts: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -12,11 +12,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
-from roster.models import Admin, Base, District, LinkedChannel, School, Upload, utcnow
+from roster.models import (
+    ADDED_COLUMNS,
+    Admin,
+    Base,
+    District,
+    LinkedChannel,
+    School,
+    Upload,
+    utcnow,
+)
 from roster.states import REPORTED_STATES, UNFINISHED_STATES, FileKind, UploadState
 
 ENROLLMENT_SOURCES = ("batch", "clever", "classlink", "gg4l")
@@ -33,6 +52,8 @@ class DistrictInfo:
     key: str
     name: str
     enrollment_source: str
+    #: the Slack workspace (team id) serving the district; None: the bot token's workspace
+    team_id: str | None = None
 
     @property
     def third_party(self) -> bool:
@@ -45,6 +66,8 @@ class Grant:
     system: bool
     enrollment: bool
     support: bool
+    #: the granted user's workspace; None: the district's workspace
+    team_id: str | None = None
 
     @property
     def can_upload(self) -> bool:
@@ -92,6 +115,7 @@ class Store:
             _sqlite_setup(self.engine)
         if create:
             Base.metadata.create_all(self.engine)
+            _upgrade_schema(self.engine)
 
     @property
     def dialect(self) -> str:
@@ -107,15 +131,21 @@ class Store:
 
     # --- districts and schools -----------------------------------------------------------------
     def create_district(
-        self, key: str, name: str, enrollment_source: str = "batch"
+        self, key: str, name: str, enrollment_source: str = "batch", team_id: str | None = None
     ) -> DistrictInfo:
+        """`team_id`: the Slack workspace serving the district; None (the usual case) means the
+        one workspace the bot token belongs to."""
         if enrollment_source not in ENROLLMENT_SOURCES:
             raise RosterError(f"enrollment source must be one of {', '.join(ENROLLMENT_SOURCES)}")
         try:
             with self.transaction() as conn:
                 conn.execute(
                     insert(District).values(
-                        key=key, name=name, enrollment_source=enrollment_source, roster_version=0
+                        key=key,
+                        name=name,
+                        enrollment_source=enrollment_source,
+                        roster_version=0,
+                        team_id=team_id or None,
                     )
                 )
         except IntegrityError:
@@ -124,12 +154,20 @@ class Store:
 
     def get_district(self, key: str) -> DistrictInfo | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(District.id, District.key, District.name, District.enrollment_source).where(
-                    District.key == key
-                )
-            ).first()
+            row = conn.execute(select(*_DISTRICT_COLUMNS).where(District.key == key)).first()
         return DistrictInfo(*row) if row else None
+
+    def districts_named(self, words: set[str]) -> list[DistrictInfo]:
+        """The districts whose key is one of `words` (compared case-insensitively).
+
+        Districts are few and a message may hold thousands of words, so the keys are
+        matched here rather than sent as query parameters."""
+        wanted = {w.casefold() for w in words}
+        if not wanted:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*_DISTRICT_COLUMNS).order_by(District.key)).all()
+        return [DistrictInfo(*r) for r in rows if r.key.casefold() in wanted]
 
     def district(self, key: str) -> DistrictInfo:
         found = self.get_district(key)
@@ -167,7 +205,9 @@ class Store:
         system: bool = False,
         enrollment: bool = False,
         support: bool = False,
+        team_id: str | None = None,
     ) -> Grant:
+        """`team_id`: the granted user's Slack workspace (None: the district's workspace)."""
         district = self.district(district_key)
         with self.transaction() as conn:
             found = conn.execute(
@@ -175,7 +215,9 @@ class Store:
                     Admin.district_id == district.id, Admin.slack_user_id == slack_user_id
                 )
             ).first()
-            values = dict(system=system, enrollment=enrollment, support=support)
+            values = dict(
+                system=system, enrollment=enrollment, support=support, team_id=team_id or None
+            )
             if found:
                 conn.execute(update(Admin).where(Admin.id == found[0]).values(**values))
             else:
@@ -184,12 +226,12 @@ class Store:
                         district_id=district.id, slack_user_id=slack_user_id, **values
                     )
                 )
-        return Grant(district_key, system, enrollment, support)
+        return Grant(district_key, system, enrollment, support, team_id or None)
 
     def grants_for(self, slack_user_id: str) -> list[Grant]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(District.key, Admin.system, Admin.enrollment, Admin.support)
+                select(District.key, Admin.system, Admin.enrollment, Admin.support, Admin.team_id)
                 .join(District, District.id == Admin.district_id)
                 .where(Admin.slack_user_id == slack_user_id)
             ).all()
@@ -200,24 +242,32 @@ class Store:
             (g for g in self.grants_for(slack_user_id) if g.district_key == district_key), None
         )
 
-    def link_channel(self, district_key: str, channel_id: str) -> None:
+    def link_channel(self, district_key: str, channel_id: str, team_id: str | None = None) -> None:
+        """`team_id`: the workspace the link was made from (None: the district's workspace)."""
         district = self.district(district_key)
         with self.transaction() as conn:
             conn.execute(
                 LinkedChannel.__table__.delete().where(LinkedChannel.channel_id == channel_id)
             )
             conn.execute(
-                insert(LinkedChannel).values(channel_id=channel_id, district_id=district.id)
+                insert(LinkedChannel).values(
+                    channel_id=channel_id, district_id=district.id, team_id=team_id or None
+                )
             )
 
     def district_for_channel(self, channel_id: str) -> DistrictInfo | None:
+        link = self.channel_link(channel_id)
+        return link[0] if link else None
+
+    def channel_link(self, channel_id: str) -> tuple[DistrictInfo, str | None] | None:
+        """The district a channel is linked to, and the workspace the link was made from."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(District.id, District.key, District.name, District.enrollment_source)
+                select(*_DISTRICT_COLUMNS, LinkedChannel.team_id)
                 .join(LinkedChannel, LinkedChannel.district_id == District.id)
                 .where(LinkedChannel.channel_id == channel_id)
             ).first()
-        return DistrictInfo(*row) if row else None
+        return (DistrictInfo(*row[:-1]), row[-1]) if row else None
 
     # --- upload records ------------------------------------------------------------------------
     def claim_slack_file(
@@ -229,8 +279,15 @@ class Store:
         actor: str,
         file_name: str = "",
         dry_run: bool = False,
+        message_ts: str | None = None,
     ) -> int | None:
-        """Record a Slack file as received; None when it was already claimed (a re-delivery)."""
+        """Record one share of a Slack file as received; None when that share was already
+        claimed (Slack re-delivered the event).
+
+        A share is the file id *and* the ts of the message that shared it (`message_ts`,
+        default `thread_ts`): Slack keeps a file's id when it is shared again, and sharing it
+        again ("check" first, then the same file to apply) is a new upload.
+        """
         district = self.get_district(district_key) if district_key else None
         try:
             with self.transaction() as conn:
@@ -239,6 +296,7 @@ class Store:
                     .values(
                         district_id=district.id if district else None,
                         slack_file_id=slack_file_id,
+                        slack_message_ts=message_ts or thread_ts,
                         slack_channel=channel,
                         slack_thread_ts=thread_ts,
                         actor=actor,
@@ -291,6 +349,7 @@ class Store:
             return session.get(Upload, upload_id)
 
     def find_upload_by_slack_file(self, slack_file_id: str) -> Upload | None:
+        """The latest share of a Slack file."""
         return self._one_upload(Upload.slack_file_id == slack_file_id)
 
     def find_upload_by_thread(self, channel: str, thread_ts: str) -> Upload | None:
@@ -319,7 +378,10 @@ class Store:
                 )
                 .order_by(Upload.id)
             )
-            latest = {u.slack_file_id or f"id:{u.id}": u for u in found}
+            latest = {
+                f"{u.slack_file_id}:{u.district_id}" if u.slack_file_id else f"id:{u.id}": u
+                for u in found
+            }
         return list(latest.values())
 
     def district_key_of(self, upload: Upload) -> str | None:
@@ -361,3 +423,74 @@ class Store:
             return session.scalars(
                 select(Upload).where(*where).order_by(Upload.id.desc()).limit(1)
             ).first()
+
+
+_DISTRICT_COLUMNS = (
+    District.id,
+    District.key,
+    District.name,
+    District.enrollment_source,
+    District.team_id,
+)
+
+
+def _upgrade_schema(engine: Engine) -> None:
+    """Bring a database made by an earlier version up to these models, idempotently.
+
+    There are no migrations yet: `create_all` makes missing tables but never missing
+    columns, so the columns of models.ADDED_COLUMNS are added here, and the old one-column
+    unique key on uploads.slack_file_id (which made a re-shared file look like a re-delivery)
+    is replaced by the (file id, message ts) key.  Looked at once without a transaction (the
+    usual case: nothing to do), then again inside the one that changes the schema, so two
+    processes starting together do not both add a column.
+    """
+    if _schema_changes(inspect(engine)) == ([], []):
+        return
+    with engine.begin() as conn:
+        missing, old_unique = _schema_changes(inspect(conn))
+        for table, column in missing:
+            kind = Base.metadata.tables[table].c[column].type.compile(engine.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        if ("uploads", "slack_message_ts") in missing:
+            # Each earlier record was the one share of its file: its message is its thread.
+            conn.exec_driver_sql(
+                "UPDATE uploads SET slack_message_ts = slack_thread_ts "
+                "WHERE slack_file_id IS NOT NULL AND slack_message_ts IS NULL"
+            )
+        if old_unique and engine.dialect.name == "sqlite":
+            _rebuild_sqlite_uploads(conn)
+        elif old_unique:
+            for name in old_unique:
+                conn.exec_driver_sql(f'ALTER TABLE uploads DROP CONSTRAINT "{name}"')
+            conn.exec_driver_sql(
+                "ALTER TABLE uploads ADD CONSTRAINT uq_uploads_slack_share "
+                "UNIQUE (slack_file_id, slack_message_ts)"
+            )
+
+
+def _schema_changes(found: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    """(missing added columns, names of the old uploads.slack_file_id unique keys)."""
+    tables = set(found.get_table_names())
+    missing = [
+        (table, column)
+        for table, column in ADDED_COLUMNS
+        if table in tables and column not in {c["name"] for c in found.get_columns(table)}
+    ]
+    old_unique = [
+        u["name"]
+        for u in (found.get_unique_constraints("uploads") if "uploads" in tables else [])
+        if list(u["column_names"]) == ["slack_file_id"]
+    ]
+    return missing, old_unique
+
+
+def _rebuild_sqlite_uploads(conn: Connection) -> None:
+    """SQLite cannot drop a unique constraint: copy the table into the current definition."""
+    table = Upload.__table__
+    columns = ", ".join(c.name for c in table.columns)
+    conn.exec_driver_sql("ALTER TABLE uploads RENAME TO uploads_before_upgrade")
+    table.create(conn)
+    conn.exec_driver_sql(
+        f"INSERT INTO uploads ({columns}) SELECT {columns} FROM uploads_before_upgrade"
+    )
+    conn.exec_driver_sql("DROP TABLE uploads_before_upgrade")

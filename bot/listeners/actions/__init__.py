@@ -3,12 +3,16 @@
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
+from bot.access import acting_from
+from bot.listeners.tenancy import request_workspace
+
 
 def handle_confirm_removals(
     ack: Ack, body: dict, respond: Respond, client: WebClient, context: BoltContext
 ) -> None:
     ack()
-    context["rosterbot"].uploads.confirm(client, body, respond)
+    with acting_from(request_workspace(context, body)):
+        context["rosterbot"].uploads.confirm(client, body, respond)
 
 
 def register(app: App) -> None:

@@ -7,6 +7,8 @@ not be delivered.  Roster data (downloads) goes only to the requester's DM with 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
+from bot.access import acting_from
+from bot.listeners.tenancy import request_workspace
 from bot.slack_surface import SLASH_COMMAND
 from bot.slash import deliver
 
@@ -17,7 +19,8 @@ def handle_rosterbot(
     ack()
     services = context["rosterbot"]
     user, channel = command.get("user_id", ""), command.get("channel_id", "")
-    reply = services.slash.run(user, channel, command.get("text", ""))
+    with acting_from(request_workspace(context)):
+        reply = services.slash.run(user, channel, command.get("text", ""))
     message = reply.message
     if reply.files or reply.dm_files:
         message = deliver(client, user, channel, reply, services.settings.slack_retry_backoff)

@@ -5,11 +5,15 @@ from logging import Logger
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
+from bot.access import acting_from
+from bot.listeners.tenancy import request_workspace
+
 
 def handle_app_mention(event: dict, client: WebClient, context: BoltContext) -> None:
     if event.get("files"):
         return  # a file shared with a mention: the message/file_share event processes it
-    context["rosterbot"].conversation.handle(client, event, mentioned=True)
+    with acting_from(request_workspace(context)):
+        context["rosterbot"].conversation.handle(client, event, mentioned=True)
 
 
 def acknowledge_file_shared(event: dict, logger: Logger) -> None:
