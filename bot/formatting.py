@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.audit_text import person
 from validation.catalog import CATALOG
 
 ENTITY_ORDER = ("school", "staff", "student", "class", "enrollment", "demographics")
@@ -333,7 +334,7 @@ def audit_line(upload: Any) -> str:
     name = escape(upload.file_name or "file")
     sha = f" `{upload.file_sha256[:12]}`" if upload.file_sha256 else ""
     mode = " (check)" if upload.dry_run else ""
-    who = f"<@{upload.actor}>" if upload.actor else "unknown"
+    who = person(upload.actor, slack=True)  # a Slack user as a mention; `cli:alice` as text
     state = upload.state or "?"
     status = upload.status.replace("_", " ") if upload.status else ""
     outcome = state + (f", {status}" if status and status != state else "")

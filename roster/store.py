@@ -256,15 +256,15 @@ class Store:
                     School.district_id == district.id, School.org_sis_id == org_sis_id
                 )
             ).scalar()
-            if before is None:
-                raise RosterError(self._no_school(district_key, org_sis_id))
-            if before != name:
+            if before is not None and before != name:
                 conn.execute(
                     update(School)
                     .where(School.district_id == district.id, School.org_sis_id == org_sis_id)
                     .values(name=name)
                 )
                 self._audit(conn, district.id, actor, "school_rename", org_sis_id, before, name)
+        if before is None:
+            raise RosterError(self._no_school(district_key, org_sis_id))
         return before
 
     def _no_school(self, district_key: str, org_sis_id: str) -> str:
