@@ -20,7 +20,10 @@ from roster.store import ACCESS_KINDS, ENROLLMENT_SOURCES, RosterError, Store
 
 
 def _store(args) -> Store:
-    return Store(args.db)
+    """The command's one store (closed by main() when the command ends)."""
+    if getattr(args, "store", None) is None:
+        args.store = Store(args.db)
+    return args.store
 
 
 def cli_actor() -> str:
@@ -446,6 +449,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    finally:
+        if getattr(args, "store", None) is not None:
+            args.store.dispose()
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except RosterError as exc:
