@@ -314,3 +314,47 @@ def test_unlinking_another_districts_channel_is_refused(rosterbot, d1):
     assert as_json(rosterbot("channel", "list", "d2", "--json"))["channels"] == [
         {"channel_id": "C0OTHER"}
     ]
+
+
+# --- the Slack self-service rules, on both backends (over HTTP: tests/test_bot_admin.py) ----
+
+
+def test_slack_self_service_rules_on_each_backend(store):
+    from bot.settings import Settings
+    from bot.slash import SlashCommands
+
+    for key in ("a", "b"):
+        store.create_district(key, f"District {key.upper()}")
+        store.link_channel(key, f"C0{key.upper()}")
+    store.grant_admin("a", "U0ASYS", system=True)
+    store.grant_admin("a", "U0ASUP", support=True)
+    store.grant_admin("b", "U0BSYS", system=True, enrollment=True)
+    slash = SlashCommands(Settings(), store)
+
+    def say(user: str, channel: str, text: str) -> str:
+        return slash.run(user, channel, text).message.text
+
+    # another district's system admin, in A's channel and in a DM naming A
+    for channel, text in (("C0A", "grant <@U0BSYS|b> system"), ("D0B", "grant <@U0BSYS> system a")):
+        said = say("U0BSYS", channel, text)
+        assert "Granting access of District A (a) needs system access" in said
+        assert "you have no access" in said and "<@U0ASYS>" in said
+    # a support admin of A
+    said = say("U0ASUP", "C0A", "grant <@U0ASUP> system")
+    assert "you have support access" in said and "<@U0ASYS>" in said
+    assert store.grant("a", "U0BSYS") is None and store.grant("a", "U0ASUP").access == ["support"]
+    # the last system admin
+    said = say("U0ASYS", "C0A", "revoke <@U0ASYS>")
+    assert "<@U0ASYS> is the last system administrator of 'a'" in said
+    assert store.grant("a", "U0ASYS").system
+    # A's system admin: grant, then the trail names who did it
+    assert "<@U0NEW> now has enrollment access to District A (a)" in say(
+        "U0ASYS", "C0A", "grant <@U0NEW|new> enrollment"
+    )
+    trail = store.audit_trail("a", 1)[0]
+    assert (trail.actor, trail.action, trail.subject, trail.after) == (
+        "U0ASYS",
+        "grant",
+        "U0NEW",
+        "enrollment",
+    )
