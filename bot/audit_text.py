@@ -7,6 +7,7 @@ mention.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from roster.ids import is_slack_user_id
@@ -71,9 +72,14 @@ def describe(entry: Any, slack: bool = False) -> str:
     return f"{when} — {who} {what}"
 
 
+def _utc(at: datetime) -> datetime:
+    # SQLite hands back the stored UTC time without its zone
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
 def to_json(entry: Any) -> dict[str, Any]:
     return {
-        "at": entry.at.isoformat() if entry.at else None,
+        "at": _utc(entry.at).isoformat() if entry.at else None,
         "actor": entry.actor,
         "action": entry.action,
         "subject": entry.subject,
