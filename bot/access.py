@@ -102,9 +102,10 @@ def _dm_district(
             "use the channel linked to the district.",
         )
     if need == "system" and grants:
+        districts = [store.get_district(g.district_key) for g in grants[:3]]
         return None, Refusal(
             "You are not a system administrator of any district.",
-            "Ask a system administrator of your district; `/rosterbot admins DISTRICT` is theirs.",
+            " ".join(ask_system_admins(store, d, "if you need it") for d in districts if d),
         )
     return None, Refusal(
         "You are not a rosterbot administrator of any district.",

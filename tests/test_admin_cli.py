@@ -358,3 +358,46 @@ def test_slack_self_service_rules_on_each_backend(store):
         "U0NEW",
         "enrollment",
     )
+
+
+def test_two_system_admins_revoking_each_other_at_once_leave_one(store):
+    """The last-system-admin rule holds under concurrency (a row lock on PostgreSQL, the
+    write lock on SQLite): of two simultaneous revokes, one is refused."""
+    import threading
+
+    from roster.store import RosterError, Store
+
+    store.create_district("d1", "One")
+    other = Store(store.url)  # a second process's connection pool
+    try:
+        for round_ in range(6):
+            a, b = f"U0A{round_}", f"U0B{round_}"
+            store.grant_admin("d1", a, system=True)
+            store.grant_admin("d1", b, system=True)
+            for old in store.system_admins("d1"):
+                if old not in (a, b):
+                    store.revoke_admin("d1", old)
+            start = threading.Barrier(2)
+            refusals: list[str] = []
+
+            def revoke(
+                s: Store, who: str, start=start, refusals=refusals
+            ) -> None:  # bound per round
+                start.wait()
+                try:
+                    s.revoke_admin("d1", who, system=True)
+                except RosterError as err:
+                    refusals.append(str(err))
+
+            threads = [
+                threading.Thread(target=revoke, args=(store, b)),
+                threading.Thread(target=revoke, args=(other, a)),
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(store.system_admins("d1")) == 1, round_
+            assert len(refusals) == 1 and "last system administrator" in refusals[0]
+    finally:
+        other.dispose()

@@ -81,6 +81,8 @@ def test_support_admin_is_refused_and_told_who_can_grant(bot, slack, store):
         assert "you have support access" in said
         assert SYSTEM_ADMINS in said  # the people who can grant it, by mention
         assert "LHS" not in said and "<#" not in said
+    said = command(bot, slack, "admins", user=SUPPORT, channel="D0SUPPORT")
+    assert "You are not a system administrator of any district" in said and SYSTEM_ADMINS in said
     assert store.admins(DISTRICT) == before
     assert store.audit_trail(DISTRICT) == trail  # nothing recorded
 
