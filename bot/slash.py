@@ -306,6 +306,14 @@ class SlashCommands:
         parsed = parse_access_command(arg)
         if parsed.problem:
             return Reply(formatting.Message(f"{parsed.problem}\n{usage}"))
+        unknown = [w for w in parsed.leftover if self.store.get_district(w) is None]
+        if unknown:  # "enrolment", "admin": not a kind of access, not a district
+            return Reply(
+                formatting.Message(
+                    f"I don't understand `{formatting.escape(' '.join(unknown))}`: the kinds of "
+                    f"access are system, enrollment and support.\n{usage}"
+                )
+            )
         if grant and not parsed.kinds:
             return Reply(formatting.Message(f"Say which access to grant.\n{usage}"))
         district, refused = self._admin_district(

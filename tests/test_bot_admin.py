@@ -141,6 +141,9 @@ def test_what_cannot_name_a_person_is_refused(bot, slack, store):
     assert "Name exactly one person" in said
     said = command(bot, slack, f"grant <@{NEWBIE}>", user=ADMIN)
     assert "Say which access to grant" in said
+    said = command(bot, slack, f"grant <@{NEWBIE}> enrolment", user=ADMIN)
+    assert "I don't understand `enrolment`: the kinds of access are system, enrollment" in said
+    assert store.grant(DISTRICT, NEWBIE) is None
     said = command(bot, slack, f"grant {NEWBIE} support", user=ADMIN)  # a member id as typed
     assert "now has support access" in said
     assert access_of(store, NEWBIE) == ["support"]
