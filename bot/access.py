@@ -118,6 +118,19 @@ def _grant_text(grant: Any) -> str:
     return " and ".join(held) + " access" if held else "no access"
 
 
+def ask_system_admins(store: Any, district: Any, for_what: str) -> str:
+    """What to do about a refusal: the district's system administrators, by mention (they are
+    the people who can grant access), or how to get a first one."""
+    admins = store.system_admins(district.key)
+    if not admins:
+        return (
+            f"{district.key} has no system administrator yet: whoever runs rosterbot can grant "
+            f"one with `rosterbot admin grant {district.key} SLACK_USER_ID --system`."
+        )
+    shown = ", ".join(f"<@{a}>" for a in admins[:10]) + (" …" if len(admins) > 10 else "")
+    return f"Ask a system administrator of {district.key} ({shown}) {for_what}."
+
+
 def linked_district(
     store: Store, settings: Settings, channel: str
 ) -> tuple[DistrictInfo | None, Refusal | None]:
@@ -181,7 +194,13 @@ def _dm_district(
     usable = [
         g
         for g in grants
-        if (g.can_upload if need == "upload" else (g.system or g.enrollment or g.support))
+        if (
+            g.can_upload
+            if need == "upload"
+            else g.system
+            if need == "system"
+            else (g.system or g.enrollment or g.support)
+        )
     ]
     keys = [g.district_key for g in usable]
     if settings.default_district and (settings.default_district in keys or not keys):
@@ -194,6 +213,12 @@ def _dm_district(
             "You administer several districts, so I cannot tell which one this is for.",
             "Name the district in the message (one of: " + ", ".join(sorted(keys)) + "), or "
             "use the channel linked to the district.",
+        )
+    if need == "system" and grants:
+        districts = [store.get_district(g.district_key) for g in grants[:3]]
+        return None, Refusal(
+            "You are not a system administrator of any district.",
+            " ".join(ask_system_admins(store, d, "if you need it") for d in districts if d),
         )
     return None, Refusal(
         "You are not a rosterbot administrator of any district.",
@@ -234,8 +259,11 @@ def for_upload(
             Refusal(
                 f"Uploading a roster file for {district.name} ({district.key}) needs system and "
                 f"enrollment access; you have {_grant_text(grant)}. Nothing was applied.",
-                f"Ask a system administrator of {district.key} to grant you system and enrollment "
-                "access, or ask one of them to upload the file.",
+                ask_system_admins(
+                    store,
+                    district,
+                    "to grant you system and enrollment access, or to upload the file",
+                ),
             ),
         )
     return Access(district)
@@ -269,7 +297,7 @@ def for_triage(store: Store, user: str, district_key: str | None) -> Access:
             district,
             Refusal(
                 f"Reading upload reports of {district.key} needs system, enrollment or support access.",
-                f"Ask a system administrator of {district.key} for support access.",
+                ask_system_admins(store, district, "for support access"),
             ),
         )
     return Access(district)
@@ -320,8 +348,11 @@ def for_download(
         Refusal(
             f"Downloading roster data of {decision.district.name} ({decision.district.key}) needs "
             f"system and enrollment access; you have {_grant_text(grant)}.",
-            f"Ask a system administrator of {decision.district.key} for system and enrollment "
-            "access, or ask one of them to download it.",
+            ask_system_admins(
+                store,
+                decision.district,
+                "for system and enrollment access, or to download it",
+            ),
         ),
     )
 
@@ -378,8 +409,59 @@ def for_link(
             Refusal(
                 f"Linking a channel to {district.key} needs system access to that district; you "
                 f"have {_grant_text(grant)}.",
-                f"Ask a system administrator of {district.key} to run `/rosterbot link "
-                f"{district.key}` here.",
+                ask_system_admins(store, district, f"to run `/rosterbot link {district.key}` here"),
+            ),
+        )
+    return Access(district)
+
+
+def for_district_admin(
+    store: Any,
+    settings: Settings,
+    user: str,
+    channel: str,
+    is_dm: bool,
+    named_key: str = "",
+    what: str = "Managing access",
+) -> Access:
+    """Self-service (`/rosterbot admins|grant|revoke|schools|channels`) needs system access
+    to the district: the channel's, or in a DM the one named (never another one instead), or
+    the user's only district where they hold system access."""
+    if is_dm and named_key:
+        district = store.get_district(named_key)
+        if district is None:
+            return Access(
+                refusal=Refusal(
+                    f"There is no district '{named_key}'.",
+                    "Check the district key (letter case matters).",
+                )
+            )
+    elif is_dm:
+        district, refusal = _dm_district(store, settings, user, "system")
+        if refusal is not None:
+            return Access(refusal=refusal)
+    else:
+        district, refusal = linked_district(store, settings, channel)
+        if refusal is not None:
+            return Access(refusal=refusal)
+        if named_key and named_key != district.key:
+            return Access(
+                district,
+                Refusal(
+                    f"This channel belongs to {district.name} ({district.key}), so I cannot "
+                    f"act on '{named_key}' here.",
+                    "Run the command in that district's channel, or in a direct message with me "
+                    "naming the district.",
+                ),
+            )
+    grant = store.grant(district.key, user)
+    if grant is None or not grant.system:
+        return Access(
+            district,
+            Refusal(
+                f"{what} of {district.name} ({district.key}) needs system access to that "
+                f"district; you have {_grant_text(grant)}.",
+                ask_system_admins(store, district, "to do it or to grant you system access"),
             ),
         )
     return Access(district)

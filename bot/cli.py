@@ -7,18 +7,47 @@ at file level or was held, 1 an internal error.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from bot import cli_data
-from roster.store import ENROLLMENT_SOURCES, RosterError, Store
+from roster.ids import slack_channel_id_problem, slack_user_id_problem
+from roster.store import ACCESS_KINDS, ENROLLMENT_SOURCES, RosterError, Store
 
 
 def _store(args) -> Store:
-    return Store(args.db)
+    """The command's one store (closed by main() when the command ends)."""
+    if getattr(args, "store", None) is None:
+        args.store = Store(args.db)
+    return args.store
+
+
+def cli_actor() -> str:
+    """Who runs this command, as recorded in upload records and the set-up audit trail:
+    `cli:` and the operating-system login (never a Slack id, so never shown as a mention)."""
+    try:
+        login = getpass.getuser()
+    except Exception:  # no login name in this environment (a bare container)
+        login = ""
+    return f"cli:{login}"[:64] if login else "cli"
+
+
+def _print_json(value: dict) -> None:
+    print(json.dumps(value, ensure_ascii=False))
+
+
+def _checked(problem: str | None) -> None:
+    if problem:
+        raise RosterError(problem)
+
+
+def _flags(args) -> dict[str, bool]:
+    return {kind: getattr(args, kind) for kind in ACCESS_KINDS}
 
 
 def cmd_district_create(args) -> int:
@@ -40,26 +69,118 @@ def cmd_district_create(args) -> int:
     return 0
 
 
+def cmd_district_list(args) -> int:
+    districts = _store(args).districts()
+    if args.json:
+        _print_json({"districts": [asdict(d) for d in districts]})
+        return 0
+    if not districts:
+        print("No districts yet; create one with `rosterbot district create DISTRICT --name NAME`.")
+    for d in districts:
+        print(
+            f"{d.key}  {d.name}  (enrollment source: {d.enrollment_source}; {d.schools} "
+            f"school(s), {d.admins} administrator(s), {d.channels} linked channel(s))"
+        )
+    return 0
+
+
 def cmd_school_add(args) -> int:
-    _store(args).add_school(args.district, args.org_sis_id, args.name)
+    _store(args).add_school(args.district, args.org_sis_id, args.name, actor=cli_actor())
     print(f"School {args.org_sis_id} ({args.name}) added to {args.district}.")
     return 0
 
 
+def cmd_school_list(args) -> int:
+    schools = _store(args).schools(args.district)
+    if args.json:
+        _print_json(
+            {
+                "district": args.district,
+                "schools": [{"org_sis_id": org, "name": name} for org, name in schools],
+            }
+        )
+        return 0
+    if not schools:
+        print(
+            f"No schools in {args.district} yet; add one with "
+            f"`rosterbot school add {args.district} ORG_SIS_ID --name NAME`."
+        )
+    for org, name in schools:
+        print(f"{org}  {name}")
+    return 0
+
+
+def cmd_school_rename(args) -> int:
+    before = _store(args).rename_school(
+        args.district, args.org_sis_id, args.name, actor=cli_actor()
+    )
+    if before == args.name:
+        print(f"School {args.org_sis_id} of {args.district} is already named {args.name}.")
+    else:
+        print(f"School {args.org_sis_id} of {args.district} renamed from {before} to {args.name}.")
+    return 0
+
+
 def cmd_admin_grant(args) -> int:
-    if not (args.system or args.enrollment or args.support):
+    _checked(slack_user_id_problem(args.slack_user_id))
+    if not any(_flags(args).values()):
         raise RosterError("give at least one of --system, --enrollment, --support")
     grant = _store(args).grant_admin(
-        args.district, args.slack_user_id, args.system, args.enrollment, args.support
+        args.district, args.slack_user_id, **_flags(args), actor=cli_actor()
     )
-    access = [n for n in ("system", "enrollment", "support") if getattr(grant, n)]
-    print(f"{args.slack_user_id} now has {', '.join(access)} access to {args.district}.")
+    print(f"{args.slack_user_id} now has {', '.join(grant.access)} access to {args.district}.")
+    return 0
+
+
+def cmd_admin_revoke(args) -> int:
+    _checked(slack_user_id_problem(args.slack_user_id))
+    _, after = _store(args).revoke_admin(
+        args.district, args.slack_user_id, **_flags(args), actor=cli_actor()
+    )
+    left = f"{', '.join(after.access)} access" if after else "no access"
+    print(f"{args.slack_user_id} now has {left} to {args.district}.")
+    return 0
+
+
+def cmd_admin_list(args) -> int:
+    admins = _store(args).admins(args.district)
+    if args.json:
+        _print_json({"district": args.district, "admins": [asdict(a) for a in admins]})
+        return 0
+    if not admins:
+        print(
+            f"No administrators in {args.district} yet; grant access with "
+            f"`rosterbot admin grant {args.district} SLACK_USER_ID --system --enrollment`."
+        )
+    for a in admins:
+        print(f"{a.slack_user_id}  {', '.join(a.access)}")
     return 0
 
 
 def cmd_channel_link(args) -> int:
-    _store(args).link_channel(args.district, args.slack_channel_id)
-    print(f"Channel {args.slack_channel_id} is linked to {args.district}.")
+    _checked(slack_channel_id_problem(args.slack_channel_id))
+    before = _store(args).link_channel(args.district, args.slack_channel_id, actor=cli_actor())
+    taken = f" (it was linked to {before})" if before else ""
+    print(f"Channel {args.slack_channel_id} is linked to {args.district}{taken}.")
+    return 0
+
+
+def cmd_channel_unlink(args) -> int:
+    _checked(slack_channel_id_problem(args.slack_channel_id))
+    _store(args).unlink_channel(args.district, args.slack_channel_id, actor=cli_actor())
+    print(f"Channel {args.slack_channel_id} is no longer linked to {args.district}.")
+    return 0
+
+
+def cmd_channel_list(args) -> int:
+    channels = _store(args).channels(args.district)
+    if args.json:
+        _print_json({"district": args.district, "channels": [{"channel_id": c} for c in channels]})
+        return 0
+    if not channels:
+        print(f"No channels linked to {args.district}.")
+    for channel in channels:
+        print(channel)
     return 0
 
 
@@ -99,7 +220,7 @@ def _run_files(args, apply: bool) -> int:
         args.district,
         files,
         apply=apply,
-        actor="cli",
+        actor=cli_actor(),
         report_dir=Path(args.report_dir or "."),
         confirm_removals=getattr(args, "confirm_removals", False),
         progress=show,
@@ -141,13 +262,14 @@ def cmd_status(args) -> int:
         records = [record]
     else:
         records = store.recent_uploads(args.district, args.limit)
+    from bot import audit_text
+
+    trail = [] if args.upload else store.audit_trail(args.district, args.limit)
     if args.json:
-        print(
-            json.dumps(
-                {"uploads": [_upload_json(r, with_issues=bool(args.upload)) for r in records]},
-                ensure_ascii=False,
-            )
-        )
+        out = {"uploads": [_upload_json(r, with_issues=bool(args.upload)) for r in records]}
+        if not args.upload:
+            out["audit"] = [audit_text.to_json(e) for e in trail]
+        _print_json(out)
         return 0
     if not records:
         print(f"No uploads yet for {args.district}.")
@@ -173,6 +295,12 @@ def cmd_status(args) -> int:
                 print(f"  file {issue.get('code')}: {issue.get('message', '')}")
             for issue in r.issues or []:
                 print(f"  row {issue['row']} {issue['column']} {issue['code']}: {issue['message']}")
+    if not args.upload:
+        print(f"\nSet-up changes of {args.district} (access, channels, schools), newest first:")
+        for entry in trail:
+            print("  " + audit_text.describe(entry))
+        if not trail:
+            print("  none yet")
     return 0
 
 
@@ -237,31 +365,61 @@ def build_parser() -> argparse.ArgumentParser:
         "workspace the bot token belongs to. Users of other workspaces are refused.",
     )
     c.set_defaults(func=cmd_district_create)
+    c = district.add_parser("list", help="every district, with its schools, admins and channels")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_district_list)
 
     school = sub.add_parser("school", help="schools").add_subparsers(dest="sub", required=True)
     c = school.add_parser("add", help="set up a school of a district")
     c.add_argument("district")
-    c.add_argument("org_sis_id")
+    c.add_argument("org_sis_id", help="the ID files use in org_sis_id (letters, digits, - _ .)")
     c.add_argument("--name", required=True)
     c.set_defaults(func=cmd_school_add)
+    c = school.add_parser("list", help="the schools of a district")
+    c.add_argument("district")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_school_list)
+    c = school.add_parser("rename", help="give a school a new name (its ID stays)")
+    c.add_argument("district")
+    c.add_argument("org_sis_id")
+    c.add_argument("--name", required=True)
+    c.set_defaults(func=cmd_school_rename)
 
     admin = sub.add_parser("admin", help="Slack administrators").add_subparsers(
         dest="sub", required=True
     )
-    c = admin.add_parser("grant", help="grant a Slack user access to a district")
+    c = admin.add_parser("grant", help="give a Slack user access to a district (adds to theirs)")
     c.add_argument("district")
-    c.add_argument("slack_user_id")
+    c.add_argument("slack_user_id", help="a Slack member id, like U012AB3CD")
     for flag in ("--system", "--enrollment", "--support"):
         c.add_argument(flag, action="store_true")
     c.set_defaults(func=cmd_admin_grant)
+    c = admin.add_parser("revoke", help="take access away (no flag: all of it)")
+    c.add_argument("district")
+    c.add_argument("slack_user_id", help="a Slack member id, like U012AB3CD")
+    for flag in ("--system", "--enrollment", "--support"):
+        c.add_argument(flag, action="store_true")
+    c.set_defaults(func=cmd_admin_revoke)
+    c = admin.add_parser("list", help="who has which access to a district")
+    c.add_argument("district")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_admin_list)
 
     channel = sub.add_parser("channel", help="Slack channels").add_subparsers(
         dest="sub", required=True
     )
     c = channel.add_parser("link", help="link a Slack channel to a district")
     c.add_argument("district")
-    c.add_argument("slack_channel_id")
+    c.add_argument("slack_channel_id", help="a Slack channel id, like C012AB3CD")
     c.set_defaults(func=cmd_channel_link)
+    c = channel.add_parser("unlink", help="unlink a Slack channel from a district")
+    c.add_argument("district")
+    c.add_argument("slack_channel_id", help="a Slack channel id, like C012AB3CD")
+    c.set_defaults(func=cmd_channel_unlink)
+    c = channel.add_parser("list", help="the channels linked to a district")
+    c.add_argument("district")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_channel_list)
 
     for name, func, text in (
         ("check", cmd_check, "validate files without applying (dry run)"),
@@ -304,6 +462,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    finally:
+        if getattr(args, "store", None) is not None:
+            args.store.dispose()
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except RosterError as exc:

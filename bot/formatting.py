@@ -16,11 +16,13 @@ Two rules hold for every message built here:
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.audit_text import person
 from roster.states import FileStatus, RecoveryAction
 from validation.catalog import CATALOG
 
@@ -450,7 +452,7 @@ def audit_line(upload: Any) -> str:
     name = escape(upload.file_name or "file")
     sha = f" `{upload.file_sha256[:12]}`" if upload.file_sha256 else ""
     mode = " (check)" if upload.dry_run else ""
-    who = f"<@{upload.actor}>" if upload.actor else "unknown"
+    who = person(upload.actor, slack=True)  # a Slack user as a mention; `cli:alice` as text
     state = upload.state or "?"
     status = upload.status.replace("_", " ") if upload.status else ""
     outcome = state + (f", {status}" if status and status != state else "")
@@ -533,15 +535,20 @@ def csv_only(names: Sequence[str]) -> Message:
 # -- refusals --------------------------------------------------------------------------------
 
 
+_USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+
+
+def _escape_keeping_user_mentions(value: str) -> str:
+    """Escaped, except plain user mentions (`<@U123>`): a refusal names the district's system
+    administrators by mention.  Broadcasts (`<!channel>`) and links stay escaped."""
+    return _USER_MENTION.sub(r"<@\1>", escape(value))
+
+
 def refusal(reason: str, what_to_do: str = "") -> Message:
-    text = f":no_entry: {escape(reason)}" + (f" {escape(what_to_do)}" if what_to_do else "")
+    reason, what_to_do = map(_escape_keeping_user_mentions, (reason, what_to_do))
+    text = f":no_entry: {reason}" + (f" {what_to_do}" if what_to_do else "")
     return Message(
-        text,
-        [
-            _section(
-                f":no_entry: {escape(reason)}" + (f"\n{escape(what_to_do)}" if what_to_do else "")
-            )
-        ],
+        text, [_section(f":no_entry: {reason}" + (f"\n{what_to_do}" if what_to_do else ""))]
     )
 
 

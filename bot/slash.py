@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
-from bot import access, formatting
+from bot import access, audit_text, formatting
 from bot.conversation import ask
 from bot.delivery import describe, open_dm, upload_file
 from bot.settings import Settings
+from roster.ids import is_slack_user_id, slack_user_id_problem
+from roster.store import ACCESS_KINDS
 
 if TYPE_CHECKING:
     from roster.store import Store
@@ -22,14 +25,41 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/rosterbot"
 
+#: (who may use them, [(usage, what it does)]) — only what works, grouped by who may use it
 HELP = [
-    ("help", "this list"),
-    ("ask QUESTION", "answer a question from the knowledge base"),
-    ("template users|demographics", "the blank CSV template"),
-    ("dictionary [COLUMN]", "the users.csv / demographics.csv data dictionary"),
-    ("download all|students|staff|admins [org_sis_id]", "the roster as a users.csv"),
-    ("status [DISTRICT]", "recent uploads of this channel's district, or the one named"),
-    ("link DISTRICT", "link this channel to a district (system administrators)"),
+    (
+        "Anyone in a linked channel",
+        [
+            ("help", "this list"),
+            ("ask QUESTION", "answer a question from the knowledge base"),
+            ("template users|demographics", "the blank CSV template"),
+            ("dictionary [COLUMN]", "the users.csv / demographics.csv data dictionary"),
+        ],
+    ),
+    (
+        "Administrators of the district (system, enrollment or support access)",
+        [
+            (
+                "status [DISTRICT]",
+                "recent uploads and set-up changes of this channel's district, or the one named",
+            )
+        ],
+    ),
+    (
+        "System and enrollment access",
+        [("download all|students|staff|admins [org_sis_id]", "the roster as a users.csv")],
+    ),
+    (
+        "System administrators of the district",
+        [
+            ("admins", "who has which access"),
+            ("grant @person system|enrollment|support", "give access (adds to theirs)"),
+            ("revoke @person [system|enrollment|support]", "take access away (none named: all)"),
+            ("schools", "the district's schools and their IDs"),
+            ("channels", "the channels linked to the district"),
+            ("link DISTRICT", "link this channel to a district"),
+        ],
+    ),
 ]
 
 
@@ -43,18 +73,22 @@ class Reply:
 
 
 def help_reply() -> Reply:
-    lines = [f"• `{COMMAND} {usage}` — {what}" for usage, what in HELP]
-    text = (
+    groups = []
+    for who, commands in HELP:
+        lines = [f"• `{COMMAND} {usage}` — {what}" for usage, what in commands]
+        groups.append(f"*{who}*\n" + "\n".join(lines))
+    intro = (
         "*rosterbot* — share a users.csv (and demographics.csv) in a linked channel and I "
         "validate and apply it, then reply in its thread with the counts and an error "
-        'report. Put "check" or "dry run" in the message to validate without applying. '
-        'In an upload\'s thread, ask "why did row 14 fail?" or "summary". In a direct '
-        'message, a district named ("status d2", or its key in the message with the file) '
-        "decides the district, and is refused if you have no access there.\n" + "\n".join(lines)
+        'report (system and enrollment access). Put "check" or "dry run" in the message to '
+        "validate without applying. In an upload's thread, administrators of the district ask "
+        '"why did row 14 fail?" or "summary". In a direct message, a district named ("status '
+        'd2", "admins d2", or its key in the message with the file) decides the district, and '
+        "is refused if you have no access there."
     )
-    return Reply(
-        formatting.Message(text.replace("*", "").replace("`", ""), [formatting._section(text)])
-    )
+    text = intro + "\n\n" + "\n\n".join(groups)
+    blocks = [formatting._section(intro)] + [formatting._section(g) for g in groups]
+    return Reply(formatting.Message(text.replace("*", "").replace("`", ""), blocks))
 
 
 STATUS_LIMIT = 10
@@ -72,6 +106,11 @@ class SlashCommands:
             "download": self.download,
             "status": self.status,
             "link": self.link,
+            "admins": self.admins,
+            "grant": self.grant,
+            "revoke": self.revoke,
+            "schools": self.schools,
+            "channels": self.channels,
         }
 
     def run(self, user: str, channel: str, text: str) -> Reply:
@@ -163,7 +202,8 @@ class SlashCommands:
         )
 
     def status(self, user: str, channel: str, arg: str) -> Reply:
-        """The audit trail of the district's recent uploads (any grant of that district)."""
+        """The audit trail: the district's recent uploads and set-up changes (any grant of
+        that district)."""
         decision = access.for_status(
             self.store, self.settings, user, channel, channel.startswith("D"), arg
         )
@@ -171,25 +211,27 @@ class SlashCommands:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         district = decision.district
         uploads = self.store.recent_uploads(district.key, STATUS_LIMIT)
-        if not uploads:
-            return Reply(
-                formatting.Message(f"No uploads yet for {district.name} ({district.key}).")
+        trail = self.store.audit_trail(district.key, STATUS_LIMIT)
+        if uploads:
+            head = (
+                f"*Recent uploads of {formatting.escape(district.name)} ({district.key})* — "
+                "when, file, SHA-256, who, state, counts"
             )
-        head = (
-            f"*Recent uploads of {formatting.escape(district.name)} ({district.key})* — "
-            "when, file, SHA-256, who, state, counts"
-        )
-        lines = [formatting.audit_line(u) for u in uploads]
-        text = "\n".join([head, *lines])
-        blocks = [formatting._section(head)]
-        chunk: list[str] = []
-        for line in lines:  # a section holds at most 3000 characters
-            if chunk and sum(len(c) + 1 for c in chunk) + len(line) > 2900:
-                blocks.append(formatting._section("\n".join(chunk)))
-                chunk = []
-            chunk.append(line)
-        blocks.append(formatting._section("\n".join(chunk)))
-        return Reply(formatting.Message(text, blocks))
+            lines = [formatting.audit_line(u) for u in uploads]
+        else:
+            head, lines = (
+                f"No uploads yet for {formatting.escape(district.name)} ({district.key}).",
+                [],
+            )
+        sections = [(head, lines)]
+        if trail:
+            sections.append(
+                (
+                    "*Set-up changes* (access, channels, schools) — newest first",
+                    ["• " + audit_text.describe(e, slack=True) for e in trail],
+                )
+            )
+        return Reply(_sectioned(sections))
 
     def link(self, user: str, channel: str, arg: str) -> Reply:
         key = arg.split()[0] if arg.split() else ""
@@ -207,7 +249,7 @@ class SlashCommands:
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         district = decision.district
-        self.store.link_channel(district.key, channel, team_id=access.requesting_team())
+        self.store.link_channel(district.key, channel, team_id=access.requesting_team(), actor=user)
         moved = (
             f" It served {formatting.escape(before.name)} ({before.key}) until now; uploads "
             f"and status here are {district.key}'s from now on."
@@ -220,6 +262,199 @@ class SlashCommands:
                 f"({district.key}).{moved} Administrators can share users.csv files here."
             )
         )
+
+    # -- self-service for a district's system administrators -------------------------------
+    def _admin_district(self, user: str, channel: str, leftover: list[str], what: str):
+        """(district, None) or (None, refusal Reply) for a self-service command; `leftover`
+        are the words that are not part of the command (a district key, in a DM)."""
+        if len(leftover) > 1:
+            return None, Reply(
+                formatting.Message(f"I don't understand `{formatting.escape(' '.join(leftover))}`.")
+            )
+        decision = access.for_district_admin(
+            self.store,
+            self.settings,
+            user,
+            channel,
+            channel.startswith("D"),
+            leftover[0] if leftover else "",
+            what,
+        )
+        if not decision.allowed:
+            return None, Reply(
+                formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do)
+            )
+        return decision.district, None
+
+    def admins(self, user: str, channel: str, arg: str) -> Reply:
+        district, refused = self._admin_district(user, channel, arg.split(), "Listing access")
+        if refused:
+            return refused
+        grants = self.store.admins(district.key)
+        head = f"*Administrators of {formatting.escape(district.name)} ({district.key})*"
+        lines = [f"• <@{g.slack_user_id}> — {', '.join(g.access)}" for g in grants]
+        return Reply(
+            _sectioned(
+                [
+                    (head, lines or ["nobody yet"]),
+                    (
+                        f"Change it with `{COMMAND} grant @person system|enrollment|support` "
+                        f"or `{COMMAND} revoke @person [system|enrollment|support]`.",
+                        [],
+                    ),
+                ]
+            )
+        )
+
+    def grant(self, user: str, channel: str, arg: str) -> Reply:
+        return self._change_access(user, channel, arg, grant=True)
+
+    def revoke(self, user: str, channel: str, arg: str) -> Reply:
+        return self._change_access(user, channel, arg, grant=False)
+
+    def _change_access(self, user: str, channel: str, arg: str, grant: bool) -> Reply:
+        from roster.store import RosterError
+
+        verb = "grant" if grant else "revoke"
+        usage = (
+            f"Usage: `{COMMAND} grant @person system|enrollment|support` (one or more kinds)"
+            if grant
+            else f"Usage: `{COMMAND} revoke @person [system|enrollment|support]` (none: all access)"
+        )
+        parsed = parse_access_command(arg)
+        if parsed.problem:
+            return Reply(formatting.Message(f"{parsed.problem}\n{usage}"))
+        unknown = [w for w in parsed.leftover if self.store.get_district(w) is None]
+        if unknown:  # "enrolment", "admin": not a kind of access, not a district
+            return Reply(
+                formatting.Message(
+                    f"I don't understand `{formatting.escape(' '.join(unknown))}`: the kinds of "
+                    f"access are system, enrollment and support.\n{usage}"
+                )
+            )
+        if grant and not parsed.kinds:
+            return Reply(formatting.Message(f"Say which access to grant.\n{usage}"))
+        district, refused = self._admin_district(
+            user, channel, parsed.leftover, "Granting access" if grant else "Revoking access"
+        )
+        if refused:
+            return refused
+        flags = {kind: kind in parsed.kinds for kind in ACCESS_KINDS}
+        who = f"<@{parsed.user}>"
+        where = f"{formatting.escape(district.name)} ({district.key})"
+        held = self.store.grant(district.key, parsed.user)
+        try:
+            if grant:
+                now = self.store.grant_admin(district.key, parsed.user, **flags, actor=user)
+                after = now.access
+            else:
+                _, now = self.store.revoke_admin(district.key, parsed.user, **flags, actor=user)
+                after = now.access if now else []
+        except RosterError as refused_change:
+            return Reply(
+                formatting.refusal(
+                    _sentence(str(refused_change).replace(parsed.user, who)),
+                    "Nothing was changed.",
+                )
+            )
+        log.info(
+            "%s %s %s in %s by %s", verb, parsed.kinds or "all", parsed.user, district.key, user
+        )
+        left = f"{', '.join(after)} access" if after else "no access"
+        if held is not None and held.access == after:
+            return Reply(
+                formatting.Message(f"{who} already has {left} to {where}; nothing changed.")
+            )
+        return Reply(
+            formatting.Message(
+                f":white_check_mark: {who} now has {left} to {where}. "
+                f"Recorded in `{COMMAND} status`."
+            )
+        )
+
+    def schools(self, user: str, channel: str, arg: str) -> Reply:
+        district, refused = self._admin_district(user, channel, arg.split(), "Listing schools")
+        if refused:
+            return refused
+        schools = self.store.schools(district.key)
+        head = (
+            f"*Schools of {formatting.escape(district.name)} ({district.key})* — the ID to use "
+            "in org_sis_id, and the name"
+        )
+        lines = [f"• `{org}` {formatting.escape(name)}" for org, name in schools]
+        tail = (
+            "Schools are added and renamed by whoever runs rosterbot "
+            "(`rosterbot school add|rename`)."
+        )
+        return Reply(_sectioned([(head, lines or ["none yet"]), (tail, [])]))
+
+    def channels(self, user: str, channel: str, arg: str) -> Reply:
+        district, refused = self._admin_district(user, channel, arg.split(), "Listing channels")
+        if refused:
+            return refused
+        linked = self.store.channels(district.key)
+        head = f"*Channels linked to {formatting.escape(district.name)} ({district.key})*"
+        lines = [f"• <#{c}>" for c in linked]
+        tail = f"Link another with `{COMMAND} link {district.key}` in that channel."
+        return Reply(_sectioned([(head, lines or ["none"]), (tail, [])]))
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:].rstrip(".") + "."
+
+
+@dataclass(frozen=True)
+class AccessCommand:
+    """`grant|revoke @person [kinds] [DISTRICT]`, parsed."""
+
+    user: str = ""
+    kinds: tuple[str, ...] = ()
+    leftover: list[str] = field(default_factory=list)
+    problem: str = ""
+
+
+#: a user as Slack escapes it in a slash command: <@U123|name> or <@U123>
+_USER_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def parse_access_command(arg: str) -> AccessCommand:
+    mentions = _USER_MENTION.findall(arg)
+    words = [w for w in re.split(r"[\s,]+", _USER_MENTION.sub(" ", arg)) if w]
+    kinds = tuple(k for k in ACCESS_KINDS if k in {w.lower() for w in words})
+    rest = [w for w in words if w.lower() not in ACCESS_KINDS]
+    if not mentions:  # a member id typed as is (U012AB3CD)
+        mentions = [w for w in rest if is_slack_user_id(w)]
+        rest = [w for w in rest if not is_slack_user_id(w)]
+    if len(mentions) != 1:
+        typed = next((w for w in rest if w.startswith("@")), "")
+        if typed:
+            return AccessCommand(
+                problem=f"I cannot tell who `{formatting.escape(typed)}` is: pick the person from "
+                "the list Slack shows as you type @ (or give their member id, U…)."
+            )
+        return AccessCommand(
+            problem="Name exactly one person, as a mention (@name picked from Slack's list)."
+        )
+    problem = slack_user_id_problem(mentions[0])
+    if problem:
+        return AccessCommand(problem=_sentence(problem))
+    return AccessCommand(mentions[0], kinds, rest)
+
+
+def _sectioned(sections: list[tuple[str, list[str]]]) -> formatting.Message:
+    """A message of headed bullet lists, each section under Slack's 3000 characters."""
+    blocks: list[dict] = []
+    text_parts: list[str] = []
+    for head, lines in sections:
+        text_parts.append("\n".join([head, *lines]))
+        chunk = [head]
+        for line in lines:
+            if sum(len(c) + 1 for c in chunk) + len(line) > 2900:
+                blocks.append(formatting._section("\n".join(chunk)))
+                chunk = []
+            chunk.append(line)
+        blocks.append(formatting._section("\n".join(chunk)))
+    return formatting.Message("\n\n".join(text_parts), blocks)
 
 
 def deliver(

@@ -158,6 +158,26 @@ ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+class AuditEntry(Base):
+    """One change to a district's set-up (access, channels, schools): who did what, when.
+
+    `actor` is a Slack user id (a change made in Slack) or `cli:LOGIN` (the operator's shell).
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_district", "district_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    #: grant | revoke | link | unlink | school_add | school_rename
+    action: Mapped[str] = mapped_column(String(32))
+    #: whom or what it changed: a Slack user id, a channel id or an org_sis_id
+    subject: Mapped[str] = mapped_column(String(64))
+    before: Mapped[str] = mapped_column(Text, default="")
+    after: Mapped[str] = mapped_column(Text, default="")
+
+
 class Upload(Base):
     """One processed (or refused, or unfinished) file: the audit trail and triage record."""
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from sqlalchemy import (
     Connection,
     Engine,
     create_engine,
+    delete,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -26,9 +29,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from roster.ids import school_id_problem
 from roster.models import (
     ADDED_COLUMNS,
     Admin,
+    AuditEntry,
     Base,
     District,
     LinkedChannel,
@@ -39,6 +44,8 @@ from roster.models import (
 from roster.states import REPORTED_STATES, UNFINISHED_STATES, FileKind, UploadState
 
 ENROLLMENT_SOURCES = ("batch", "clever", "classlink", "gg4l")
+#: the kinds of access a Slack user can hold in a district, in the order they are shown
+ACCESS_KINDS = ("system", "enrollment", "support")
 DEFAULT_SQLITE = Path("var") / "rosterbot.sqlite3"
 
 
@@ -72,6 +79,50 @@ class Grant:
     @property
     def can_upload(self) -> bool:
         return self.system and self.enrollment
+
+    @property
+    def access(self) -> list[str]:
+        return [kind for kind in ACCESS_KINDS if getattr(self, kind)]
+
+
+@dataclass(frozen=True)
+class AdminGrant:
+    """One Slack user's access to a district (`rosterbot admin list`)."""
+
+    slack_user_id: str
+    system: bool
+    enrollment: bool
+    support: bool
+
+    @property
+    def access(self) -> list[str]:
+        return [kind for kind in ACCESS_KINDS if getattr(self, kind)]
+
+
+@dataclass(frozen=True)
+class DistrictSummary:
+    key: str
+    name: str
+    enrollment_source: str
+    schools: int
+    admins: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One change to a district's set-up: who (`actor`) did `action` to `subject`, and when."""
+
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    before: str
+    after: str
+
+
+def _access_text(kinds: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(kinds)
 
 
 def database_url(url: str | None = None) -> str:
@@ -177,15 +228,80 @@ class Store:
             )
         return found
 
-    def add_school(self, district_key: str, org_sis_id: str, name: str) -> None:
+    def districts(self) -> list[DistrictSummary]:
+        """Every district with how many schools, administrators and linked channels it has."""
+
+        def count(model) -> object:
+            return (
+                select(func.count())
+                .select_from(model)
+                .where(model.district_id == District.id)
+                .scalar_subquery()
+            )
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    District.key,
+                    District.name,
+                    District.enrollment_source,
+                    count(School),
+                    count(Admin),
+                    count(LinkedChannel),
+                ).order_by(District.key)
+            ).all()
+        return [DistrictSummary(*r) for r in rows]
+
+    def add_school(self, district_key: str, org_sis_id: str, name: str, actor: str = "") -> None:
+        problem = school_id_problem(org_sis_id)
+        if problem:
+            raise RosterError(problem)
+        if not name.strip():
+            raise RosterError("a school needs a name (--name)")
         district = self.district(district_key)
         try:
             with self.transaction() as conn:
                 conn.execute(
                     insert(School).values(district_id=district.id, org_sis_id=org_sis_id, name=name)
                 )
+                self._audit(conn, district.id, actor, "school_add", org_sis_id, "", name)
         except IntegrityError:
             raise RosterError(f"school '{org_sis_id}' already exists in '{district_key}'") from None
+
+    def rename_school(self, district_key: str, org_sis_id: str, name: str, actor: str = "") -> str:
+        """Give a school a new name; returns the name it had."""
+        if not name.strip():
+            raise RosterError("a school needs a name (--name)")
+        district = self.district(district_key)
+        with self.transaction() as conn:
+            before = conn.execute(
+                select(School.name).where(
+                    School.district_id == district.id, School.org_sis_id == org_sis_id
+                )
+            ).scalar()
+            if before is not None and before != name:
+                conn.execute(
+                    update(School)
+                    .where(School.district_id == district.id, School.org_sis_id == org_sis_id)
+                    .values(name=name)
+                )
+                self._audit(conn, district.id, actor, "school_rename", org_sis_id, before, name)
+        if before is None:
+            raise RosterError(self._no_school(district_key, org_sis_id))
+        return before
+
+    def _no_school(self, district_key: str, org_sis_id: str) -> str:
+        known = [org for org, _ in self.schools(district_key)]
+        near = [
+            k
+            for k in known
+            if k.casefold() == org_sis_id.casefold() or k.lstrip("0") == org_sis_id.lstrip("0")
+        ]
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        return (
+            f"no school '{org_sis_id}' in '{district_key}'{hint}; "
+            f"`rosterbot school list {district_key}` lists its schools"
+        )
 
     def schools(self, district_key: str) -> list[tuple[str, str]]:
         district = self.district(district_key)
@@ -206,27 +322,128 @@ class Store:
         enrollment: bool = False,
         support: bool = False,
         team_id: str | None = None,
+        actor: str = "",
     ) -> Grant:
-        """`team_id`: the granted user's Slack workspace (None: the district's workspace)."""
+        """Add access (what the user already holds is kept); returns the access they now hold.
+        `team_id`: the granted user's Slack workspace (None: the district's workspace)."""
         district = self.district(district_key)
+        adding = dict(system=system, enrollment=enrollment, support=support)
+        if not any(adding.values()):
+            raise RosterError("give at least one kind of access: system, enrollment or support")
         with self.transaction() as conn:
             found = conn.execute(
-                select(Admin.id).where(
+                select(Admin.id, Admin.system, Admin.enrollment, Admin.support).where(
                     Admin.district_id == district.id, Admin.slack_user_id == slack_user_id
                 )
             ).first()
-            values = dict(
-                system=system, enrollment=enrollment, support=support, team_id=team_id or None
+            held = (
+                dict(zip(ACCESS_KINDS, found[1:])) if found else dict.fromkeys(ACCESS_KINDS, False)
             )
+            now = {k: held[k] or adding[k] for k in ACCESS_KINDS}
             if found:
-                conn.execute(update(Admin).where(Admin.id == found[0]).values(**values))
+                conn.execute(
+                    update(Admin).where(Admin.id == found[0]).values(**now, team_id=team_id or None)
+                )
             else:
                 conn.execute(
                     insert(Admin).values(
-                        district_id=district.id, slack_user_id=slack_user_id, **values
+                        district_id=district.id,
+                        slack_user_id=slack_user_id,
+                        team_id=team_id or None,
+                        **now,
                     )
                 )
-        return Grant(district_key, system, enrollment, support, team_id or None)
+            if now != held:
+                self._audit(
+                    conn,
+                    district.id,
+                    actor,
+                    "grant",
+                    slack_user_id,
+                    _access_text([k for k in ACCESS_KINDS if held[k]]),
+                    _access_text([k for k in ACCESS_KINDS if now[k]]),
+                )
+        return Grant(district_key, **now, team_id=team_id or None)
+
+    def revoke_admin(
+        self,
+        district_key: str,
+        slack_user_id: str,
+        system: bool = False,
+        enrollment: bool = False,
+        support: bool = False,
+        actor: str = "",
+    ) -> tuple[Grant, Grant | None]:
+        """Take access away (no kind given: all of it); returns the access before and after
+        (None: no access left).  The last system administrator of a district keeps system
+        access: somebody must be able to manage the district from Slack."""
+        district = self.district(district_key)
+        removing = dict(system=system, enrollment=enrollment, support=support)
+        if not any(removing.values()):
+            removing = dict.fromkeys(ACCESS_KINDS, True)
+        with self.transaction() as conn:
+            # Lock the district's system administrators: two of them revoking each other at
+            # once must not leave the district with none (SQLite: BEGIN IMMEDIATE already).
+            system_admins = (
+                conn.execute(
+                    select(Admin.slack_user_id)
+                    .where(Admin.district_id == district.id, Admin.system.is_(True))
+                    .with_for_update()
+                )
+                .scalars()
+                .all()
+            )
+            found = conn.execute(
+                select(Admin.id, Admin.system, Admin.enrollment, Admin.support).where(
+                    Admin.district_id == district.id, Admin.slack_user_id == slack_user_id
+                )
+            ).first()
+            if found is None:
+                raise RosterError(f"{slack_user_id} has no access to '{district_key}'")
+            held = dict(zip(ACCESS_KINDS, found[1:]))
+            taken = [k for k in ACCESS_KINDS if removing[k] and held[k]]
+            if not taken:
+                asked = [k for k in ACCESS_KINDS if removing[k]]
+                raise RosterError(
+                    f"{slack_user_id} has no {' or '.join(asked)} access to '{district_key}' "
+                    f"(they have {_access_text([k for k in ACCESS_KINDS if held[k]])}); "
+                    "nothing changed"
+                )
+            if "system" in taken and list(system_admins) == [slack_user_id]:
+                raise RosterError(
+                    f"{slack_user_id} is the last system administrator of '{district_key}'; "
+                    "grant system access to someone else first, then revoke it"
+                )
+            now = {k: held[k] and k not in taken for k in ACCESS_KINDS}
+            if any(now.values()):
+                conn.execute(update(Admin).where(Admin.id == found[0]).values(**now))
+            else:
+                conn.execute(delete(Admin).where(Admin.id == found[0]))
+            self._audit(
+                conn,
+                district.id,
+                actor,
+                "revoke",
+                slack_user_id,
+                _access_text([k for k in ACCESS_KINDS if held[k]]),
+                _access_text([k for k in ACCESS_KINDS if now[k]]),
+            )
+        before = Grant(district_key, **held)
+        return before, (Grant(district_key, **now) if any(now.values()) else None)
+
+    def admins(self, district_key: str) -> list[AdminGrant]:
+        district = self.district(district_key)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Admin.slack_user_id, Admin.system, Admin.enrollment, Admin.support)
+                .where(Admin.district_id == district.id)
+                .order_by(Admin.slack_user_id)
+            ).all()
+        return [AdminGrant(*r) for r in rows]
+
+    def system_admins(self, district_key: str) -> list[str]:
+        """The Slack users who can grant access to a district."""
+        return [a.slack_user_id for a in self.admins(district_key) if a.system]
 
     def grants_for(self, slack_user_id: str) -> list[Grant]:
         with self.engine.connect() as conn:
@@ -242,17 +459,70 @@ class Store:
             (g for g in self.grants_for(slack_user_id) if g.district_key == district_key), None
         )
 
-    def link_channel(self, district_key: str, channel_id: str, team_id: str | None = None) -> None:
-        """`team_id`: the workspace the link was made from (None: the district's workspace)."""
+    def link_channel(
+        self, district_key: str, channel_id: str, team_id: str | None = None, actor: str = ""
+    ) -> str | None:
+        """Link a channel to a district; returns the key of the district it was linked to
+        before (None: it was not linked, or already to this district).  `team_id`: the
+        workspace the link was made from (None: the district's workspace)."""
         district = self.district(district_key)
         with self.transaction() as conn:
-            conn.execute(
-                LinkedChannel.__table__.delete().where(LinkedChannel.channel_id == channel_id)
-            )
+            before = conn.execute(
+                select(District.key, District.id)
+                .join(LinkedChannel, LinkedChannel.district_id == District.id)
+                .where(LinkedChannel.channel_id == channel_id)
+            ).first()
+            if before is not None and before[1] == district.id:
+                return None
+            conn.execute(delete(LinkedChannel).where(LinkedChannel.channel_id == channel_id))
             conn.execute(
                 insert(LinkedChannel).values(
                     channel_id=channel_id, district_id=district.id, team_id=team_id or None
                 )
+            )
+            self._audit(
+                conn,
+                district.id,
+                actor,
+                "link",
+                channel_id,
+                before[0] if before else "",
+                district.key,
+            )
+            if before is not None:  # the district it was taken from sees it in its trail too
+                self._audit(conn, before[1], actor, "unlink", channel_id, before[0], district.key)
+        return before[0] if before else None
+
+    def unlink_channel(self, district_key: str, channel_id: str, actor: str = "") -> None:
+        district = self.district(district_key)
+        with self.transaction() as conn:
+            gone = conn.execute(
+                delete(LinkedChannel).where(
+                    LinkedChannel.channel_id == channel_id,
+                    LinkedChannel.district_id == district.id,
+                )
+            ).rowcount
+            if not gone:
+                current = conn.execute(
+                    select(District.key)
+                    .join(LinkedChannel, LinkedChannel.district_id == District.id)
+                    .where(LinkedChannel.channel_id == channel_id)
+                ).scalar()
+                where = f"it is linked to '{current}'" if current else "it is not linked"
+                raise RosterError(
+                    f"channel {channel_id} is not linked to '{district_key}' ({where})"
+                )
+            self._audit(conn, district.id, actor, "unlink", channel_id, district.key, "")
+
+    def channels(self, district_key: str) -> list[str]:
+        district = self.district(district_key)
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(LinkedChannel.channel_id)
+                    .where(LinkedChannel.district_id == district.id)
+                    .order_by(LinkedChannel.channel_id)
+                ).scalars()
             )
 
     def district_for_channel(self, channel_id: str) -> DistrictInfo | None:
@@ -268,6 +538,48 @@ class Store:
                 .where(LinkedChannel.channel_id == channel_id)
             ).first()
         return (DistrictInfo(*row[:-1]), row[-1]) if row else None
+
+    # --- the set-up audit trail ----------------------------------------------------------------
+    @staticmethod
+    def _audit(
+        conn: Connection,
+        district_id: int,
+        actor: str,
+        action: str,
+        subject: str,
+        before: str,
+        after: str,
+    ) -> None:
+        conn.execute(
+            insert(AuditEntry).values(
+                district_id=district_id,
+                at=utcnow(),
+                actor=actor,
+                action=action,
+                subject=subject,
+                before=before,
+                after=after,
+            )
+        )
+
+    def audit_trail(self, district_key: str, limit: int = 10) -> list[AuditRecord]:
+        """The district's latest set-up changes (access, channels, schools), newest first."""
+        district = self.district(district_key)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    AuditEntry.at,
+                    AuditEntry.actor,
+                    AuditEntry.action,
+                    AuditEntry.subject,
+                    AuditEntry.before,
+                    AuditEntry.after,
+                )
+                .where(AuditEntry.district_id == district.id)
+                .order_by(AuditEntry.id.desc())
+                .limit(limit)
+            ).all()
+        return [AuditRecord(*r) for r in rows]
 
     # --- upload records ------------------------------------------------------------------------
     def claim_slack_file(

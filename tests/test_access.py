@@ -88,10 +88,20 @@ def test_upload_needs_system_and_enrollment_of_that_district(store):
     assert store.grant("A", "U_NOBODY") is None
 
 
-def test_regranting_replaces_the_access(store):
+def test_regranting_adds_access_and_revoking_takes_it_away(store):
+    # issue 16: grant adds to what the user holds; revoke (new) is how access is reduced
     store.create_district("A", "A")
     store.grant_admin("A", "U1", system=True, enrollment=True)
-    store.grant_admin("A", "U1", support=True)  # downgraded to support only
+    store.grant_admin("A", "U2", system=True)
+    store.grant_admin("A", "U1", support=True)
+    grant = store.grant("A", "U1")
+    assert (grant.system, grant.enrollment, grant.support, grant.can_upload) == (
+        True,
+        True,
+        True,
+        True,
+    )
+    store.revoke_admin("A", "U1", system=True, enrollment=True)  # down to support only
     grant = store.grant("A", "U1")
     assert (grant.system, grant.enrollment, grant.support, grant.can_upload) == (
         False,

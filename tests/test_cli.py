@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
@@ -176,7 +177,9 @@ def test_status_shows_the_audit_trail(setup):
     uploads = json.loads(done.stdout)["uploads"]
     assert [(u["dry_run"], u["state"]) for u in uploads] == [(True, "checked"), (False, "applied")]
     assert uploads[1]["sha256"] == hashlib.sha256(data).hexdigest()
-    assert uploads[1]["actor"] == "cli" and uploads[1]["counts"]["student"]["created"] == 1
+    # issue 16: the operating-system user who ran it, not a bare "cli"
+    assert uploads[1]["actor"] == f"cli:{getpass.getuser()}"
+    assert uploads[1]["counts"]["student"]["created"] == 1
     one = cli(setup, "status", "d1", "--upload", str(uploads[1]["id"]))
     assert "row 4 userEmail EMAIL_REQUIRED" in one.stdout
     assert cli(setup, "status", "d1", "--upload", "999").returncode == 2

@@ -35,6 +35,7 @@ TOPIC_IDS = [
     "faq.grades",
     "faq.demographics",
     "faq.dry-run",
+    "faq.schools",
 ]
 MIN_ACCURACY = 0.95
 
