@@ -89,11 +89,11 @@ def bench(sets: dict[str, list[tuple[str, str | None]]]) -> None:
 
 def tune(questions: list[tuple[str, str | None]]) -> None:
     grid = {
-        "coverage": [0.25, 0.35, 0.45],
-        "ratio": [0.0, 0.1, 0.2],
-        "group_penalty": [2.0, 4.0, 8.0],
-        "howto_bonus": [0.0, 5.0, 10.0],
-        "cutoff": [55.0, 62.0, 68.0],
+        "unknown_word_weight": [0.4, 0.6, 0.8, 1.0],
+        "howto_bonus": [3.0, 5.0, 8.0],
+        "cutoff": [55.0, 58.0, 62.0],
+        "column_question_bonus": [3.0, 6.0, 10.0],
+        "tie_margin": [4.0, 8.0],
     }
     results = []
     for values in itertools.product(*grid.values()):

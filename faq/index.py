@@ -59,6 +59,7 @@ class Index:
     #: vocabulary word -> positions of the phrases that use it (an inverted index; a matrix
     #: product here went through BLAS threads, slow on a busy machine)
     word_phrases: dict[str, np.ndarray]
+
     vocab: frozenset[str]
     #: inverse document frequency of each vocabulary word over the documents' phrasings
     idf: dict[str, float]

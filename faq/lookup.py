@@ -69,6 +69,9 @@ class Weights:
     tie_margin: float = 8.0
     #: score a document needs to be offered as a "closest topic" when nothing matched
     suggest_cutoff: float = 50.0
+    #: ... and the share of the question's word weight that the documents know at all
+    #: ("lunch menu" shares one word with a document: not close)
+    suggest_known_share: float = 0.6
 
 
 WEIGHTS = Weights()
@@ -186,6 +189,12 @@ def _rank(
         if n == 0 or s >= weights.related_cutoff
     ]
     return LookupResult(query=question, matches=matches, best=index.docs[top[0][0]])
+
+
+def _known_share(index: Index, words: list[str]) -> float:
+    """The share of the question's word weight (IDF) that some document uses."""
+    total = sum(index.idf.get(x, index.unknown_idf) for x in set(words))
+    return sum(index.idf.get(x, 0.0) for x in set(words)) / total if total else 0.0
 
 
 def _is_greeting(normalised: str) -> bool:
