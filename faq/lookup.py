@@ -77,7 +77,7 @@ class Weights:
 WEIGHTS = Weights()
 NAMED_SCORE = 100.0
 _HOWTO = re.compile(
-    r"^(how|where|which|who|why did|why does|can (i|we|a|an|you)|could (i|we)|do (i|we) "
+    r"^(how|where|which|who|can (i|we|a|an|you)|could (i|we)|do (i|we) "
     r"(have|need)|should (i|we)|is there|is it possible|what (is|are) the|whats the"
     r"|what happens|what should|what do (i|we))\b"
 )
@@ -159,9 +159,8 @@ def _rank(
     named = _named_codes(index, text)
     words = index.question_words(normalised)
     headers = _headers_typed(index, question)
-    column_question = bool(_COLUMN_QUESTION.search(normalised)) and not _COMPLAINT.search(
-        normalised
-    )
+    complaint = bool(_COMPLAINT.search(normalised))
+    column_question = bool(_COLUMN_QUESTION.search(normalised)) and not complaint
 
     if named.winners:
         winners = [index.position[c] for c in named.winners]
@@ -369,7 +368,7 @@ def _fuzzy_scores(
     howto: bool,
     column_question: bool,
     w: Weights,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each document's score, its best order-aware similarity, and whether one of its
     phrasings is made of exactly the question's words (the last two break ties)."""
     scores = np.zeros(len(index.docs))
