@@ -68,7 +68,7 @@ class Weights:
     #: candidates this close to the best are ordered by order-aware similarity (a tie)
     tie_margin: float = 8.0
     #: score a document needs to be offered as a "closest topic" when nothing matched
-    suggest_cutoff: float = 50.0
+    suggest_cutoff: float = 55.0
     #: ... and the share of the question's word weight that the documents know at all
     #: ("lunch menu" shares one word with a document: not close)
     suggest_known_share: float = 0.6
@@ -180,7 +180,10 @@ def _rank(
     top = [(i, NAMED_SCORE) for i in winners] + [(i, float(scores[i])) for i in ranked]
 
     if not top or top[0][1] < weights.cutoff:
-        suggestions = [_match(index, i, s) for i, s in top[:limit] if s >= weights.suggest_cutoff]
+        close = _known_share(index, words) >= weights.suggest_known_share
+        suggestions = [
+            _match(index, i, s) for i, s in top[:limit] if close and s >= weights.suggest_cutoff
+        ]
         return LookupResult(query=question, matches=[], best=None, suggestions=suggestions)
     matches = [
         _match(index, i, s)
