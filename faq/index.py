@@ -60,6 +60,8 @@ class Index:
     #: product here went through BLAS threads, slow on a busy machine)
     word_phrases: dict[str, np.ndarray]
 
+    #: body word -> (document positions, weight): a document's own text as a weak signal
+    body_words: dict[str, tuple[np.ndarray, float]]
     vocab: frozenset[str]
     #: inverse document frequency of each vocabulary word over the documents' phrasings
     idf: dict[str, float]
@@ -186,6 +188,15 @@ def build_index(docs: list[Document] | None = None) -> Index:
     for row, phrase in enumerate(phrases):
         for w in set(phrase.split()):
             using.setdefault(w, []).append(row)
+    body_sets = [set(content_words(normalise(d.body))) for d in docs]
+    body_frequency = Counter(w for words in body_sets for w in words)
+    body_words = {
+        w: (
+            np.asarray([pos for pos, words in enumerate(body_sets) if w in words], dtype=np.intp),
+            math.log((1 + len(docs)) / (1 + n)) + 1.0,
+        )
+        for w, n in body_frequency.items()
+    }
     vocab = frozenset(frequency) | ERROR_WORDS
     vocab |= {w for name in [*columns, *group_names] for w in name.split()}
     return Index(
@@ -198,6 +209,7 @@ def build_index(docs: list[Document] | None = None) -> Index:
         doc_word_matrix=matrix,
         word_column=word_column,
         word_phrases={w: np.asarray(rows, dtype=np.intp) for w, rows in using.items()},
+        body_words=body_words,
         vocab=vocab,
         idf=idf,
         unknown_idf=max(idf.values(), default=1.0),

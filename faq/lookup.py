@@ -56,6 +56,8 @@ class Weights:
     #: group documents are reached by naming the column; in free text a code's or a topic's
     #: own phrasing must outrank them
     group_penalty: float = 4.0
+    #: weight of the share of the question's words a document's own text uses
+    body: float = 0.04
     #: "how do I ...", "where ...", "can we ..." ask for a general topic, not an error
     howto_bonus: float = 5.0
     #: "what values / format / is it required" ask for a column document
@@ -406,6 +408,13 @@ def _fuzzy_scores(
     weights = np.array([index.idf[x] for x in known])
     coverage = 100.0 * (index.doc_word_matrix[:, columns] * weights).sum(axis=1) / total
     scores = (1 - w.coverage) * scores + w.coverage * coverage
+    if w.body:
+        body = np.zeros(len(index.docs))
+        for x in asked:
+            if x in index.body_words:
+                where, weight = index.body_words[x]
+                body[where] += weight
+        scores += w.body * 100.0 * body / total
 
     padded = f" {query} "
     for name, group in index.columns.items():
