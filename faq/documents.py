@@ -9,6 +9,9 @@ A document file is Markdown with a YAML front-matter block (``id``, ``title``, `
 * group documents (``errors.<group>``): the list of codes is composed from
   ``validation.catalog.codes_in_group`` rather than typed into the file.
 * topic documents (``faq.*``): plain articles.
+* column documents (``columns.<header>``): generated from ``validation.dictionary`` (required or
+  not, accepted values, example, codes) plus a short hand-written explanation from
+  ``faq/columns.yaml``, so the accepted values shown can never drift from the validator.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from importlib import resources
 import yaml
 
 from validation.catalog import CATALOG, ERROR_GROUPS, codes_in_group
+from validation.dictionary import DEMOGRAPHICS_COLUMNS, USERS_COLUMNS, Column
+from validation.dictionary import Kind as ColumnKind
 
 GROUP_PREFIX = "errors."
 TOPIC_PREFIX = "faq."
+COLUMN_PREFIX = "columns."
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.DOTALL)
 # A code document that carries its own fix would fork the single source of fix text.
@@ -39,6 +45,7 @@ class Kind(StrEnum):
     CODE = "code"
     GROUP = "group"
     TOPIC = "topic"
+    COLUMN = "column"
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ def kind_of(doc_id: str) -> Kind:
         return Kind.CODE
     if doc_id.startswith(GROUP_PREFIX):
         return Kind.GROUP
+    if doc_id.startswith(COLUMN_PREFIX):
+        return Kind.COLUMN
     return Kind.TOPIC
 
 
@@ -134,10 +143,82 @@ def _code_list(codes: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def dictionary_headers() -> list[str]:
+    """Every header of both dictionaries, users.csv first, each once (userId is in both)."""
+    return list(dict.fromkeys(c.name for c in (*USERS_COLUMNS, *DEMOGRAPHICS_COLUMNS)))
+
+
+def column_documents(explained: dict[str, dict]) -> list[Document]:
+    """One ``columns.<header>`` document per dictionary header; ``explained`` is columns.yaml."""
+    unknown = set(explained) - set(dictionary_headers())
+    if unknown:
+        raise DocumentError(f"columns.yaml: not a dictionary header: {sorted(unknown)}")
+    out = []
+    for header in dictionary_headers():
+        entry = explained.get(header)
+        if not entry or not str(entry.get("explain") or "").strip():
+            raise DocumentError(f"columns.yaml: no explanation for the column {header}")
+        specs = [
+            (file, c)
+            for file, table in (
+                ("users.csv", USERS_COLUMNS),
+                ("demographics.csv", DEMOGRAPHICS_COLUMNS),
+            )
+            for c in table
+            if c.name == header
+        ]
+        first = specs[0][1]
+        codes = tuple(dict.fromkeys(code for _, c in specs for code in c.codes))
+        group = GROUP_PREFIX + header
+        related = _strings(entry.get("related"), "columns.yaml", "related")
+        if header in ERROR_GROUPS and group not in related:
+            related = (group, *related)
+        body = "\n\n".join(
+            [str(entry["explain"]).strip(), *(_column_facts(file, c) for file, c in specs)]
+        )
+        if codes:
+            body += "\n\n" + _code_list(codes).replace("Codes in this group", "Issues it can get")
+        out.append(
+            Document(
+                id=COLUMN_PREFIX + header,
+                title=f"The {header} column: {_lower_first(first.meaning.rstrip('.'))}",
+                body=body,
+                aliases=(header, *_strings(entry.get("aliases"), "columns.yaml", "aliases")),
+                keywords=_strings(entry.get("keywords"), "columns.yaml", "keywords"),
+                related=related,
+                kind=Kind.COLUMN,
+                codes=codes,
+            )
+        )
+    return out
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _column_facts(file: str, col: Column) -> str:
+    need = {
+        ColumnKind.REQUIRED: "required",
+        ColumnKind.CONDITIONAL: f"required in some files ({col.condition})",
+        ColumnKind.OPTIONAL: "optional",
+    }[col.kind]
+    lines = [f"**In {file}:** {col.meaning}", f"- Required: {need}"]
+    if col.accepted:
+        lines.append(f"- Accepted values: {col.accepted}")
+    if col.example:
+        lines.append(f"- Example: `{col.example}`")
+    return "\n".join(lines)
+
+
 @lru_cache(maxsize=1)
 def _load() -> dict[str, Document]:
     found: dict[str, Document] = {}
-    folder = resources.files("faq").joinpath("docs")
+    base = resources.files("faq")
+    explained = yaml.safe_load(base.joinpath("columns.yaml").read_text(encoding="utf-8")) or {}
+    for doc in column_documents(explained):
+        found[doc.id] = doc
+    folder = base.joinpath("docs")
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
         if not item.name.endswith(".md"):
             continue

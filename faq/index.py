@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from faq.documents import GROUP_PREFIX, Document, Kind, documents
+from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, Document, Kind, documents
 from faq.text import STOPWORDS, content_words, normalise
 from validation.catalog import CATALOG, ERROR_GROUPS
 from validation.dictionary import DEMOGRAPHICS_HEADERS, USERS_HEADERS
@@ -23,6 +23,11 @@ ERROR_WORDS: frozenset[str] = frozenset(
 )
 #: Words that may surround a column name without changing what is asked.
 COLUMN_FILLER: frozenset[str] = STOPWORDS | {"column", "columns", "field", "fields"}
+
+#: Literal words a catalog message template needs before a pasted copy of it is recognised
+#: (ORG_CLASS_MISMATCH's template is only "{detail}.").
+_MIN_TEMPLATE_WORDS = 3
+_PLACEHOLDER = re.compile(r"\{[a-z]+\}")
 
 # Typo correction: tokens shorter than this are too ambiguous to correct.
 _MIN_TYPO_LEN = 4
@@ -51,8 +56,12 @@ class Index:
     #: documents x vocabulary, 1.0 where a document's phrasings use the word
     doc_word_matrix: np.ndarray
     word_column: dict[str, int]
-    #: phrases x vocabulary, 1.0 where a phrase uses the word
-    phrase_word_matrix: np.ndarray
+    #: vocabulary word -> positions of the phrases that use it (an inverted index; a matrix
+    #: product here went through BLAS threads, slow on a busy machine)
+    word_phrases: dict[str, np.ndarray]
+
+    #: body word -> (document positions, weight): a document's own text as a weak signal
+    body_words: dict[str, tuple[np.ndarray, float]]
     vocab: frozenset[str]
     #: inverse document frequency of each vocabulary word over the documents' phrasings
     idf: dict[str, float]
@@ -70,6 +79,12 @@ class Index:
     group_members: dict[str, frozenset[int]]
     group_mask: np.ndarray  # True for group documents
     topic_mask: np.ndarray  # True for general topic documents
+    column_mask: np.ndarray  # True for column documents
+    #: a header as typed in one token, lower-case without _ or - ("orgsisid") -> its header
+    headers: dict[str, str]
+    #: (code, literal words, pattern) of each catalog message template, to recognise a pasted
+    #: bot message; the pattern only runs when every literal word is in the question
+    templates: tuple[tuple[str, frozenset[str], re.Pattern[str]], ...]
 
     def question_words(self, normalised: str) -> list[str]:
         """Content words of a normalised question, compounds split and typos corrected."""
@@ -112,6 +127,24 @@ def _code_pattern(code: str) -> re.Pattern[str]:
     )
 
 
+def _template_pattern(message: str) -> re.Pattern[str] | None:
+    """A catalog message template as a pattern: its literal words in order, any text where a
+    placeholder stands, any punctuation or spacing between words (Slack and spreadsheets change
+    quotes and spaces)."""
+    parts = []
+    literal_words = 0
+    for n, chunk in enumerate(_PLACEHOLDER.split(message)):
+        if n:
+            parts.append(r".*?")
+        words = re.findall(r"[A-Za-z0-9]+", chunk)
+        literal_words += len(words)
+        if words:
+            parts.append(r"\W+".join(re.escape(w) for w in words))
+    if literal_words < _MIN_TEMPLATE_WORDS:
+        return None
+    return re.compile(r"\W*".join(parts), re.IGNORECASE)
+
+
 def build_index(docs: list[Document] | None = None) -> Index:
     docs = docs if docs is not None else documents()
     phrases: list[str] = []
@@ -151,9 +184,19 @@ def build_index(docs: list[Document] | None = None) -> Index:
     matrix = np.zeros((len(docs), len(word_column)), dtype=np.float64)
     for pos, words in enumerate(doc_words):
         matrix[pos, [word_column[w] for w in words]] = 1.0
-    phrase_matrix = np.zeros((len(phrases), len(word_column)), dtype=np.float32)
+    using: dict[str, list[int]] = {}
     for row, phrase in enumerate(phrases):
-        phrase_matrix[row, [word_column[w] for w in phrase.split()]] = 1.0
+        for w in set(phrase.split()):
+            using.setdefault(w, []).append(row)
+    body_sets = [set(content_words(normalise(d.body))) for d in docs]
+    body_frequency = Counter(w for words in body_sets for w in words)
+    body_words = {
+        w: (
+            np.asarray([pos for pos, words in enumerate(body_sets) if w in words], dtype=np.intp),
+            math.log((1 + len(docs)) / (1 + n)) + 1.0,
+        )
+        for w, n in body_frequency.items()
+    }
     vocab = frozenset(frequency) | ERROR_WORDS
     vocab |= {w for name in [*columns, *group_names] for w in name.split()}
     return Index(
@@ -165,7 +208,8 @@ def build_index(docs: list[Document] | None = None) -> Index:
         doc_words=tuple(doc_words),
         doc_word_matrix=matrix,
         word_column=word_column,
-        phrase_word_matrix=phrase_matrix,
+        word_phrases={w: np.asarray(rows, dtype=np.intp) for w, rows in using.items()},
+        body_words=body_words,
         vocab=vocab,
         idf=idf,
         unknown_idf=max(idf.values(), default=1.0),
@@ -177,7 +221,22 @@ def build_index(docs: list[Document] | None = None) -> Index:
         group_members={k: frozenset(v) for k, v in members.items()},
         group_mask=np.array([d.kind is Kind.GROUP for d in docs], dtype=bool),
         topic_mask=np.array([d.kind is Kind.TOPIC for d in docs], dtype=bool),
+        column_mask=np.array([d.kind is Kind.COLUMN for d in docs], dtype=bool),
+        headers={
+            _header_key(d.id.removeprefix(COLUMN_PREFIX)): d.id.removeprefix(COLUMN_PREFIX)
+            for d in docs
+            if d.kind is Kind.COLUMN
+        },
+        templates=tuple(
+            (code, frozenset(normalise(_PLACEHOLDER.sub(" ", entry.message)).split()), pattern)
+            for code, entry in CATALOG.items()
+            if (pattern := _template_pattern(entry.message)) is not None
+        ),
     )
+
+
+def _header_key(token: str) -> str:
+    return token.lower().replace("_", "").replace("-", "")
 
 
 _lock = threading.Lock()

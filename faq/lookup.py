@@ -2,25 +2,38 @@
 
 Order of the rules (product.md, "Knowledge base"):
 
+0. a greeting or a bare "help" gets ``faq.help``; "X vs Y" / "difference between X and Y" is
+   looked up as two questions and, when they answer with two documents, answers with both;
 1. a catalog code named in the question wins (any case; ``_``, ``-`` or spaces between its
-   words).  Plain words that a general topic also uses ("class size") are only a signal;
-2. a column name alone, or followed only by "error(s)", goes to ``errors.<column>``;
+   words), and so does the code of a pasted bot message (a catalog message template).  Plain
+   words that a general topic also uses ("class size") are only a signal;
+2. a column name alone, or followed only by "error(s)", goes to ``errors.<column>``; a header
+   typed as a header ("userStateId") with only question words around it ("what goes in ...",
+   "is ... required") goes to ``columns.<header>``, as does a header without an error group;
 3. otherwise fuzzy scoring over titles, aliases and keywords, where a column mention is one
-   signal among others.  Below ``Weights.cutoff`` nothing is a good enough match.
+   signal among others and the shape of the question leans one way: "how do I / can I / why
+   did / who / where is" to topics, "what values / format / required" to column documents.
+   Candidates within ``Weights.tie_margin`` of the best are ordered by order-aware similarity,
+   so an exact or near-exact title wins a tie of shared words.  Below ``Weights.cutoff``
+   nothing is a good enough match, and only documents above ``Weights.suggest_cutoff`` are
+   offered as the closest topics.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from faq.documents import Document
+from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, Document
 from faq.index import COLUMN_FILLER, ERROR_WORDS, Index, get_index
-from faq.text import fold, prepare
+from faq.text import STOPWORDS, fold, prepare, strip_markup
 from validation.catalog import CATALOG
+
+HELP_ID = "faq.help"
 
 
 @dataclass(frozen=True)
@@ -43,14 +56,60 @@ class Weights:
     #: group documents are reached by naming the column; in free text a code's or a topic's
     #: own phrasing must outrank them
     group_penalty: float = 4.0
+    #: weight of the share of the question's words a document's own text uses
+    body: float = 0.04
     #: "how do I ...", "where ...", "can we ..." ask for a general topic, not an error
     howto_bonus: float = 5.0
+    #: "what values / format / is it required" ask for a column document
+    column_question_bonus: float = 6.0
+    #: a header typed as a header ("userStateId") points at its column document
+    header_bonus: float = 4.0
+    #: share of the weight of a question word that no document uses; long run-on questions
+    #: carry many such words without being off-topic
+    unknown_word_weight: float = 1.0
+    #: candidates this close to the best are ordered by order-aware similarity (a tie)
+    tie_margin: float = 8.0
+    #: score a document needs to be offered as a "closest topic" when nothing matched
+    suggest_cutoff: float = 55.0
+    #: ... and the share of the question's word weight that the documents know at all
+    #: ("lunch menu" shares one word with a document: not close)
+    suggest_known_share: float = 0.6
 
 
 WEIGHTS = Weights()
 NAMED_SCORE = 100.0
 _HOWTO = re.compile(
-    r"^(how|where|which|can (i|we)|do (i|we) (have|need)|is there|what (is|are) the|whats the)\b"
+    r"^(how|where|which|who|can (i|we|a|an|you)|could (i|we)|do (i|we) "
+    r"(have|need)|should (i|we)|is there|is it possible|what (is|are) the|whats the"
+    r"|what happens|what should|what do (i|we))\b"
+)
+#: words that make a question about a column's values, not its errors
+COLUMN_QUESTION_WORDS: frozenset[str] = frozenset(
+    """column field value accepted accept allowed valid format formatted required optional
+    mandatory put goes go write fill example supposed type for use used""".split()
+)
+_COLUMN_QUESTION = re.compile(
+    r"\b(values?|accept(ed|s)?|allowed|valid|format(ted)?|required|optional|mandatory"
+    r"|goes in|go in|put in|write in|fill in|supposed to)\b"
+)
+#: a value that was refused is an error question, not a question about the column
+_COMPLAINT = re.compile(
+    r"\b(not|no|isnt|arent|doesnt|dont|cant|wont|invalid|rejected|refused|wrong|errors?"
+    r"|fail(ed|s)?|warnings?)\b"
+)
+#: people a column question may be about ("is userGrade required for teachers")
+_PEOPLE = frozenset("student teacher staff kid person people everyone administrator".split())
+_GREETING_WORDS = frozenset(
+    "hi hello hey hiya yo howdy morning afternoon evening help helo halp".split()
+)
+_GREETING_FILLER = frozenset("good there rosterbot bot everyone all team folks me".split())
+_WHAT_CAN_YOU_DO = re.compile(
+    r"^(what can (you|u|i ask you|i ask|i do with you|this bot) do|what can i ask( you)?"
+    r"|what do you do|(list of |your |the )?commands?)$"
+)
+_COMPARISON = re.compile(
+    r"^(?:.*?\bdifference between\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)"
+    r"|(?P<x>.+?)\s+(?:vs|versus|v)\s+(?P<y>.+?))\s*$"
 )
 _CODE_TOKEN = re.compile(r"\b[A-Z][A-Z0-9]*(?:[_-][A-Z0-9]+)+\b")
 _CODE_TYPO_CUTOFF = 88.0
@@ -78,23 +137,55 @@ def lookup(question: str, limit: int = 3, weights: Weights = WEIGHTS) -> LookupR
     """Rank the knowledge-base documents for a question; see the module docstring."""
     index = get_index()
     text = prepare(question)
-    named = _named_codes(index, text)
     normalised = fold(text)
+    if _is_greeting(normalised):
+        pos = index.position[HELP_ID]
+        return LookupResult(
+            query=question, matches=[_match(index, pos, NAMED_SCORE)], best=index.docs[pos]
+        )
+    compared = _comparison(index, question, normalised, limit, weights)
+    if compared is not None:
+        return compared
+    return _rank(index, question, text, normalised, limit, weights)
+
+
+def _rank(
+    index: Index,
+    question: str,
+    text: str,
+    normalised: str,
+    limit: int,
+    weights: Weights,
+    as_column: bool = False,
+) -> LookupResult:
+    named = _named_codes(index, text)
     words = index.question_words(normalised)
+    headers = _headers_typed(index, question)
+    complaint = bool(_COMPLAINT.search(normalised))
+    column_question = bool(_COLUMN_QUESTION.search(normalised)) and not complaint
 
     if named.winners:
         winners = [index.position[c] for c in named.winners]
-    elif (group := _column_alone(index, words)) is not None:
-        winners = [index.position[group]]
+    elif pasted := _pasted_codes(index, question, normalised):
+        winners = [index.position[c] for c in pasted]
+    elif (doc_id := _column_alone(index, words, headers, normalised, as_column)) is not None:
+        winners = [index.position[doc_id]]
     else:
         winners = []
 
-    scores = _fuzzy_scores(index, words, named.plain, bool(_HOWTO.match(normalised)), weights)
+    howto = bool(_HOWTO.match(normalised))
+    scores, order_aware, same_words = _fuzzy_scores(
+        index, words, named.plain, headers, howto, column_question, weights
+    )
     ranked = [int(i) for i in np.argsort(-scores, kind="stable") if int(i) not in winners]
+    ranked = _break_ties(ranked, scores, order_aware, same_words, weights.tie_margin)
     top = [(i, NAMED_SCORE) for i in winners] + [(i, float(scores[i])) for i in ranked]
 
     if not top or top[0][1] < weights.cutoff:
-        suggestions = [_match(index, i, s) for i, s in top[:limit] if s > 0]
+        close = _known_share(index, words) >= weights.suggest_known_share
+        suggestions = [
+            _match(index, i, s) for i, s in top[:limit] if close and s >= weights.suggest_cutoff
+        ]
         return LookupResult(query=question, matches=[], best=None, suggestions=suggestions)
     matches = [
         _match(index, i, s)
@@ -102,6 +193,68 @@ def lookup(question: str, limit: int = 3, weights: Weights = WEIGHTS) -> LookupR
         if n == 0 or s >= weights.related_cutoff
     ]
     return LookupResult(query=question, matches=matches, best=index.docs[top[0][0]])
+
+
+def _known_share(index: Index, words: list[str]) -> float:
+    """The share of the question's word weight (IDF) that some document uses."""
+    total = sum(index.idf.get(x, index.unknown_idf) for x in set(words))
+    return sum(index.idf.get(x, 0.0) for x in set(words)) / total if total else 0.0
+
+
+def _is_greeting(normalised: str) -> bool:
+    """ "hi", "hello rosterbot", "help", "what can you do": answered with what the bot does."""
+    if _WHAT_CAN_YOU_DO.match(normalised):
+        return True
+    words = normalised.split()
+    return any(w in _GREETING_WORDS for w in words) and all(
+        w in _GREETING_WORDS or w in _GREETING_FILLER or w in STOPWORDS for w in words
+    )
+
+
+def _comparison(
+    index: Index, question: str, normalised: str, limit: int, weights: Weights
+) -> LookupResult | None:
+    """ "X vs Y": both sides answered, the first document composed with the second."""
+    found = _COMPARISON.match(normalised)
+    if not found:
+        return None
+    halves = [found.group("a") or found.group("x"), found.group("b") or found.group("y")]
+    # "what is X vs Y": the question words belong to both sides
+    results = []
+    for half in halves:
+        half_text = strip_markup(_original_case(question, half))
+        results.append(
+            _rank(index, half_text, prepare(half_text), half, limit, weights, as_column=True)
+        )
+    if any(r.best is None for r in results) or results[0].best.id == results[1].best.id:
+        return None
+    first, second = results[0].best, results[1].best
+    fix = second.readable_fix()
+    extra = f"\n\n## Compared with: {second.title} ({second.id})\n{second.body}"
+    if fix:
+        extra += f"\n\nHow to fix ({second.id}): {fix}"
+    composed = dataclasses.replace(first, body=first.body + extra)
+    matches = [results[0].matches[0], results[1].matches[0]]
+    rest = _rank(index, question, prepare(question), normalised, limit, weights).matches
+    matches += [m for m in rest if m.id not in {first.id, second.id}]
+    return LookupResult(query=question, matches=matches[: max(limit, 2)], best=composed)
+
+
+def _original_case(question: str, folded_part: str) -> str:
+    """The words of ``folded_part`` as the question typed them (code and header detection
+    need letter case and underscores)."""
+    tokens = re.findall(r"\S+", strip_markup(question))
+    want = folded_part.split()
+    for start in range(len(tokens)):
+        taken: list[str] = []
+        for tok in tokens[start:]:
+            taken.append(tok)
+            got = fold(prepare(" ".join(taken))).split()
+            if got == want:
+                return " ".join(taken)
+            if len(got) > len(want) or got != want[: len(got)]:
+                break
+    return folded_part
 
 
 def _match(index: Index, pos: int, score: float) -> Match:
@@ -147,11 +300,44 @@ def _named_codes(index: Index, text: str) -> _Named:
     return _Named(winners=list(dict.fromkeys(ordered)), plain=plain)
 
 
-def _column_alone(index: Index, words: list[str]) -> str | None:
-    """``errors.<group>`` when the question is a column name with at most "error(s)"."""
+def _pasted_codes(index: Index, question: str, normalised: str) -> list[str]:
+    """The code whose catalog message the question quotes (a pasted bot message)."""
+    present = set(normalised.split())
+    raw = strip_markup(question)
+    for code, literal, pattern in index.templates:
+        if literal <= present and pattern.search(raw):
+            return [code]
+    return []
+
+
+def _headers_typed(index: Index, question: str) -> list[str]:
+    """Headers typed as one token ("userStateId", "org_sis_id", "primaryteacher")."""
+    found = []
+    for token in re.findall(r"[A-Za-z0-9_\-]+", strip_markup(question)):
+        header = index.headers.get(token.lower().replace("_", "").replace("-", ""))
+        if header and header not in found:
+            found.append(header)
+    return found
+
+
+def _column_alone(
+    index: Index, words: list[str], headers: list[str], normalised: str, as_column: bool
+) -> str | None:
+    """``errors.<group>`` when the question is a column name with at most "error(s)";
+    ``columns.<header>`` when a typed header comes only with question words around it."""
     rest = [w for w in words if w not in COLUMN_FILLER]
     has_error_word = any(w in ERROR_WORDS for w in rest)
     name = " ".join(w for w in rest if w not in ERROR_WORDS)
+    if len(headers) == 1 and not has_error_word:
+        header = headers[0]
+        header_words = set(index.docs[index.position[COLUMN_PREFIX + header]].aliases[0:1])
+        own = {w for w in index.question_words(fold(prepare(header)))} | header_words
+        extra = [w for w in rest if w not in own]
+        asked = len(normalised.split()) > len(fold(prepare(header)).split())
+        if all(w in COLUMN_QUESTION_WORDS or w in _PEOPLE for w in extra):
+            group = GROUP_PREFIX + header
+            if (asked or as_column) or group not in index.position:
+                return COLUMN_PREFIX + header
     if name in index.columns:
         return index.columns[name]
     if has_error_word and name in index.group_names:
@@ -159,12 +345,41 @@ def _column_alone(index: Index, words: list[str]) -> str | None:
     return None
 
 
+def _break_ties(
+    ranked: list[int],
+    scores: np.ndarray,
+    order_aware: np.ndarray,
+    same_words: np.ndarray,
+    margin: float,
+) -> list[int]:
+    """A tie: the best candidates have a phrasing made of exactly the question's words
+    ("class has no primary teacher" and PRIMARY_TEACHER_NO_CLASS) and score within ``margin``
+    of each other; word order decides between them."""
+    if len(ranked) < 2 or not same_words[ranked[0]]:
+        return ranked
+    best = scores[ranked[0]]
+    tied = [i for i in ranked if best - scores[i] <= margin and same_words[i]]
+    if len(tied) < 2:
+        return ranked
+    tied.sort(key=lambda i: (-order_aware[i], -scores[i]))
+    return tied + [i for i in ranked if i not in tied]
+
+
 def _fuzzy_scores(
-    index: Index, words: list[str], plain_codes: list[str], howto: bool, w: Weights
-) -> np.ndarray:
+    index: Index,
+    words: list[str],
+    plain_codes: list[str],
+    headers: list[str],
+    howto: bool,
+    column_question: bool,
+    w: Weights,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each document's score, its best order-aware similarity, and whether one of its
+    phrasings is made of exactly the question's words (the last two break ties)."""
     scores = np.zeros(len(index.docs))
+    order_aware = np.zeros(len(index.docs))
     if not words:
-        return scores
+        return scores, order_aware, order_aware > 0
     query = " ".join(words)
     asked = set(words)
     known = [x for x in asked if x in index.word_column]
@@ -173,10 +388,8 @@ def _fuzzy_scores(
     # token_set_ratio equals token_sort_ratio when a phrase shares no word with the question,
     # so the costly scorer only runs on phrases that share one.
     token_set = token_sort.astype(np.float64)
-    shared = np.zeros(len(index.word_column), dtype=np.float32)
-    shared[[index.word_column[x] for x in known]] = 1.0
-    candidates = np.nonzero(index.phrase_word_matrix @ shared)[0]
-    if len(candidates):
+    if known:
+        candidates = np.unique(np.concatenate([index.word_phrases[x] for x in known]))
         subset = [index.phrases[i] for i in candidates]
         token_set[candidates] = process.cdist([query], subset, scorer=fuzz.token_set_ratio)[0]
     ratio = process.cdist([query], index.phrases, scorer=fuzz.ratio)[0]
@@ -184,14 +397,24 @@ def _fuzzy_scores(
         w.token_set + w.token_sort + w.ratio
     )
     np.maximum.at(scores, index.phrase_doc, per_phrase)
+    np.maximum.at(order_aware, index.phrase_doc, ratio)
+    same = np.zeros(len(index.docs))
+    np.maximum.at(same, index.phrase_doc, token_sort)
 
     # Words the documents never use (an off-topic "capital", "France") weigh the most, so a
     # question made of them gets little coverage anywhere.
-    total = sum(index.idf.get(x, index.unknown_idf) for x in asked)
-    query_vector = np.zeros(len(index.word_column))
-    query_vector[[index.word_column[x] for x in known]] = [index.idf[x] for x in known]
-    coverage = 100.0 * (index.doc_word_matrix @ query_vector) / total
+    total = sum(index.idf.get(x, index.unknown_idf * w.unknown_word_weight) for x in asked)
+    columns = [index.word_column[x] for x in known]
+    weights = np.array([index.idf[x] for x in known])
+    coverage = 100.0 * (index.doc_word_matrix[:, columns] * weights).sum(axis=1) / total
     scores = (1 - w.coverage) * scores + w.coverage * coverage
+    if w.body:
+        body = np.zeros(len(index.docs))
+        for x in asked:
+            if x in index.body_words:
+                where, weight = index.body_words[x]
+                body[where] += weight
+        scores += w.body * 100.0 * body / total
 
     padded = f" {query} "
     for name, group in index.columns.items():
@@ -201,12 +424,16 @@ def _fuzzy_scores(
     for code in plain_codes:
         scores[index.position[code]] += w.plain_code_bonus
     scores[index.group_mask] -= w.group_penalty
+    for header in headers:
+        scores[index.position[COLUMN_PREFIX + header]] += w.header_bonus
     if howto:
         scores[index.topic_mask] += w.howto_bonus
+    if column_question:
+        scores[index.column_mask] += w.column_question_bonus
     if len(asked) == 1:
         # One word ("bot", "hello") shares a phrase with many documents; it answers only
         # when it is itself a title, alias or keyword.
         exact = {int(index.phrase_doc[i]) for i, p in enumerate(index.phrases) if p == query}
         capped = [pos for pos in range(len(scores)) if pos not in exact]
         scores[capped] = np.minimum(scores[capped], w.cutoff - 1)
-    return scores
+    return scores, order_aware, same >= 100.0

@@ -34,6 +34,7 @@ STOPWORDS: frozenset[str] = frozenset(
     just some any all get got gets getting go going mean means meaning meant tell explain
     say says said know need want wanted like does doesnt dont cant isnt im ive
     keep keeps kept one ones also still again very really
+    she her hers him his because wants way easiest easy best quickest now
     """.split()
 )
 

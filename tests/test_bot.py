@@ -393,7 +393,7 @@ def test_question_by_dm_is_answered_and_no_match_offers_closest(bot, slack, stor
                 "user": ADMIN,
                 "channel": DM,
                 "channel_type": "im",
-                "text": "zebra quantum banana",
+                "text": "roster help please fix",  # a near miss: off-topic gets no topics
                 "ts": "1712000000.000900",
             }
         )

@@ -1,0 +1,73 @@
+"""The how-to, column and operations question set (issue 14): accuracy on its held-out part,
+which the ranking was never tuned on, and the earlier set no worse than before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import faq
+
+DATA = Path(__file__).parent / "data"
+HOWTO = yaml.safe_load((DATA / "faq_questions_howto.yaml").read_text(encoding="utf-8"))
+EARLIER = yaml.safe_load((DATA / "faq_questions.yaml").read_text(encoding="utf-8"))
+#: issue 14's target for the held-out part; not reached yet (bench/bench_faq.py: 87.1 %)
+HELD_OUT_TARGET = 0.95
+#: what the held-out part measured when the weights were frozen: a regression floor
+HELD_OUT_FLOOR = 0.85
+EARLIER_MIN = 0.98  # the earlier set's accuracy before issue 14 (153/156)
+
+
+def _misses(items: list[dict]) -> list[str]:
+    out = []
+    for item in items:
+        result = faq.lookup(item["q"])
+        got = result.best.id if result.best else None
+        if got != item["id"]:
+            out.append(f"{item['q']!r}: expected {item['id']}, got {got}")
+    return out
+
+
+def _accuracy(items: list[dict]) -> tuple[float, list[str]]:
+    misses = _misses(items)
+    return 1 - len(misses) / len(items), misses
+
+
+def test_the_set_is_new_large_and_split() -> None:
+    assert len(HOWTO) >= 150
+    assert {i["q"] for i in HOWTO}.isdisjoint(i["q"] for i in EARLIER)
+    assert {i["part"] for i in HOWTO} == {"tune", "held"}
+    held = [i for i in HOWTO if i["part"] == "held"]
+    assert len(held) >= 50
+    ids = {d.id for d in faq.documents()}
+    assert all(i["id"] is None or i["id"] in ids for i in HOWTO)
+    # it asks about the new topics and the columns, not only error codes
+    expected = {i["id"] for i in HOWTO if i["id"]}
+    assert sum(1 for x in expected if x.startswith("columns.")) >= 20
+    assert sum(1 for x in expected if x.startswith("faq.")) >= 25
+
+
+def test_held_out_top1_accuracy_does_not_regress() -> None:
+    share, misses = _accuracy([i for i in HOWTO if i["part"] == "held"])
+    assert share >= HELD_OUT_FLOOR, f"held-out accuracy {share:.1%}; misses:\n" + "\n".join(misses)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 14's 95 % held-out target is not met (87.1 %); when it passes, drop this mark",
+)
+def test_held_out_top1_accuracy_meets_the_target() -> None:
+    share, misses = _accuracy([i for i in HOWTO if i["part"] == "held"])
+    assert share >= HELD_OUT_TARGET, f"held-out accuracy {share:.1%}; misses:\n" + "\n".join(misses)
+
+
+def test_tuning_part_top1_accuracy() -> None:
+    share, misses = _accuracy([i for i in HOWTO if i["part"] == "tune"])
+    assert share >= 0.9, f"tuning accuracy {share:.1%}; misses:\n" + "\n".join(misses)
+
+
+def test_earlier_set_is_no_worse_than_before() -> None:
+    share, misses = _accuracy(EARLIER)
+    assert share >= EARLIER_MIN, f"earlier-set accuracy {share:.1%}; misses:\n" + "\n".join(misses)
