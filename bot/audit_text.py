@@ -10,13 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from bot.mrkdwn import escape as _escape
 from roster.ids import is_slack_user_id
-
-
-def _escape(value: str) -> str:
-    from bot.formatting import escape
-
-    return escape(value)
 
 
 def person(actor: str, slack: bool) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.audit_text import person
+from bot.mrkdwn import escape
 from roster.states import FileStatus, RecoveryAction
 from validation.catalog import CATALOG
 
@@ -67,11 +68,6 @@ class Message:
 
     def kwargs(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks} if self.blocks else {"text": self.text}
-
-
-def escape(value: object) -> str:
-    """Slack mrkdwn escaping for text that came from a file or a person."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def names_list(names: Sequence[str], limit: int = NAMES_SHOWN) -> str:
