@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from roster import demographics, users
 from roster.context import FileJob, InputFile, Progress, RunContext, Settings, no_progress
 from roster.filekind import FileKindSpec
-from roster.results import FileResult, RunResult
+from roster.results import FileResult, Hold, RunResult
 from roster.states import FileKind, FileStatus
 from roster.steps import (
     commit_upload,
@@ -210,6 +210,7 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
             result.file_issues.append(issue)
             if result.held:
                 result.status = FileStatus.FAILED
+                result.holds.append(Hold(issue.code, planned.hold))
         # 6. apply, and finish the upload record in the same transaction
         if ctx.apply and not result.held:
             ctx.progress("saving", 0.8)

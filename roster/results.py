@@ -16,6 +16,24 @@ ROW_STATS = ("total", "blank_skipped", "rejected", "partly_applied", "with_warni
 
 
 @dataclass
+class Hold:
+    """A guard that holds a file for the administrator's confirmation (product.md "Guards").
+
+    Every guard fills one: the wording of the held summary (bot/text.py, bot/formatting.py,
+    the CLI) is built from these fields alone, whatever the guard.
+    """
+
+    #: the guard's code: REMOVALS_NEED_CONFIRMATION, ID_CHANGES_NEED_CONFIRMATION, ...
+    code: str
+    #: one sentence: what is over which limit
+    detail: str
+    #: the first people / classes the file would change this way, readable ("Ava Johnson 004500")
+    items: list[str] = field(default_factory=list)
+    #: how many in all (`items` may be the first few)
+    total: int = 0
+
+
+@dataclass
 class FileResult:
     file: str
     kind: str
@@ -31,6 +49,8 @@ class FileResult:
     dropped_report_columns: list[str] = field(default_factory=list)
     encoding: str = ""
     held: bool = False
+    #: the guards that held this file (empty unless `held`)
+    holds: list[Hold] = field(default_factory=list)
     #: people this users.csv accepted, userId -> "student" / "staff" (for a demographics.csv
     #: of the same upload)
     accepted_people: pd.DataFrame | None = None
