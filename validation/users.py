@@ -19,7 +19,7 @@ from validation import dictionary as d
 from validation.issues import IssueLog, scope_of, severity_of
 from validation.snapshot import RosterSnapshot
 from validation.templates import example_people
-from validation.vector import conflicts, isin, lookup
+from validation.vector import conflicts, digits, isin, lookup, zeros_matches
 
 
 @dataclass(frozen=True)
@@ -163,43 +163,6 @@ def _excel_detail(values: pd.Series):
         return out
 
     return detail
-
-
-def _digits(s: pd.Series) -> np.ndarray:
-    return s.str.fullmatch("[0-9]+").fillna(False).to_numpy()
-
-
-def _zeros_matches(
-    values: pd.Series, rows: np.ndarray, stored_ids: pd.Series, extra: dict | None = None
-) -> pd.DataFrame:
-    """Stored IDs that equal the given rows' IDs once leading zeros are stripped from both.
-
-    `rows`: the candidate rows (unknown, all-digit IDs).  `extra`: name -> (row values,
-    stored values) that must also be equal once leading zeros are stripped (the school's
-    org_sis_id).  Returns one frame
-    row per (row position, stored position) match, columns `at` and `stored_at`.
-    """
-    at = np.flatnonzero(rows)
-    empty = pd.DataFrame({"at": np.zeros(0, dtype=np.int64), "stored_at": np.zeros(0, np.int64)})
-    if not len(at) or not len(stored_ids):
-        return empty
-    stored_ids = pd.Series(stored_ids.to_numpy(dtype=object), dtype=object)
-    stored_digits = stored_ids.str.fullmatch("[0-9]+").fillna(False).to_numpy()
-    if not stored_digits.any():
-        return empty
-    left = pd.DataFrame(
-        {"key": values.take(at).astype(object).str.lstrip("0").to_numpy(), "at": at}
-    )
-    stored_at = np.flatnonzero(stored_digits)
-    right = pd.DataFrame(
-        {"key": stored_ids.take(stored_at).str.lstrip("0").to_numpy(), "stored_at": stored_at}
-    )
-    for name, (row_values, stored_values) in (extra or {}).items():
-        for frame, given, pos in ((left, row_values, at), (right, stored_values, stored_at)):
-            picked = pd.Series(given).take(pos).astype(object)
-            frame[name] = picked.str.lstrip("0").to_numpy()
-    keys = ["key", *(extra or {})]
-    return left.merge(right, on=keys)[["at", "stored_at"]]
 
 
 def _blank(s: pd.Series) -> np.ndarray:
@@ -748,8 +711,8 @@ def _check_user_zeros(r: _Rules, uid_valid: np.ndarray, known: np.ndarray) -> np
     if not len(people) or not unknown.any():
         return zeros
     at = np.flatnonzero(unknown)
-    unknown[at[~_digits(uid.take(at))]] = False
-    pairs = _zeros_matches(uid, unknown, people["user_id"])
+    unknown[at[~digits(uid.take(at))]] = False
+    pairs = zeros_matches(uid, unknown, people["user_id"])
     if not len(pairs):
         return zeros
     rows, stored = pairs["at"].to_numpy(), pairs["stored_at"].to_numpy()
@@ -788,8 +751,8 @@ def _check_class_zeros(r: _Rules, cid_valid: np.ndarray) -> np.ndarray:
     if not unknown.any():
         return zeros
     at = np.flatnonzero(unknown)
-    unknown[at[~_digits(cid.take(at))]] = False
-    pairs = _zeros_matches(
+    unknown[at[~digits(cid.take(at))]] = False
+    pairs = zeros_matches(
         cid, unknown, classes["class_id"], {"school": (org, classes["org_sis_id"])}
     ).drop_duplicates("at")
     if not len(pairs):
@@ -865,8 +828,8 @@ def _zeros_hint(values: pd.Series, rows: np.ndarray, stored_ids: pd.Series, scho
     def detail(idx: np.ndarray) -> list[str]:
         mask = np.zeros(len(values), dtype=bool)
         mask[idx] = True
-        mask[idx[~_digits(values.take(idx))]] = False
-        pairs = _zeros_matches(
+        mask[idx[~digits(values.take(idx))]] = False
+        pairs = zeros_matches(
             values, mask, stored_ids, {"school": school} if school is not None else None
         ).drop_duplicates("at")
         stored = pd.Series(
