@@ -287,3 +287,42 @@ def test_unchanged_template_is_refused_and_creates_nobody(store):
     mixed = upload(store, real, district="t1")
     assert [p[0] for p in roster_state(store)["people"]] == ["S7"]
     assert codes(mixed).count("TEMPLATE_EXAMPLE_ROW") == 3
+
+
+# --- demographics.csv -------------------------------------------------------------------------
+
+
+def _demo(rows: list[dict[str, str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["userId", "birthDate", "sex"])
+    for r in rows:
+        writer.writerow([r.get(h, "") for h in ("userId", "birthDate", "sex")])
+    return out.getvalue().encode()
+
+
+def test_demographics_user_without_its_zeros_names_the_stored_student(roster):
+    result = upload(roster, _demo([{"userId": "4500", "sex": "F"}]), name="demographics.csv")
+    (issue,) = result.issues
+    assert issue["code"] == "DEMO_USER_NOT_FOUND" and "did you mean 004500" in issue["message"]
+    assert result.counts["demographics"]["created"] == 0
+    clean = upload(roster, _demo([{"userId": "004500", "sex": "F"}]), name="demographics.csv")
+    assert clean.issues == [] and clean.counts["demographics"]["created"] == 1
+
+
+@pytest.mark.parametrize(
+    "typed, why, probable",
+    [
+        ("43500", "date number", "2019-02-04"),
+        ("3/15/19", "two-digit year", "2019-03-15"),
+        ("3/15/98", "two-digit year", "1998-03-15"),
+    ],
+)
+def test_demographics_spreadsheet_dates_say_why_and_the_probable_date(roster, typed, why, probable):
+    result = upload(
+        roster, _demo([{"userId": "004500", "birthDate": typed}]), name="demographics.csv"
+    )
+    (issue,) = result.issues
+    assert issue["code"] == "DEMO_DATE_INVALID" and issue["severity"] == "error"
+    assert why in issue["message"] and probable in issue["message"], issue["message"]
+    assert result.counts["demographics"]["errors"] == 1
