@@ -159,6 +159,7 @@ USERS_COLUMNS: tuple[Column, ...] = (
             "USER_CONFLICT",
             "USERID_ROLE_CHANGE",
             "USERID_CHANGED",
+            "USERID_ZEROS_LOST",
         ),
         example="S000123",
     ),
@@ -244,7 +245,7 @@ USERS_COLUMNS: tuple[Column, ...] = (
         "The class's ID, unique in the district, case-sensitive.",
         condition="class group: needed when any class column is present",
         accepted="letters, digits, - _ . (at most 64)",
-        codes=("CLASSID_REQUIRED", "CLASSID_INVALID", "CLASSID_EXCEL"),
+        codes=("CLASSID_REQUIRED", "CLASSID_INVALID", "CLASSID_EXCEL", "CLASSID_ZEROS_LOST"),
         example="MATH5-01",
     ),
     Column(
