@@ -212,7 +212,8 @@ def test_id_change_guard_holds_more_than_ten_changes(eleven):
 
 
 def test_ten_id_changes_pass_and_the_limit_is_configurable(eleven):
-    assert upload(eleven, [teacher()] + _renamed(10)).applied
+    ten = upload(eleven, [teacher()] + _renamed(10))
+    assert ten.applied and ten.file_issues == [] and not ten.holds
     held = upload(
         eleven, [teacher(), student(11, userId="N11")], settings=Settings(id_change_max=0)
     )
