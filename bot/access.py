@@ -313,7 +313,7 @@ def for_confirm(store: Any, user: str, district: Any) -> Access:
         return Access(
             district,
             Refusal(
-                "Confirming removals needs system and enrollment access to "
+                "Confirming a held upload needs system and enrollment access to "
                 f"{district.key if district else 'the district'}."
             ),
         )

@@ -223,6 +223,7 @@ def _run_files(args, apply: bool) -> int:
         actor=cli_actor(),
         report_dir=Path(args.report_dir or "."),
         confirm_removals=getattr(args, "confirm_removals", False),
+        confirm_id_changes=getattr(args, "confirm_id_changes", False),
         progress=show,
     )
     if args.json:
@@ -435,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "--confirm-removals",
                 action="store_true",
                 help="apply even when the file removes a large share of the roster",
+            )
+            c.add_argument(
+                "--confirm-id-changes",
+                action="store_true",
+                help="apply even when the file changes the userId of many people",
             )
         c.set_defaults(func=func)
 

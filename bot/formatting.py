@@ -286,13 +286,15 @@ def upload_summary(
 def confirm_removals(
     upload_ids: Sequence[int], message_ts: str | None = None
 ) -> list[dict[str, Any]]:
-    """The Confirm button of an upload held by the mass-removal guard.  Its value carries the
-    uploads and the ts of the message that shared the file (where the reactions go)."""
+    """The Confirm button of an upload held by a guard (mass removal, mass ID change).  Its
+    value carries the uploads and the ts of the message that shared the file (where the
+    reactions go).  Pressing it applies the file that was reviewed, with every held change."""
     value = {"uploads": list(upload_ids)} | ({"ts": message_ts} if message_ts else {})
     return [
         _section(
-            ":raised_hand: Nothing was applied because the file removes a large share of "
-            "the roster. If the removals are intended, confirm and I will apply the file."
+            ":raised_hand: Nothing was applied: the file is held until you confirm what it "
+            "changes (above). If that is intended, confirm and I will apply this same file; "
+            "if the file was edited since, I will apply nothing and say so."
         ),
         {
             "type": "actions",
@@ -302,14 +304,14 @@ def confirm_removals(
                     "type": "button",
                     "action_id": "confirm_removals",
                     "style": "danger",
-                    "text": {"type": "plain_text", "text": "Confirm removals"},
+                    "text": {"type": "plain_text", "text": "Confirm and apply"},
                     "value": json.dumps(value),
                     "confirm": {
-                        "title": {"type": "plain_text", "text": "Apply the removals?"},
+                        "title": {"type": "plain_text", "text": "Apply the held file?"},
                         "text": {
                             "type": "mrkdwn",
-                            "text": "The file will be applied with "
-                            "every REMOVE and DEACTIVATE row.",
+                            "text": "The file will be applied as it was reviewed, with every "
+                            "removal and ID change it holds.",
                         },
                         "confirm": {"type": "plain_text", "text": "Apply"},
                         "deny": {"type": "plain_text", "text": "Cancel"},
@@ -355,6 +357,16 @@ def _problem_codes(file_issues: Sequence[Mapping[str, Any]]) -> str:
     codes = Counter(str(i.get("code")) for i in file_issues).most_common()
     listed = capped([escape(c) + (f" ×{k}" if k > 1 else "") for c, k in codes], TOP_ISSUES)
     return f"{n} problem{'' if n == 1 else 's'} with the file: " + ", ".join(listed)
+
+
+def changed_since_review(names: Sequence[str]) -> Message:
+    """A Confirm pressed after the held file was edited in Slack: nothing is applied."""
+    text = (
+        f"{names_list(names)} changed after it was reviewed and held, so nothing was applied: "
+        "a Confirm applies only the file that was reviewed. Share the new file to have it "
+        "checked."
+    )  # names_list escapes the names
+    return Message(f":x: {text}", [_section(f":x: {text}")])
 
 
 def download_problem(reason: str) -> Message:

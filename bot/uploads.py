@@ -8,6 +8,7 @@ download → roster.pipeline.run() → summary + error report + final reaction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -116,6 +117,10 @@ class UploadJob:
     processing_ts: str | None = None
     skipped: list[str] = field(default_factory=list)
     confirm_removals: bool = False
+    confirm_id_changes: bool = False
+    #: a Confirm re-run: upload id -> SHA-256 of the file that was reviewed (held); a file
+    #: whose bytes differ now is not applied
+    reviewed_sha256: dict[int, str] = field(default_factory=dict)
 
 
 class UploadService:
@@ -282,7 +287,8 @@ class UploadService:
             log.info("reactions.remove %s failed", name, exc_info=True)
 
     def confirm(self, client: WebClient, body: dict, respond: Any) -> None:
-        """The Confirm button of a held upload: re-run it with the removals confirmed."""
+        """The Confirm button of a held upload: re-run it with what the guards held confirmed
+        (removals, ID changes), provided the file is still the one that was reviewed."""
         user = body.get("user", {}).get("id", "")
         try:
             value = json.loads(body["actions"][0]["value"])
@@ -332,7 +338,7 @@ class UploadService:
             channel,
             thread_ts,
             formatting.Message(
-                f":hourglass_flowing_sand: <@{user}> confirmed the removals; processing "
+                f":hourglass_flowing_sand: <@{user}> confirmed; processing "
                 f"{formatting.names_list(names)} again…"
             ),
         )
@@ -346,6 +352,8 @@ class UploadService:
             files=files,
             processing_ts=processing_ts,
             confirm_removals=True,
+            confirm_id_changes=True,
+            reviewed_sha256={u.id: u.file_sha256 for u in held if u.file_sha256},
         )
         self.executor.submit(self._process, client, job)
 
@@ -393,6 +401,20 @@ class UploadService:
                 self._react(client, job.channel, job.message_ts, REACTION_FAILURE)
                 return
             inputs.append(InputFile(f.name, data, slack_file_id=f.id, upload_id=upload_id))
+        changed = [
+            inp.name
+            for inp in inputs
+            if inp.upload_id in job.reviewed_sha256
+            and hashlib.sha256(inp.data).hexdigest() != job.reviewed_sha256[inp.upload_id]
+        ]
+        if changed:
+            # a Confirm applies the file that was reviewed, never a later edit of it
+            for _, upload_id in job.files:
+                self._answered.forget(f"confirm:{upload_id}")
+            message = formatting.changed_since_review(changed)
+            self._update(client, job, message)
+            self._post(client, job.channel, job.thread_ts, message)
+            return
 
         names = [f.name for f, _ in job.files]
         progress = ProgressMessage(
@@ -410,6 +432,7 @@ class UploadService:
             apply=not job.dry_run,
             actor=job.user,
             confirm_removals=job.confirm_removals,
+            confirm_id_changes=job.confirm_id_changes,
             progress=progress,
         )
         # From here on the roster is what it will be (one committed transaction per file) and

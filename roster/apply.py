@@ -146,6 +146,7 @@ def _apply_people(conn: Connection, district_id: int, plan: UploadPlan) -> None:
     if len(plan.people_new):
         new = plan.people_new.assign(email_key=plan.people_new["email"].str.lower())
         columns = ("district_id", *_PERSON_FIELDS, "email_key", "active")
+        # `active` False: a person the same file adds and then deactivates
         insert_rows(
             conn, people_t, columns, _tuples(new, columns, district_id=district_id, active=True)
         )
@@ -197,6 +198,6 @@ def _apply_enrollments(
                 _pk(classes, e["class_id"]),
                 _pk(people, e["user_id"]),
                 e["is_primary"].astype(bool).tolist(),
-                [True] * len(e),
+                e["active"].astype(bool).tolist() if "active" in e else [True] * len(e),
             ),
         )

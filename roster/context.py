@@ -19,6 +19,8 @@ from validation.reader import DEFAULT_MAX_BYTES, RawTable
 
 Progress = Callable[[str, float], None]
 DEFAULT_REMOVAL_SHARE = 0.20
+#: product.md "Guards": more userId changes than this in one upload need confirmation
+DEFAULT_ID_CHANGE_MAX = 10
 
 
 def no_progress(stage: str, fraction: float) -> None:
@@ -37,6 +39,7 @@ class InputFile:
 class Settings:
     max_bytes: int = DEFAULT_MAX_BYTES
     removal_share: float = DEFAULT_REMOVAL_SHARE
+    id_change_max: int = DEFAULT_ID_CHANGE_MAX
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -44,6 +47,9 @@ class Settings:
             max_bytes=int(os.environ.get("ROSTERBOT_MAX_FILE_BYTES", DEFAULT_MAX_BYTES)),
             removal_share=float(
                 os.environ.get("ROSTERBOT_REMOVAL_GUARD_SHARE", DEFAULT_REMOVAL_SHARE)
+            ),
+            id_change_max=int(
+                os.environ.get("ROSTERBOT_ID_CHANGE_GUARD_MAX", DEFAULT_ID_CHANGE_MAX)
             ),
         )
 
@@ -59,6 +65,8 @@ class RunContext:
     apply: bool
     #: the admin confirmed removals over the guard's share
     confirm_removals: bool = False
+    #: the admin confirmed more userId changes than the ID-change guard allows
+    confirm_id_changes: bool = False
     progress: Progress = no_progress
     #: Slack user id or CLI user, kept on each upload record
     actor: str = ""

@@ -17,7 +17,7 @@ nor `roster.pipeline`; it is registered in `roster.pipeline.KINDS`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -58,6 +58,8 @@ class Planned:
     applied_any: np.ndarray
     #: why applying needs the admin's confirmation ("" when it does not)
     hold: str = ""
+    #: the other guards that want the admin's confirmation (roster.results.Hold)
+    holds: list = field(default_factory=list)
     #: people the file accepted (userId, role_l), for a demographics.csv of the same run
     accepted_people: pd.DataFrame | None = None
 

@@ -34,6 +34,7 @@ from roster.steps import (
     district_transaction,
     finalise,
     finish_rows,
+    guard_hold,
     has_file_error,
     kind_table,
     removal_hold,
@@ -93,6 +94,7 @@ def run(
     confirm_removals: bool = False,
     progress: Progress | None = None,
     settings: Settings | None = None,
+    confirm_id_changes: bool = False,
 ) -> RunResult:
     """Process files for one district (users.csv before demographics.csv)."""
     ctx = RunContext(
@@ -101,6 +103,7 @@ def run(
         settings=settings or Settings.from_env(),
         apply=apply,
         confirm_removals=confirm_removals,
+        confirm_id_changes=confirm_id_changes,
         progress=progress or no_progress,
         actor=actor,
         report_dir=report_dir,
@@ -211,6 +214,12 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
             if result.held:
                 result.status = FileStatus.FAILED
                 result.holds.append(Hold(issue.code, planned.hold))
+        for hold in planned.holds:  # the ID-change guard
+            issue, held = guard_hold(hold, ctx)
+            result.file_issues.append(issue)
+            if held:
+                result.held, result.status = True, FileStatus.FAILED
+                result.holds.append(hold)
         # 6. apply, and finish the upload record in the same transaction
         if ctx.apply and not result.held:
             ctx.progress("saving", 0.8)

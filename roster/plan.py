@@ -124,7 +124,11 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     people = _plan_people(chk, snap, stored)
     classes = _plan_classes(chk, stored)
     enrollments = _plan_enrollments(chk, stored)
-    removals = _plan_removals(chk, stored)
+    removals = _plan_removals(chk, stored, people, classes, enrollments)
+    # what the file adds and then removes is created inactive
+    people_new = _inactive(people.new, "user_id", removals.new_people)
+    classes_new = _inactive(classes.new, "class_id", removals.new_classes)
+    enrollments_new = _inactive(enrollments.new, ["class_id", "user_id"], removals.new_enrollments)
     counts = _empty_counts()
     for part in (
         people.counts,
@@ -140,8 +144,8 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
         chk,
         snap,
         stored.enrollments,
-        classes.applied.index,
-        enrollments.applied,
+        classes.applied.index.difference(removals.new_classes, sort=False),
+        enrollments.applied[~enrollments.applied.index.isin(removals.new_enrollments)],
         removals.classes,
         removals.enrollments,
         people.applied["role"],
@@ -155,12 +159,12 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
         ),
     }
     return UploadPlan(
-        people_new=people.new,
+        people_new=people_new,
         people_changed=people.changed,
         memberships_new=people.memberships_new,
-        classes_new=classes.new,
+        classes_new=classes_new,
         classes_changed=classes.changed,
-        enrollments_new=enrollments.new,
+        enrollments_new=enrollments_new,
         enrollments_changed=enrollments.changed,
         classes_removed=removals.classes,
         enrollments_removed=removals.enrollments,
@@ -171,6 +175,19 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     )
 
 
+def _inactive(new: pd.DataFrame, key, removed: pd.Index) -> pd.DataFrame:
+    """`new` with an `active` column: False for the keys the same file removes."""
+    if isinstance(key, list):
+        keys = (
+            pd.MultiIndex.from_frame(new[key])
+            if len(new)
+            else pd.MultiIndex.from_tuples([], names=key)
+        )
+    else:
+        keys = pd.Index(new[key])
+    return new.assign(active=~keys.isin(removed))
+
+
 @dataclass(frozen=True)
 class _PeoplePlan:
     applied: pd.DataFrame  # per applied userId: the person fields (as stored after the upload)
@@ -178,6 +195,7 @@ class _PeoplePlan:
     changed: pd.DataFrame
     memberships_new: pd.DataFrame
     counts: dict
+    bucket: pd.Series  # per applied userId: created / updated / no_change
 
 
 def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _PeoplePlan:
@@ -222,7 +240,10 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
     _tally(counts, kind[is_new], "created")
     _tally(counts, kind[changed], "updated")
     _tally(counts, kind[~is_new & ~changed], "no_change")
-    return _PeoplePlan(agg, people_new, people_changed, memberships_new, counts)
+    bucket = pd.Series(
+        np.where(is_new, "created", np.where(changed, "updated", "no_change")), index=agg.index
+    )
+    return _PeoplePlan(agg, people_new, people_changed, memberships_new, counts, bucket)
 
 
 def _memberships_new(chk: UsersCheck, snap: RosterSnapshot, stored_uid: pd.Series) -> pd.DataFrame:
@@ -251,6 +272,7 @@ class _ClassesPlan:
     new: pd.DataFrame
     changed: pd.DataFrame
     counts: dict
+    bucket: pd.Series  # per applied classId: created / updated / no_change
 
 
 def _plan_classes(chk: UsersCheck, stored: _Stored) -> _ClassesPlan:
@@ -283,7 +305,10 @@ def _plan_classes(chk: UsersCheck, stored: _Stored) -> _ClassesPlan:
     counts["class"]["created"] = int(c_new.sum())
     counts["class"]["updated"] = int(c_changed.sum())
     counts["class"]["no_change"] = int((~c_new & ~c_changed).sum())
-    return _ClassesPlan(cagg, classes_new, classes_changed, counts)
+    bucket = pd.Series(
+        np.where(c_new, "created", np.where(c_changed, "updated", "no_change")), index=cagg.index
+    )
+    return _ClassesPlan(cagg, classes_new, classes_changed, counts, bucket)
 
 
 @dataclass(frozen=True)
@@ -292,6 +317,8 @@ class _EnrollmentsPlan:
     new: pd.DataFrame
     changed: pd.DataFrame
     counts: dict
+    bucket: pd.Series  # per applied (classId, userId): created / updated / no_change
+    stored_id: pd.Series  # per applied (classId, userId): the stored enrollment pk (NaN if new)
 
 
 def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
@@ -319,7 +346,10 @@ def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
     counts["enrollment"]["created"] = int(e_new.sum())
     counts["enrollment"]["updated"] = int(e_changed.sum())
     counts["enrollment"]["no_change"] = int((~e_new & ~e_changed).sum())
-    return _EnrollmentsPlan(eagg, enrollments_new, enrollments_changed, counts)
+    bucket = pd.Series(
+        np.where(e_new, "created", np.where(e_changed, "updated", "no_change")), index=eagg.index
+    )
+    return _EnrollmentsPlan(eagg, enrollments_new, enrollments_changed, counts, bucket, eold["id"])
 
 
 @dataclass(frozen=True)
@@ -328,42 +358,90 @@ class _RemovalsPlan:
     enrollments: list[int]  # stored enrollment pks to deactivate
     people: list[int]  # stored person pks to deactivate
     counts: dict
+    #: what the same file adds and then removes: created inactive (keys)
+    new_people: pd.Index
+    new_classes: pd.Index
+    new_enrollments: pd.MultiIndex
 
 
-def _plan_removals(chk: UsersCheck, stored: _Stored) -> _RemovalsPlan:
+def _undo(counts: dict, entity_of: pd.Series, buckets: pd.Series) -> None:
+    """Take back what the add plans counted for entities the file then removes: each entity
+    counts once, as removed (README "Decisions")."""
+    for (entity, bucket), n in pd.DataFrame({"e": entity_of, "b": buckets}).value_counts().items():
+        counts[entity][bucket] -= int(n)
+
+
+def _plan_removals(
+    chk: UsersCheck,
+    stored: _Stored,
+    people: _PeoplePlan,
+    classes: _ClassesPlan,
+    enrollments: _EnrollmentsPlan,
+) -> _RemovalsPlan:
+    """Removals apply after the adds of the same file: what an add row of the file creates,
+    updates or reactivates is removed too, and counts once, as removed."""
     t, v = chk.table, chk.derived
     uid, cid = t["userId"], t["classId"]
-    enr = stored.enrollments
-    active_enr = enr[enr["active"].astype(bool)] if len(enr) else enr
     rc = chk.remove_ok & v.is_remove_class
     du = chk.remove_ok & v.is_deactivate
     re_ = chk.remove_ok & v.is_remove_enrollment
     counts = _empty_counts()
+
+    # classes: active before the removals = stored active, or applied by an add row
     rc_ids = pd.Index(cid[rc].unique())
     rc_old = stored.classes.reindex(rc_ids)
-    rc_active = rc_old["active"].fillna(False).astype(bool)
-    classes_removed = rc_old.loc[rc_active, "id"].astype("int64").tolist()
-    counts["class"]["removed"] = int(rc_active.sum())
-    counts["class"]["no_change"] = int((~rc_active).sum())
+    rc_in_file = rc_ids.isin(classes.applied.index)
+    rc_live = rc_old["active"].fillna(False).astype(bool).to_numpy() | rc_in_file
+    rc_stored = rc_old["id"].notna().to_numpy()
+    classes_removed = rc_old.loc[rc_live & rc_stored, "id"].astype("int64").tolist()
+    counts["class"]["removed"] = int(rc_live.sum())
+    counts["class"]["no_change"] = int((~rc_live).sum())
+    _undo(counts, pd.Series("class", index=rc_ids[rc_in_file]), classes.bucket[rc_ids[rc_in_file]])
+
+    # people
     du_ids = pd.Index(uid[du].unique())
     du_old = stored.people.reindex(du_ids)
-    du_active = du_old["active"].fillna(False).astype(bool)
-    people_removed = du_old.loc[du_active, "id"].astype("int64").tolist()
-    _tally(counts, _role_kind(du_old.loc[du_active, "role"]), "removed")
-    _tally(counts, _role_kind(du_old.loc[~du_active, "role"]), "no_change")
-    gone = np.zeros(len(active_enr), dtype=bool)
-    if len(active_enr):
-        keys_c = active_enr.index.get_level_values(0)
-        keys_u = active_enr.index.get_level_values(1)
-        gone |= keys_c.isin(rc_ids[rc_active.to_numpy()])
-        gone |= keys_u.isin(du_ids[du_active.to_numpy()])
-        gone |= active_enr.index.isin(pd.MultiIndex.from_arrays([cid[re_], uid[re_]]))
-    enrollments_removed = active_enr.loc[gone, "id"].astype("int64").tolist()
-    counts["enrollment"]["removed"] = len(enrollments_removed)
+    du_in_file = du_ids.isin(people.applied.index)
+    du_live = du_old["active"].fillna(False).astype(bool).to_numpy() | du_in_file
+    du_stored = du_old["id"].notna().to_numpy()
+    people_removed = du_old.loc[du_live & du_stored, "id"].astype("int64").tolist()
+    role = people.applied["role"].reindex(du_ids).fillna(du_old["role"])
+    kind = _role_kind(role)
+    _tally(counts, kind[du_live], "removed")
+    _tally(counts, kind[~du_live], "no_change")
+    in_file = du_ids[du_in_file]
+    _undo(counts, kind[in_file], people.bucket[in_file])
+
+    # enrollments active before the removals: stored active ones the file does not touch, and
+    # every one an add row applies (stored or new)
+    enr = stored.enrollments
+    stored_active = enr[enr["active"].astype(bool)]["id"] if len(enr) else enr["id"]
+    applied = enrollments.stored_id
+    live = pd.concat([stored_active[~stored_active.index.isin(applied.index)], applied])
+    gone = np.zeros(len(live), dtype=bool)
+    if len(live):
+        keys_c = live.index.get_level_values(0)
+        keys_u = live.index.get_level_values(1)
+        gone |= keys_c.isin(rc_ids[rc_live])
+        gone |= keys_u.isin(du_ids[du_live])
+        gone |= live.index.isin(pd.MultiIndex.from_arrays([cid[re_], uid[re_]]))
+    removed = live[gone]
+    enrollments_removed = removed.dropna().astype("int64").tolist()
+    counts["enrollment"]["removed"] = int(gone.sum())
+    in_file_e = removed.index[removed.index.isin(applied.index)]
+    _undo(counts, pd.Series("enrollment", index=in_file_e), enrollments.bucket[in_file_e])
     if re_.any():
         re_pairs = pd.MultiIndex.from_arrays([cid[re_], uid[re_]]).unique()
-        counts["enrollment"]["no_change"] = int((~re_pairs.isin(active_enr.index)).sum())
-    return _RemovalsPlan(classes_removed, enrollments_removed, people_removed, counts)
+        counts["enrollment"]["no_change"] += int((~re_pairs.isin(live.index)).sum())
+    return _RemovalsPlan(
+        classes_removed,
+        enrollments_removed,
+        people_removed,
+        counts,
+        new_people=du_ids[du_live & ~du_stored],
+        new_classes=rc_ids[rc_live & ~rc_stored],
+        new_enrollments=removed.index[removed.isna().to_numpy()],
+    )
 
 
 def _count_rejected(

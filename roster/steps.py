@@ -24,7 +24,7 @@ from roster.apply import lock_district
 from roster.context import FileJob, RunContext
 from roster.filekind import KindTable
 from roster.models import utcnow
-from roster.results import FileResult
+from roster.results import FileResult, Hold
 from roster.states import FileStatus, UploadState
 from roster.store import DistrictInfo, Store
 from validation import dictionary as d
@@ -98,6 +98,15 @@ def removal_hold(hold: str, ctx: RunContext) -> tuple[FileIssue, bool]:
     """The file issue for a plan over the removal guard, and whether the file is held."""
     severity = Severity.ERROR if ctx.apply and not ctx.confirm_removals else Severity.WARNING
     issue = file_issue("REMOVALS_NEED_CONFIRMATION", detail=hold, severity=severity)
+    return issue, severity is Severity.ERROR
+
+
+def guard_hold(hold: Hold, ctx: RunContext) -> tuple[FileIssue, bool]:
+    """The file issue of a guard other than the removal guard, and whether it holds the file
+    (an upload not confirmed for it); a check gets the same code as a warning."""
+    confirmed = {"ID_CHANGES_NEED_CONFIRMATION": ctx.confirm_id_changes}.get(hold.code, False)
+    severity = Severity.ERROR if ctx.apply and not confirmed else Severity.WARNING
+    issue = file_issue(hold.code, detail=hold.detail, severity=severity)
     return issue, severity is Severity.ERROR
 
 

@@ -15,6 +15,7 @@ from roster.apply import apply_plan
 from roster.context import RunContext
 from roster.filekind import KindTable, Planned
 from roster.plan import BUCKETS, ENTITIES, plan_users
+from roster.results import Hold
 from roster.snapshot import load_snapshot
 from roster.states import FileKind
 from roster.steps import with_ragged
@@ -23,9 +24,13 @@ from validation.headers import HeaderResult, check_headers
 from validation.reader import RawTable
 from validation.snapshot import RosterSnapshot
 from validation.users import check_users
+from validation.vector import isin
 
 if TYPE_CHECKING:
     from validation.users import UsersCheck
+
+#: how many people a held summary names (the rest are in the error report)
+HOLD_ITEMS = 10
 
 _GUARD_LABELS = {
     "class": "active classes",
@@ -44,6 +49,29 @@ def removal_guard(shares: dict[str, tuple[int, int]], limit: float) -> str:
     if not over:
         return ""
     return "; ".join(over) + f", more than the {limit:.0%} allowed without confirmation"
+
+
+def id_change_guard(checked: UsersCheck, limit: int) -> Hold | None:
+    """The ID-change guard (product.md "Guards"): a Hold when the file would change the userId
+    of more than `limit` people, naming the first of them ("Ava Nguyen S1 → S1-NEW")."""
+    if len(checked.id_changes) <= limit:
+        return None
+    t = checked.table
+    uid = t["userId"]
+    applied = checked.person_ok & isin(uid, list(checked.id_changes))
+    first = t[applied].drop_duplicates("userId")
+    if len(first) <= limit:
+        return None
+    items = [
+        f"{f} {last} {checked.id_changes[new]} → {new}".strip()
+        for f, last, new in zip(
+            first["userFirstName"][:HOLD_ITEMS],
+            first["userLastName"][:HOLD_ITEMS],
+            first["userId"][:HOLD_ITEMS],
+        )
+    ]
+    detail = f"{len(first)} people, more than the {limit} allowed without confirmation"
+    return Hold("ID_CHANGES_NEED_CONFIRMATION", detail, items, len(first))
 
 
 class UsersKind:
@@ -91,6 +119,9 @@ class UsersKind:
             | checked.enrollment_ok
             | checked.remove_ok,
             hold=removal_guard(plan.removal_shares, ctx.settings.removal_share),
+            holds=[
+                h for h in (id_change_guard(checked, ctx.settings.id_change_max),) if h is not None
+            ],
             accepted_people=checked.accepted_people,
         )
 

@@ -273,3 +273,30 @@ def test_output_cut_short_by_the_reader_is_not_an_error(setup):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0
     assert first.startswith(b"#1 ") and err == b""
+
+
+def test_upload_held_by_the_id_change_guard_applies_with_confirm_id_changes(setup):
+    from tests.builders import student, teacher
+
+    first = [teacher()] + [student(i) for i in range(1, 12)]
+    (setup / "users.csv").write_bytes(users_csv(first))
+    assert cli(setup, "upload", "d1", "users.csv").returncode == 0
+    renamed = [teacher()] + [student(i, userId=f"N{i}") for i in range(1, 12)]
+    (setup / "renamed.csv").write_bytes(users_csv(renamed))
+
+    held = cli(setup, "upload", "d1", "renamed.csv", "--json")
+    assert held.returncode == 2, held.stderr
+    (f,) = json.loads(held.stdout)["files"]
+    assert f["applied"] is False and f["status"] == "failed"
+    assert [i["code"] for i in f["file_issues"]] == ["ID_CHANGES_NEED_CONFIRMATION"]
+    assert "--confirm-id-changes" in f["file_issues"][0]["fix"]
+    check = cli(setup, "check", "d1", "renamed.csv", "--json")
+    (c,) = json.loads(check.stdout)["files"]
+    assert check.returncode == 0 and c["file_issues"][0]["severity"] == "warning"
+
+    done = cli(setup, "upload", "d1", "renamed.csv", "--json", "--confirm-id-changes")
+    assert done.returncode == 0, done.stderr
+    (f,) = json.loads(done.stdout)["files"]
+    assert f["applied"] is True and f["counts"]["student"]["updated"] == 11
+    download = cli(setup, "download", "d1", "students")
+    assert "N11" in download.stdout and ",S11," not in download.stdout

@@ -36,13 +36,23 @@ def test_template_has_the_dictionary_headers_and_a_few_rows(kind, headers):
     assert all(len(r) == len(headers) for r in rows)
 
 
+def _own(data: bytes) -> bytes:
+    """The template with its example people replaced by "your own" (other IDs and emails)."""
+    text = data.decode("utf-8-sig")
+    for example in ("T000045", "S000123", "S000124"):
+        text = text.replace(example, "X" + example)
+    text = text.replace("@example.org", "@myschools.org")
+    return "\ufeff".encode() + text.encode()
+
+
 @pytest.mark.parametrize("apply", [False, True])
-def test_templates_validate_cleanly_in_a_fresh_district(store, apply):
+def test_template_rows_validate_cleanly_once_they_are_your_own(store, apply):
+    """Every template row passes every rule; only being the example itself is refused."""
     store.create_district("fresh", "Fresh District")
     store.add_school("fresh", TEMPLATE_SCHOOL, "Template School")
     files = [
-        InputFile("users.csv", template_csv("users")),
-        InputFile("demographics.csv", template_csv("demographics")),
+        InputFile("users.csv", _own(template_csv("users"))),
+        InputFile("demographics.csv", _own(template_csv("demographics"))),
     ]
     result = run(store, "fresh", files, apply=apply, actor="test", settings=Settings())
     for f in result.files:
@@ -51,6 +61,21 @@ def test_templates_validate_cleanly_in_a_fresh_district(store, apply):
     users, demo = result.files
     assert users.counts["student"]["created"] == 2 and users.counts["staff"]["created"] == 1
     assert demo.counts["demographics"]["created"] == 2
+
+
+def test_the_unchanged_template_creates_nobody(store):
+    """Issue 12: uploading the template as it is must not create its example people."""
+    store.create_district("fresh", "Fresh District")
+    store.add_school("fresh", TEMPLATE_SCHOOL, "Template School")
+    files = [
+        InputFile("users.csv", template_csv("users")),
+        InputFile("demographics.csv", template_csv("demographics")),
+    ]
+    users, demo = run(store, "fresh", files, apply=True, actor="test", settings=Settings()).files
+    assert {i["code"] for i in users.issues} == {"TEMPLATE_EXAMPLE_ROW"}
+    assert users.rows["rejected"] == 3
+    assert all(users.counts[e]["created"] == 0 for e in users.counts)
+    assert demo.counts["demographics"]["created"] == 0
 
 
 def test_template_rows_use_the_dictionary_examples():

@@ -19,6 +19,7 @@ from roster.store import Store
 from tests.builders import SCHOOLS, class_of, row, student, teacher, users_csv
 from validation.catalog import CATALOG
 from validation.dictionary import CLASS_GROUP, USERS_HEADERS
+from validation.templates import template_csv
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -102,6 +103,13 @@ def _ragged_file() -> bytes:
 CASES: list[Case] = [
     # action
     Case("ACTION_INVALID", [teacher(), student(1, action="REMOVE-CLAS")], {(3, "action")}, E),
+    Case(
+        "ACTION_INVALID",
+        [teacher(), row(action="DELETE", userFirstName="", userLastName="", userEmail="")],
+        {(3, "action")},
+        E,
+        id="delete",
+    ),
     Case(
         "ACTION_NEEDS_CLASS",
         [teacher(), row(action="REMOVE-CLASS", classId="", className="", classGrade="")],
@@ -194,6 +202,23 @@ CASES: list[Case] = [
         id="districtId",
     ),
     Case("USERID_EXCEL", [teacher(), student(1, userId="1.23457E+11")], {(3, "userId")}, E),
+    Case("USERID_EXCEL", [teacher(), student(1, userId="3-Aug")], {(3, "userId")}, E, id="date"),
+    Case(
+        "USERID_ZEROS_LOST",
+        [teacher(), student(1, userId="4500")],
+        {(3, "userId")},
+        E,
+        stored=[("d1", [teacher(), student(1, userId="004500")])],
+        id="same-email",
+    ),
+    Case(
+        "USERID_ZEROS_LOST",
+        [teacher(), student(1, userId="4500", userEmail="ava.n@example.org")],
+        {(3, "userId")},
+        E,
+        stored=[("d1", [teacher(), student(1, userId="004500")])],
+        id="same-name",
+    ),
     Case(
         "USERID_EXCEL",
         [teacher(), student(1, userStateId="9.87E+10")],
@@ -349,6 +374,27 @@ CASES: list[Case] = [
     Case("CLASSID_REQUIRED", [teacher(), student(1, classId="")], {(3, "classId")}, E),
     Case("CLASSID_INVALID", [teacher(), student(1, classId="MATH 5")], {(3, "classId")}, E),
     Case("CLASSID_EXCEL", [teacher(), student(1, classId="1.2E+05")], {(3, "classId")}, E),
+    Case(
+        "CLASSID_EXCEL",
+        [teacher(classId="3-Aug"), student(1, classId="3-Aug")],
+        {(2, "classId"), (3, "classId")},
+        E,
+        id="date",
+    ),
+    Case(
+        "CLASSID_EXCEL",
+        [teacher(classId="2024-08-03"), student(1, classId="2024-08-03")],
+        {(2, "classId"), (3, "classId")},
+        E,
+        id="iso-date",
+    ),
+    Case(
+        "CLASSID_ZEROS_LOST",
+        [teacher(classId="42"), student(1, classId="42")],
+        {(2, "classId"), (3, "classId")},
+        E,
+        stored=[("d1", [teacher(classId="0042"), student(1, classId="0042")])],
+    ),
     # className
     Case("CLASSNAME_REQUIRED", [teacher(), student(1, className="")], {(3, "className")}, E),
     Case(
@@ -423,6 +469,7 @@ CASES: list[Case] = [
     Case("CLASS_SIZE", class_of(81), {(2, "classId")}, W),
     # Failed
     Case("ROW_FIELD_COUNT", _ragged_file(), {(4, None)}, E),
+    Case("TEMPLATE_EXAMPLE_ROW", template_csv("users"), {(2, None), (3, None), (4, None)}, E),
 ]
 
 
@@ -870,3 +917,23 @@ def test_mismatch_and_taken_messages_name_the_class_school_and_owner(roster):
         "Rows for class 'NEW1' give more than one org_sis_id" in i["message"]
         for i in found(split, "ORG_CLASS_MISMATCH")
     )
+
+
+@pytest.mark.parametrize("typed", ["DELETE", "delete", "Remove", "DROP"])
+def test_a_remove_like_action_is_one_error_with_the_closest_action(checker, typed):
+    """A DELETE row names a person to take away: it is not read as an add row (no "name
+    required" or "email required" errors on top), and the message points to DEACTIVATE-USER."""
+    bare = row(
+        action=typed, userFirstName="", userLastName="", userEmail="", userRole="", userGrade=""
+    )
+    result = upload(checker, [teacher(), bare | CLASS_BLANK])
+    on_row = [i for i in result.issues if i["row"] == 3]
+    assert [i["code"] for i in on_row] == ["ACTION_INVALID"], on_row
+    assert "did you mean DEACTIVATE-USER?" in on_row[0]["message"]
+    assert result.counts["student"]["created"] == 0
+
+
+def test_an_add_like_action_says_to_leave_it_blank(checker):
+    result = upload(checker, [teacher(), student(1, action="ADD")])
+    (issue,) = found(result, "ACTION_INVALID")
+    assert "leave it blank to add or update" in issue["message"]

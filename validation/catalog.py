@@ -55,6 +55,16 @@ class Code:
 
 E, W = Severity.ERROR, Severity.WARNING
 
+_EXCEL_FIX = (
+    "Format the ID columns as Text in your spreadsheet, retype the real IDs (for a date, "
+    "the ID the message names), and save as CSV UTF-8; or download the roster and start from it."
+)
+_ZEROS_FIX = (
+    "Put the stored ID back (with its leading zeros): format the ID column as Text in your "
+    "spreadsheet before typing, or open the CSV through Data > From Text/CSV with the column "
+    "as Text. Nothing was renamed or created for this row."
+)
+
 CODES: tuple[Code, ...] = (
     # --- file level -------------------------------------------------------------------------
     Code(
@@ -121,6 +131,17 @@ CODES: tuple[Code, ...] = (
         message="Nothing was applied because this file would remove {detail}.",
         fix="If these removals are intended, confirm them (the Confirm button in Slack, or "
         "--confirm-removals on the command line); otherwise fix the REMOVE/DEACTIVATE rows.",
+    ),
+    Code(
+        code="ID_CHANGES_NEED_CONFIRMATION",
+        group="file",
+        severity=E,
+        scope=Scope.FILE,
+        title="The upload would change the user IDs of many people",
+        message="This file would change the userId of {detail}.",
+        fix="If the ID changes are intended, confirm them (the Confirm button in Slack, or "
+        "--confirm-id-changes on the command line); otherwise put the stored userIds back in "
+        "the file (download the roster to see them).",
     ),
     Code(
         code="FILE_TOO_WIDE",
@@ -248,7 +269,8 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.ROW,
         title="The class to remove does not exist",
-        message="The class '{value}' is not in this district's roster, so it cannot be removed.",
+        message="The class '{value}' is not in this district's roster, so it cannot be "
+        "removed{detail}.",
         fix="Check the classId (letter case, leading zeros), or delete the row if the class is "
         "already gone.",
     ),
@@ -258,7 +280,7 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.ROW,
         title="The person to remove does not exist",
-        message="The person '{value}' is not in this district's roster.",
+        message="The person '{value}' is not in this district's roster{detail}.",
         fix="Check the userId (letter case, leading zeros), or delete the row.",
     ),
     Code(
@@ -295,8 +317,8 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.ROW,
         title="A spreadsheet turned the school ID into a number",
-        message="The school ID '{value}' was changed by a spreadsheet into scientific notation.",
-        fix="Format the column as Text in your spreadsheet, retype the IDs, and save as CSV UTF-8.",
+        message="The school ID '{value}' was changed by a spreadsheet {detail}.",
+        fix=_EXCEL_FIX,
     ),
     Code(
         code="ORG_CLASS_MISMATCH",
@@ -332,8 +354,8 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.PERSON,
         title="A spreadsheet turned the ID into a number",
-        message="{column} '{value}' was changed by a spreadsheet into scientific notation.",
-        fix="Format the column as Text in your spreadsheet, retype the IDs, and save as CSV UTF-8.",
+        message="{column} '{value}' was changed by a spreadsheet {detail}.",
+        fix=_EXCEL_FIX,
     ),
     Code(
         code="USER_CONFLICT",
@@ -362,6 +384,16 @@ CODES: tuple[Code, ...] = (
         title="The person's ID was changed",
         message="The person with this email had the userId '{detail}'; it is now '{value}'.",
         fix="No action needed if the ID change is intended; otherwise upload the old userId.",
+    ),
+    Code(
+        code="USERID_ZEROS_LOST",
+        group="userId",
+        severity=E,
+        scope=Scope.PERSON,
+        title="A spreadsheet dropped the leading zeros of the user ID",
+        message="The userId '{value}' is the stored person '{detail}' without its leading zeros "
+        "(same email or name); the person was not changed.",
+        fix=_ZEROS_FIX,
     ),
     # --- names ----------------------------------------------------------------------------------
     Code(
@@ -520,8 +552,18 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.CLASS,
         title="A spreadsheet turned the class ID into a number",
-        message="classId '{value}' was changed by a spreadsheet into scientific notation.",
-        fix="Format the column as Text in your spreadsheet, retype the IDs, and save as CSV UTF-8.",
+        message="classId '{value}' was changed by a spreadsheet {detail}.",
+        fix=_EXCEL_FIX,
+    ),
+    Code(
+        code="CLASSID_ZEROS_LOST",
+        group="classId",
+        severity=E,
+        scope=Scope.CLASS,
+        title="A spreadsheet dropped the leading zeros of the class ID",
+        message="The classId '{value}' is the stored class '{detail}' of the same school without "
+        "its leading zeros; the class and this enrollment were not changed.",
+        fix=_ZEROS_FIX,
     ),
     # --- className ------------------------------------------------------------------------------
     Code(
@@ -664,6 +706,17 @@ CODES: tuple[Code, ...] = (
         message="The file passed validation but could not be saved: {detail}.",
         fix="Upload the file again; if it fails again, contact support with this report.",
     ),
+    Code(
+        code="TEMPLATE_EXAMPLE_ROW",
+        group="Failed",
+        severity=E,
+        scope=Scope.FAILED,
+        title="The row is an example row of the template",
+        message="This is an example row of the rosterbot template ({detail}); example rows are "
+        "never applied.",
+        fix="Delete the template's example rows and fill in your own people, one row per person "
+        "(and class).",
+    ),
     # --- demographics.csv -----------------------------------------------------------------------
     Code(
         code="DEMO_USERID_REQUIRED",
@@ -680,7 +733,7 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.DEMOGRAPHICS,
         title="The student is not in the roster",
-        message="No person '{value}' is in this district's roster.",
+        message="No person '{value}' is in this district's roster{detail}.",
         fix="Upload the student in users.csv first (or in the same message), or fix the userId.",
     ),
     Code(

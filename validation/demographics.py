@@ -9,8 +9,9 @@ Pure: no database, no Slack.  The column rules are driven by the dictionary's va
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 from validation import dictionary as d
 from validation.issues import IssueLog, severity_of
 from validation.snapshot import RosterSnapshot
+from validation.vector import digits, zeros_matches
 
 #: The columns that carry a student's values (everything but the key).
 VALUE_COLUMNS: tuple[str, ...] = tuple(c.name for c in d.DEMOGRAPHICS_COLUMNS if c.name != "userId")
@@ -93,7 +95,8 @@ def _check_user_ids(
         roles = pd.concat([roles, pd.Series(pending_role, index=pending, dtype=object)])
     role = pd.Series(roles.reindex(uid.to_numpy(dtype=object)).to_numpy(), index=uid.index)
     known = role.notna().to_numpy()
-    log.add(filled & ~known, "userId", "DEMO_USER_NOT_FOUND", uid)
+    missing = filled & ~known
+    log.add(missing, "userId", "DEMO_USER_NOT_FOUND", uid, _zeros_hint(uid, missing, people))
     log.add(filled & known & role.isin(d.STAFF_ROLES).to_numpy(), "userId", "DEMO_NOT_STUDENT", uid)
     log.add(
         filled & uid.where(filled).duplicated(keep=False).to_numpy(),
@@ -101,6 +104,30 @@ def _check_user_ids(
         "DEMO_DUPLICATE",
         uid,
     )
+
+
+def _zeros_hint(uid: pd.Series, missing: np.ndarray, people: pd.DataFrame):
+    """For a userId that is a stored student's without its leading zeros: name the stored ID
+    (demographics-csv.md); never applied to that student."""
+
+    def detail(idx: np.ndarray) -> list[str]:
+        rows = np.zeros(len(uid), dtype=bool)
+        rows[idx[digits(uid.take(idx))]] = True
+        students = people["user_id"][(people["role"] == "student").to_numpy(dtype=bool)]
+        pairs = zeros_matches(uid, rows, students).drop_duplicates("at")
+        stored = pd.Series(
+            students.to_numpy(dtype=object)[pairs["stored_at"].to_numpy()],
+            index=pairs["at"].to_numpy(),
+            dtype=object,
+        ).reindex(idx)
+        return [
+            f"; did you mean {s} (a spreadsheet may have dropped the leading zeros)?"
+            if isinstance(s, str)
+            else ""
+            for s in stored
+        ]
+
+    return detail
 
 
 def _check_values(raw: pd.Series, col, live: np.ndarray, today: date, log: IssueLog) -> pd.Series:
@@ -172,8 +199,17 @@ def _dates(
     )
     real = parsed.notna().to_numpy()
     future = real & (parsed > pd.Timestamp(today)).fillna(False).to_numpy()
+    odd = judged & ~shaped
+    spreadsheet = np.zeros(len(raw), dtype=bool)
+    if odd.any():  # few rows: what a spreadsheet made of a date, said with the probable date
+        at = np.flatnonzero(odd)
+        guesses = [_spreadsheet_date(v, today) for v in raw.take(at)]
+        known = np.array([g is not None for g in guesses], dtype=bool)
+        spreadsheet[at[known]] = True
+        hints = pd.Series([g for g in guesses if g is not None], index=at[known], dtype=object)
+        log.add(spreadsheet, column, "DEMO_DATE_INVALID", raw, lambda i: hints.reindex(i).tolist())
     problems = (
-        (judged & ~shaped, "is not a date written YYYY-MM-DD (or M/D/YYYY)"),
+        (odd & ~spreadsheet, "is not a date written YYYY-MM-DD (or M/D/YYYY)"),
         (judged & early, f"is before {EARLIEST_YEAR}"),
         (judged & shaped & ~early & ~real, "is not a real date"),
         (judged & future, "is in the future"),
@@ -183,6 +219,38 @@ def _dates(
     ok = real & ~future
     log.add(judged & ok & is_us, column, "DEMO_VALUE_NORMALIZED", raw, text)
     return text.where(pd.Series(ok, index=raw.index))
+
+
+_SERIAL = re.compile(r"([0-9]{5})(?:\.0+)?")
+_SHORT_YEAR = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{2})")
+#: day 0 of a spreadsheet's date numbers (Excel's 1900 system, as every spreadsheet writes it)
+_SERIAL_EPOCH = date(1899, 12, 30)
+
+
+def _spreadsheet_date(value: str, today: date) -> str | None:
+    """Why a value a spreadsheet wrote is not taken, with the date it probably was: a date
+    number (`43500`) or a two-digit year (`3/15/19`).  None for anything else."""
+    if m := _SERIAL.fullmatch(value):
+        try:
+            was = _SERIAL_EPOCH + timedelta(days=int(m.group(1)))
+        except OverflowError:
+            return None
+        return (
+            f"is a spreadsheet's date number, not a date: it is probably {was.isoformat()}. "
+            "Format the column as a date (YYYY-MM-DD) before saving"
+        )
+    if m := _SHORT_YEAR.fullmatch(value):
+        month, day, yy = (int(g) for g in m.groups())
+        year = 2000 + yy if 2000 + yy <= today.year else 1900 + yy
+        try:
+            was = date(year, month, day)
+        except ValueError:
+            return None
+        return (
+            f"has a two-digit year, which could be {1900 + yy} or {2000 + yy}: it is probably "
+            f"{was.isoformat()}. Write the year in full"
+        )
+    return None
 
 
 def _extract(raw: pd.Series, pattern: str) -> pd.DataFrame:

@@ -87,6 +87,20 @@ ACTIONS = ("REMOVE-CLASS", "REMOVE-ENROLLMENT", "DEACTIVATE-USER")
 
 ID_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
 EXCEL_PATTERN = r"[0-9]+(?:\.[0-9]+)?[Ee][+-]?[0-9]+"
+#: An ID a spreadsheet turned into a date (users-csv.md section 4): `3-Aug`, `Aug-03`,
+#: `03-Aug-24` (a day or year and an English month abbreviation, any case) and the numeric
+#: dates a spreadsheet writes back (`8/3/2024`, `8/3/24`).  Letter case is spelt out in
+#: character classes: pandas wraps a pattern in a group, where an inline `(?i)` is refused.
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MON = "(?:" + "|".join("".join(f"[{c.upper()}{c}]" for c in m) for m in MONTHS) + ")"
+DATE_ID_PATTERN = (
+    r"(?:[0-9]{1,2}-" + _MON + r"(?:-[0-9]{2}(?:[0-9]{2})?)?"
+    r"|" + _MON + r"-[0-9]{1,4}"
+    r"|[0-9]{1,2}/[0-9]{1,2}/[0-9]{2}(?:[0-9]{2})?)"
+)
+#: An ISO date (`2024-08-03`): a valid ID, so it is damage only when the district does not
+#: already have it.
+ISO_DATE_ID_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 #: local@domain.tld: one @, no spaces, no empty domain label ("a@b..org", "a@.org")
 # Whitespace spelled out rather than \s: pandas runs patterns with \s through Python's re
 # row by row, and RE2 (pyarrow) a thousand times faster without it.
@@ -145,6 +159,7 @@ USERS_COLUMNS: tuple[Column, ...] = (
             "USER_CONFLICT",
             "USERID_ROLE_CHANGE",
             "USERID_CHANGED",
+            "USERID_ZEROS_LOST",
         ),
         example="S000123",
     ),
@@ -230,7 +245,7 @@ USERS_COLUMNS: tuple[Column, ...] = (
         "The class's ID, unique in the district, case-sensitive.",
         condition="class group: needed when any class column is present",
         accepted="letters, digits, - _ . (at most 64)",
-        codes=("CLASSID_REQUIRED", "CLASSID_INVALID", "CLASSID_EXCEL"),
+        codes=("CLASSID_REQUIRED", "CLASSID_INVALID", "CLASSID_EXCEL", "CLASSID_ZEROS_LOST"),
         example="MATH5-01",
     ),
     Column(

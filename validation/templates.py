@@ -51,6 +51,13 @@ def _users_rows() -> list[dict[str, str]]:
     return [teacher, student, second]
 
 
+def example_people() -> frozenset[tuple[str, str]]:
+    """(userId, lower-cased userEmail) of the users template's example rows: a file that still
+    holds them is refused row by row (TEMPLATE_EXAMPLE_ROW), so uploading the unchanged template
+    creates nobody."""
+    return frozenset((r["userId"], r["userEmail"].lower()) for r in _users_rows())
+
+
 def _demographics_rows() -> list[dict[str, str]]:
     first = _examples(d.DEMOGRAPHICS_COLUMNS) | {"hispanicOrLatinoEthnicity": "Y", "white": "Y"}
     second = {c: "N" for c in d.DEMOGRAPHICS_HEADERS} | {

@@ -9,6 +9,7 @@ no Slack.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,8 @@ import pandas as pd
 from validation import dictionary as d
 from validation.issues import IssueLog, scope_of, severity_of
 from validation.snapshot import RosterSnapshot
-from validation.vector import conflicts, isin, lookup
+from validation.templates import example_people
+from validation.vector import conflicts, digits, isin, lookup, zeros_matches
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,66 @@ def _id_ok(s: pd.Series) -> np.ndarray:
     return s.str.fullmatch(d.ID_PATTERN).fillna(False).to_numpy()
 
 
-def _excel(s: pd.Series) -> np.ndarray:
-    return s.str.fullmatch(d.EXCEL_PATTERN).fillna(False).to_numpy()
+#: what a spreadsheet makes of an ID: scientific notation, a date, an ISO date (one pass)
+_DAMAGE_PATTERN = f"(?:{d.EXCEL_PATTERN}|{d.DATE_ID_PATTERN}|{d.ISO_DATE_ID_PATTERN})"
+_MONTH_NUMBER = {m: i for i, m in enumerate(d.MONTHS, start=1)}
+
+
+def _excel(s: pd.Series, stored=None) -> np.ndarray:
+    """IDs a spreadsheet damaged (users-csv.md section 4): scientific notation or a date.
+
+    An ISO date (`2024-08-03`) is a valid ID, so it counts only for a key column whose stored
+    IDs are given (`stored`) and only when the district does not have that ID.
+    """
+    hit = s.str.fullmatch(_DAMAGE_PATTERN).fillna(False).to_numpy(dtype=bool, copy=True)
+    if hit.any():  # few rows: sort out the ISO dates on those only
+        at = np.flatnonzero(hit)
+        values = s.take(at)
+        iso = values.str.fullmatch(d.ISO_DATE_ID_PATTERN).fillna(False).to_numpy()
+        if iso.any():
+            keep = ~iso if stored is None else ~(iso & isin(values, stored))
+            hit[at[~keep]] = False
+    return hit
+
+
+def _probable(value: str) -> str:
+    """What a date-shaped ID probably was before a spreadsheet read it as a date ("" if unsure).
+
+    `3-Aug`, `Aug-03`, `03-Aug-24` and `8/3/2024` all come from `8-3` (month-day, as a US
+    spreadsheet reads it); `2024-08-03` too.
+    """
+    parts = value.replace("/", "-").split("-")
+    lower = [p.lower() for p in parts]
+    if "/" in value and len(parts) == 3:
+        month, day = parts[0], parts[1]
+    elif len(parts) == 3 and len(parts[0]) == 4 and parts[0].isdigit():
+        month, day = parts[1], parts[2]
+    elif lower and lower[0] in _MONTH_NUMBER:
+        month, day = str(_MONTH_NUMBER[lower[0]]), parts[1]
+    elif len(lower) >= 2 and lower[1] in _MONTH_NUMBER:
+        month, day = str(_MONTH_NUMBER[lower[1]]), parts[0]
+    else:
+        return ""
+    if not (month.isdigit() and day.isdigit()):
+        return ""
+    return f"{int(month)}-{int(day)}"
+
+
+def _excel_detail(values: pd.Series):
+    """What the spreadsheet did, per failing row: scientific notation, or a date and what the
+    ID probably was."""
+
+    def detail(idx: np.ndarray) -> list[str]:
+        out = []
+        for value in values.take(idx):
+            if re.fullmatch(d.EXCEL_PATTERN, value):
+                out.append("into scientific notation, so the digits of the real ID are lost")
+                continue
+            was = _probable(value)
+            out.append(f"into a date; it was probably '{was}'" if was else "into a date")
+        return out
+
+    return detail
 
 
 def _blank(s: pd.Series) -> np.ndarray:
@@ -161,14 +221,43 @@ def _class_grades(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     )
 
 
-def _suggest_action(values: pd.Series) -> pd.Series:
+#: an unknown action that asks to take something away (DELETE, REMOVE, DROP, ...): such a row is
+#: never read as an add row
+_REMOVE_LIKE = r".*(?:DEL|REMOV|DEACT|INACT|DROP|WITHDR|UNENROL|DISABL|ARCHIV|TERMIN|EXIT).*"
+_ADD_LIKE = frozenset({"ADD", "A", "NEW", "CREATE", "INSERT", "UPDATE", "U", "UPSERT", "CHANGE"})
+
+
+def _closest_action(value: str) -> str:
+    """The action an unknown value most probably meant: "" for an add or update, "?" when
+    nothing is close."""
     from rapidfuzz import process, utils  # only for a file with an invalid action
 
-    choices = list(d.ACTIONS)
+    upper = value.upper()
+    if re.fullmatch(_REMOVE_LIKE, upper):
+        if "CLAS" in upper:
+            return "REMOVE-CLASS"
+        if "ENROL" in upper:
+            return "REMOVE-ENROLLMENT"
+        return "DEACTIVATE-USER"  # delete / remove / drop a person: deactivate (history is kept)
+    if upper in _ADD_LIKE:
+        return ""
+    found = process.extractOne(
+        value, list(d.ACTIONS), processor=utils.default_process, score_cutoff=80
+    )
+    return found[0] if found else "?"
+
+
+def _suggest_action(values: pd.Series) -> pd.Series:
     hints = {}
     for v in values.unique():
-        found = process.extractOne(v, choices, processor=utils.default_process, score_cutoff=60)
-        hints[v] = f"; did you mean {found[0]}?" if found else ""
+        closest = _closest_action(v)
+        hints[v] = (
+            "; leave it blank to add or update"
+            if closest == ""
+            else ""
+            if closest == "?"
+            else f"; did you mean {closest}?"
+        )
     return values.map(hints)
 
 
@@ -198,7 +287,14 @@ def derive(
     is_re = (action == "REMOVE-ENROLLMENT").to_numpy() & live
     is_du = (action == "DEACTIVATE-USER").to_numpy() & live
     bad_action = live & ~is_add & ~(is_rc | is_re | is_du)
-    as_add = is_add | bad_action  # an unknown action still gets its values checked
+    # an unknown action still gets its values checked, unless it asks to remove something: a
+    # DELETE row carries no names or emails, and reading it as an add row would bury the one
+    # real problem under five "required" errors
+    remove_like = np.zeros(n, dtype=bool)
+    if bad_action.any():
+        at = np.flatnonzero(bad_action)
+        remove_like[at] = action.take(at).str.fullmatch(_REMOVE_LIKE).fillna(False).to_numpy()
+    as_add = is_add | (bad_action & ~remove_like)
 
     role = t["userRole"].str.lower()
     is_student = (role == "student").to_numpy()
@@ -263,8 +359,21 @@ def check_users(
     table: pd.DataFrame, snap: RosterSnapshot, has_class_group: bool, skip: np.ndarray | None = None
 ) -> UsersCheck:
     """Run every users.csv rule.  `skip` marks rows that are not checked (ragged rows)."""
+    examples = _template_rows(table, skip)
+    if examples.any():  # an example row is not checked either: it is refused as a whole
+        skip = examples if skip is None else skip | examples
     v = derive(table, has_class_group, skip)
     r = _Rules(table, v, snap, IssueLog())
+    r.log.add(
+        examples,
+        "userId",
+        "TEMPLATE_EXAMPLE_ROW",
+        table["userId"],
+        lambda idx: [
+            f"userId '{u}', {e}"
+            for u, e in zip(table["userId"].take(idx), table["userEmail"].take(idx))
+        ],
+    )
     _check_action(r)
     org_valid = _check_org(r)
     uid_valid = _check_ids(r)
@@ -275,6 +384,20 @@ def check_users(
     dup = _check_conflicts(r, uid_valid, email_valid, cid_valid, org_valid)
     id_changes = _check_against_store(r, uid_valid, email_valid, cid_valid, dup)
     return _cascade(r, id_changes)
+
+
+def _template_rows(table: pd.DataFrame, skip: np.ndarray | None) -> np.ndarray:
+    """Rows that are the users template's example rows (the same userId and email)."""
+    examples = example_people()
+    uid = table["userId"]
+    hit = isin(uid, sorted({u for u, _ in examples}))
+    if skip is not None:
+        hit &= ~skip
+    if hit.any():
+        at = np.flatnonzero(hit)
+        pairs = zip(uid.take(at), table["userEmail"].take(at).str.lower())
+        hit[at] = np.fromiter((p in examples for p in pairs), dtype=bool, count=len(at))
+    return hit
 
 
 def _check_action(r: _Rules) -> None:
@@ -292,11 +415,11 @@ def _check_action(r: _Rules) -> None:
 def _check_org(r: _Rules) -> np.ndarray:
     """org_sis_id: given, not mangled by a spreadsheet, a known school.  Returns the valid rows."""
     org, live, snap = r.t["org_sis_id"], r.v.live, r.snap
-    org_blank, org_excel = _blank(org) & live, _excel(org) & live
+    org_blank, org_excel = _blank(org) & live, _excel(org, snap.schools) & live
     org_known = org.isin(snap.schools).to_numpy()
     org_missing = live & ~org_blank & ~org_excel & ~org_known
     r.log.add(org_blank, "org_sis_id", "ORG_REQUIRED", org)
-    r.log.add(org_excel, "org_sis_id", "ORG_EXCEL", org)
+    r.log.add(org_excel, "org_sis_id", "ORG_EXCEL", org, _excel_detail(org))
     if org_missing.any():
         padded = {s.lstrip("0"): s for s in snap.schools}
 
@@ -318,16 +441,17 @@ def _check_ids(r: _Rules) -> np.ndarray:
     t, v, log = r.t, r.v, r.log
     uid = t["userId"]
     reads_uid = v.as_add | v.is_remove_enrollment | v.is_deactivate
-    uid_blank, uid_excel = _blank(uid) & reads_uid, _excel(uid) & reads_uid
+    uid_blank = _blank(uid) & reads_uid
+    uid_excel = _excel(uid, r.snap.people["user_id"]) & reads_uid
     uid_bad = reads_uid & ~uid_blank & ~uid_excel & ~_id_ok(uid)
     log.add(uid_blank, "userId", "USERID_REQUIRED", uid)
-    log.add(uid_excel, "userId", "USERID_EXCEL", uid)
+    log.add(uid_excel, "userId", "USERID_EXCEL", uid, _excel_detail(uid))
     log.add(uid_bad, "userId", "USERID_INVALID", uid, _id_problem(uid))
     for col in ("userDistrictId", "userStateId"):
         s = t[col]
         filled = v.as_add & ~_blank(s)
         s_excel = filled & _excel(s)
-        log.add(s_excel, col, "USERID_EXCEL", s)
+        log.add(s_excel, col, "USERID_EXCEL", s, _excel_detail(s))
         log.add(filled & ~s_excel & ~_id_ok(s), col, "USERID_INVALID", s, _id_problem(s))
     return reads_uid & ~uid_blank & ~uid_excel & ~uid_bad
 
@@ -407,9 +531,9 @@ def _check_class(r: _Rules) -> np.ndarray:
     as_add = v.as_add
     log.add(as_add & ~has_cid & v.class_details, "classId", "CLASSID_REQUIRED", cid)
     reads_cid = as_add | v.is_remove_class | v.is_remove_enrollment
-    c_excel = reads_cid & has_cid & _excel(cid)
+    c_excel = reads_cid & has_cid & _excel(cid, r.snap.classes["class_id"])
     c_bad = reads_cid & has_cid & ~c_excel & ~_id_ok(cid)
-    log.add(c_excel, "classId", "CLASSID_EXCEL", cid)
+    log.add(c_excel, "classId", "CLASSID_EXCEL", cid, _excel_detail(cid))
     log.add(c_bad, "classId", "CLASSID_INVALID", cid, _id_problem(cid))
     _check_class_name_grade(r)
     _check_primary_teacher(r)
@@ -542,9 +666,10 @@ def _check_against_store(
     t, v, log, people = r.t, r.v, r.log, r.snap.people
     uid, email = t["userId"], t["userEmail"]
     known = isin(uid, people["user_id"])
+    zeros = _check_user_zeros(r, uid_valid, known)
     owner = lookup(v.email, people["email"].str.lower(), people["user_id"])
     foreign = isin(v.email, r.snap.foreign_emails)
-    checked = email_valid & uid_valid
+    checked = email_valid & uid_valid & ~zeros
     log.add(checked & foreign, "userEmail", "EMAIL_TAKEN", email, " in another district")
     other_owner = (
         checked & ~foreign & owner.notna().to_numpy() & (owner != uid).fillna(False).to_numpy()
@@ -567,30 +692,126 @@ def _check_against_store(
     was_staff = stored_role.isin(d.STAFF_ROLES).to_numpy()
     flip = v.as_add & uid_valid & ((was_student & v.is_staff) | (was_staff & v.is_student))
     log.add(flip, "userId", "USERID_ROLE_CHANGE", uid, np.where(was_student, "a student", "staff"))
-    _check_removals_found(r, uid_valid, cid_valid, known)
+    class_zeros = _check_class_zeros(r, cid_valid)
+    _check_removals_found(r, uid_valid, cid_valid & ~class_zeros, known)
     return id_changes
+
+
+_ZEROS_HINT = "; did you mean {} (a spreadsheet may have dropped the leading zeros)?"
+
+
+def _check_user_zeros(r: _Rules, uid_valid: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """USERID_ZEROS_LOST: an unknown all-digit userId that is a stored person's once leading
+    zeros are stripped from both, with the same email or the same first and last name.
+    Returns those rows (never a new person, never an ID change)."""
+    t, v, people = r.t, r.v, r.snap.people
+    uid = t["userId"]
+    zeros = np.zeros(r.n, dtype=bool)
+    unknown = v.as_add & uid_valid & ~known
+    if not len(people) or not unknown.any():
+        return zeros
+    at = np.flatnonzero(unknown)
+    unknown[at[~digits(uid.take(at))]] = False
+    pairs = zeros_matches(uid, unknown, people["user_id"])
+    if not len(pairs):
+        return zeros
+    rows, stored = pairs["at"].to_numpy(), pairs["stored_at"].to_numpy()
+
+    def same(row_values: pd.Series, stored_values: pd.Series) -> np.ndarray:
+        a = pd.Series(row_values.to_numpy(dtype=object)[rows], dtype=object).str.casefold()
+        b = pd.Series(stored_values.to_numpy(dtype=object)[stored], dtype=object).str.casefold()
+        return (a == b).fillna(False).to_numpy()
+
+    match = same(t["userEmail"], people["email"]) | (
+        same(t["userFirstName"], people["first_name"])
+        & same(t["userLastName"], people["last_name"])
+    )
+    first = pairs[match].drop_duplicates("at")
+    zeros[first["at"].to_numpy()] = True
+    stored_id = pd.Series(
+        people["user_id"].to_numpy(dtype=object)[first["stored_at"].to_numpy()],
+        index=first["at"].to_numpy(),
+    )
+    r.log.add(
+        zeros, "userId", "USERID_ZEROS_LOST", uid, lambda idx: stored_id.reindex(idx).tolist()
+    )
+    return zeros
+
+
+def _check_class_zeros(r: _Rules, cid_valid: np.ndarray) -> np.ndarray:
+    """CLASSID_ZEROS_LOST: an unknown all-digit classId that is a stored class of the same
+    school (its org_sis_id compared without leading zeros too) once leading zeros are stripped
+    from both.  Returns those rows."""
+    t, classes = r.t, r.snap.classes
+    zeros = np.zeros(r.n, dtype=bool)
+    if not r.v.has_class_group or not len(classes) or not cid_valid.any():
+        return zeros
+    cid, org = t["classId"], t["org_sis_id"]
+    unknown = cid_valid & ~isin(cid, classes["class_id"])
+    if not unknown.any():
+        return zeros
+    at = np.flatnonzero(unknown)
+    unknown[at[~digits(cid.take(at))]] = False
+    pairs = zeros_matches(
+        cid, unknown, classes["class_id"], {"school": (org, classes["org_sis_id"])}
+    ).drop_duplicates("at")
+    if not len(pairs):
+        return zeros
+    zeros[pairs["at"].to_numpy()] = True
+    stored_id = pd.Series(
+        classes["class_id"].to_numpy(dtype=object)[pairs["stored_at"].to_numpy()],
+        index=pairs["at"].to_numpy(),
+    )
+    r.log.add(
+        zeros, "classId", "CLASSID_ZEROS_LOST", cid, lambda idx: stored_id.reindex(idx).tolist()
+    )
+    return zeros
 
 
 def _check_removals_found(
     r: _Rules, uid_valid: np.ndarray, cid_valid: np.ndarray, known: np.ndarray
 ) -> None:
-    """What a remove row names must be stored."""
+    """What a remove row names must be stored, or added by an add row of the same file
+    (removals apply after adds).  A name that is a stored one without its leading zeros is
+    said."""
     t, v, log, snap = r.t, r.v, r.log, r.snap
     uid, cid = t["userId"], t["classId"]
     is_re = v.is_remove_enrollment
-    if v.has_class_group:
-        stored_classes = set(snap.classes["class_id"])
-        log.add(
-            (v.is_remove_class | is_re) & cid_valid & ~isin(cid, stored_classes),
-            "classId",
-            "ACTION_CLASS_NOT_FOUND",
+    removes_user = (is_re | v.is_deactivate) & uid_valid
+    removes_class = (v.is_remove_class | is_re) & cid_valid & v.has_class_group
+    class_known = isin(cid, snap.classes["class_id"]) if removes_class.any() else removes_class
+    added = None
+    if (removes_user & ~known).any() or (removes_class & ~class_known).any() or is_re.any():
+        added = _accepts(r, r.log.frame())  # what the add rows apply, as far as checked
+        known = known | isin(uid, uid[added.person_ok])
+        class_known = class_known | isin(cid, cid[added.class_ok])
+    user_missing = removes_user & ~known
+    class_missing = removes_class & ~class_known
+    log.add(
+        class_missing,
+        "classId",
+        "ACTION_CLASS_NOT_FOUND",
+        cid,
+        _zeros_hint(
             cid,
-        )
-    log.add((is_re | v.is_deactivate) & uid_valid & ~known, "userId", "ACTION_USER_NOT_FOUND", uid)
+            class_missing,
+            snap.classes["class_id"],
+            (t["org_sis_id"], snap.classes["org_sis_id"]),
+        ),
+    )
+    log.add(
+        user_missing,
+        "userId",
+        "ACTION_USER_NOT_FOUND",
+        uid,
+        _zeros_hint(uid, user_missing, snap.people["user_id"]),
+    )
     if v.has_class_group and is_re.any():
         active = snap.enrollments[snap.enrollments["active"].astype(bool)]
         pairs = set(zip(active["class_id"], active["user_id"]))
-        found = is_re & cid_valid & isin(cid, stored_classes) & uid_valid & known
+        ok = added.enrollment_ok
+        pairs |= set(zip(cid[ok], uid[ok]))
+        found = is_re & removes_class & class_known & removes_user & known
         at = np.flatnonzero(found)
         enrolled = np.fromiter(
             (p in pairs for p in zip(cid.iloc[at], uid.iloc[at])), dtype=bool, count=len(at)
@@ -600,10 +821,39 @@ def _check_removals_found(
         log.add(missing, "userId", "ACTION_ENROLLMENT_NOT_FOUND", uid)
 
 
-def _cascade(r: _Rules, id_changes: dict[str, str]) -> UsersCheck:
+def _zeros_hint(values: pd.Series, rows: np.ndarray, stored_ids: pd.Series, school=None):
+    """ "; did you mean 004500 ...?" for the rows whose ID is a stored one without its leading
+    zeros (of the same school when `school` = (row org_sis_id, stored org_sis_id)), else ""."""
+
+    def detail(idx: np.ndarray) -> list[str]:
+        mask = np.zeros(len(values), dtype=bool)
+        mask[idx] = True
+        mask[idx[~digits(values.take(idx))]] = False
+        pairs = zeros_matches(
+            values, mask, stored_ids, {"school": school} if school is not None else None
+        ).drop_duplicates("at")
+        stored = pd.Series(
+            pd.Series(stored_ids).to_numpy(dtype=object)[pairs["stored_at"].to_numpy()],
+            index=pairs["at"].to_numpy(),
+            dtype=object,
+        )
+        return [_ZEROS_HINT.format(s) if isinstance(s, str) else "" for s in stored.reindex(idx)]
+
+    return detail
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    row_reject: np.ndarray
+    person_ok: np.ndarray
+    class_ok: np.ndarray
+    enrollment_ok: np.ndarray
+    remove_ok: np.ndarray
+
+
+def _accepts(r: _Rules, issues: pd.DataFrame) -> _Accepted:
     """Section 5: what each row may apply, given the errors found on it."""
     v, n = r.v, r.n
-    issues = r.log.frame()
     errors = issues[severity_of(issues["code"]) == "error"]
     scope = scope_of(errors["code"])
 
@@ -617,16 +867,30 @@ def _cascade(r: _Rules, id_changes: dict[str, str]) -> UsersCheck:
     row_reject = hit("row", "failed") | ~v.live | (v.is_remove & any_error)
     person_ok = v.is_add & ~row_reject & ~hit("person")
     class_ok = v.is_add & v.has_class_id & ~row_reject & ~hit("class")
-    return UsersCheck(
-        table=r.t,
-        derived=v,
-        issues=issues,
-        carries_class=v.as_add & (v.has_class_id | v.class_details),
+    return _Accepted(
         row_reject=row_reject,
         person_ok=person_ok,
         class_ok=class_ok,
         enrollment_ok=person_ok & class_ok & ~hit("enrollment"),
         remove_ok=v.is_remove & ~row_reject,
+    )
+
+
+def _cascade(r: _Rules, id_changes: dict[str, str]) -> UsersCheck:
+    """The check's answer: every issue and what each row may apply."""
+    v = r.v
+    issues = r.log.frame()
+    ok = _accepts(r, issues)
+    return UsersCheck(
+        table=r.t,
+        derived=v,
+        issues=issues,
+        carries_class=v.as_add & (v.has_class_id | v.class_details),
+        row_reject=ok.row_reject,
+        person_ok=ok.person_ok,
+        class_ok=ok.class_ok,
+        enrollment_ok=ok.enrollment_ok,
+        remove_ok=ok.remove_ok,
         id_changes=id_changes,
     )
 

@@ -86,3 +86,41 @@ def conflicts(key_codes: np.ndarray, values: pd.Series, eligible: np.ndarray) ->
     if len(bad_keys) == 0:
         return np.zeros(len(values), dtype=bool)
     return eligible & np.isin(key_codes, bad_keys)
+
+
+def digits(s: pd.Series) -> np.ndarray:
+    """Which values are all digits (IDs a spreadsheet may have read as numbers)."""
+    return s.str.fullmatch("[0-9]+").fillna(False).to_numpy(dtype=bool)
+
+
+def zeros_matches(
+    values: pd.Series, rows: np.ndarray, stored_ids: pd.Series, extra: dict | None = None
+) -> pd.DataFrame:
+    """Stored IDs that equal the given rows' IDs once leading zeros are stripped from both.
+
+    `rows`: the candidate rows (unknown, all-digit IDs).  `extra`: name -> (row values,
+    stored values) that must also be equal once leading zeros are stripped (the school's
+    org_sis_id).  Returns one frame row per (row position, stored position) match, columns
+    `at` and `stored_at`.
+    """
+    at = np.flatnonzero(rows)
+    empty = pd.DataFrame({"at": np.zeros(0, dtype=np.int64), "stored_at": np.zeros(0, np.int64)})
+    if not len(at) or not len(stored_ids):
+        return empty
+    stored_ids = pd.Series(stored_ids.to_numpy(dtype=object), dtype=object)
+    stored_digits = digits(stored_ids)
+    if not stored_digits.any():
+        return empty
+    left = pd.DataFrame(
+        {"key": values.take(at).astype(object).str.lstrip("0").to_numpy(), "at": at}
+    )
+    stored_at = np.flatnonzero(stored_digits)
+    right = pd.DataFrame(
+        {"key": stored_ids.take(stored_at).str.lstrip("0").to_numpy(), "stored_at": stored_at}
+    )
+    for name, (row_values, stored_values) in (extra or {}).items():
+        for frame, given, pos in ((left, row_values, at), (right, stored_values, stored_at)):
+            picked = pd.Series(given).take(pos).astype(object)
+            frame[name] = picked.str.lstrip("0").to_numpy()
+    keys = ["key", *(extra or {})]
+    return left.merge(right, on=keys)[["at", "stored_at"]]
