@@ -67,6 +67,8 @@ class Weights:
     #: share of the weight of a question word that no document uses; long run-on questions
     #: carry many such words without being off-topic
     unknown_word_weight: float = 1.0
+    #: "it was refused / rejected": a warning refuses nothing, so its code is the wrong answer
+    refused_warning_penalty: float = 6.0
     #: candidates this close to the best are ordered by order-aware similarity (a tie)
     tie_margin: float = 8.0
     #: score a document needs to be offered as a "closest topic" when nothing matched
@@ -96,6 +98,11 @@ _COLUMN_QUESTION = re.compile(
 _COMPLAINT = re.compile(
     r"\b(not|no|isnt|arent|doesnt|dont|cant|wont|invalid|rejected|refused|wrong|errors?"
     r"|fail(ed|s)?|warnings?)\b"
+)
+#: the file or row was refused: an error did it, not a warning
+_REFUSED = re.compile(
+    r"\b(refused|refuses|rejected|rejects|denied|bounced|not (accepted|taken|allowed)"
+    r"|(wont|wouldnt|didnt|doesnt) (accept|take|read|load))\b"
 )
 #: people a column question may be about ("is userGrade required for teachers")
 _PEOPLE = frozenset("student teacher staff kid person people everyone administrator".split())
@@ -174,11 +181,11 @@ def _rank(
         winners = []
 
     howto = bool(_HOWTO.match(normalised))
-    scores, order_aware, same_words = _fuzzy_scores(
-        index, words, named.plain, headers, howto, column_question, weights
-    )
+    scores = _fuzzy_scores(index, words, named.plain, headers, howto, column_question, weights)
+    if _REFUSED.search(normalised):
+        scores[index.warning_mask] -= weights.refused_warning_penalty
     ranked = [int(i) for i in np.argsort(-scores, kind="stable") if int(i) not in winners]
-    ranked = _break_ties(ranked, scores, order_aware, same_words, weights.tie_margin)
+    ranked = _break_ties(index, ranked, scores, words, weights.tie_margin)
     top = [(i, NAMED_SCORE) for i in winners] + [(i, float(scores[i])) for i in ranked]
 
     if not top or top[0][1] < weights.cutoff:
@@ -346,23 +353,36 @@ def _column_alone(
 
 
 def _break_ties(
-    ranked: list[int],
-    scores: np.ndarray,
-    order_aware: np.ndarray,
-    same_words: np.ndarray,
-    margin: float,
+    index: Index, ranked: list[int], scores: np.ndarray, words: list[str], margin: float
 ) -> list[int]:
     """A tie: the best candidates have a phrasing made of exactly the question's words
     ("class has no primary teacher" and PRIMARY_TEACHER_NO_CLASS) and score within ``margin``
-    of each other; word order decides between them."""
-    if len(ranked) < 2 or not same_words[ranked[0]]:
+    of each other; word order decides between them (``_order_similarity``)."""
+    rows = index.same_words.get(" ".join(sorted(words)), ())
+    if len(ranked) < 2 or not rows:
         return ranked
+    order: dict[int, tuple[int, float]] = {}
+    for row in rows:
+        pos = int(index.phrase_doc[row])
+        order[pos] = max(order.get(pos, (-1, -1.0)), _order_similarity(words, index.phrases[row]))
     best = scores[ranked[0]]
-    tied = [i for i in ranked if best - scores[i] <= margin and same_words[i]]
+    if ranked[0] not in order:
+        return ranked
+    tied = [i for i in ranked if best - scores[i] <= margin and i in order]
     if len(tied) < 2:
         return ranked
-    tied.sort(key=lambda i: (-order_aware[i], -scores[i]))
+    tied.sort(key=lambda i: (-order[i][0], -order[i][1], -scores[i]))
     return tied + [i for i in ranked if i not in tied]
+
+
+def _order_similarity(words: list[str], phrase: str) -> tuple[int, float]:
+    """How much of the question's word order a phrasing keeps: the adjacent word pairs they
+    share first ("no primary teacher" binds "no" to "primary teacher", whatever follows), then
+    the character similarity."""
+    mine = phrase.split()
+    pairs = set(zip(mine, mine[1:]))
+    shared = sum(1 for pair in zip(words, words[1:]) if pair in pairs)
+    return shared, fuzz.ratio(" ".join(words), phrase)
 
 
 def _fuzzy_scores(
@@ -373,13 +393,11 @@ def _fuzzy_scores(
     howto: bool,
     column_question: bool,
     w: Weights,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each document's score, its best order-aware similarity, and whether one of its
-    phrasings is made of exactly the question's words (the last two break ties)."""
+) -> np.ndarray:
+    """Each document's score."""
     scores = np.zeros(len(index.docs))
-    order_aware = np.zeros(len(index.docs))
     if not words:
-        return scores, order_aware, order_aware > 0
+        return scores
     query = " ".join(words)
     asked = set(words)
     known = [x for x in asked if x in index.word_column]
@@ -397,9 +415,6 @@ def _fuzzy_scores(
         w.token_set + w.token_sort + w.ratio
     )
     np.maximum.at(scores, index.phrase_doc, per_phrase)
-    np.maximum.at(order_aware, index.phrase_doc, ratio)
-    same = np.zeros(len(index.docs))
-    np.maximum.at(same, index.phrase_doc, token_sort)
 
     # Words the documents never use (an off-topic "capital", "France") weigh the most, so a
     # question made of them gets little coverage anywhere.
@@ -436,4 +451,4 @@ def _fuzzy_scores(
         exact = {int(index.phrase_doc[i]) for i, p in enumerate(index.phrases) if p == query}
         capped = [pos for pos in range(len(scores)) if pos not in exact]
         scores[capped] = np.minimum(scores[capped], w.cutoff - 1)
-    return scores, order_aware, same >= 100.0
+    return scores

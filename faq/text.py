@@ -19,6 +19,8 @@ _UTF8 = re.compile(r"\butf[\s_-]?8\b", re.IGNORECASE)
 _E_MAIL = re.compile(r"\be-mail", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+# "isn't", "student's", "didn’t" (typed or curly) are one word: "isnt", "students", "didnt"
+_APOSTROPHE = re.compile(r"(?<=[a-z])['\u2019](?=[a-z])")
 
 # Negations ("no", "not") and "id" are deliberately NOT stopwords: "class has no name" and
 # "class name" ask different things, and "id" is half of most column names.
@@ -60,7 +62,7 @@ def prepare(text: str) -> str:
 
 def fold(prepared: str) -> str:
     """Lower-case words separated by single spaces (``_``, ``-`` and punctuation split)."""
-    return " ".join(_NON_WORD.sub(" ", prepared.lower()).split())
+    return " ".join(_NON_WORD.sub(" ", _APOSTROPHE.sub("", prepared.lower())).split())
 
 
 def normalise(text: str) -> str:
@@ -87,7 +89,17 @@ def stem(word: str) -> str:
     return word
 
 
+#: "isn't" says "not" ("the school isn't set up" is "the school is not set up")
+NEGATED: frozenset[str] = frozenset(
+    "isnt arent wasnt werent doesnt dont didnt cant cannot couldnt wont wouldnt hasnt havent".split()
+)
+
+
 def content_words(normalised: str) -> list[str]:
     """The topic-bearing words of a normalised text, plural-stemmed."""
-    words = (stem(w) for w in normalised.split() if w not in STOPWORDS)
+    words = (
+        "not" if w in NEGATED else stem(w)
+        for w in normalised.split()
+        if w not in STOPWORDS or w in NEGATED
+    )
     return [SYNONYMS.get(w, w) for w in words]

@@ -26,7 +26,9 @@ def _misses(items: list[dict]) -> list[str]:
         result = faq.lookup(item["q"])
         got = result.best.id if result.best else None
         if got != item["id"]:
-            out.append(f"{item['q']!r}: expected {item['id']}, got {got}")
+            # held-out questions are named by their ids only: their text is not tuned on
+            what = "" if item.get("part") == "held" else f"{item['q']!r}: "
+            out.append(f"{what}expected {item['id']}, got {got}")
     return out
 
 
