@@ -101,6 +101,8 @@ class Index:
         """The vocabulary word a misspelt token most likely means, else the token."""
         if word in self.vocab or word in STOPWORDS or len(word) < _MIN_TYPO_LEN or word.isdigit():
             return word
+        if word in self.body_words:  # a word the documents' own text uses is no typo ("sent")
+            return word
         # Typos rarely touch the first letter; requiring it keeps "france" from becoming "race".
         same_start = [v for v in self.vocab_list if v[0] == word[0]]
         found = process.extractOne(word, same_start, scorer=fuzz.ratio, score_cutoff=_TYPO_CUTOFF)

@@ -83,7 +83,12 @@ SYNONYMS: dict[str, str] = {
 
 
 def stem(word: str) -> str:
-    """A plural-only stemmer: "ids" ~ "id", "grades" ~ "grade"; enough for short questions."""
+    """A plural-only stemmer: "ids" ~ "id", "grades" ~ "grade", "classes" ~ "class",
+    "entries" ~ "entry"; enough for short questions."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "shes", "ches", "xes")):
+        return word[:-2]
     if len(word) > 2 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
     return word
