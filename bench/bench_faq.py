@@ -102,11 +102,11 @@ def bench(sets: dict[str, list[tuple[str, str | None]]]) -> None:
 
 def tune(questions: list[tuple[str, str | None]]) -> None:
     grid = {
-        "unknown_word_weight": [0.4, 0.6, 0.8, 1.0],
+        "unknown_word_weight": [0.6, 1.0],
         "howto_bonus": [3.0, 5.0, 8.0],
-        "cutoff": [55.0, 58.0, 62.0],
-        "column_question_bonus": [3.0, 6.0, 10.0],
-        "tie_margin": [4.0, 8.0],
+        "cutoff": [58.0, 62.0],
+        "long_cutoff": [50.0, 52.0, 55.0],
+        "absence_penalty": [0.0, 6.0],
     }
     results = []
     for values in itertools.product(*grid.values()):

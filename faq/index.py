@@ -21,6 +21,8 @@ from validation.dictionary import DEMOGRAPHICS_HEADERS, USERS_HEADERS
 ERROR_WORDS: frozenset[str] = frozenset(
     "error errors warning warnings issue issues problem problems code codes".split()
 )
+#: Words that say something is absent; documents that use none of them are not about absence.
+ABSENCE_WORDS: frozenset[str] = frozenset("no not missing blank".split())
 #: Words that may surround a column name without changing what is asked.
 COLUMN_FILLER: frozenset[str] = STOPWORDS | {"column", "columns", "field", "fields"}
 
@@ -83,6 +85,7 @@ class Index:
     topic_mask: np.ndarray  # True for general topic documents
     column_mask: np.ndarray  # True for column documents
     warning_mask: np.ndarray  # True for the documents of warning codes (they refuse nothing)
+    absence_mask: np.ndarray  # True for documents whose phrasings speak of something absent
     #: a header as typed in one token, lower-case without _ or - ("orgsisid") -> its header
     headers: dict[str, str]
     #: (code, literal words, pattern) of each catalog message template, to recognise a pasted
@@ -232,6 +235,7 @@ def build_index(docs: list[Document] | None = None) -> Index:
         group_mask=np.array([d.kind is Kind.GROUP for d in docs], dtype=bool),
         topic_mask=np.array([d.kind is Kind.TOPIC for d in docs], dtype=bool),
         column_mask=np.array([d.kind is Kind.COLUMN for d in docs], dtype=bool),
+        absence_mask=np.array([bool(words & ABSENCE_WORDS) for words in doc_words], dtype=bool),
         warning_mask=np.array(
             [d.kind is Kind.CODE and CATALOG[d.id].severity is Severity.WARNING for d in docs],
             dtype=bool,

@@ -32,7 +32,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, Document
-from faq.index import COLUMN_FILLER, ERROR_WORDS, Index, get_index
+from faq.index import ABSENCE_WORDS, COLUMN_FILLER, ERROR_WORDS, Index, get_index
 from faq.text import STOPWORDS, fold, prepare, strip_markup
 from validation.catalog import CATALOG
 
@@ -50,7 +50,7 @@ class Weights:
     #: a run-on question (this many distinct content words or more) carries words no document
     #: uses without being off-topic: its best match needs only ``long_cutoff``
     long_words: int = 5
-    long_cutoff: float = 55.0
+    long_cutoff: float = 52.0
     #: score a further match needs to be offered as "related / did you mean"
     related_cutoff: float = 45.0
     token_set: float = 0.45
@@ -79,6 +79,14 @@ class Weights:
     refused_warning_penalty: float = 6.0
     #: "who changed / uploaded / removed ..." asks for the history of changes
     who_did_bonus: float = 12.0
+    #: "what does rejected / partly applied mean" asks what a row status means
+    status_bonus: float = 10.0
+    #: "X vs Y" where one document answers the whole question this well (its title is
+    #: "Primary teacher vs co-teacher") is answered by that document, not by two halves
+    compared_whole_score: float = 95.0
+    #: a question saying something is absent ("a row without a last name") leans away from
+    #: documents that never speak of absence
+    absence_penalty: float = 6.0
     #: candidates this close to the best are ordered by order-aware similarity (a tie)
     tie_margin: float = 8.0
     #: score a document needs to be offered as a "closest topic" when nothing matched
@@ -120,6 +128,10 @@ _WHO_DID = re.compile(
     r"|deleted|deactivated|reactivated|edited|modified|updated|moved|made|did|sent|ran|applied)\b"
 )
 HISTORY_ID = "faq.history"
+_STATUS_MEANING = re.compile(
+    r"^(what|whats)\b.*\b(applied|rejected|held|partly|partially|completed)\b.*\b(mean|means|meaning)\b"
+)
+STATUSES_ID = "faq.statuses"
 #: people a column question may be about ("is userGrade required for teachers")
 _PEOPLE = frozenset("student teacher staff kid person people everyone administrator".split())
 _GREETING_WORDS = frozenset(
@@ -203,6 +215,10 @@ def _rank(
     scores = _fuzzy_scores(index, words, named.plain, headers, howto, column_question, weights)
     if _WHO_DID.match(normalised) and HISTORY_ID in index.position:
         scores[index.position[HISTORY_ID]] += weights.who_did_bonus
+    if weights.absence_penalty and ABSENCE_WORDS & set(words):
+        scores[~index.absence_mask] -= weights.absence_penalty
+    if _STATUS_MEANING.match(normalised) and STATUSES_ID in index.position:
+        scores[index.position[STATUSES_ID]] += weights.status_bonus
     if _REFUSED.search(normalised):
         scores[index.warning_mask] -= weights.refused_warning_penalty
     ranked = [int(i) for i in np.argsort(-scores, kind="stable") if int(i) not in winners]
@@ -257,6 +273,13 @@ def _comparison(
         )
     if any(r.best is None for r in results) or results[0].best.id == results[1].best.id:
         return None
+    whole = _rank(index, question, prepare(question), normalised, limit, weights)
+    if (
+        whole.best is not None
+        and whole.matches[0].score >= weights.compared_whole_score
+        and whole.best.id not in {r.best.id for r in results}
+    ):
+        return whole
     first, second = results[0].best, results[1].best
     fix = second.readable_fix()
     extra = f"\n\n## Compared with: {second.title} ({second.id})\n{second.body}"
@@ -264,8 +287,7 @@ def _comparison(
         extra += f"\n\nHow to fix ({second.id}): {fix}"
     composed = dataclasses.replace(first, body=first.body + extra)
     matches = [results[0].matches[0], results[1].matches[0]]
-    rest = _rank(index, question, prepare(question), normalised, limit, weights).matches
-    matches += [m for m in rest if m.id not in {first.id, second.id}]
+    matches += [m for m in whole.matches if m.id not in {first.id, second.id}]
     return LookupResult(query=question, matches=matches[: max(limit, 2)], best=composed)
 
 

@@ -15,6 +15,9 @@ _SLACK_LINK = re.compile(r"<(?:https?|mailto):[^>|]*(?:\|([^>]*))?>")
 _BARE_URL = re.compile(r"\bhttps?://\S+")
 # What a spreadsheet does to a long number (1.23457E+11); named so questions about it match.
 _EXCEL_NUMBER = re.compile(r"\b[0-9]+(?:[.,][0-9]+)?[Ee]\+?[0-9]+\b")
+# An address or a domain typed in a question ("from @old.org to @new.org") is an email, not
+# the words of its domain ("org" would point at org_sis_id).
+_EMAIL_ADDRESS = re.compile(r"[\w.+'-]*@[\w-]+(?:\.[\w-]+)+")
 _UTF8 = re.compile(r"\butf[\s_-]?8\b", re.IGNORECASE)
 _E_MAIL = re.compile(r"\be-mail", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -57,6 +60,9 @@ def prepare(text: str) -> str:
     """Markup stripped, spreadsheet numbers named, camelCase split; letter case kept
     (code detection needs it)."""
     text = _EXCEL_NUMBER.sub(" scientific notation ", strip_markup(text))
+    text = _EMAIL_ADDRESS.sub(
+        lambda m: " email domain " if m.group(0)[0] == "@" else " email ", text
+    )
     return split_camel(_E_MAIL.sub("email", _UTF8.sub("utf8", text)))
 
 
@@ -79,6 +85,23 @@ SYNONYMS: dict[str, str] = {
     "delete": "remove",
     "emails": "email",
     "mail": "email",
+    "without": "no",
+    "longer": "long",
+    # people by their job or their year: staff and students to the roster
+    "para": "staff",
+    "paraprofessional": "staff",
+    "aide": "staff",
+    "counselor": "staff",
+    "substitute": "staff",
+    "employee": "staff",
+    "grader": "student",
+    "kindergartner": "student",
+    "kindergartener": "student",
+    "freshman": "student",
+    "freshmen": "student",
+    "sophomore": "student",
+    "studnet": "student",
+    "stduent": "student",
 }
 
 
@@ -102,9 +125,20 @@ NEGATED: frozenset[str] = frozenset(
 
 def content_words(normalised: str) -> list[str]:
     """The topic-bearing words of a normalised text, plural-stemmed."""
-    words = (
+    words = [
         "not" if w in NEGATED else stem(w)
         for w in normalised.split()
         if w not in STOPWORDS or w in NEGATED
-    )
-    return [SYNONYMS.get(w, w) for w in words]
+    ]
+    out: list[str] = []
+    for w in words:
+        w = SYNONYMS.get(w, w)
+        if out and (out[-1], w) in _JOINED:
+            out[-1] = _JOINED[out[-1], w]
+        else:
+            out.append(w)
+    return out
+
+
+#: two words that say what one word of the documents says ("not valid" is "invalid")
+_JOINED: dict[tuple[str, str], str] = {("not", "valid"): "invalid", ("no", "valid"): "invalid"}
