@@ -14,13 +14,15 @@ from rapidfuzz import fuzz, process
 
 from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, Document, Kind, documents
 from faq.text import STOPWORDS, content_words, normalise
-from validation.catalog import CATALOG, ERROR_GROUPS
+from validation.catalog import CATALOG, ERROR_GROUPS, Severity
 from validation.dictionary import DEMOGRAPHICS_HEADERS, USERS_HEADERS
 
 #: Words that, after a column name, still mean "the errors of that column".
 ERROR_WORDS: frozenset[str] = frozenset(
     "error errors warning warnings issue issues problem problems code codes".split()
 )
+#: Words that say something is absent; documents that use none of them are not about absence.
+ABSENCE_WORDS: frozenset[str] = frozenset("no not missing blank".split())
 #: Words that may surround a column name without changing what is asked.
 COLUMN_FILLER: frozenset[str] = STOPWORDS | {"column", "columns", "field", "fields"}
 
@@ -52,6 +54,8 @@ class Index:
     #: each phrase with its words sorted: fuzz.ratio on these is token_sort_ratio, without
     #: re-tokenising every phrase at every lookup
     sorted_phrases: tuple[str, ...]
+    #: a phrase's words sorted -> the rows of the phrases made of exactly those words
+    same_words: dict[str, tuple[int, ...]]
     doc_words: tuple[frozenset[str], ...]
     #: documents x vocabulary, 1.0 where a document's phrasings use the word
     doc_word_matrix: np.ndarray
@@ -80,6 +84,8 @@ class Index:
     group_mask: np.ndarray  # True for group documents
     topic_mask: np.ndarray  # True for general topic documents
     column_mask: np.ndarray  # True for column documents
+    warning_mask: np.ndarray  # True for the documents of warning codes (they refuse nothing)
+    absence_mask: np.ndarray  # True for documents whose phrasings speak of something absent
     #: a header as typed in one token, lower-case without _ or - ("orgsisid") -> its header
     headers: dict[str, str]
     #: (code, literal words, pattern) of each catalog message template, to recognise a pasted
@@ -97,6 +103,8 @@ class Index:
     def correct(self, word: str) -> str:
         """The vocabulary word a misspelt token most likely means, else the token."""
         if word in self.vocab or word in STOPWORDS or len(word) < _MIN_TYPO_LEN or word.isdigit():
+            return word
+        if word in self.body_words:  # a word the documents' own text uses is no typo ("sent")
             return word
         # Typos rarely touch the first letter; requiring it keeps "france" from becoming "race".
         same_start = [v for v in self.vocab_list if v[0] == word[0]]
@@ -198,13 +206,18 @@ def build_index(docs: list[Document] | None = None) -> Index:
         for w, n in body_frequency.items()
     }
     vocab = frozenset(frequency) | ERROR_WORDS
+    sorted_phrases = tuple(" ".join(sorted(p.split())) for p in phrases)
+    same_words: dict[str, list[int]] = {}
+    for row, key in enumerate(sorted_phrases):
+        same_words.setdefault(key, []).append(row)
     vocab |= {w for name in [*columns, *group_names] for w in name.split()}
     return Index(
         docs=tuple(docs),
         position=position,
         phrases=tuple(phrases),
         phrase_doc=np.asarray(owners, dtype=np.intp),
-        sorted_phrases=tuple(" ".join(sorted(p.split())) for p in phrases),
+        sorted_phrases=sorted_phrases,
+        same_words={k: tuple(v) for k, v in same_words.items()},
         doc_words=tuple(doc_words),
         doc_word_matrix=matrix,
         word_column=word_column,
@@ -222,6 +235,11 @@ def build_index(docs: list[Document] | None = None) -> Index:
         group_mask=np.array([d.kind is Kind.GROUP for d in docs], dtype=bool),
         topic_mask=np.array([d.kind is Kind.TOPIC for d in docs], dtype=bool),
         column_mask=np.array([d.kind is Kind.COLUMN for d in docs], dtype=bool),
+        absence_mask=np.array([bool(words & ABSENCE_WORDS) for words in doc_words], dtype=bool),
+        warning_mask=np.array(
+            [d.kind is Kind.CODE and CATALOG[d.id].severity is Severity.WARNING for d in docs],
+            dtype=bool,
+        ),
         headers={
             _header_key(d.id.removeprefix(COLUMN_PREFIX)): d.id.removeprefix(COLUMN_PREFIX)
             for d in docs

@@ -14,9 +14,12 @@ Order of the rules (product.md, "Knowledge base"):
    signal among others and the shape of the question leans one way: "how do I / can I / why
    did / who / where is" to topics, "what values / format / required" to column documents.
    Candidates within ``Weights.tie_margin`` of the best are ordered by order-aware similarity,
-   so an exact or near-exact title wins a tie of shared words.  Below ``Weights.cutoff``
-   nothing is a good enough match, and only documents above ``Weights.suggest_cutoff`` are
-   offered as the closest topics.
+   so an exact or near-exact title wins a tie of shared words (adjacent word pairs first:
+   "no primary teacher" binds "no" to the teacher).  "who changed / uploaded ..." leans to the
+   change history; "it was refused / rejected" leans away from warnings, which refuse nothing.
+   Below ``Weights.cutoff`` (``Weights.long_cutoff`` for a run-on question) nothing is a good
+   enough match, and only documents above ``Weights.suggest_cutoff`` are offered as the
+   closest topics.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, Document
-from faq.index import COLUMN_FILLER, ERROR_WORDS, Index, get_index
+from faq.index import ABSENCE_WORDS, COLUMN_FILLER, ERROR_WORDS, Index, get_index
 from faq.text import STOPWORDS, fold, prepare, strip_markup
 from validation.catalog import CATALOG
 
@@ -38,11 +41,16 @@ HELP_ID = "faq.help"
 
 @dataclass(frozen=True)
 class Weights:
-    """Ranking weights, chosen by measurement on tests/data/faq_questions.yaml
+    """Ranking weights, chosen by measurement on tests/data/faq_questions.yaml and the tuning
+    part of tests/data/faq_questions_howto.yaml, never on its held-out part
     (bench/bench_faq.py --tune prints the accuracy of a grid of them)."""
 
     #: best score below which a question gets no answer
     cutoff: float = 62.0
+    #: a run-on question (this many distinct content words or more) carries words no document
+    #: uses without being off-topic: its best match needs only ``long_cutoff``
+    long_words: int = 5
+    long_cutoff: float = 52.0
     #: score a further match needs to be offered as "related / did you mean"
     related_cutoff: float = 45.0
     token_set: float = 0.45
@@ -67,6 +75,18 @@ class Weights:
     #: share of the weight of a question word that no document uses; long run-on questions
     #: carry many such words without being off-topic
     unknown_word_weight: float = 1.0
+    #: "it was refused / rejected": a warning refuses nothing, so its code is the wrong answer
+    refused_warning_penalty: float = 6.0
+    #: "who changed / uploaded / removed ..." asks for the history of changes
+    who_did_bonus: float = 12.0
+    #: "what does rejected / partly applied mean" asks what a row status means
+    status_bonus: float = 10.0
+    #: "X vs Y" where one document answers the whole question this well (its title is
+    #: "Primary teacher vs co-teacher") is answered by that document, not by two halves
+    compared_whole_score: float = 95.0
+    #: a question saying something is absent ("a row without a last name") leans away from
+    #: documents that never speak of absence
+    absence_penalty: float = 6.0
     #: candidates this close to the best are ordered by order-aware similarity (a tie)
     tie_margin: float = 8.0
     #: score a document needs to be offered as a "closest topic" when nothing matched
@@ -97,15 +117,33 @@ _COMPLAINT = re.compile(
     r"\b(not|no|isnt|arent|doesnt|dont|cant|wont|invalid|rejected|refused|wrong|errors?"
     r"|fail(ed|s)?|warnings?)\b"
 )
+#: the file or row was refused: an error did it, not a warning
+_REFUSED = re.compile(
+    r"\b(refused|refuses|rejected|rejects|denied|bounced|not (accepted|taken|allowed)"
+    r"|(wont|wouldnt|didnt|doesnt) (accept|take|read|load))\b"
+)
+#: "who uploaded the file", "who changed her email": a question about the history of changes
+_WHO_DID = re.compile(
+    r"^(who|which (person|user|admin|administrator)) (has |have )?(changed|uploaded|added|removed"
+    r"|deleted|deactivated|reactivated|edited|modified|updated|moved|made|did|sent|ran|applied)\b"
+)
+HISTORY_ID = "faq.history"
+_STATUS_MEANING = re.compile(
+    r"^(what|whats)\b.*\b(applied|rejected|held|partly|partially|completed)\b.*\b(mean|means|meaning)\b"
+)
+STATUSES_ID = "faq.statuses"
 #: people a column question may be about ("is userGrade required for teachers")
 _PEOPLE = frozenset("student teacher staff kid person people everyone administrator".split())
 _GREETING_WORDS = frozenset(
     "hi hello hey hiya yo howdy morning afternoon evening help helo halp".split()
 )
 _GREETING_FILLER = frozenset("good there rosterbot bot everyone all team folks me".split())
+_BOT = r"(you|u|it|this|this bot|this thing|the bot|rosterbot)"
 _WHAT_CAN_YOU_DO = re.compile(
     r"^(what can (you|u|i ask you|i ask|i do with you|this bot) do|what can i ask( you)?"
-    r"|what do you do|(list of |your |the )?commands?)$"
+    r"|what do you do|(list of |your |the )?commands?"
+    rf"|what (are|is) {_BOT} (able to do|for|good for)|how (does|do) {_BOT} work"
+    rf"|how (do i|do we|to|can i) (start using|get started with) {_BOT}|what is rosterbot)$"
 )
 _COMPARISON = re.compile(
     r"^(?:.*?\bdifference between\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)"
@@ -174,14 +212,21 @@ def _rank(
         winners = []
 
     howto = bool(_HOWTO.match(normalised))
-    scores, order_aware, same_words = _fuzzy_scores(
-        index, words, named.plain, headers, howto, column_question, weights
-    )
+    scores = _fuzzy_scores(index, words, named.plain, headers, howto, column_question, weights)
+    if _WHO_DID.match(normalised) and HISTORY_ID in index.position:
+        scores[index.position[HISTORY_ID]] += weights.who_did_bonus
+    if weights.absence_penalty and ABSENCE_WORDS & set(words):
+        scores[~index.absence_mask] -= weights.absence_penalty
+    if _STATUS_MEANING.match(normalised) and STATUSES_ID in index.position:
+        scores[index.position[STATUSES_ID]] += weights.status_bonus
+    if _REFUSED.search(normalised):
+        scores[index.warning_mask] -= weights.refused_warning_penalty
     ranked = [int(i) for i in np.argsort(-scores, kind="stable") if int(i) not in winners]
-    ranked = _break_ties(ranked, scores, order_aware, same_words, weights.tie_margin)
+    ranked = _break_ties(index, ranked, scores, words, weights.tie_margin)
     top = [(i, NAMED_SCORE) for i in winners] + [(i, float(scores[i])) for i in ranked]
 
-    if not top or top[0][1] < weights.cutoff:
+    cutoff = weights.long_cutoff if len(set(words)) >= weights.long_words else weights.cutoff
+    if not top or top[0][1] < cutoff:
         close = _known_share(index, words) >= weights.suggest_known_share
         suggestions = [
             _match(index, i, s) for i, s in top[:limit] if close and s >= weights.suggest_cutoff
@@ -228,6 +273,13 @@ def _comparison(
         )
     if any(r.best is None for r in results) or results[0].best.id == results[1].best.id:
         return None
+    whole = _rank(index, question, prepare(question), normalised, limit, weights)
+    if (
+        whole.best is not None
+        and whole.matches[0].score >= weights.compared_whole_score
+        and whole.best.id not in {r.best.id for r in results}
+    ):
+        return whole
     first, second = results[0].best, results[1].best
     fix = second.readable_fix()
     extra = f"\n\n## Compared with: {second.title} ({second.id})\n{second.body}"
@@ -235,8 +287,7 @@ def _comparison(
         extra += f"\n\nHow to fix ({second.id}): {fix}"
     composed = dataclasses.replace(first, body=first.body + extra)
     matches = [results[0].matches[0], results[1].matches[0]]
-    rest = _rank(index, question, prepare(question), normalised, limit, weights).matches
-    matches += [m for m in rest if m.id not in {first.id, second.id}]
+    matches += [m for m in whole.matches if m.id not in {first.id, second.id}]
     return LookupResult(query=question, matches=matches[: max(limit, 2)], best=composed)
 
 
@@ -346,23 +397,36 @@ def _column_alone(
 
 
 def _break_ties(
-    ranked: list[int],
-    scores: np.ndarray,
-    order_aware: np.ndarray,
-    same_words: np.ndarray,
-    margin: float,
+    index: Index, ranked: list[int], scores: np.ndarray, words: list[str], margin: float
 ) -> list[int]:
     """A tie: the best candidates have a phrasing made of exactly the question's words
     ("class has no primary teacher" and PRIMARY_TEACHER_NO_CLASS) and score within ``margin``
-    of each other; word order decides between them."""
-    if len(ranked) < 2 or not same_words[ranked[0]]:
+    of each other; word order decides between them (``_order_similarity``)."""
+    rows = index.same_words.get(" ".join(sorted(words)), ())
+    if len(ranked) < 2 or not rows:
         return ranked
+    order: dict[int, tuple[int, float]] = {}
+    for row in rows:
+        pos = int(index.phrase_doc[row])
+        order[pos] = max(order.get(pos, (-1, -1.0)), _order_similarity(words, index.phrases[row]))
     best = scores[ranked[0]]
-    tied = [i for i in ranked if best - scores[i] <= margin and same_words[i]]
+    if ranked[0] not in order:
+        return ranked
+    tied = [i for i in ranked if best - scores[i] <= margin and i in order]
     if len(tied) < 2:
         return ranked
-    tied.sort(key=lambda i: (-order_aware[i], -scores[i]))
+    tied.sort(key=lambda i: (-order[i][0], -order[i][1], -scores[i]))
     return tied + [i for i in ranked if i not in tied]
+
+
+def _order_similarity(words: list[str], phrase: str) -> tuple[int, float]:
+    """How much of the question's word order a phrasing keeps: the adjacent word pairs they
+    share first ("no primary teacher" binds "no" to "primary teacher", whatever follows), then
+    the character similarity."""
+    mine = phrase.split()
+    pairs = set(zip(mine, mine[1:]))
+    shared = sum(1 for pair in zip(words, words[1:]) if pair in pairs)
+    return shared, fuzz.ratio(" ".join(words), phrase)
 
 
 def _fuzzy_scores(
@@ -373,13 +437,11 @@ def _fuzzy_scores(
     howto: bool,
     column_question: bool,
     w: Weights,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each document's score, its best order-aware similarity, and whether one of its
-    phrasings is made of exactly the question's words (the last two break ties)."""
+) -> np.ndarray:
+    """Each document's score."""
     scores = np.zeros(len(index.docs))
-    order_aware = np.zeros(len(index.docs))
     if not words:
-        return scores, order_aware, order_aware > 0
+        return scores
     query = " ".join(words)
     asked = set(words)
     known = [x for x in asked if x in index.word_column]
@@ -397,9 +459,6 @@ def _fuzzy_scores(
         w.token_set + w.token_sort + w.ratio
     )
     np.maximum.at(scores, index.phrase_doc, per_phrase)
-    np.maximum.at(order_aware, index.phrase_doc, ratio)
-    same = np.zeros(len(index.docs))
-    np.maximum.at(same, index.phrase_doc, token_sort)
 
     # Words the documents never use (an off-topic "capital", "France") weigh the most, so a
     # question made of them gets little coverage anywhere.
@@ -436,4 +495,4 @@ def _fuzzy_scores(
         exact = {int(index.phrase_doc[i]) for i, p in enumerate(index.phrases) if p == query}
         capped = [pos for pos in range(len(scores)) if pos not in exact]
         scores[capped] = np.minimum(scores[capped], w.cutoff - 1)
-    return scores, order_aware, same >= 100.0
+    return scores

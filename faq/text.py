@@ -15,10 +15,15 @@ _SLACK_LINK = re.compile(r"<(?:https?|mailto):[^>|]*(?:\|([^>]*))?>")
 _BARE_URL = re.compile(r"\bhttps?://\S+")
 # What a spreadsheet does to a long number (1.23457E+11); named so questions about it match.
 _EXCEL_NUMBER = re.compile(r"\b[0-9]+(?:[.,][0-9]+)?[Ee]\+?[0-9]+\b")
+# An address or a domain typed in a question ("from @old.org to @new.org") is an email, not
+# the words of its domain ("org" would point at org_sis_id).
+_EMAIL_ADDRESS = re.compile(r"[\w.+'-]*@[\w-]+(?:\.[\w-]+)+")
 _UTF8 = re.compile(r"\butf[\s_-]?8\b", re.IGNORECASE)
 _E_MAIL = re.compile(r"\be-mail", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+# "isn't", "student's", "didn’t" (typed or curly) are one word: "isnt", "students", "didnt"
+_APOSTROPHE = re.compile(r"(?<=[a-z])['\u2019](?=[a-z])")
 
 # Negations ("no", "not") and "id" are deliberately NOT stopwords: "class has no name" and
 # "class name" ask different things, and "id" is half of most column names.
@@ -55,12 +60,15 @@ def prepare(text: str) -> str:
     """Markup stripped, spreadsheet numbers named, camelCase split; letter case kept
     (code detection needs it)."""
     text = _EXCEL_NUMBER.sub(" scientific notation ", strip_markup(text))
+    text = _EMAIL_ADDRESS.sub(
+        lambda m: " email domain " if m.group(0)[0] == "@" else " email ", text
+    )
     return split_camel(_E_MAIL.sub("email", _UTF8.sub("utf8", text)))
 
 
 def fold(prepared: str) -> str:
     """Lower-case words separated by single spaces (``_``, ``-`` and punctuation split)."""
-    return " ".join(_NON_WORD.sub(" ", prepared.lower()).split())
+    return " ".join(_NON_WORD.sub(" ", _APOSTROPHE.sub("", prepared.lower())).split())
 
 
 def normalise(text: str) -> str:
@@ -77,17 +85,60 @@ SYNONYMS: dict[str, str] = {
     "delete": "remove",
     "emails": "email",
     "mail": "email",
+    "without": "no",
+    "longer": "long",
+    # people by their job or their year: staff and students to the roster
+    "para": "staff",
+    "paraprofessional": "staff",
+    "aide": "staff",
+    "counselor": "staff",
+    "substitute": "staff",
+    "employee": "staff",
+    "grader": "student",
+    "kindergartner": "student",
+    "kindergartener": "student",
+    "freshman": "student",
+    "freshmen": "student",
+    "sophomore": "student",
+    "studnet": "student",
+    "stduent": "student",
 }
 
 
 def stem(word: str) -> str:
-    """A plural-only stemmer: "ids" ~ "id", "grades" ~ "grade"; enough for short questions."""
+    """A plural-only stemmer: "ids" ~ "id", "grades" ~ "grade", "classes" ~ "class",
+    "entries" ~ "entry"; enough for short questions."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "shes", "ches", "xes")):
+        return word[:-2]
     if len(word) > 2 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
     return word
 
 
+#: "isn't" says "not" ("the school isn't set up" is "the school is not set up")
+NEGATED: frozenset[str] = frozenset(
+    "isnt arent wasnt werent doesnt dont didnt cant cannot couldnt wont wouldnt hasnt havent".split()
+)
+
+
 def content_words(normalised: str) -> list[str]:
     """The topic-bearing words of a normalised text, plural-stemmed."""
-    words = (stem(w) for w in normalised.split() if w not in STOPWORDS)
-    return [SYNONYMS.get(w, w) for w in words]
+    words = [
+        "not" if w in NEGATED else stem(w)
+        for w in normalised.split()
+        if w not in STOPWORDS or w in NEGATED
+    ]
+    out: list[str] = []
+    for w in words:
+        w = SYNONYMS.get(w, w)
+        if out and (out[-1], w) in _JOINED:
+            out[-1] = _JOINED[out[-1], w]
+        else:
+            out.append(w)
+    return out
+
+
+#: two words that say what one word of the documents says ("not valid" is "invalid")
+_JOINED: dict[tuple[str, str], str] = {("not", "valid"): "invalid", ("no", "valid"): "invalid"}

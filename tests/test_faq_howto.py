@@ -13,10 +13,10 @@ import faq
 DATA = Path(__file__).parent / "data"
 HOWTO = yaml.safe_load((DATA / "faq_questions_howto.yaml").read_text(encoding="utf-8"))
 EARLIER = yaml.safe_load((DATA / "faq_questions.yaml").read_text(encoding="utf-8"))
-#: issue 14's target for the held-out part; not reached yet (bench/bench_faq.py: 87.1 %)
+#: issue 14's target for the held-out part; not reached (bench/bench_faq.py: 88.8 %, 111/125)
 HELD_OUT_TARGET = 0.95
 #: what the held-out part measured when the weights were frozen: a regression floor
-HELD_OUT_FLOOR = 0.85
+HELD_OUT_FLOOR = 0.88
 EARLIER_MIN = 0.98  # the earlier set's accuracy before issue 14 (153/156)
 
 
@@ -26,7 +26,9 @@ def _misses(items: list[dict]) -> list[str]:
         result = faq.lookup(item["q"])
         got = result.best.id if result.best else None
         if got != item["id"]:
-            out.append(f"{item['q']!r}: expected {item['id']}, got {got}")
+            # held-out questions are named by their ids only: their text is not tuned on
+            what = "" if item.get("part") == "held" else f"{item['q']!r}: "
+            out.append(f"{what}expected {item['id']}, got {got}")
     return out
 
 
@@ -56,7 +58,9 @@ def test_held_out_top1_accuracy_does_not_regress() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 14's 95 % held-out target is not met (87.1 %); when it passes, drop this mark",
+    reason="issue 14's 95 % held-out target is not met: 88.8 % (111/125; 91.8 % on the first 85, "
+    "whose text had been read while tuning, 82.5 % on the 40 written after the last change); "
+    "when it passes, drop this mark",
 )
 def test_held_out_top1_accuracy_meets_the_target() -> None:
     share, misses = _accuracy([i for i in HOWTO if i["part"] == "held"])

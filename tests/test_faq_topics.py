@@ -115,6 +115,28 @@ def test_exact_title_wins_a_tie_of_shared_words() -> None:
     assert "PRIMARY_TEACHER_NO_CLASS" in ids  # the same words, in another order
     # and the other way round
     assert faq.lookup("primary teacher without a class").best.id == "PRIMARY_TEACHER_NO_CLASS"
+    # neither order typed: "no" binds to the teacher, so the class is the one without
+    assert faq.lookup("nobody is the primary teacher of the class").best.id == (
+        "CLASS_NO_PRIMARY_TEACHER"
+    )
+
+
+def test_a_refusal_is_never_answered_with_a_warning() -> None:
+    assert faq.lookup("i uploaded an xlsx, which sheet was read").best.id == "FILE_WORKBOOK"
+    # a workbook is read with a warning; what refused the file is the format error
+    assert faq.lookup("i uploaded the xlsx and it was refused").best.id == "FILE_NOT_CSV"
+
+
+def test_who_did_it_asks_for_the_history() -> None:
+    assert faq.lookup("who changed this students email").best.id == "faq.history"
+    assert faq.lookup("email changed for a student").best.id == "faq.name-email-change"
+
+
+def test_contractions_and_typed_addresses_are_read_as_words() -> None:
+    assert faq.lookup("it says the school isn't set up").best.id == "ORG_NOT_FOUND"
+    # "@district.org" is an email domain, not the org_sis_id column
+    changed = faq.lookup("teachers email is changing from @oldschool.org to @district.org")
+    assert changed.best.id == "faq.name-email-change"
 
 
 def test_x_vs_y_answers_with_both() -> None:
@@ -126,6 +148,14 @@ def test_x_vs_y_answers_with_both() -> None:
     assert "Compared with" in text
     also = faq.lookup("difference between className and classDisplayName")
     assert [m.id for m in also.matches[:2]] == ["columns.className", "columns.classDisplayName"]
+    plain = faq.lookup("difference between check and upload")
+    assert [m.id for m in plain.matches[:2]] == ["faq.dry-run", "faq.batch-upload"]
+
+
+def test_x_vs_y_that_one_document_answers_gets_that_document() -> None:
+    result = faq.lookup("what's the difference between primary teacher and co-teacher")
+    assert result.best.id == "faq.primary-teacher"
+    assert "Compared with" not in faq.answer_text(result)
 
 
 @pytest.mark.parametrize(
