@@ -39,6 +39,22 @@ def head() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def target_metadata() -> list:
+    """What the newest revision's schema must equal: the models, and slack-sdk's OAuth
+    store tables (installs, states; revision 0003)."""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+    from sqlalchemy import MetaData
+
+    from roster.models import Base
+
+    slack = MetaData()
+    SQLAlchemyInstallationStore.build_installations_table(slack, "slack_installations")
+    SQLAlchemyInstallationStore.build_bots_table(slack, "slack_bots")
+    SQLAlchemyOAuthStateStore.build_oauth_states_table(slack, "slack_oauth_states")
+    return [Base.metadata, slack]
+
+
 def current(engine_or_conn: Engine | Connection) -> str | None:
     """The revision the database is at (None: empty, or made before migrations)."""
     if isinstance(engine_or_conn, Engine):

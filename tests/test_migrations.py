@@ -359,7 +359,7 @@ def _read(engine, meta: MetaData) -> dict[str, list[tuple]]:
 
 def _model_differences(engine) -> list:
     with engine.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        return compare_metadata(MigrationContext.configure(conn), schema.target_metadata())
 
 
 @pytest.mark.parametrize("earlier", ["first_release", "before_migrations"])
