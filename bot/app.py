@@ -121,8 +121,42 @@ def recover(app: App, started_before: Any = None) -> list[Any]:
         log.exception("start-up recovery failed; unfinished uploads stay as they are")
         return []
     for item in recovered:
-        report_recovered(app.client, services.settings, item)
+        client = _client_for_district(app, item.district_key)
+        if client is None:
+            log.warning(
+                "recovered upload %s: no install of its district's workspace to reply with: %s",
+                item.upload_id,
+                item.message,
+            )
+            continue
+        report_recovered(client, services.settings, item)
     return recovered
+
+
+def _client_for_district(app: App, district_key: str | None) -> WebClient | None:
+    """The client to reach a district's Slack with: the app's (one workspace), or one with
+    the token of the install serving the district (many workspaces; None: no install)."""
+    services: Services = app.rosterbot  # type: ignore[attr-defined]
+    settings = services.settings
+    if not settings.multi_workspace:
+        return app.client
+    district = services.store.get_district(district_key) if district_key else None
+    team = district.team_id if district else None
+    if not team or app.installation_store is None:
+        return None
+    org = team.startswith("E")
+    bot = app.installation_store.find_bot(
+        enterprise_id=team if org else None,
+        team_id=None if org else team,
+        is_enterprise_install=org,
+    )
+    if bot is None or not bot.bot_token:
+        return None
+    return WebClient(
+        token=bot.bot_token,
+        base_url=settings.slack_api_url,
+        retry_handlers=retry_handlers(settings),
+    )
 
 
 # -- HTTP mode ---------------------------------------------------------------------------------

@@ -426,3 +426,62 @@ def test_a_replica_waits_for_the_install_lock_another_holds(replicas, slack, db_
     assert slack._token(answer) == fresh["access_token"]
     assert slack.refreshes == [ONE]
     assert [r.response.get("error") for r in slack.calls("oauth.v2.access")] == [None, None]
+
+
+def test_start_up_recovery_replies_with_the_districts_install(replicas, slack):
+    from datetime import timedelta
+
+    from bot.app import recover
+    from roster.models import utcnow
+
+    first, _ = replicas
+    install(replicas, ONE)
+    install(replicas, TWO)
+    store = first.app.rosterbot.store
+    left = {}
+    for key, channel, ts in (
+        ("one", "C0ONE", "1711000000.000001"),
+        ("two", "C0TWO", "1711000000.000002"),
+    ):
+        upload_id = store.claim_slack_file(f"F0{key}", key, channel, ts, "U0X", "users.csv")
+        store.update_upload(upload_id, created_at=utcnow() - timedelta(hours=1))
+        left[key] = upload_id
+    store.create_district("nobody", "Nobody USD")  # no workspace: nothing to reply with
+    orphan = store.claim_slack_file("F0nobody", "nobody", "C0NOBODY", "1711000000.000003", "U0X")
+    store.update_upload(orphan, created_at=utcnow() - timedelta(hours=1))
+
+    recovered = recover(first.app)
+    assert sorted(r.upload_id for r in recovered) == sorted([*left.values(), orphan])
+    replies = {(r["channel"], slack._token(r)) for r in slack.posts()}
+    assert replies == {("C0ONE", slack.tokens_of(ONE)[0]), ("C0TWO", slack.tokens_of(TWO)[0])}
+
+
+def test_one_event_sent_to_both_replicas_and_retried_is_one_upload(replicas, slack):
+    """The same signed event delivered to both replicas at once, then Slack's retry: the
+    file share is claimed once (a unique key in the shared database), applied once."""
+    first, second = replicas
+    install(replicas, ONE)
+    store = first.app.rosterbot.store
+    fo = slack.host_file("users.csv", _file("S1", "one.example.org"), team=ONE)
+    ts = "1712000300.000001"
+    event = file_share_event([fo], user="U0ONE", channel="C0ONE", ts=ts)
+    body = envelope(ONE, event)
+    statuses: list[int] = []
+    sends = [
+        threading.Thread(target=lambda r=r: statuses.append(r.send_event(event, envelope=body)))
+        for r in (first, second)
+    ]
+    for t in sends:
+        t.start()
+    for t in sends:
+        t.join()
+    assert statuses == [200, 200]
+    assert final_reaction(slack, "C0ONE", ts) == "white_check_mark"
+    assert second.send_event(event, envelope=body, retry_num=1) == 200  # Slack's retry
+    with store.engine.connect() as conn:
+        from roster.models import Upload
+
+        records = conn.execute(select(Upload.state).where(Upload.slack_file_id == fo["id"])).all()
+    assert [r.state for r in records] == ["applied"]
+    assert people(store, "one") == 2
+    assert len(slack.paths("/files-pri/")) == 1
