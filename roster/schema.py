@@ -12,31 +12,32 @@ on SQLite it starts with BEGIN IMMEDIATE (roster.store), which holds the write l
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
+from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect, text
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: The newest revision in migrations/versions (tests/test_migrations.py checks it).  Written
+#: here so that opening a database already at it needs neither Alembic nor the revision
+#: files: every CLI command opens the store.
+HEAD = "0003"
 #: pg_advisory_xact_lock key of schema upgrades (any fixed number; "rostersc" in ASCII)
 UPGRADE_LOCK = 0x726F737465727363
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Any:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
 
 
-@cache
 def head() -> str:
     """The newest revision this code knows."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return HEAD
 
 
 def target_metadata() -> list:
@@ -59,23 +60,32 @@ def current(engine_or_conn: Engine | Connection) -> str | None:
     """The revision the database is at (None: empty, or made before migrations)."""
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    return MigrationContext.configure(engine_or_conn).get_current_revision()
+            return current(conn)
+    if not inspect(engine_or_conn).has_table("alembic_version"):
+        return None
+    found = engine_or_conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+    return next(iter(found), None)
 
 
 def known(revision: str | None) -> bool:
     """Whether this code knows a revision (None, a database without one, counts)."""
-    if revision is None:
+    if revision is None or revision == HEAD:
         return True
+    from alembic.script import ScriptDirectory
+
     try:
         return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
     except Exception:  # alembic.util.CommandError: a newer release's revision
         return False
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str | None]:
+def upgrade(engine: Engine, *, from_revisions: bool = False) -> tuple[str | None, str | None]:
     """Upgrade to the newest revision; returns (revision before, revision now).
 
+    An empty database gets the newest schema in one step -- the tables of
+    `target_metadata()`, stamped at HEAD (Alembic's "create_all, then stamp"; a fresh SQLite
+    file per CLI run or test needs no Alembic import) -- unless `from_revisions`, which runs
+    every revision from nothing (tests/test_migrations.py checks both give the same schema).
     A database a newer release has already upgraded (a revision this code does not know,
     e.g. during a rolling deploy) is left as it is.
     """
@@ -86,9 +96,30 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})")
         before = current(conn)  # another process may have upgraded while we waited
-        if before != head():
+        if before == head():
+            return before, before
+        if before is None and not from_revisions and not inspect(conn).get_table_names():
+            _create_newest(conn)
+        else:
+            from alembic import command
+
             command.upgrade(alembic_config(conn), "head")
     return before, head()
+
+
+def _create_newest(conn: Connection) -> None:
+    from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
+
+    for metadata in target_metadata():
+        metadata.create_all(conn)
+    version = Table(  # as Alembic makes it
+        "alembic_version",
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+    )
+    version.create(conn)
+    conn.execute(version.insert().values(version_num=HEAD))
 
 
 def behind(engine: Engine) -> str | None:
