@@ -485,3 +485,23 @@ def test_one_event_sent_to_both_replicas_and_retried_is_one_upload(replicas, sla
     assert [r.state for r in records] == ["applied"]
     assert people(store, "one") == 2
     assert len(slack.paths("/files-pri/")) == 1
+
+
+def test_installs_through_oauth_are_configured_from_the_environment():
+    from bot.app import serve
+    from bot.settings import Settings, SettingsError
+
+    settings = Settings.from_env(
+        {
+            "SLACK_CLIENT_ID": CLIENT_ID,
+            "SLACK_CLIENT_SECRET": CLIENT_SECRET,
+            "SLACK_SIGNING_SECRET": "s",
+            "SLACK_REDIRECT_URI": "https://rosterbot.example.org/slack/oauth_redirect",
+        }
+    )
+    assert settings.multi_workspace and not settings.bot_token
+    assert settings.oauth_redirect_uri == "https://rosterbot.example.org/slack/oauth_redirect"
+    assert settings.oauth_authorize_url == "https://slack.com/oauth/v2/authorize"
+    with pytest.raises(SettingsError, match="need HTTP mode"):
+        serve(settings, http=False)
+    assert not Settings.from_env({"SLACK_CLIENT_ID": CLIENT_ID}).multi_workspace
