@@ -51,6 +51,8 @@ class Workspace:
     #: the workspace the bot token belongs to (auth.test): a district with no team set
     home_team: str | None
     enterprise: str | None = None
+    #: OAuth installs in many workspaces: a district with no team set belongs to none of them
+    multi_workspace: bool = False
 
 
 _WORKSPACE: ContextVar[Workspace | None] = ContextVar("rosterbot_workspace", default=None)
@@ -73,9 +75,12 @@ def requesting_team() -> str | None:
 
 
 def district_team(district: Any) -> str | None:
-    """The workspace serving a district: its own team id, else the bot token's workspace."""
+    """The workspace serving a district: its own team id (an org-wide install's: the org's
+    id, E...), else -- one workspace only -- the bot token's workspace."""
     workspace = _WORKSPACE.get()
-    return district.team_id or (workspace.home_team if workspace else None)
+    if district.team_id or workspace is None or workspace.multi_workspace:
+        return district.team_id
+    return workspace.home_team
 
 
 def _workspace_refusal(district: Any) -> Refusal | None:
@@ -83,6 +88,15 @@ def _workspace_refusal(district: Any) -> Refusal | None:
     if workspace is None:
         return None
     expected = district_team(district)
+    if expected is None and workspace.multi_workspace:
+        return Refusal(
+            f"{district.name} ({district.key}) is not assigned to a Slack workspace, and this "
+            "rosterbot serves several, so I cannot act for it here. Nothing was done.",
+            "Ask whoever runs rosterbot to set up the district with its workspace "
+            "(`rosterbot district create ... --team T...`, docs/deploy.md).",
+        )
+    if expected and expected == workspace.enterprise:
+        return None  # a district of an org-wide install, and a user of that org
     if workspace.actor_team is None:
         return Refusal(
             f"I cannot tell which Slack workspace you belong to, so I cannot act for "
@@ -90,7 +104,7 @@ def _workspace_refusal(district: Any) -> Refusal | None:
             f"Use rosterbot from {district.key}'s own workspace"
             + (f" ({expected})." if expected else "."),
         )
-    if expected and workspace.actor_team != expected:
+    if expected and expected not in (workspace.actor_team, workspace.enterprise):
         return Refusal(
             f"{district.name} ({district.key}) is served in Slack workspace {expected}, and "
             f"you are a user of workspace {workspace.actor_team} (e.g. a Slack Connect "

@@ -52,7 +52,9 @@ class Services:
 
 
 def create_app(settings: Settings, store: Store | None = None) -> App:
-    """Build the Bolt app.  Calls auth.test once (Bolt learns the bot's user id from it)."""
+    """Build the Bolt app.  Single workspace (SLACK_BOT_TOKEN): calls auth.test once (Bolt
+    learns the bot's user id from it).  Many workspaces (SLACK_CLIENT_ID / _SECRET): Bolt's
+    OAuth flow, each request authorized with its install's token (bot/oauth.py)."""
     if store is None:
         from roster.store import Store
 
@@ -60,15 +62,25 @@ def create_app(settings: Settings, store: Store | None = None) -> App:
     # 429 (Retry-After), 500/503 and dropped connections are retried a bounded number of times;
     # Bolt copies these handlers into the client each listener gets.
     client = WebClient(
-        token=settings.require_bot_token(),
+        # many workspaces: no token here, each request is authorized with its install's
+        token=None if settings.multi_workspace else settings.require_bot_token(),
         base_url=settings.slack_api_url,
         retry_handlers=retry_handlers(settings),
     )
+    oauth: dict[str, Any] = {}
+    if settings.multi_workspace:  # installs through OAuth (bot/oauth.py, docs/deploy.md)
+        from bot.oauth import locked_authorize, oauth_settings
+
+        oauth["oauth_settings"] = oauth_settings(settings, store.engine)
+        oauth["authorize"] = locked_authorize(
+            settings, oauth["oauth_settings"], store.engine, client
+        )
     app = App(
         client=client,
         # Socket Mode needs no signing secret; HTTP mode refuses to start without one (serve()).
         signing_secret=settings.signing_secret or "",
         logger=logging.getLogger("rosterbot.slack"),
+        **oauth,
     )
     services = Services(
         settings=settings,
@@ -109,8 +121,42 @@ def recover(app: App, started_before: Any = None) -> list[Any]:
         log.exception("start-up recovery failed; unfinished uploads stay as they are")
         return []
     for item in recovered:
-        report_recovered(app.client, services.settings, item)
+        client = _client_for_district(app, item.district_key)
+        if client is None:
+            log.warning(
+                "recovered upload %s: no install of its district's workspace to reply with: %s",
+                item.upload_id,
+                item.message,
+            )
+            continue
+        report_recovered(client, services.settings, item)
     return recovered
+
+
+def _client_for_district(app: App, district_key: str | None) -> WebClient | None:
+    """The client to reach a district's Slack with: the app's (one workspace), or one with
+    the token of the install serving the district (many workspaces; None: no install)."""
+    services: Services = app.rosterbot  # type: ignore[attr-defined]
+    settings = services.settings
+    if not settings.multi_workspace:
+        return app.client
+    district = services.store.get_district(district_key) if district_key else None
+    team = district.team_id if district else None
+    if not team or app.installation_store is None:
+        return None
+    org = team.startswith("E")
+    bot = app.installation_store.find_bot(
+        enterprise_id=team if org else None,
+        team_id=None if org else team,
+        is_enterprise_install=org,
+    )
+    if bot is None or not bot.bot_token:
+        return None
+    return WebClient(
+        token=bot.bot_token,
+        base_url=settings.slack_api_url,
+        retry_handlers=retry_handlers(settings),
+    )
 
 
 # -- HTTP mode ---------------------------------------------------------------------------------
@@ -214,7 +260,8 @@ def limit_request_body(wsgi_app: Any, max_bytes: int) -> Any:
 
 def make_http_server(app: App, host: str = "0.0.0.0", port: int = 3000) -> WSGIServer:
     """POST /slack/events (events, slash commands, interactivity), signature verified by Bolt,
-    bodies over ROSTERBOT_MAX_REQUEST_BYTES refused before they are read."""
+    bodies over ROSTERBOT_MAX_REQUEST_BYTES refused before they are read; with OAuth installs
+    also GET /slack/install and /slack/oauth_redirect (Bolt's OAuth flow)."""
     settings: Settings = app.rosterbot.settings  # type: ignore[attr-defined]
     return make_server(
         host,
@@ -261,7 +308,12 @@ def serve(
     settings: Settings, http: bool = False, port: int = 3000, store: Store | None = None
 ) -> None:
     """Run until interrupted: Socket Mode by default (SLACK_APP_TOKEN), or HTTP on `port`."""
-    if not settings.bot_token:
+    if settings.multi_workspace and not http:
+        raise SettingsError(
+            "installs through OAuth (SLACK_CLIENT_ID / SLACK_CLIENT_SECRET) need HTTP mode: "
+            "rosterbot serve --http (docs/deploy.md)"
+        )
+    if not settings.bot_token and not settings.multi_workspace:
         raise SettingsError(
             "SLACK_BOT_TOKEN (xoxb-...) is not set: copy the Bot User OAuth "
             "Token from the app's Install App page"

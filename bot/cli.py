@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from bot import cli_data
+from bot import cli_data, cli_ops
 from roster.ids import slack_channel_id_problem, slack_user_id_problem
 from roster.store import ACCESS_KINDS, ENROLLMENT_SOURCES, RosterError, Store
 
@@ -462,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_serve)
 
     cli_data.register(sub)  # download, template, dictionary
+    cli_ops.register(sub)  # db upgrade, db current
     return p
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_OAUTH_AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
 
 #: Hosts Slack serves `url_private_download` from.  The bot token goes to these (https only)
 #: and to the Web API host; never anywhere else.
@@ -69,6 +70,17 @@ class Settings:
     file_hosts: tuple[str, ...] = field(default=SLACK_FILE_HOSTS)
     #: HTTP mode: request bodies over this many bytes are refused (413) before they are read.
     max_request_bytes: int = 3 * 1024 * 1024
+    #: Many workspaces (OAuth installs, docs/deploy.md): the app's client id and secret.
+    client_id: str | None = None
+    client_secret: str | None = None
+    #: The redirect URL registered with the app (https://HOST/slack/oauth_redirect).
+    oauth_redirect_uri: str | None = None
+    oauth_authorize_url: str = DEFAULT_OAUTH_AUTHORIZE_URL
+
+    @property
+    def multi_workspace(self) -> bool:
+        """Installs through OAuth (one bot token per workspace) instead of SLACK_BOT_TOKEN."""
+        return bool(self.client_id and self.client_secret)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +105,11 @@ class Settings:
             max_request_bytes=max(
                 1024, _int(env, "ROSTERBOT_MAX_REQUEST_BYTES", cls.max_request_bytes)
             ),
+            client_id=env.get("SLACK_CLIENT_ID", "").strip() or None,
+            client_secret=env.get("SLACK_CLIENT_SECRET", "").strip() or None,
+            oauth_redirect_uri=env.get("SLACK_REDIRECT_URI", "").strip() or None,
+            oauth_authorize_url=env.get("ROSTERBOT_SLACK_AUTHORIZE_URL", "").strip()
+            or DEFAULT_OAUTH_AUTHORIZE_URL,
         )
 
     def require_bot_token(self) -> str:

@@ -148,8 +148,10 @@ class LinkedChannel(Base):
     team_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
-#: Columns added after the first release, for `Store` to add to an existing database
-#: (create_all creates missing tables, never missing columns): (table, column).
+#: Interim: columns added to the models that no Alembic revision adds yet, for `Store` to add
+#: to an existing database on start (roster.store.prepare_schema): (table, column).  The
+#: schema is versioned by roster/migrations now; write a revision instead (docs/deploy.md
+#: "Adding a table or a column").  The first four are in revision 0001 (a no-op here).
 ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("districts", "team_id"),
     ("admins", "team_id"),

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from roster import schema
 from roster.ids import school_id_problem
 from roster.models import (
     ADDED_COLUMNS,
@@ -51,6 +52,10 @@ DEFAULT_SQLITE = Path("var") / "rosterbot.sqlite3"
 
 class RosterError(Exception):
     """A refusal the user can act on (unknown district, bad argument...)."""
+
+
+class SchemaBehind(RosterError):
+    """The database is older than this code and ROSTERBOT_AUTO_UPGRADE=0."""
 
 
 @dataclass(frozen=True)
@@ -165,8 +170,7 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             _sqlite_setup(self.engine)
         if create:
-            Base.metadata.create_all(self.engine)
-            _upgrade_schema(self.engine)
+            prepare_schema(self.engine)
 
     @property
     def dialect(self) -> str:
@@ -746,63 +750,48 @@ _DISTRICT_COLUMNS = (
 )
 
 
-def _upgrade_schema(engine: Engine) -> None:
-    """Bring a database made by an earlier version up to these models, idempotently.
+def auto_upgrade() -> bool:
+    """Whether a process upgrades the schema on start (ROSTERBOT_AUTO_UPGRADE, default on)."""
+    return os.environ.get("ROSTERBOT_AUTO_UPGRADE", "1").strip().lower() not in ("0", "no", "false")
 
-    There are no migrations yet: `create_all` makes missing tables but never missing
-    columns, so the columns of models.ADDED_COLUMNS are added here, and the old one-column
-    unique key on uploads.slack_file_id (which made a re-shared file look like a re-delivery)
-    is replaced by the (file id, message ts) key.  Looked at once without a transaction (the
-    usual case: nothing to do), then again inside the one that changes the schema, so two
-    processes starting together do not both add a column.
+
+def prepare_schema(engine: Engine) -> None:
+    """Bring the database to this code's schema on start (see roster.schema).
+
+    The Alembic revisions first (or, with ROSTERBOT_AUTO_UPGRADE=0, a refusal when the
+    database is behind: deployments run `rosterbot db upgrade`).  Then, until they get a
+    revision of their own, tables of the models no revision creates yet and the columns of
+    models.ADDED_COLUMNS (docs/deploy.md "Adding a table or a column" says how to turn them
+    into a revision).
     """
-    if _schema_changes(inspect(engine)) == ([], []):
+    if auto_upgrade():
+        schema.upgrade(engine)
+    elif (why := schema.behind(engine)) is not None:
+        raise SchemaBehind(why)
+    if set(Base.metadata.tables) - set(inspect(engine).get_table_names()):
+        Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """The columns of models.ADDED_COLUMNS a database lacks, added idempotently.
+
+    Looked at once without a transaction (the usual case: nothing to do), then again inside
+    the one that changes the schema, so two processes starting together do not both add a
+    column.
+    """
+    if not _missing_columns(inspect(engine)):
         return
     with engine.begin() as conn:
-        missing, old_unique = _schema_changes(inspect(conn))
-        for table, column in missing:
+        for table, column in _missing_columns(inspect(conn)):
             kind = Base.metadata.tables[table].c[column].type.compile(engine.dialect)
             conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        if ("uploads", "slack_message_ts") in missing:
-            # Each earlier record was the one share of its file: its message is its thread.
-            conn.exec_driver_sql(
-                "UPDATE uploads SET slack_message_ts = slack_thread_ts "
-                "WHERE slack_file_id IS NOT NULL AND slack_message_ts IS NULL"
-            )
-        if old_unique and engine.dialect.name == "sqlite":
-            _rebuild_sqlite_uploads(conn)
-        elif old_unique:
-            for name in old_unique:
-                conn.exec_driver_sql(f'ALTER TABLE uploads DROP CONSTRAINT "{name}"')
-            conn.exec_driver_sql(
-                "ALTER TABLE uploads ADD CONSTRAINT uq_uploads_slack_share "
-                "UNIQUE (slack_file_id, slack_message_ts)"
-            )
 
 
-def _schema_changes(found: Any) -> tuple[list[tuple[str, str]], list[str]]:
-    """(missing added columns, names of the old uploads.slack_file_id unique keys)."""
+def _missing_columns(found: Any) -> list[tuple[str, str]]:
     tables = set(found.get_table_names())
-    missing = [
+    return [
         (table, column)
         for table, column in ADDED_COLUMNS
         if table in tables and column not in {c["name"] for c in found.get_columns(table)}
     ]
-    old_unique = [
-        u["name"]
-        for u in (found.get_unique_constraints("uploads") if "uploads" in tables else [])
-        if list(u["column_names"]) == ["slack_file_id"]
-    ]
-    return missing, old_unique
-
-
-def _rebuild_sqlite_uploads(conn: Connection) -> None:
-    """SQLite cannot drop a unique constraint: copy the table into the current definition."""
-    table = Upload.__table__
-    columns = ", ".join(c.name for c in table.columns)
-    conn.exec_driver_sql("ALTER TABLE uploads RENAME TO uploads_before_upgrade")
-    table.create(conn)
-    conn.exec_driver_sql(
-        f"INSERT INTO uploads ({columns}) SELECT {columns} FROM uploads_before_upgrade"
-    )
-    conn.exec_driver_sql("DROP TABLE uploads_before_upgrade")

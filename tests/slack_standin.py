@@ -21,6 +21,15 @@ Files are shared in the shapes Slack sends: `host_file` (an ordinary file object
 call files.info) and `hidden_file` (`mode: hidden_by_limit`: the workspace's storage limit
 hides it, files.info gives nothing more).
 
+Workspaces: the default one (TEAM_ID, token `bot_token`) always exists.  `add_workspace()`
+adds more for the OAuth flow: `/oauth/v2/authorize` (a person picking the workspace, given
+as `team=`) issues a one-time code and redirects to the app's redirect URI; `oauth.v2.access`
+trades the code (with the app's client id and secret and the same redirect URI) for that
+workspace's own bot token, and -- when token rotation is on -- a refresh token that can be
+used once (`invalid_refresh_token` after) for a new token; an expired token answers
+`token_expired`.  Every Web API method answers for the workspace of the token it gets
+(auth.test says which), and the file host serves a workspace's files only to its token.
+
 Failures are programmable per target with `fail()`: a Web API method name
 ("chat.postMessage"), "upload" (the files_upload_v2 upload URL) or "file_host" (file
 downloads) answers e.g. 429 with Retry-After, or 500, or sleeps first (timeouts), for the
@@ -29,6 +38,7 @@ next N matching requests or for good.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
@@ -60,7 +70,38 @@ METHODS: dict[str, tuple[str | tuple[str, ...], ...]] = {
     "conversations.open": (("channel", "users"),),
     "conversations.info": ("channel",),
     "users.info": ("user",),
+    # the client id and secret come as HTTP Basic auth (or client_id / client_secret fields)
+    "oauth.v2.access": (("code", "refresh_token"),),
 }
+
+CLIENT_ID = "1111.2222"
+CLIENT_SECRET = "standin-client-secret"
+APP_ID = "A0ROSTERBOT"
+
+
+@dataclass
+class Workspace:
+    """A workspace (or, `org_install`, an Enterprise Grid org) the app can be installed in."""
+
+    team_id: str | None  # None: an org-wide install (the org's id is `enterprise_id`)
+    name: str
+    enterprise_id: str | None = None
+    installer: str = "U0INSTALLER"
+    bot_user_id: str = BOT_USER_ID
+    bot_id: str = BOT_ID
+
+    @property
+    def key(self) -> str:
+        return self.team_id or self.enterprise_id or ""
+
+
+@dataclass
+class Grant:
+    """A bot token handed out by oauth.v2.access."""
+
+    workspace: Workspace
+    expires_at: float | None = None  # None: a token that does not expire
+
 
 #: Block Kit limits Slack enforces on messages (docs.slack.dev "Block Kit" reference).
 MAX_BLOCKS = 50
@@ -160,6 +201,12 @@ class _State:
     faults: list[Fault] = field(default_factory=list)
     reactions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     messages: set[tuple[str, str]] = field(default_factory=set)  # (channel, ts) posted
+    workspaces: dict[str, Workspace] = field(default_factory=dict)  # by team (or org) id
+    tokens: dict[str, Grant] = field(default_factory=dict)  # tokens handed out by OAuth
+    refresh_tokens: dict[str, Workspace] = field(default_factory=dict)  # still usable
+    codes: dict[str, tuple[Workspace, str]] = field(default_factory=dict)  # code -> redirect
+    refreshes: list[str] = field(default_factory=list)  # workspaces whose token was refreshed
+    file_teams: dict[str, str] = field(default_factory=dict)  # file id -> workspace key
 
 
 class SlackStandIn:
@@ -167,6 +214,11 @@ class SlackStandIn:
 
     def __init__(self, *, bot_token: str = BOT_TOKEN) -> None:
         self.bot_token = bot_token
+        #: OAuth: rotate tokens (hand out refresh tokens); a token lives this many seconds
+        self.token_rotation = False
+        self.token_lifetime = 12 * 3600
+        #: OAuth: the app's one registered Redirect URL (used when the app sends none)
+        self.oauth_redirect_url: str | None = None
         self.files_read_granted = True
         self.socket_url: str | None = None
         self.socket_received: list[dict[str, Any]] = []
@@ -267,18 +319,21 @@ class SlackStandIn:
         file_id: str | None = None,
         content_type: str = "text/csv",
         redirect_to: str | None = None,
+        team: str = TEAM_ID,
     ) -> dict[str, Any]:
-        """Put a file on the stand-in file host; returns the Slack file object for events."""
+        """Put a file on the stand-in file host; returns the Slack file object for events.
+        `team`: the workspace it was shared in (only that workspace's token downloads it)."""
         file_id = file_id or f"F{next(self._ids):08d}"
         with self._lock:
             self._state.files[file_id] = HostedFile(
                 file_id, name, content, content_type, redirect_to
             )
+            self._state.file_teams[file_id] = team
         obj = file_object(
             file_id,
             name,
             len(content),
-            f"{self.base_url}/files-pri/{TEAM_ID}-{file_id}/download/{quote(name, safe='')}",
+            f"{self.base_url}/files-pri/{team}-{file_id}/download/{quote(name, safe='')}",
         )
         with self._lock:
             self._state.file_objects[file_id] = obj
@@ -305,6 +360,38 @@ class SlackStandIn:
         with self._lock:
             self._state.file_objects[file_id] = dict(obj)
         return obj
+
+    def add_workspace(
+        self,
+        team_id: str | None,
+        name: str = "",
+        *,
+        enterprise_id: str | None = None,
+        installer: str = "U0INSTALLER",
+    ) -> Workspace:
+        """A workspace the app can be installed in (team_id None: an org-wide install)."""
+        ws = Workspace(team_id, name or (team_id or enterprise_id or ""), enterprise_id, installer)
+        with self._lock:
+            self._state.workspaces[ws.key] = ws
+        return ws
+
+    def authorize_url(self) -> str:
+        return f"{self.base_url}/oauth/v2/authorize"
+
+    def tokens_of(self, key: str) -> list[str]:
+        """Every token handed out for a workspace (or org) id, oldest first."""
+        with self._lock:
+            return [t for t, g in self._state.tokens.items() if g.workspace.key == key]
+
+    @property
+    def refreshes(self) -> list[str]:
+        """The workspaces whose token was refreshed, once per refresh."""
+        with self._lock:
+            return list(self._state.refreshes)
+
+    def tokens_used(self, api_method: str) -> list[str | None]:
+        """The token each call of a Web API method carried."""
+        return [self._token(r) for r in self.calls(api_method)]
 
     def current_reactions(self, channel: str, ts: str) -> list[str]:
         """The reactions the bot has on a message now (added and not removed)."""
@@ -451,6 +538,8 @@ class SlackStandIn:
                 self._send(h, 400, json.dumps(refused).encode(), "application/json")
             else:
                 self._send(h, 200, b"ok", "text/plain")
+        elif split.path == "/oauth/v2/authorize":
+            self._authorize(h, rec)
         elif split.path == "/signin":
             self._send(h, 200, SIGN_IN_PAGE, "text/html; charset=utf-8")
         else:
@@ -495,9 +584,12 @@ class SlackStandIn:
             return 200, {"ok": True, "url": self.socket_url}
         if method not in METHODS:
             return 200, {"ok": False, "error": "unknown_method", "req_method": method}
-        if token != self.bot_token:
-            return 200, {"ok": False, "error": "invalid_auth"}
         b = rec.body
+        if method == "oauth.v2.access":
+            return self._oauth_access(rec)
+        workspace, refused = self._workspace_of(token)
+        if refused:
+            return 200, {"ok": False, "error": refused}
         missing = missing_arguments(method, b)
         if missing:
             return 200, {
@@ -515,12 +607,13 @@ class SlackStandIn:
             return 200, {
                 "ok": True,
                 "url": "https://standin.slack.com/",
-                "team": "Stand-in",
+                "team": workspace.name,
                 "user": "rosterbot",
-                "team_id": TEAM_ID,
-                "user_id": BOT_USER_ID,
-                "bot_id": BOT_ID,
-                "is_enterprise_install": False,
+                "team_id": workspace.team_id,
+                "enterprise_id": workspace.enterprise_id,
+                "user_id": workspace.bot_user_id,
+                "bot_id": workspace.bot_id,
+                "is_enterprise_install": workspace.team_id is None,
             }
         if method == "chat.postMessage":
             ts = self._next_ts()
@@ -633,11 +726,103 @@ class SlackStandIn:
             }
         raise AssertionError(f"METHODS lists {method} but the stand-in does not answer it")
 
+    def _workspace_of(self, token: str | None) -> tuple[Workspace | None, str | None]:
+        """The workspace a bot token belongs to, or Slack's refusal of the token."""
+        if token and token == self.bot_token:
+            return Workspace(TEAM_ID, "Stand-in"), None
+        with self._lock:
+            grant = self._state.tokens.get(token or "")
+        if grant is None:
+            return None, "invalid_auth"
+        if grant.expires_at is not None and grant.expires_at < time.time():
+            return None, "token_expired"
+        return grant.workspace, None
+
+    def _authorize(self, h: BaseHTTPRequestHandler, rec: Recorded) -> None:
+        """The page where a person approves the install, having picked the workspace
+        (`team`): back to the app's redirect URI with a one-time code and the app's state."""
+        q = rec.query
+        with self._lock:
+            ws = self._state.workspaces.get(q.get("team", ""))
+        redirect = q.get("redirect_uri") or self.oauth_redirect_url
+        if q.get("client_id") != CLIENT_ID or ws is None or not redirect or not q.get("scope"):
+            self._send(h, 400, b"invalid_client_id, unknown workspace or no scope", "text/plain")
+            return
+        code = f"code-{next(self._ids)}"
+        with self._lock:  # the redirect_uri oauth.v2.access must repeat ("" if none was sent)
+            self._state.codes[code] = (ws, q.get("redirect_uri", ""))
+        sep = "&" if "?" in redirect else "?"
+        target = f"{redirect}{sep}code={code}&state={quote(q.get('state', ''))}"
+        h.send_response(302)
+        h.send_header("Location", target)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    def _oauth_access(self, rec: Recorded) -> tuple[int, dict[str, Any]]:
+        b = rec.body
+        missing = missing_arguments("oauth.v2.access", b)
+        if missing:
+            return 200, {"ok": False, "error": "invalid_arguments"}
+        client_id, client_secret = b.get("client_id"), b.get("client_secret")
+        auth = rec.headers.get("authorization", "")
+        if auth.startswith("Basic "):
+            client_id, _, client_secret = base64.b64decode(auth[6:]).decode().partition(":")
+        if client_id != CLIENT_ID:
+            return 200, {"ok": False, "error": "invalid_client_id"}
+        if client_secret != CLIENT_SECRET:
+            return 200, {"ok": False, "error": "bad_client_secret"}
+        with self._lock:
+            if b.get("grant_type") == "refresh_token":
+                ws = self._state.refresh_tokens.pop(b.get("refresh_token", ""), None)
+                if ws is None:
+                    return 200, {"ok": False, "error": "invalid_refresh_token"}
+                self._state.refreshes.append(ws.key)
+                installer = None
+            else:
+                found = self._state.codes.pop(b.get("code", ""), None)
+                if found is None:
+                    return 200, {"ok": False, "error": "invalid_code"}
+                ws, redirect_uri = found
+                if (b.get("redirect_uri") or "") != redirect_uri:
+                    return 200, {"ok": False, "error": "bad_redirect_uri"}
+                installer = ws.installer
+            token = f"xoxb-{ws.key}-{next(self._ids)}"
+            expires_in = self.token_lifetime if self.token_rotation else None
+            self._state.tokens[token] = Grant(
+                ws, time.time() + expires_in if expires_in is not None else None
+            )
+            refresh = None
+            if self.token_rotation:
+                refresh = f"xoxe-1-{ws.key}-{next(self._ids)}"
+                self._state.refresh_tokens[refresh] = ws
+        answer: dict[str, Any] = {
+            "ok": True,
+            "app_id": APP_ID,
+            "access_token": token,
+            "token_type": "bot",
+            "scope": "chat:write,files:read",
+            "bot_user_id": ws.bot_user_id,
+            "team": {"id": ws.team_id, "name": ws.name} if ws.team_id else None,
+            "enterprise": (
+                {"id": ws.enterprise_id, "name": ws.enterprise_id} if ws.enterprise_id else None
+            ),
+            "is_enterprise_install": ws.team_id is None,
+        }
+        if installer is not None:
+            answer["authed_user"] = {"id": installer}
+        if refresh is not None:
+            answer.update(refresh_token=refresh, expires_in=expires_in)
+        return 200, answer
+
     def _file_host(self, h: BaseHTTPRequestHandler, rec: Recorded) -> None:
         file_id = rec.path.split("/")[2].split("-", 1)[-1]
         with self._lock:
             hosted = self._state.files.get(file_id)
-        authorized = rec.headers.get("authorization") == f"Bearer {self.bot_token}"
+        auth = rec.headers.get("authorization", "")
+        workspace, refused = self._workspace_of(auth[len("Bearer ") :] if auth else None)
+        with self._lock:
+            file_team = self._state.file_teams.get(file_id, TEAM_ID)
+        authorized = not refused and workspace.key == file_team
         if not authorized:  # as files.slack.com does: off to the workspace's sign-in page
             h.send_response(302)
             h.send_header("Location", f"{self.base_url}/signin?redir={quote(rec.path, safe='')}")
