@@ -62,6 +62,8 @@ class Planned:
     holds: list = field(default_factory=list)
     #: people the file accepted (userId, role_l), for a demographics.csv of the same run
     accepted_people: pd.DataFrame | None = None
+    #: one line per change applying would make (roster.changes.CHANGE_COLUMNS)
+    changes: pd.DataFrame | None = None
 
 
 class FileKindSpec(Protocol):

@@ -37,6 +37,8 @@ from roster.steps import (
     guard_hold,
     has_file_error,
     kind_table,
+    log_changes,
+    record_changes,
     removal_hold,
     start_record,
     write_report,
@@ -207,6 +209,7 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
         result.rows.update(report.rows)
         result.issues, result.report_bytes = report.issues, report.report_bytes
         result.status = report.status
+        record_changes(result, planned.changes)
         # 5. guards that hold the file for the admin's confirmation
         if planned.hold:
             issue, result.held = removal_hold(planned.hold, ctx)
@@ -224,4 +227,5 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
         if ctx.apply and not result.held:
             ctx.progress("saving", 0.8)
             kind.apply(ctx, conn, planned)
+            log_changes(ctx, job, conn, planned.changes)
             commit_upload(ctx.store, result, conn, trans)

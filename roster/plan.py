@@ -39,6 +39,12 @@ class UploadPlan:
     class_issues: pd.DataFrame  # after-apply warnings, ISSUE_COLUMNS
     #: removals as shares of what was active before: {"class": (removed, active), ...}
     removal_shares: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: full sync: schools people leave (user_id, org_sis_id, role, person_pk, school_pk)
+    memberships_removed: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            columns=["user_id", "org_sis_id", "role", "person_pk", "school_pk"]
+        )
+    )
 
     @property
     def changes(self) -> int:
@@ -55,6 +61,7 @@ class UploadPlan:
                 self.classes_removed,
                 self.enrollments_removed,
                 self.people_removed,
+                self.memberships_removed,
             )
         )
 

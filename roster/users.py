@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from roster.apply import apply_plan
+from roster.changes import users_changes
 from roster.context import RunContext
 from roster.filekind import KindTable, Planned
 from roster.plan import BUCKETS, ENTITIES, plan_users
@@ -109,6 +110,9 @@ class UsersKind:
         self, ctx: RunContext, table: KindTable, checked: UsersCheck, loaded: RosterSnapshot
     ) -> Planned:
         plan = plan_users(checked, loaded)
+        changes = users_changes(
+            table.table, table.raw.row_numbers, loaded, plan, checked.id_changes
+        )
         return Planned(
             plan=plan,
             counts=plan.counts,
@@ -123,6 +127,7 @@ class UsersKind:
                 h for h in (id_change_guard(checked, ctx.settings.id_change_max),) if h is not None
             ],
             accepted_people=checked.accepted_people,
+            changes=changes,
         )
 
     def apply(self, ctx: RunContext, conn: Connection, planned: Planned) -> None:
