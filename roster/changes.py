@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import signal
 
@@ -358,12 +359,18 @@ def demographics_changes(
     keys = new_values.index.to_numpy(dtype=object)
     pks = person_pks.to_numpy(dtype=object)
     rows = row_of.reindex(new_values.index).to_numpy(dtype=object)
+    # a created student's values, kept in `after` so that an undo can be undone
+    values = [
+        json.dumps({k: v for k, v in r.items() if v}, sort_keys=True)
+        for r in new_values[created].to_dict("records")
+    ]
     parts = [
         _part(
             int(created.sum()),
             entity="demographics",
             key=keys[created],
             change=CREATED,
+            after=values,
             row_number=rows[created],
             user_id=keys[created],
             person_pk=pks[created],
