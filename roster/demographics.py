@@ -37,7 +37,7 @@ class DemographicsPlan:
     changed: list[dict]  # {"person_id", "values"}: the full merged values
     counts: dict[str, int]
     #: one line per change (roster.changes.CHANGE_COLUMNS)
-    changes: pd.DataFrame | None = None
+    change_lines: pd.DataFrame | None = None
 
     @property
     def changes(self) -> int:
@@ -223,7 +223,7 @@ class DemographicsKind:
             issues=with_ragged(table, checked.issues),
             rejected=~checked.accepted,
             applied_any=checked.accepted,
-            changes=plan.changes,
+            changes=plan.change_lines,
         )
 
     def apply(self, ctx: RunContext, conn: Connection, planned: Planned) -> None:

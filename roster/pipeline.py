@@ -97,6 +97,7 @@ def run(
     progress: Progress | None = None,
     settings: Settings | None = None,
     confirm_id_changes: bool = False,
+    sync: bool = False,
 ) -> RunResult:
     """Process files for one district (users.csv before demographics.csv)."""
     ctx = RunContext(
@@ -106,6 +107,7 @@ def run(
         apply=apply,
         confirm_removals=confirm_removals,
         confirm_id_changes=confirm_id_changes,
+        sync=sync,
         progress=progress or no_progress,
         actor=actor,
         report_dir=report_dir,

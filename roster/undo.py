@@ -59,8 +59,8 @@ from roster.plan import BUCKETS
 from roster.results import FileResult, Hold
 from roster.states import FileKind, FileStatus, UploadState
 from roster.steps import district_transaction
-from roster.users import removal_guard
 from roster.store import RosterError, Store
+from roster.users import removal_guard
 from validation.issues import file_issue
 
 PERSON_ENTITIES = ("staff", "student")
@@ -274,8 +274,7 @@ def _target(conn: Connection, district_id: int, upload_id: int) -> _Target:
         raise RosterError(f"no upload {upload_id} in this district")
     if rec.state != UploadState.APPLIED or rec.dry_run:
         raise RosterError(
-            f"upload {upload_id} was not applied (it is '{rec.state}'), so there is nothing "
-            f"to undo"
+            f"upload {upload_id} was not applied (it is '{rec.state}'), so there is nothing to undo"
         )
     undone_by = _live_undo(conn, upload_id)
     if undone_by is not None:
@@ -324,11 +323,13 @@ def _later_conflicts(conn: Connection, district_id: int, target_id: int, log) ->
     hit = later.loc[_identity(later).isin(set(_identity(log))), "upload_id"]
     ids = set(int(i) for i in hit.unique())
     # an upload and its undo cancel out: neither stands in the way
-    undo_of = dict(
-        conn.execute(
-            select(Upload.id, Upload.undo_of).where(Upload.id.in_(sorted(ids)))
-        ).all()
-    ) if ids else {}
+    undo_of = (
+        dict(
+            conn.execute(select(Upload.id, Upload.undo_of).where(Upload.id.in_(sorted(ids)))).all()
+        )
+        if ids
+        else {}
+    )
     for uid, of in sorted(undo_of.items(), reverse=True):
         if of in ids and uid in ids:
             ids -= {uid, of}
@@ -574,7 +575,5 @@ def _keyed(conn: Connection, did: int, inverse: pd.DataFrame) -> pd.DataFrame:
     cid = [classes.get(int(c), "") if c == c and c is not None else "" for c in inverse["class_pk"]]
     uid_s, cid_s = pd.Series(uid, dtype=object), pd.Series(cid, dtype=object)
     ent = inverse["entity"].reset_index(drop=True)
-    key = np.where(
-        ent == "class", cid_s, np.where(ent == "enrollment", cid_s + "/" + uid_s, uid_s)
-    )
+    key = np.where(ent == "class", cid_s, np.where(ent == "enrollment", cid_s + "/" + uid_s, uid_s))
     return inverse.reset_index(drop=True).assign(key=key)

@@ -109,7 +109,7 @@ class UsersKind:
     def plan(
         self, ctx: RunContext, table: KindTable, checked: UsersCheck, loaded: RosterSnapshot
     ) -> Planned:
-        plan = plan_users(checked, loaded)
+        plan = plan_users(checked, loaded, sync=ctx.sync)
         changes = users_changes(
             table.table, table.raw.row_numbers, loaded, plan, checked.id_changes
         )
