@@ -100,6 +100,15 @@ def _rows_of(first: pd.Series, keys) -> np.ndarray:
     return out
 
 
+def _renamed(values: pd.Series, mapping: dict[str, str]) -> np.ndarray:
+    """`values` with the keys of `mapping` replaced by its values (userIds across ID changes)."""
+    out = values.to_numpy(dtype=object).copy()
+    if mapping:
+        hit = values.isin(list(mapping)).to_numpy()
+        out[hit] = [mapping[v] for v in out[hit]]
+    return out
+
+
 def users_changes(
     table: pd.DataFrame,
     row_numbers: np.ndarray,
@@ -175,7 +184,7 @@ def users_changes(
         mem = mem[~mem["user_id"].isin(new["user_id"])]
         role = pd.concat([ch.set_index("user_id")["role"], people.set_index("user_id")["role"]])
         role = role[~role.index.duplicated()]
-        stored_of = mem["user_id"].map(id_changes).fillna(mem["user_id"])
+        stored_of = pd.Series(_renamed(mem["user_id"], id_changes))
         parts.append(
             _part(
                 len(mem),
@@ -253,7 +262,7 @@ def users_changes(
     ch = plan.enrollments_changed
     if len(ch):
         old = enr.loc[ch["id"].to_numpy()]
-        uids = old["user_id"].map(new_uid_of).fillna(old["user_id"]).to_numpy(dtype=object)
+        uids = _renamed(old["user_id"], new_uid_of)
         cids = old["class_id"].to_numpy(dtype=object)
         keys = cids + "/" + uids
         rows = _rows_of(pair_rows, keys)
@@ -330,7 +339,7 @@ def users_changes(
         )
     gone = enr.loc[plan.enrollments_removed] if plan.enrollments_removed else enr.iloc[:0]
     if len(gone):
-        uids = gone["user_id"].map(new_uid_of).fillna(gone["user_id"]).to_numpy(dtype=object)
+        uids = _renamed(gone["user_id"], new_uid_of)
         cids = gone["class_id"].to_numpy(dtype=object)
         keys = cids + "/" + uids
         parts.append(

@@ -457,6 +457,16 @@ def _plan_removals(
     )
 
 
+def _new_ids(uids: pd.Series, id_changes: dict[str, str], reverse: bool = True) -> np.ndarray:
+    """Stored userIds as the file renames them (`reverse`), or the file's as stored."""
+    mapping = {v: k for k, v in id_changes.items()} if reverse else id_changes
+    out = uids.to_numpy(dtype=object).copy()
+    if mapping:
+        hit = uids.isin(list(mapping)).to_numpy()
+        out[hit] = [mapping[v] for v in out[hit]]
+    return out
+
+
 def _plan_sync(
     chk: UsersCheck,
     snap: RosterSnapshot,
@@ -515,10 +525,7 @@ def _plan_sync(
     info = by_uid.reindex(moved["user_id"])
     memberships_removed = pd.DataFrame(
         {
-            "user_id": moved["user_id"]
-            .map({v: k for k, v in chk.id_changes.items()})
-            .fillna(moved["user_id"])
-            .to_numpy(dtype=object),
+            "user_id": _new_ids(moved["user_id"], chk.id_changes),
             "org_sis_id": moved["org_sis_id"].to_numpy(dtype=object),
             "role": info["role"].to_numpy(dtype=object),
             "person_pk": info["id"].astype("int64").to_numpy(),
