@@ -11,8 +11,6 @@ a person gaining or losing a school is an update of its `org_sis_id` ("" -> 0101
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
@@ -24,8 +22,9 @@ from sqlalchemy import Connection, select
 from roster.apply import insert_rows
 from roster.models import Change, Person, SchoolClass
 from roster.plan import UploadPlan
-from validation.report import escape_cell
+from validation.report import escape_column
 from validation.snapshot import RosterSnapshot
+from validation.vector import first_index, isin
 
 #: the changes file's columns (product.md), in order
 FILE_COLUMNS = ("entity", "key", "change", "field", "before", "after", "row_number")
@@ -69,7 +68,7 @@ def _part(n: int, **columns) -> pd.DataFrame:
             if isinstance(v, (list, np.ndarray, pd.Series, pd.Index))
             else np.full(n, v, dtype=object)
         )
-    return pd.DataFrame(data)
+    return pd.DataFrame(data, dtype=object)  # object: no round trip through Arrow strings
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -86,18 +85,19 @@ def _text(values) -> np.ndarray:
     return s.where(s.notna(), "").astype(str).to_numpy(dtype=object)
 
 
-def _first_rows(keys: pd.Series, row_numbers: np.ndarray) -> pd.Series:
-    """The spreadsheet row number of each key's first row."""
-    first = ~keys.duplicated().to_numpy()
-    return pd.Series(row_numbers[first], index=keys.to_numpy()[first])
+class _Rows:
+    """Spreadsheet row numbers of the first row naming a key in one of the file's columns."""
 
+    def __init__(self, column: pd.Series, row_numbers: np.ndarray) -> None:
+        self.column, self.row_numbers = column, row_numbers
 
-def _rows_of(first: pd.Series, keys) -> np.ndarray:
-    pos = first.index.get_indexer(pd.Index(np.asarray(keys, dtype=object)))
-    out = np.full(len(pos), None, dtype=object)
-    hit = pos >= 0
-    out[hit] = first.to_numpy()[pos[hit]].astype(int).tolist() if hit.any() else []
-    return out
+    def of(self, keys) -> np.ndarray:
+        keys = keys if isinstance(keys, (pd.Series, pd.Index)) else pd.Index(keys, dtype=object)
+        pos = first_index(keys, self.column)
+        out = np.full(len(pos), None, dtype=object)
+        hit = pos >= 0
+        out[hit] = self.row_numbers[pos[hit]].astype(np.int64).astype(object)
+        return out
 
 
 def _renamed(values: pd.Series, mapping: dict[str, str]) -> np.ndarray:
@@ -120,10 +120,9 @@ def users_changes(
 
     `id_changes` maps a new userId to the stored one it replaces (UsersCheck.id_changes).
     """
-    uid_rows = _first_rows(table["userId"], row_numbers)
-    cid_rows = _first_rows(table["classId"], row_numbers)
-    pair = table["classId"] + "/" + table["userId"]
-    pair_rows = _first_rows(pair, row_numbers)
+    uid_rows = _Rows(table["userId"], row_numbers)
+    cid_rows = _Rows(table["classId"], row_numbers)
+    pair_rows = _Rows(table["classId"] + "/" + table["userId"], row_numbers)
     new_uid_of = {old: new for new, old in id_changes.items()}
     people = snap.people.set_index("id") if len(snap.people) else snap.people
     classes = snap.classes.set_index("id") if len(snap.classes) else snap.classes
@@ -138,7 +137,7 @@ def users_changes(
             entity=_kind(new["role"]),
             key=new["user_id"],
             change=CREATED,
-            row_number=_rows_of(uid_rows, new["user_id"]),
+            row_number=uid_rows.of(new["user_id"]),
             user_id=new["user_id"],
         )
     )
@@ -146,7 +145,7 @@ def users_changes(
     if len(ch):
         old = people.loc[ch["id"].to_numpy()]
         base = dict(entity=_kind(ch["role"]), key=ch["user_id"].to_numpy())
-        rows = _rows_of(uid_rows, ch["user_id"])
+        rows = uid_rows.of(ch["user_id"])
         pks = ch["id"].to_numpy()
         for col, header in PERSON_FIELDS.items():
             before, after = _text(old[col].to_numpy()), _text(ch[col].to_numpy())
@@ -181,7 +180,7 @@ def users_changes(
             )
     mem = plan.memberships_new
     if len(mem):
-        mem = mem[~mem["user_id"].isin(new["user_id"])]
+        mem = mem[~isin(mem["user_id"], new["user_id"])]
         role = pd.concat([ch.set_index("user_id")["role"], people.set_index("user_id")["role"]])
         role = role[~role.index.duplicated()]
         stored_of = pd.Series(_renamed(mem["user_id"], id_changes))
@@ -193,7 +192,7 @@ def users_changes(
                 change=UPDATED,
                 field=SCHOOL_FIELD,
                 after=mem["org_sis_id"],
-                row_number=_rows_of(uid_rows, mem["user_id"]),
+                row_number=uid_rows.of(mem["user_id"]),
                 user_id=mem["user_id"],
             )
         )
@@ -206,7 +205,7 @@ def users_changes(
             entity="class",
             key=new["class_id"],
             change=CREATED,
-            row_number=_rows_of(cid_rows, new["class_id"]),
+            row_number=cid_rows.of(new["class_id"]),
             class_id=new["class_id"],
         )
     )
@@ -214,7 +213,7 @@ def users_changes(
     if len(ch):
         old = classes.loc[ch["id"].to_numpy()]
         keys, pks = ch["class_id"].to_numpy(), ch["id"].to_numpy()
-        rows = _rows_of(cid_rows, keys)
+        rows = cid_rows.of(keys)
         for col, header in CLASS_FIELDS.items():
             before, after = _text(old[col].to_numpy()), _text(ch[col].to_numpy())
             m = before != after
@@ -254,7 +253,7 @@ def users_changes(
             entity="enrollment",
             key=keys,
             change=CREATED,
-            row_number=_rows_of(pair_rows, keys),
+            row_number=pair_rows.of(keys),
             user_id=new["user_id"],
             class_id=new["class_id"],
         )
@@ -265,7 +264,7 @@ def users_changes(
         uids = _renamed(old["user_id"], new_uid_of)
         cids = old["class_id"].to_numpy(dtype=object)
         keys = cids + "/" + uids
-        rows = _rows_of(pair_rows, keys)
+        rows = pair_rows.of(keys)
         m = ~old["active"].astype(bool).to_numpy()
         parts.append(
             _part(
@@ -305,7 +304,7 @@ def users_changes(
             entity="class",
             key=keys,
             change=REMOVED,
-            row_number=_rows_of(cid_rows, keys),
+            row_number=cid_rows.of(keys),
             class_id=keys,
             class_pk=np.asarray(plan.classes_removed, dtype=object),
         )
@@ -318,7 +317,7 @@ def users_changes(
             entity=_kind(gone["role"]) if len(gone) else [],
             key=keys,
             change=REMOVED,
-            row_number=_rows_of(uid_rows, keys),
+            row_number=uid_rows.of(keys),
             user_id=keys,
             person_pk=np.asarray(plan.people_removed, dtype=object),
         )
@@ -348,7 +347,7 @@ def users_changes(
                 entity="enrollment",
                 key=keys,
                 change=REMOVED,
-                row_number=_rows_of(pair_rows, keys),
+                row_number=pair_rows.of(keys),
                 user_id=uids,
                 class_id=cids,
             )
@@ -409,17 +408,13 @@ def demographics_changes(
 # --- the changes file ------------------------------------------------------------------------
 def changes_csv(changes: pd.DataFrame) -> bytes:
     """The changes file: UTF-8 with BOM, formula-looking cells escaped like the error report."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(FILE_COLUMNS)
-    if len(changes):
-        cols = [
-            [escape_cell(str(v)) for v in changes[c].tolist()]
-            for c in ("entity", "key", "change", "field", "before", "after")
-        ]
-        rows = ["" if v is None or v != v else str(int(v)) for v in changes["row_number"]]
-        writer.writerows(zip(*cols, rows))
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    out = pd.DataFrame({c: changes[c] for c in FILE_COLUMNS[:3]})
+    for c in ("key", "field", "before", "after"):
+        out[c] = escape_column(changes[c])
+    rows = pd.to_numeric(changes["row_number"], errors="coerce")
+    out["row_number"] = rows.astype("Int64")
+    text = out.to_csv(index=False, lineterminator="\r\n", na_rep="")
+    return ("\ufeff" + text).encode("utf-8")
 
 
 # --- the change log --------------------------------------------------------------------------
@@ -471,26 +466,60 @@ def write_change_log(
     _test_crash("before_change_log")
     if len(changes):
         changes = _resolve(conn, changes, district_id)
-        n = len(changes)
-
-        def ints(col: str) -> list:
-            return [None if v is None or v != v else int(v) for v in changes[col].tolist()]
-
-        columns = [
-            [upload_id] * n,
-            [district_id] * n,
-            changes["entity"].tolist(),
-            changes["key"].tolist(),
-            changes["change"].tolist(),
-            changes["field"].tolist(),
-            changes["before"].tolist(),
-            changes["after"].tolist(),
-            ints("row_number"),
-            ints("person_pk"),
-            ints("class_pk"),
-        ]
-        insert_rows(conn, Change.__table__, _LOG_COLUMNS, zip(*columns))
+        if conn.dialect.name == "postgresql":
+            n = len(changes)
+            columns = [[upload_id] * n, [district_id] * n]
+            columns += [changes[c].tolist() for c in _TEXT_COLUMNS]
+            columns += [_ints(changes[c]) for c in _INT_COLUMNS]
+            insert_rows(conn, Change.__table__, _LOG_COLUMNS, zip(*columns))
+        else:
+            _insert_sqlite(conn, district_id, upload_id, changes)
     _test_crash("after_change_log")
+
+
+_TEXT_COLUMNS = ("entity", "key", "change", "field", "before", "after")
+_INT_COLUMNS = ("row_number", "person_pk", "class_pk")
+
+
+def _insert_sqlite(
+    conn: Connection, district_id: int, upload_id: int, changes: pd.DataFrame
+) -> None:
+    """SQLite binds every parameter of every row one by one: the two ids are written into the
+    statement (integers, never text from a file) and a created line, which has no field and no
+    values, binds only what it has.  Half the parameters of a first upload's log."""
+    cur = conn.connection.dbapi_connection.cursor()
+    ids = f"{int(upload_id)}, {int(district_id)}"
+    created = (changes["change"] == CREATED).to_numpy() & (changes["after"] == "").to_numpy()
+    try:
+        for mask, names in ((created, ("entity", "key")), (~created, _TEXT_COLUMNS)):
+            if not mask.any():
+                continue
+            part = changes[mask]
+            fixed_cols, fixed_values = "", ""
+            if mask is created:
+                fixed_cols, fixed_values = (
+                    "change, field, before, after, ",
+                    "'created', '', '', '', ",
+                )
+            cols = ", ".join((*names, *_INT_COLUMNS))
+            marks = ", ".join("?" for _ in (*names, *_INT_COLUMNS))
+            rows = zip(*[part[c].tolist() for c in names], *[_ints(part[c]) for c in _INT_COLUMNS])
+            cur.executemany(
+                f"INSERT INTO changes (upload_id, district_id, {fixed_cols}{cols}) "
+                f"VALUES ({ids}, {fixed_values}{marks})",
+                rows,
+            )
+    finally:
+        cur.close()
+
+
+def _ints(values: pd.Series) -> np.ndarray:
+    """Integers or None (SQL NULL), as Python objects."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    blank = np.isnan(numbers)
+    out = np.where(blank, 0, numbers).astype(np.int64).astype(object)
+    out[blank] = None
+    return out
 
 
 def _test_crash(point: str) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -228,8 +229,19 @@ class Change(Base):
     __tablename__ = "changes"
     __table_args__ = (
         Index("ix_changes_upload", "upload_id"),
-        Index("ix_changes_person", "district_id", "person_pk"),
-        Index("ix_changes_class", "district_id", "class_pk"),
+        # partial: a line names a person, a class, or both (an enrollment)
+        Index(
+            "ix_changes_person",
+            "person_pk",
+            sqlite_where=text("person_pk IS NOT NULL"),
+            postgresql_where=text("person_pk IS NOT NULL"),
+        ),
+        Index(
+            "ix_changes_class",
+            "class_pk",
+            sqlite_where=text("class_pk IS NOT NULL"),
+            postgresql_where=text("class_pk IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     upload_id: Mapped[int] = mapped_column(Integer)

@@ -21,6 +21,12 @@ def escape_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
+def escape_column(values: pd.Series) -> pd.Series:
+    """escape_cell over a whole column of text."""
+    text = values.astype(object).where(values.notna(), "").astype(str)
+    return text.where(~text.str.startswith(_FORMULA_START), "'" + text)
+
+
 def row_statuses(issues: pd.DataFrame, rejected: np.ndarray, applied_any: np.ndarray) -> pd.Series:
     """Report status per row index that has issues.
 
