@@ -378,6 +378,9 @@ class UploadService:
             message = body.get("message") or {}
             channel = body["container"]["channel_id"]
             thread_ts = message.get("thread_ts") or message["ts"]
+            record = self._record(upload_id)
+            if record is not None and record.slack_channel == channel and record.slack_thread_ts:
+                thread_ts = record.slack_thread_ts  # the upload's own thread
         except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             respond(
                 response_type="ephemeral",
