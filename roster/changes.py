@@ -405,6 +405,37 @@ def demographics_changes(
     return _concat(parts)
 
 
+def removal_items(
+    changes: pd.DataFrame, snap: RosterSnapshot, limit: int = 10
+) -> tuple[list[str], int]:
+    """The first removals in words ("Ava Johnson 004500: deactivated"), and how many in all:
+    what a held summary shows (the full list is the changes file)."""
+    removed = changes[(changes["change"] == REMOVED) | (changes["field"] == SCHOOL_FIELD)]
+    removed = removed[(removed["change"] == REMOVED) | (removed["after"] == "")]
+    first = removed.head(limit)
+    people = snap.people.set_index("user_id") if len(snap.people) else None
+    classes = snap.classes.set_index("class_id") if len(snap.classes) else None
+    items = []
+    for entity, key, change, before in zip(
+        first["entity"], first["key"], first["change"], first["before"]
+    ):
+        if entity == "class":
+            name = classes["name"].get(key, "") if classes is not None else ""
+            items.append(f"class {name} {key}: removed".replace("  ", " "))
+        elif entity == "enrollment":
+            class_id, _, user_id = str(key).partition("/")
+            items.append(f"{user_id}: unenrolled from class {class_id}")
+        else:
+            who = key
+            if people is not None and key in people.index:
+                row = people.loc[key]
+                who = f"{row['first_name']} {row['last_name']} {key}"
+            items.append(
+                f"{who}: " + (f"leaves school {before}" if change != REMOVED else "deactivated")
+            )
+    return items, len(removed)
+
+
 # --- the changes file ------------------------------------------------------------------------
 def changes_csv(changes: pd.DataFrame) -> bytes:
     """The changes file: UTF-8 with BOM, formula-looking cells escaped like the error report."""

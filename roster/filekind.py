@@ -64,6 +64,9 @@ class Planned:
     accepted_people: pd.DataFrame | None = None
     #: one line per change applying would make (roster.changes.CHANGE_COLUMNS)
     changes: pd.DataFrame | None = None
+    #: what a hold would remove, the first few in words, and how many in all (results.Hold)
+    hold_items: list[str] = field(default_factory=list)
+    hold_total: int = 0
 
 
 class FileKindSpec(Protocol):

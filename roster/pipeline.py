@@ -218,7 +218,9 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
             result.file_issues.append(issue)
             if result.held:
                 result.status = FileStatus.FAILED
-                result.holds.append(Hold(issue.code, planned.hold))
+                result.holds.append(
+                    Hold(issue.code, planned.hold, planned.hold_items, planned.hold_total)
+                )
         for hold in planned.holds:  # the ID-change guard
             issue, held = guard_hold(hold, ctx)
             result.file_issues.append(issue)

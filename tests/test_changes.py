@@ -549,3 +549,21 @@ def test_a_crash_on_either_side_of_the_change_log_leaves_neither(store, district
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert roster_state(store) == state
     assert n_changes(store) == logged
+
+
+def test_a_held_file_names_who_it_would_remove(store, district):
+    upload(store, first_file(), settings=NO_GUARD)
+    held = upload(
+        store,
+        [
+            student(3, action="DEACTIVATE-USER"),
+            row(action="REMOVE-CLASS", userId="", classId="OLD"),
+        ],
+    )
+    assert held.held
+    hold = held.holds[0]
+    assert hold.code == "REMOVALS_NEED_CONFIRMATION"
+    assert "First3 Nguyen S3: deactivated" in hold.items
+    assert "class Old class OLD: removed" in hold.items
+    assert hold.total == len([i for i in hold.items]) == 5  # S3, OLD, and three enrollments
+    assert ("student", "S3", "removed", "", "", "") in changes_lines(held.changes_bytes)
