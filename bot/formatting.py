@@ -285,7 +285,7 @@ def upload_summary(
     if held_uploads:
         blocks.extend(confirm_removals(held_uploads, message_ts, sync=sync))
     if undo_uploads and not dry_run:
-        blocks.append(undo_button(undo_uploads))
+        blocks.extend(undo_buttons(undo_uploads))
     text = "; ".join(_file_text(f, dry_run) for f in files) or "No file was processed."
     return Message(f"{escape(district)}: {text}" if district else text, blocks)
 
@@ -301,32 +301,34 @@ def changes_note(names: Sequence[str], *, dry_run: bool, held: bool) -> str:
     return f"The changes file ({names_list(names)}) attached in this thread {what}."
 
 
-def undo_button(upload_ids: Sequence[int]) -> dict[str, Any]:
-    """The Undo button of an applied upload (enrollment access to its district may press it)."""
-    ids = list(upload_ids)[:5]
-    return {
-        "type": "actions",
-        "block_id": "undo_upload",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": f"undo_upload_{i}",
-                "text": {"type": "plain_text", "text": f"Undo upload {i}"[:75]},
-                "value": json.dumps({"upload": i}),
-                "confirm": {
-                    "title": {"type": "plain_text", "text": "Undo this upload?"},
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": f"Every change upload {i} made is reversed, as listed in its "
-                        "changes file. Refused if a later upload changed the same people.",
+def undo_buttons(upload_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The Undo button of each applied upload (enrollment access to its district may press it);
+    one actions block per upload, so every button has the same action id."""
+    return [
+        {
+            "type": "actions",
+            "block_id": f"undo_upload_{i}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "undo_upload",
+                    "text": {"type": "plain_text", "text": f"Undo upload {i}"},
+                    "value": json.dumps({"upload": i}),
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Undo this upload?"},
+                        "text": {
+                            "type": "mrkdwn",
+                            "text": f"Every change upload {i} made is reversed, as listed in its "
+                            "changes file. Refused if a later upload changed the same people.",
+                        },
+                        "confirm": {"type": "plain_text", "text": "Undo"},
+                        "deny": {"type": "plain_text", "text": "Cancel"},
                     },
-                    "confirm": {"type": "plain_text", "text": "Undo"},
-                    "deny": {"type": "plain_text", "text": "Cancel"},
-                },
-            }
-            for i in ids
-        ],
-    }
+                }
+            ],
+        }
+        for i in list(upload_ids)[:5]
+    ]
 
 
 def confirm_removals(

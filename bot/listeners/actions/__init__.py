@@ -1,8 +1,6 @@
 """Interactivity: the Confirm button of an upload held by the mass-removal guard, and the
 Undo button of an applied upload."""
 
-import re
-
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
@@ -28,4 +26,4 @@ def handle_undo_upload(
 
 def register(app: App) -> None:
     app.action("confirm_removals")(handle_confirm_removals)
-    app.action(re.compile(r"^undo_upload_\d+$"))(handle_undo_upload)
+    app.action("undo_upload")(handle_undo_upload)
