@@ -14,9 +14,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+from functools import partial
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, select
 
 from roster.apply import insert_rows
@@ -438,14 +441,53 @@ def removal_items(
 
 # --- the changes file ------------------------------------------------------------------------
 def changes_csv(changes: pd.DataFrame) -> bytes:
-    """The changes file: UTF-8 with BOM, formula-looking cells escaped like the error report."""
-    out = pd.DataFrame({c: changes[c] for c in FILE_COLUMNS[:3]})
-    for c in ("key", "field", "before", "after"):
-        out[c] = escape_column(changes[c])
-    rows = pd.to_numeric(changes["row_number"], errors="coerce")
-    out["row_number"] = rows.astype("Int64")
-    text = out.to_csv(index=False, lineterminator="\r\n", na_rep="")
-    return ("\ufeff" + text).encode("utf-8")
+    """The changes file: UTF-8 with BOM, CRLF, formula-looking cells escaped like the error
+    report, quoted like Python's csv module (only fields with a comma, quote or line break).
+
+    Arrow string kernels over whole columns; the lines are taken from the joined column's
+    value buffer in one piece."""
+    # entity, change and field are our own words; only keys and values come from a file
+    fields = [
+        _arrow_text(changes[c].to_numpy(dtype=object))
+        if c in ("entity", "change", "field")
+        else _quoted(escape_column(_arrow_text(changes[c].to_numpy(dtype=object))))
+        for c in FILE_COLUMNS[:-1]
+    ]
+    numbers = pd.to_numeric(changes["row_number"], errors="coerce").to_numpy(dtype=float)
+    rows = pa.array(numbers, mask=np.isnan(numbers)).cast(pa.int64()).cast(pa.large_string())
+    fields.append(pc.fill_null(rows, ""))
+    text = partial(pa.scalar, type=pa.large_string())
+    lines = pc.binary_join_element_wise(*fields, text(","))
+    lines = pc.binary_join_element_wise(lines, text("\r\n"), text(""))
+    header = ",".join(FILE_COLUMNS) + "\r\n"
+    body = _joined_bytes(lines) if len(lines) else b""
+    return "\ufeff".encode() + header.encode() + body
+
+
+def _arrow_text(values: np.ndarray) -> pa.Array:
+    return pc.fill_null(pa.array(values, type=pa.large_string(), from_pandas=True), "")
+
+
+def _quoted(values: pa.Array) -> pa.Array:
+    needs = pc.or_(
+        pc.or_(pc.match_substring(values, '"'), pc.match_substring(values, ",")),
+        pc.or_(pc.match_substring(values, "\n"), pc.match_substring(values, "\r")),
+    )
+    mark = pa.scalar('"', pa.large_string())
+    quoted = pc.binary_join_element_wise(
+        mark, pc.replace_substring(values, '"', '""'), mark, pa.scalar("", pa.large_string())
+    )
+    return pc.if_else(needs, quoted, values)
+
+
+def _joined_bytes(values: pa.Array) -> bytes:
+    """Every value of a string array (no nulls) end to end: its value buffer."""
+    values = pa.concat_arrays([values]) if isinstance(values, pa.ChunkedArray) else values
+    offsets = values.buffers()[1]
+    first, last = np.frombuffer(offsets, dtype=np.int64)[
+        [values.offset, values.offset + len(values)]
+    ]
+    return values.buffers()[2].to_pybytes()[first:last]
 
 
 # --- the change log --------------------------------------------------------------------------
