@@ -334,6 +334,27 @@ def for_confirm(store: Any, user: str, district: Any) -> Access:
     return Access(district)
 
 
+def for_undo(store: Any, user: str, district: Any) -> Access:
+    """Undoing an upload (button or `/rosterbot undo`): enrollment access to its district."""
+    elsewhere = _workspace_refusal(district) if district is not None else None
+    if elsewhere is not None:
+        return Access(district, elsewhere)
+    grant = _grant(store, district, user) if district is not None else None
+    if grant is None or not grant.enrollment:
+        where = f"{district.name} ({district.key})" if district is not None else "the district"
+        return Access(
+            district,
+            Refusal(
+                f"Undoing an upload of {where} needs enrollment access; you have "
+                f"{_grant_text(grant)}. Nothing was changed.",
+                ask_system_admins(store, district, "for enrollment access, or to undo it")
+                if district is not None
+                else "",
+            ),
+        )
+    return Access(district)
+
+
 def for_status(
     store: Store, settings: Settings, user: str, channel: str, is_dm: bool, text: str = ""
 ) -> Access:

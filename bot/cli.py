@@ -184,6 +184,45 @@ def cmd_channel_list(args) -> int:
     return 0
 
 
+def cmd_history(args) -> int:
+    from bot.changes_text import timeline_line
+    from roster.undo import history
+
+    changes = history(_store(args), args.district, user_id=args.user_id, class_id=args.class_id)
+    if args.json:
+        _print_json({"changes": changes})
+        return 0
+    what = f"userId {args.user_id}" if args.user_id else f"class {args.class_id}"
+    if not changes:
+        print(f"No recorded changes to {what} in {args.district}.")
+    for change in changes:
+        print(timeline_line(change))
+    return 0
+
+
+def cmd_undo(args) -> int:
+    from bot.text import summary_text
+    from roster.results import RunResult
+    from roster.steps import write_report
+    from roster.undo import undo
+
+    result = undo(
+        _store(args),
+        args.district,
+        args.upload_id,
+        actor=cli_actor(),
+        confirm_removals=args.confirm_removals,
+    )
+    write_report(result, Path(args.report_dir or "."))
+    out = RunResult([result])
+    if args.json:
+        entry = result.to_json() | {"undo_of": result.undo_of}
+        _print_json({"files": [entry]})
+    else:
+        print(summary_text(result, dry_run=False))
+    return out.exit_code
+
+
 def _progress_bar(enabled: bool):
     if not enabled:
         return None
@@ -225,6 +264,7 @@ def _run_files(args, apply: bool) -> int:
         confirm_removals=getattr(args, "confirm_removals", False),
         confirm_id_changes=getattr(args, "confirm_id_changes", False),
         progress=show,
+        sync=args.sync,
     )
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
@@ -442,7 +482,32 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="apply even when the file changes the userId of many people",
             )
+        c.add_argument(
+            "--sync",
+            action="store_true",
+            help="full sync: remove what the file does not mention, for the schools in it",
+        )
         c.set_defaults(func=func)
+
+    c = sub.add_parser("history", help="every change to one person or class, oldest first")
+    c.add_argument("district")
+    who = c.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", dest="user_id", metavar="USER_ID")
+    who.add_argument("--class", dest="class_id", metavar="CLASS_ID")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_history)
+
+    c = sub.add_parser("undo", help="reverse the changes one applied upload made")
+    c.add_argument("district")
+    c.add_argument("upload_id", type=int)
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--report-dir", help="where the changes file goes (default: current directory)")
+    c.add_argument(
+        "--confirm-removals",
+        action="store_true",
+        help="apply even when the undo removes a large share of the roster",
+    )
+    c.set_defaults(func=cmd_undo)
 
     c = sub.add_parser("status", help="the audit trail: recent uploads of a district")
     c.add_argument("district")

@@ -259,6 +259,9 @@ def upload_summary(
     held_uploads: Sequence[int] = (),
     message_ts: str | None = None,
     district: str = "",
+    changes: Sequence[str] = (),
+    undo_uploads: Sequence[int] = (),
+    sync: bool = False,
 ) -> Message:
     """`district`: "Name (key)", said first (every summary names its district)."""
     blocks: list[dict[str, Any]] = []
@@ -277,19 +280,66 @@ def upload_summary(
                 "what is wrong and how to fix it. Fix the rows and share the file again."
             )
         )
+    if changes:
+        blocks.append(_context(changes_note(changes, dry_run=dry_run, held=bool(held_uploads))))
     if held_uploads:
-        blocks.extend(confirm_removals(held_uploads, message_ts))
+        blocks.extend(confirm_removals(held_uploads, message_ts, sync=sync))
+    if undo_uploads and not dry_run:
+        blocks.extend(undo_buttons(undo_uploads))
     text = "; ".join(_file_text(f, dry_run) for f in files) or "No file was processed."
     return Message(f"{escape(district)}: {text}" if district else text, blocks)
 
 
+def changes_note(names: Sequence[str], *, dry_run: bool, held: bool) -> str:
+    """Where the changes file is, and what it lists (a check and a held file: what would change)."""
+    if held:
+        what = "lists who and what this file would change, removals included, one line each"
+    elif dry_run:
+        what = "lists every change this file would make, one line per person, class or enrollment"
+    else:
+        what = "lists every change that was made, one line per person, class or enrollment"
+    return f"The changes file ({names_list(names)}) attached in this thread {what}."
+
+
+def undo_buttons(upload_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The Undo button of each applied upload (enrollment access to its district may press it);
+    one actions block per upload, so every button has the same action id."""
+    return [
+        {
+            "type": "actions",
+            "block_id": f"undo_upload_{i}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "undo_upload",
+                    "text": {"type": "plain_text", "text": f"Undo upload {i}"},
+                    "value": json.dumps({"upload": i}),
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Undo this upload?"},
+                        "text": {
+                            "type": "mrkdwn",
+                            "text": f"Every change upload {i} made is reversed, as listed in its "
+                            "changes file. Refused if a later upload changed the same people.",
+                        },
+                        "confirm": {"type": "plain_text", "text": "Undo"},
+                        "deny": {"type": "plain_text", "text": "Cancel"},
+                    },
+                }
+            ],
+        }
+        for i in list(upload_ids)[:5]
+    ]
+
+
 def confirm_removals(
-    upload_ids: Sequence[int], message_ts: str | None = None
+    upload_ids: Sequence[int], message_ts: str | None = None, sync: bool = False
 ) -> list[dict[str, Any]]:
     """The Confirm button of an upload held by a guard (mass removal, mass ID change).  Its
     value carries the uploads and the ts of the message that shared the file (where the
     reactions go).  Pressing it applies the file that was reviewed, with every held change."""
     value = {"uploads": list(upload_ids)} | ({"ts": message_ts} if message_ts else {})
+    if sync:
+        value["sync"] = True
     return [
         _section(
             ":raised_hand: Nothing was applied: the file is held until you confirm what it "

@@ -28,7 +28,7 @@ API_SCOPES: dict[str, str] = {
 }
 
 #: block_actions action_ids the app handles (interactivity).
-ACTION_IDS: tuple[str, ...] = ("confirm_removals",)
+ACTION_IDS: tuple[str, ...] = ("confirm_removals", "undo_upload")
 
 
 def bot_scopes() -> set[str]:

@@ -42,12 +42,22 @@ HELP = [
             (
                 "status [DISTRICT]",
                 "recent uploads and set-up changes of this channel's district, or the one named",
-            )
+            ),
+            ("history USER_ID|CLASS_ID", "every change to one person or class, oldest first"),
         ],
     ),
     (
         "System and enrollment access",
         [("download all|students|staff|admins [org_sis_id]", "the roster as a users.csv")],
+    ),
+    (
+        "Enrollment access",
+        [
+            (
+                "undo UPLOAD_ID [confirm]",
+                "reverse every change an applied upload made (or the Undo button on its summary)",
+            )
+        ],
     ),
     (
         "System administrators of the district",
@@ -92,6 +102,7 @@ def help_reply() -> Reply:
 
 
 STATUS_LIMIT = 10
+HISTORY_LINES = 40
 
 
 class SlashCommands:
@@ -105,6 +116,8 @@ class SlashCommands:
             "dictionary": self.dictionary,
             "download": self.download,
             "status": self.status,
+            "history": self.history,
+            "undo": self.undo,
             "link": self.link,
             "admins": self.admins,
             "grant": self.grant,
@@ -232,6 +245,74 @@ class SlashCommands:
                 )
             )
         return Reply(_sectioned(sections))
+
+    def history(self, user: str, channel: str, arg: str) -> Reply:
+        """Every change to one person (userId) or class (classId), oldest first (any grant of
+        the district: support access included)."""
+        from bot.changes_text import timeline_line
+        from roster.undo import history
+
+        words = arg.split()
+        usage = f"Usage: `{COMMAND} history USER_ID|CLASS_ID`"
+        decision = access.for_status(
+            self.store, self.settings, user, channel, channel.startswith("D"), arg
+        )
+        if not decision.allowed:
+            return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
+        district = decision.district
+        words = [w for w in words if w.casefold() != district.key.casefold()] or words[:0]
+        if len(words) != 1:
+            return Reply(formatting.Message(usage))
+        wanted = words[0]
+        changes, what = [], ""
+        for kind, label in (("user_id", "userId"), ("class_id", "classId")):
+            try:
+                changes = history(self.store, district.key, **{kind: wanted})
+                what = f"{label} {wanted}"
+                break
+            except Exception:  # RosterError: no such person; try a class
+                continue
+        if not what:
+            return Reply(
+                formatting.Message(
+                    f"{formatting.escape(district.name)} ({district.key}) has no person or "
+                    f"class `{formatting.escape(wanted)}`.\n{usage}"
+                )
+            )
+        head = (
+            f"*History of {formatting.escape(what)} in {formatting.escape(district.name)} "
+            f"({district.key})* — oldest first"
+        )
+        lines = [formatting.escape(timeline_line(c)) for c in changes]
+        shown = lines[-HISTORY_LINES:]
+        if len(lines) > len(shown):
+            shown.insert(
+                0,
+                f"…{len(lines) - len(shown)} earlier change(s) not shown; "
+                f"`rosterbot history {district.key} --{'user' if what.startswith('userId') else 'class'} "
+                f"{formatting.escape(wanted)}` lists them all",
+            )
+        return Reply(
+            _sectioned([(head, [f"• {line}" for line in shown] or ["no change recorded"])])
+        )
+
+    def undo(self, user: str, channel: str, arg: str) -> Reply:
+        from bot.undo_flow import undo_upload
+
+        words = arg.lower().split()
+        confirm = "confirm" in words
+        ids = [w.lstrip("#") for w in words if w.lstrip("#").isdigit()]
+        if len(ids) != 1 or len(words) != len(ids) + int(confirm):
+            return Reply(formatting.Message(f"Usage: `{COMMAND} undo UPLOAD_ID [confirm]`"))
+        linked = (
+            None
+            if channel.startswith("D")
+            else access.channel_district(self.store, self.settings, channel)
+        )
+        answer = undo_upload(
+            self.store, user, int(ids[0]), channel_district=linked, confirm_removals=confirm
+        )
+        return Reply(answer.message, dm_files=[answer.changes] if answer.changes else [])
 
     def link(self, user: str, channel: str, arg: str) -> Reply:
         key = arg.split()[0] if arg.split() else ""

@@ -78,4 +78,6 @@ def summary_text(result: FileResult, dry_run: bool) -> str:
         lines += [f"  {code} x{n}: {fix}" for code, n, fix in top]
     if result.error_report:
         lines += ["", f"Error report: {result.error_report}"]
+    if result.changes_file:
+        lines += [f"Changes file: {result.changes_file} ({result.changes_count} change(s))"]
     return "\n".join(lines)

@@ -47,6 +47,14 @@ def wants_dry_run(text: str | None) -> bool:
     return bool(_DRY_RUN.search(text or ""))
 
 
+_SYNC = re.compile(r"^\s*(?:<[@!][^>]*>[\s,:]*)*sync\b", re.IGNORECASE)
+
+
+def wants_sync(text: str | None) -> bool:
+    """Full sync: the message's text, mentions removed, starts with "sync"."""
+    return bool(_SYNC.match(text or ""))
+
+
 def is_dm(event: dict) -> bool:
     return event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D")
 
@@ -121,6 +129,8 @@ class UploadJob:
     #: a Confirm re-run: upload id -> SHA-256 of the file that was reviewed (held); a file
     #: whose bytes differ now is not applied
     reviewed_sha256: dict[int, str] = field(default_factory=dict)
+    #: full sync (a message starting with "sync")
+    sync: bool = False
 
 
 class UploadService:
@@ -202,6 +212,7 @@ class UploadService:
             files=claimed,
             processing_ts=processing_ts,
             skipped=others,
+            sync=wants_sync(event.get("text")),
         )
         return self.executor.submit(self._process, client, job)
 
@@ -354,8 +365,62 @@ class UploadService:
             confirm_removals=True,
             confirm_id_changes=True,
             reviewed_sha256={u.id: u.file_sha256 for u in held if u.file_sha256},
+            sync=value.get("sync") is True,
         )
         self.executor.submit(self._process, client, job)
+
+    def undo_pressed(self, client: WebClient, body: dict, respond: Any) -> Future | None:
+        """The Undo button of an applied upload's summary: undo it (bot/undo_flow.py) off the
+        request thread and answer in the upload's thread, with the undo's changes file."""
+        user = body.get("user", {}).get("id", "")
+        try:
+            upload_id = int(json.loads(body["actions"][0]["value"])["upload"])
+            message = body.get("message") or {}
+            channel = body["container"]["channel_id"]
+            thread_ts = message.get("thread_ts") or message["ts"]
+            record = self._record(upload_id)
+            if record is not None and record.slack_channel == channel and record.slack_thread_ts:
+                thread_ts = record.slack_thread_ts  # the upload's own thread
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text="That button is out of date; use /rosterbot undo UPLOAD_ID.",
+            )
+            return None
+        if not self._answered.first_time(f"undo:{upload_id}:{user}"):
+            return None  # a double click, or Slack delivering the action again
+        return self.executor.submit(self._undo, client, user, upload_id, channel, thread_ts)
+
+    def _undo(
+        self, client: WebClient, user: str, upload_id: int, channel: str, thread_ts: str
+    ) -> None:
+        from bot.undo_flow import undo_upload
+
+        try:
+            answer = undo_upload(self.store, user, upload_id)
+        except Exception:
+            log.exception("undo of upload %s failed", upload_id)
+            answer = None
+        finally:
+            self._answered.forget(f"undo:{upload_id}:{user}")
+        if answer is None:
+            self._post(client, channel, thread_ts, formatting.internal_error())
+            return
+        self._post(client, channel, thread_ts, answer.message)
+        if answer.changes:
+            name, data = answer.changes
+            try:
+                upload_file(
+                    client,
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    data=data,
+                    filename=name,
+                    backoff=self.settings.slack_retry_backoff,
+                )
+            except Exception as err:
+                log.error("uploading %s failed: %s", name, describe(err))
 
     # -- on the executor ----------------------------------------------------------------------
     def _process(self, client: WebClient, job: UploadJob) -> None:
@@ -434,6 +499,7 @@ class UploadService:
             confirm_removals=job.confirm_removals,
             confirm_id_changes=job.confirm_id_changes,
             progress=progress,
+            sync=job.sync,
         )
         # From here on the roster is what it will be (one committed transaction per file) and
         # each upload record holds its result; a Slack failure below loses no data, so every
@@ -443,7 +509,9 @@ class UploadService:
     def _report(self, client: WebClient, job: UploadJob, result: Any) -> None:
         summary = result.to_json()["files"]
         reports = [(f.report_name, f.report_bytes) for f in result.files if f.report_bytes]
+        changes = [(f.changes_name, f.changes_bytes) for f in result.files if f.changes_bytes]
         held = [f.upload_id for f in result.files if getattr(f, "held", False)]
+        undoable = [f.upload_id for f in result.files if f.applied and f.changes_bytes]
         names = [f.name for f, _ in job.files]
 
         self._update(client, job, formatting.processed(names, job.dry_run))
@@ -452,7 +520,10 @@ class UploadService:
             dry_run=job.dry_run,
             enrollment_source=job.district.enrollment_source,
             reports=[name for name, _ in reports],
+            changes=[name for name, _ in changes],
             held_uploads=held,
+            undo_uploads=undoable,
+            sync=job.sync,
             message_ts=job.message_ts,
             district=f"{job.district.name} ({job.district.key})",
         )
@@ -467,7 +538,7 @@ class UploadService:
                     district=f"{job.district.name} ({job.district.key})",
                 ),
             )
-        for name, data in reports:
+        for name, data in reports + changes:
             try:
                 upload_file(
                     client,

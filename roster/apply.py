@@ -125,11 +125,28 @@ def apply_plan(conn: Connection, district_id: int, plan: UploadPlan) -> None:
     _deactivate(conn, SchoolClass.__table__, plan.classes_removed)
     _deactivate(conn, Person.__table__, plan.people_removed)
     _deactivate(conn, Enrollment.__table__, plan.enrollments_removed)
+    _leave_schools(conn, plan, schools)
     conn.execute(
         update(District)
         .where(District.id == district_id)
         .values(roster_version=District.roster_version + 1)
     )
+
+
+def _leave_schools(conn: Connection, plan: UploadPlan, schools: pd.Series) -> None:
+    """Full sync: people who keep another school leave the ones the file no longer has them at."""
+    gone = plan.memberships_removed
+    if not len(gone):
+        return
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.executemany(
+            f"DELETE FROM memberships WHERE person_id = {mark} AND school_id = {mark}",
+            list(zip(gone["person_pk"].astype(int).tolist(), _pk(schools, gone["org_sis_id"]))),
+        )
+    finally:
+        cur.close()
 
 
 def _apply_people(conn: Connection, district_id: int, plan: UploadPlan) -> None:

@@ -67,6 +67,8 @@ class RunContext:
     confirm_removals: bool = False
     #: the admin confirmed more userId changes than the ID-change guard allows
     confirm_id_changes: bool = False
+    #: full sync: what the file does not mention is removed, for the schools in the file
+    sync: bool = False
     progress: Progress = no_progress
     #: Slack user id or CLI user, kept on each upload record
     actor: str = ""

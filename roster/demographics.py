@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from roster.changes import demographics_changes
 from roster.context import RunContext
 from roster.filekind import KindTable, Planned
 from roster.models import Demographics, District, Person
@@ -35,6 +36,8 @@ class DemographicsPlan:
     new: list[dict]  # {"person_id", "values"} for students with no stored demographics
     changed: list[dict]  # {"person_id", "values"}: the full merged values
     counts: dict[str, int]
+    #: one line per change (roster.changes.CHANGE_COLUMNS)
+    change_lines: pd.DataFrame | None = None
 
     @property
     def changes(self) -> int:
@@ -86,7 +89,9 @@ def load_people(conn: Connection, district: DistrictInfo) -> tuple[pd.DataFrame,
     return people, stored.set_index("user_id")
 
 
-def plan_demographics(chk: DemographicsCheck, stored: pd.DataFrame) -> DemographicsPlan:
+def plan_demographics(
+    chk: DemographicsCheck, stored: pd.DataFrame, row_numbers: np.ndarray | None = None
+) -> DemographicsPlan:
     """Diff the accepted rows against what is stored (a blank keeps the stored value)."""
     counts = dict.fromkeys(BUCKETS, 0)
     accepted = chk.table[chk.accepted]  # one row per userId: duplicates were rejected
@@ -124,7 +129,17 @@ def plan_demographics(chk: DemographicsCheck, stored: pd.DataFrame) -> Demograph
             for pid, raw, values in zip(person_ids[mask], raws, merged[mask].to_dict("records"))
         ]
 
-    return DemographicsPlan(payload(created), payload(updated), counts)
+    if row_numbers is None:
+        row_numbers = np.arange(len(chk.table)) + 2
+    changes = demographics_changes(
+        merged,
+        old_values,
+        created,
+        updated,
+        person_ids,
+        pd.Series(row_numbers[chk.accepted], index=accepted["userId"].to_numpy()),
+    )
+    return DemographicsPlan(payload(created), payload(updated), counts, changes)
 
 
 def apply_demographics(conn: Connection, district_id: int, plan: DemographicsPlan) -> None:
@@ -201,13 +216,14 @@ class DemographicsKind:
         checked: DemographicsCheck,
         loaded: tuple[pd.DataFrame, pd.DataFrame],
     ) -> Planned:
-        plan = plan_demographics(checked, loaded[1])
+        plan = plan_demographics(checked, loaded[1], table.raw.row_numbers)
         return Planned(
             plan=plan,
             counts={ENTITY: plan.counts},
             issues=with_ragged(table, checked.issues),
             rejected=~checked.accepted,
             applied_any=checked.accepted,
+            changes=plan.change_lines,
         )
 
     def apply(self, ctx: RunContext, conn: Connection, planned: Planned) -> None:

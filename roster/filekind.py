@@ -62,6 +62,11 @@ class Planned:
     holds: list = field(default_factory=list)
     #: people the file accepted (userId, role_l), for a demographics.csv of the same run
     accepted_people: pd.DataFrame | None = None
+    #: one line per change applying would make (roster.changes.CHANGE_COLUMNS)
+    changes: pd.DataFrame | None = None
+    #: what a hold would remove, the first few in words, and how many in all (results.Hold)
+    hold_items: list[str] = field(default_factory=list)
+    hold_total: int = 0
 
 
 class FileKindSpec(Protocol):

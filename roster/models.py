@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -157,6 +158,7 @@ ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("admins", "team_id"),
     ("linked_channels", "team_id"),
     ("uploads", "slack_message_ts"),
+    ("uploads", "undo_of"),
 )
 
 
@@ -212,3 +214,49 @@ class Upload(Base):
     report: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     #: the uploaded bytes, kept until the upload is finished so an interrupted one can be rerun
     payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: the upload this record undid (`rosterbot undo`); NULL for a file
+    undo_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Change(Base):
+    """One change an applied upload made to the roster (product.md "Changes file").
+
+    Written in bulk in the upload's own transaction (roster/changes.py).  `entity`, `key`,
+    `change`, `field`, `before`, `after`, `row_number` are what the changes file shows;
+    `person_pk` / `class_pk` name the stored rows it touched (people and classes are never
+    deleted, so they stay valid), which is what history and undo follow across ID changes.
+    No FOREIGN KEY on them, for the reason given above Membership: this table grows with the file.
+    """
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        Index("ix_changes_upload", "upload_id"),
+        # partial: a line names a person, a class, or both (an enrollment)
+        Index(
+            "ix_changes_person",
+            "person_pk",
+            sqlite_where=text("person_pk IS NOT NULL"),
+            postgresql_where=text("person_pk IS NOT NULL"),
+        ),
+        Index(
+            "ix_changes_class",
+            "class_pk",
+            sqlite_where=text("class_pk IS NOT NULL"),
+            postgresql_where=text("class_pk IS NOT NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    upload_id: Mapped[int] = mapped_column(Integer)
+    district_id: Mapped[int] = mapped_column(Integer)
+    #: school | staff | student | class | enrollment | demographics
+    entity: Mapped[str] = mapped_column(String(16))
+    #: org_sis_id, userId, classId or classId/userId (after the upload)
+    key: Mapped[str] = mapped_column(String(140))
+    #: created | updated | removed | reactivated
+    change: Mapped[str] = mapped_column(String(16))
+    field: Mapped[str] = mapped_column(String(32), default="")
+    before: Mapped[str] = mapped_column(Text, default="")
+    after: Mapped[str] = mapped_column(Text, default="")
+    row_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    person_pk: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    class_pk: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -37,6 +37,8 @@ from roster.steps import (
     guard_hold,
     has_file_error,
     kind_table,
+    log_changes,
+    record_changes,
     removal_hold,
     start_record,
     write_report,
@@ -95,6 +97,7 @@ def run(
     progress: Progress | None = None,
     settings: Settings | None = None,
     confirm_id_changes: bool = False,
+    sync: bool = False,
 ) -> RunResult:
     """Process files for one district (users.csv before demographics.csv)."""
     ctx = RunContext(
@@ -104,6 +107,7 @@ def run(
         apply=apply,
         confirm_removals=confirm_removals,
         confirm_id_changes=confirm_id_changes,
+        sync=sync,
         progress=progress or no_progress,
         actor=actor,
         report_dir=report_dir,
@@ -207,13 +211,16 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
         result.rows.update(report.rows)
         result.issues, result.report_bytes = report.issues, report.report_bytes
         result.status = report.status
+        record_changes(result, planned.changes)
         # 5. guards that hold the file for the admin's confirmation
         if planned.hold:
             issue, result.held = removal_hold(planned.hold, ctx)
             result.file_issues.append(issue)
             if result.held:
                 result.status = FileStatus.FAILED
-                result.holds.append(Hold(issue.code, planned.hold))
+                result.holds.append(
+                    Hold(issue.code, planned.hold, planned.hold_items, planned.hold_total)
+                )
         for hold in planned.holds:  # the ID-change guard
             issue, held = guard_hold(hold, ctx)
             result.file_issues.append(issue)
@@ -224,4 +231,5 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
         if ctx.apply and not result.held:
             ctx.progress("saving", 0.8)
             kind.apply(ctx, conn, planned)
+            log_changes(ctx, job, conn, planned.changes)
             commit_upload(ctx.store, result, conn, trans)

@@ -39,6 +39,12 @@ class UploadPlan:
     class_issues: pd.DataFrame  # after-apply warnings, ISSUE_COLUMNS
     #: removals as shares of what was active before: {"class": (removed, active), ...}
     removal_shares: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: full sync: schools people leave (user_id, org_sis_id, role, person_pk, school_pk)
+    memberships_removed: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            columns=["user_id", "org_sis_id", "role", "person_pk", "school_pk"]
+        )
+    )
 
     @property
     def changes(self) -> int:
@@ -55,6 +61,7 @@ class UploadPlan:
                 self.classes_removed,
                 self.enrollments_removed,
                 self.people_removed,
+                self.memberships_removed,
             )
         )
 
@@ -119,7 +126,9 @@ def _stored(chk: UsersCheck, snap: RosterSnapshot) -> _Stored:
     )
 
 
-def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
+def plan_users(chk: UsersCheck, snap: RosterSnapshot, sync: bool = False) -> UploadPlan:
+    """The diff; `sync` (full sync, product.md) also removes, for every school the file
+    names, the memberships, classes and enrollments the file does not mention."""
     stored = _stored(chk, snap)
     people = _plan_people(chk, snap, stored)
     classes = _plan_classes(chk, stored)
@@ -129,6 +138,9 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
     people_new = _inactive(people.new, "user_id", removals.new_people)
     classes_new = _inactive(classes.new, "class_id", removals.new_classes)
     enrollments_new = _inactive(enrollments.new, ["class_id", "user_id"], removals.new_enrollments)
+    memberships_removed = None
+    if sync:
+        removals, memberships_removed = _plan_sync(chk, snap, stored, removals, people)
     counts = _empty_counts()
     for part in (
         people.counts,
@@ -172,6 +184,7 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot) -> UploadPlan:
         counts=counts,
         class_issues=class_issues,
         removal_shares=shares,
+        **({"memberships_removed": memberships_removed} if memberships_removed is not None else {}),
     )
 
 
@@ -441,6 +454,130 @@ def _plan_removals(
         new_people=du_ids[du_live & ~du_stored],
         new_classes=rc_ids[rc_live & ~rc_stored],
         new_enrollments=removed.index[removed.isna().to_numpy()],
+    )
+
+
+def _new_ids(uids: pd.Series, id_changes: dict[str, str], reverse: bool = True) -> np.ndarray:
+    """Stored userIds as the file renames them (`reverse`), or the file's as stored."""
+    mapping = {v: k for k, v in id_changes.items()} if reverse else id_changes
+    out = uids.to_numpy(dtype=object).copy()
+    if mapping:
+        hit = uids.isin(list(mapping)).to_numpy()
+        out[hit] = [mapping[v] for v in out[hit]]
+    return out
+
+
+def _plan_sync(
+    chk: UsersCheck,
+    snap: RosterSnapshot,
+    stored: _Stored,
+    removals: _RemovalsPlan,
+    people: _PeoplePlan,
+) -> tuple[_RemovalsPlan, pd.DataFrame]:
+    """Full sync: for the schools the file names, what it does not mention is removed.
+
+    A row mentions its userId at its school, its classId and its (classId, userId) pair,
+    whatever its action and even when it is rejected: a row with a mistake never makes
+    anything disappear.  A person who leaves every school is deactivated (DEACTIVATE-USER);
+    one who keeps another school only leaves this one.
+    """
+    t = chk.table
+    org, uid, cid = t["org_sis_id"], t["userId"], t["classId"]
+    live = chk.derived.live
+    schools = pd.Index(org[live & isin(org, list(snap.schools))].unique())
+    counts = removals.counts
+    if not len(schools):
+        return removals, None
+    # people: memberships at those schools whose (userId, school) no row mentions
+    said = pd.MultiIndex.from_arrays(
+        [
+            pd.concat([uid, stored.stored_uid.fillna(uid)]).astype(object).to_numpy(),
+            pd.concat([org, org]).astype(object).to_numpy(),
+        ]
+    )
+    by_uid = stored.people
+    mem = snap.memberships
+    mem = mem[isin(mem["org_sis_id"], schools)]
+    active = lookup(mem["user_id"], by_uid.index, by_uid["active"]).fillna(False).astype(bool)
+    mem = mem[
+        active.to_numpy() & ~isin(mem["user_id"], by_uid.index[by_uid["id"].isin(removals.people)])
+    ]
+    pairs = pd.MultiIndex.from_arrays([mem["user_id"].astype(object), mem["org_sis_id"]])
+    leaving = mem[~pairs.isin(said)]
+    all_mem = snap.memberships
+    kept = all_mem[isin(all_mem["user_id"], leaving["user_id"].unique())]
+    kept_pairs = pd.MultiIndex.from_arrays([kept["user_id"].astype(object), kept["org_sis_id"]])
+    left_pairs = pd.MultiIndex.from_arrays(
+        [leaving["user_id"].astype(object), leaving["org_sis_id"]]
+    )
+    staying = kept[~kept_pairs.isin(left_pairs)]["user_id"].unique()
+    newly_at = (
+        people.memberships_new["user_id"]
+        .map(chk.id_changes)
+        .fillna(people.memberships_new["user_id"])
+    )
+    gone_all = ~isin(leaving["user_id"], staying) & ~isin(leaving["user_id"], newly_at.unique())
+    deactivated = pd.Index(leaving.loc[gone_all, "user_id"].unique())
+    person = by_uid.reindex(deactivated)
+    people_removed = removals.people + person["id"].astype("int64").tolist()
+    _tally(counts, _role_kind(person["role"]), "removed")
+    moved = leaving[~gone_all]
+    info = by_uid.reindex(moved["user_id"])
+    memberships_removed = pd.DataFrame(
+        {
+            "user_id": _new_ids(moved["user_id"], chk.id_changes),
+            "org_sis_id": moved["org_sis_id"].to_numpy(dtype=object),
+            "role": info["role"].to_numpy(dtype=object),
+            "person_pk": info["id"].astype("int64").to_numpy(),
+        }
+    )
+    untouched = ~isin(memberships_removed["user_id"], people.applied.index)
+    first = ~memberships_removed["user_id"].duplicated()
+    _tally(counts, _role_kind(memberships_removed.loc[untouched & first, "role"]), "updated")
+    # classes of those schools that no row names
+    cls = snap.classes
+    gone_cls = cls[
+        cls["active"].astype(bool)
+        & isin(cls["org_sis_id"], schools)
+        & ~isin(cls["class_id"], cid.unique())
+        & ~cls["id"].isin(removals.classes)
+    ]
+    classes_removed = removals.classes + gone_cls["id"].astype("int64").tolist()
+    counts["class"]["removed"] += len(gone_cls)
+    # enrollments of those schools' classes that no row names, and those the removals take
+    enr = stored.enrollments
+    if len(enr):
+        school_of = lookup(
+            pd.Series(enr.index.get_level_values(0), dtype=object),
+            pd.Index(cls["class_id"]),
+            cls["org_sis_id"],
+        )
+        said_pairs = pd.MultiIndex.from_arrays([cid.astype(object), uid.astype(object)])
+        gone = (
+            enr["active"].astype(bool).to_numpy()
+            & isin(school_of, schools)
+            & ~enr.index.isin(said_pairs)
+        )
+        gone |= enr["active"].astype(bool).to_numpy() & (
+            isin(pd.Series(enr.index.get_level_values(0)), gone_cls["class_id"])
+            | isin(pd.Series(enr.index.get_level_values(1)), deactivated)
+        )
+        extra = enr.loc[gone & ~enr["id"].isin(removals.enrollments).to_numpy(), "id"]
+        enrollments_removed = removals.enrollments + extra.astype("int64").tolist()
+        counts["enrollment"]["removed"] += len(extra)
+    else:
+        enrollments_removed = removals.enrollments
+    return (
+        _RemovalsPlan(
+            classes_removed,
+            enrollments_removed,
+            people_removed,
+            counts,
+            removals.new_people,
+            removals.new_classes,
+            removals.new_enrollments,
+        ),
+        memberships_removed,
     )
 
 

@@ -54,10 +54,22 @@ class FileResult:
     #: people this users.csv accepted, userId -> "student" / "staff" (for a demographics.csv
     #: of the same upload)
     accepted_people: pd.DataFrame | None = None
+    #: the changes file (product.md): bytes, or None when the file changes nothing
+    changes_bytes: bytes | None = None
+    #: how many lines the changes file has
+    changes_count: int = 0
+    #: its absolute path once written (`--report-dir`), else None
+    changes_file: str | None = None
+    #: the upload this record undid (an undo), else None
+    undo_of: int | None = None
 
     @property
     def report_name(self) -> str:
         return f"{self.kind}-errors.csv"
+
+    @property
+    def changes_name(self) -> str:
+        return f"{self.kind}-changes.csv"
 
     def to_json(self) -> dict:
         return {
@@ -70,6 +82,8 @@ class FileResult:
             "rows": self.rows,
             "issues": self.issues,
             "error_report": self.error_report,
+            "upload_id": self.upload_id,
+            "changes_file": self.changes_file,
         }
 
 

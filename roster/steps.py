@@ -21,6 +21,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from roster.apply import lock_district
+from roster.changes import changes_csv, write_change_log
 from roster.context import FileJob, RunContext
 from roster.filekind import KindTable
 from roster.models import utcnow
@@ -180,13 +181,33 @@ def finish_rows(
 
 
 def write_report(result: FileResult, report_dir: Path | None) -> None:
-    """Write the error report under `report_dir` (when given and there is one)."""
-    if result.report_bytes is None or report_dir is None:
+    """Write the error report and the changes file under `report_dir` (when given and there
+    is one)."""
+    if report_dir is None:
         return
-    path = Path(report_dir).resolve() / result.report_name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(result.report_bytes)
-    result.error_report = str(path)
+    for data, name, attr in (
+        (result.report_bytes, result.report_name, "error_report"),
+        (result.changes_bytes, result.changes_name, "changes_file"),
+    ):
+        if data is None:
+            continue
+        path = Path(report_dir).resolve() / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        setattr(result, attr, str(path))
+
+
+def record_changes(result: FileResult, changes: pd.DataFrame | None) -> None:
+    """The changes file of a check or an upload (None when nothing would change)."""
+    if changes is not None and len(changes):
+        result.changes_bytes = changes_csv(changes)
+        result.changes_count = len(changes)
+
+
+def log_changes(ctx: RunContext, job: FileJob, conn: Connection, changes) -> None:
+    """The applied file's change log, in the file's own transaction."""
+    if changes is not None:
+        write_change_log(conn, ctx.district.id, job.upload_id, changes)
 
 
 # --- the upload record and the file's transaction ---------------------------------------------

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from roster.apply import apply_plan
+from roster.changes import removal_items, users_changes
 from roster.context import RunContext
 from roster.filekind import KindTable, Planned
 from roster.plan import BUCKETS, ENTITIES, plan_users
@@ -108,7 +109,12 @@ class UsersKind:
     def plan(
         self, ctx: RunContext, table: KindTable, checked: UsersCheck, loaded: RosterSnapshot
     ) -> Planned:
-        plan = plan_users(checked, loaded)
+        plan = plan_users(checked, loaded, sync=ctx.sync)
+        changes = users_changes(
+            table.table, table.raw.row_numbers, loaded, plan, checked.id_changes
+        )
+        hold = removal_guard(plan.removal_shares, ctx.settings.removal_share)
+        items, total = removal_items(changes, loaded) if hold else ([], 0)
         return Planned(
             plan=plan,
             counts=plan.counts,
@@ -118,11 +124,14 @@ class UsersKind:
             | checked.class_ok
             | checked.enrollment_ok
             | checked.remove_ok,
-            hold=removal_guard(plan.removal_shares, ctx.settings.removal_share),
+            hold=hold,
+            hold_items=items,
+            hold_total=total,
             holds=[
                 h for h in (id_change_guard(checked, ctx.settings.id_change_max),) if h is not None
             ],
             accepted_people=checked.accepted_people,
+            changes=changes,
         )
 
     def apply(self, ctx: RunContext, conn: Connection, planned: Planned) -> None:

@@ -90,9 +90,18 @@ def test_admin_upload_replies_in_thread_with_counts_and_error_report(bot, slack,
     assert "ORG_NOT_FOUND" in text and "Fix:" in text  # top issue with its one-line fix
     assert "no change" in text and "removed" in text  # the per-entity table
 
-    report = slack.wait_for(lambda: slack.uploads, what="the error report upload")
-    assert len(report) == 1
-    assert report[0].filename == "users-errors.csv"
+    report = slack.wait_for(
+        lambda: len(slack.uploads) == 2 and slack.uploads, what="the error report and changes file"
+    )
+    # the error report first, then the changes file, both in the file's thread
+    assert [u.filename for u in report] == ["users-errors.csv", "users-changes.csv"]
+    assert all(u.channel_id == CHANNEL and u.thread_ts == TS for u in report)
+    changes = report[1].content.decode("utf-8-sig").splitlines()
+    assert changes[0] == "entity,key,change,field,before,after,row_number"
+    assert len(changes) - 1 == sum(
+        1 for line in changes[1:] if line.split(",")[2] == "created"
+    )  # a first upload only creates
+    assert "users-changes.csv" in text and "Undo upload" in json.dumps(summary[0]["blocks"])
     assert report[0].channel_id == CHANNEL and report[0].thread_ts == TS
     lines = report[0].content.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("row_number,status")
@@ -114,7 +123,9 @@ def test_clean_file_gets_success_reaction_and_no_report(bot, slack, store):
     assert wait_final_reaction(slack) == "white_check_mark"
     assert "completed" in blocks_text(summary_posts(slack)[0])
     time.sleep(0.2)
-    assert slack.uploads == []
+    # no error report; only the changes file (one person created)
+    assert [u.filename for u in slack.uploads] == ["users-changes.csv"]
+    assert b"staff,t-100,created" in slack.uploads[0].content
     assert people(store) == 1
 
 
@@ -158,7 +169,8 @@ def test_redelivered_event_and_file_shared_do_not_process_twice(bot, slack, stor
     assert len(slack.paths("/files-pri/")) == 1  # downloaded once
     assert len(summary_posts(slack)) == 1
     assert slack.reactions(CHANNEL, TS).count("eyes") == 1
-    assert len(slack.uploads) == 1
+    # one error report and one changes file, not two of each
+    assert sorted(u.filename for u in slack.uploads) == ["users-changes.csv", "users-errors.csv"]
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Upload)).scalar_one() == 1
 
@@ -544,14 +556,18 @@ def test_slash_download(bot, slack, store):
     assert body["response_type"] == "ephemeral"
     # the roster goes to the requester's DM (conversations.open), never into the channel
     assert [c.get("users") for c in slack.calls("conversations.open")] == [ADMIN]
-    downloads = [u for u in slack.uploads if u.file_id != report.file_id]
+    downloads = [
+        u for u in slack.uploads if u.file_id != report.file_id and "changes" not in u.filename
+    ]
     assert len(downloads) == 1
     assert downloads[0].channel_id == dm_channel(ADMIN) and downloads[0].thread_ts is None
     assert downloads[0].filename == f"{DISTRICT}-staff-users.csv"
     content = downloads[0].content.decode("utf-8-sig")
     assert content.startswith("action,org_sis_id")
     assert "t-100" in content and "s-200" not in content  # staff only
-    assert [u for u in slack.uploads if u.channel_id == CHANNEL] == [report]
+    assert [
+        u for u in slack.uploads if u.channel_id == CHANNEL and "changes" not in u.filename
+    ] == [report]
     assert "Usage" in command(bot, slack, "download everything")["text"]
 
 
@@ -702,7 +718,10 @@ def test_held_upload_is_applied_after_confirm_button(bot, slack, store):
         what="the success reaction after confirming",
     )
     applied = summary_posts(slack, removal_ts)[-1]
-    assert "applied" in blocks_text(applied) and "actions" not in json.dumps(applied["blocks"])
+    # applied: no Confirm button any more (the Undo button of an applied upload instead)
+    assert "applied" in blocks_text(applied)
+    assert "confirm_removals" not in json.dumps(applied["blocks"])
+    assert "undo_upload" in json.dumps(applied["blocks"])
     assert active() == 3
 
 

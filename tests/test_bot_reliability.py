@@ -94,7 +94,8 @@ def test_rate_limited_summary_is_posted_after_retry_after(bot, slack, store):
     assert attempts[0].body == attempts[1].body  # the same summary
     assert attempts[1].at - attempts[0].at >= 1.0  # Retry-After: 1 was honoured
     assert "completed with errors" in str(attempts[1].body)
-    assert len(slack.wait_for(lambda: slack.uploads, what="the error report")) == 1
+    slack.wait_for(lambda: len(slack.uploads) == 2, what="the error report and changes file")
+    assert [u.filename for u in slack.uploads] == ["users-errors.csv", "users-changes.csv"]
     assert people(store) == 2
     assert [u.state for u in uploads(store)] == ["applied"]  # applied once
 
@@ -105,13 +106,15 @@ def test_server_errors_on_the_report_upload_are_retried(bot, slack, store):
     share(bot, slack)
     assert final_reaction(slack) == "warning"
 
-    report = slack.wait_for(lambda: slack.uploads, what="the error report")
+    report = slack.wait_for(lambda: len(slack.uploads) == 2 and slack.uploads, what="the files")
     time.sleep(0.2)
     assert url_fault.hits == 1 and complete_fault.hits == 1
-    assert len(slack.uploads) == 1  # one report in the thread, not two
+    # one report in the thread, not two (and the changes file after it)
+    assert [u.filename for u in slack.uploads] == ["users-errors.csv", "users-changes.csv"]
     assert report[0].thread_ts == TS and report[0].filename == "users-errors.csv"
     assert b"ORG_NOT_FOUND" in report[0].content
-    assert [p.status for p in slack.calls("files.completeUploadExternal")] == [500, 200]
+    # the report: refused once, then accepted; then the changes file
+    assert [p.status for p in slack.calls("files.completeUploadExternal")] == [500, 200, 200]
     assert people(store) == 2
     assert [u.state for u in uploads(store)] == ["applied"]
 

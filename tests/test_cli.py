@@ -25,6 +25,8 @@ FILE_KEYS = {
     "rows",
     "issues",
     "error_report",
+    "upload_id",
+    "changes_file",
 }
 ISSUE_KEYS = {"row", "column", "code", "severity", "value", "message", "fix"}
 

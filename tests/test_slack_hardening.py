@@ -309,9 +309,11 @@ def test_after_confirm_the_files_message_shows_only_the_final_reaction(bot, slac
     share(bot, slack, "users.csv", users_csv(*removals), ts=file_ts, thread_ts=TS)
     assert final_reaction(slack, ts=file_ts) == "x"
     held = slack.wait_for(
-        lambda: [p for p in replies(slack) if "actions" in json.dumps(p.get("blocks"))]
+        lambda: [p for p in replies(slack) if "held_upload" in json.dumps(p.get("blocks"))]
     )[0]
-    button = next(e for b in held["blocks"] if b["type"] == "actions" for e in b["elements"])
+    button = next(
+        e for b in held["blocks"] if b.get("block_id") == "held_upload" for e in b["elements"]
+    )
     root_before = slack.current_reactions(CHANNEL, TS)
     assert bot.click(button, user=ADMIN, channel=CHANNEL, message_ts=held.response["ts"]) == 200
     slack.wait_for(

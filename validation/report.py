@@ -12,6 +12,8 @@ import io
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 REJECTED, PARTLY, WARNINGS = "rejected", "partly applied", "applied with warnings"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -19,6 +21,16 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def escape_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def escape_column(values: pa.Array) -> pa.Array:
+    """escape_cell over a whole Arrow column of text (large_string)."""
+    first = pc.utf8_slice_codeunits(values, 0, 1)
+    formula = pc.is_in(first, value_set=pa.array(_FORMULA_START, pa.large_string()))
+    quoted = pc.binary_join_element_wise(
+        pa.scalar("'", pa.large_string()), values, pa.scalar("", pa.large_string())
+    )
+    return pc.if_else(formula, quoted, values)
 
 
 def row_statuses(issues: pd.DataFrame, rejected: np.ndarray, applied_any: np.ndarray) -> pd.Series:

@@ -33,6 +33,17 @@ def _arrow(values) -> pa.Array | pa.ChunkedArray:
     return arr
 
 
+def first_index(values, keys) -> np.ndarray:
+    """For each value, the position of its first occurrence in `keys` (duplicates allowed), -1
+    where it does not occur.  One Arrow hash of `keys`."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if len(keys) == 0:
+        return np.full(len(values), -1, dtype=np.int64)
+    pos = pc.index_in(_arrow(values), value_set=_arrow(keys))
+    return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def lookup(values: pd.Series, keys, targets) -> pd.Series:
     """For each value, the target stored under the same key (NaN where there is none).
 
