@@ -14,8 +14,8 @@ from sqlalchemy import Connection
 from roster.apply import apply_plan
 from roster.context import RunContext
 from roster.filekind import KindTable, Planned
-from roster.plan import BUCKETS, ENTITIES, plan_users
 from roster.results import Hold
+from roster.plan import BUCKETS, ENTITIES, UploadPlan, plan_users
 from roster.snapshot import load_snapshot
 from roster.states import FileKind
 from roster.steps import with_ragged
@@ -74,6 +74,53 @@ def id_change_guard(checked: UsersCheck, limit: int) -> Hold | None:
     return Hold("ID_CHANGES_NEED_CONFIRMATION", detail, items, len(first))
 
 
+def removal_items(plan: UploadPlan, snap: RosterSnapshot, limit: int = HOLD_ITEMS) -> list[str]:
+    """The first classes, people and enrollments the plan removes, readable: "class M101
+    (Math 6)", "Ava Johnson (004500)", "Ava Johnson (004500) from class M101".  Whole-column
+    lookups; only the first `limit` are turned into text."""
+    items: list[str] = []
+    classes = snap.classes[snap.classes["id"].isin(plan.classes_removed)].head(limit)
+    items += [
+        f"class {c} ({n})" if n else f"class {c}"
+        for c, n in zip(classes["class_id"], classes["name"])
+    ]
+    people = snap.people[snap.people["id"].isin(plan.people_removed)].head(limit - len(items))
+    items += [_person(p) for p in people.itertuples()]
+    if len(items) < limit and plan.enrollments_removed:
+        enr = snap.enrollments[snap.enrollments["id"].isin(plan.enrollments_removed)]
+        enr = enr.head(limit - len(items))
+        names = snap.people.set_index("user_id").reindex(enr["user_id"])
+        items += [
+            f"{_name(first, last, u)} from class {c}"
+            for first, last, u, c in zip(
+                names["first_name"], names["last_name"], enr["user_id"], enr["class_id"]
+            )
+        ]
+    return items[:limit]
+
+
+def _name(first, last, user_id) -> str:
+    name = " ".join(str(x) for x in (first, last) if isinstance(x, str) and x)
+    return f"{name} ({user_id})" if name else str(user_id)
+
+
+def _person(p) -> str:
+    return _name(p.first_name, p.last_name, p.user_id)
+
+
+def row_parts(checked: UsersCheck) -> list:
+    """The parts of a users.csv row, for "class MATH5 saved; the person and the enrollment
+    were not" (labels built lazily, only for the partly applied rows)."""
+    t, v = checked.table, checked.derived
+    add = v.as_add
+    with_class = add & (t["classId"] != "").to_numpy()
+    return [
+        ("the person", add, checked.person_ok),
+        (("class ", t["classId"]), checked.carries_class, checked.class_ok),
+        ("the enrollment", with_class, checked.enrollment_ok),
+    ]
+
+
 class UsersKind:
     kind = FileKind.USERS
     columns = d.USERS_HEADERS
@@ -109,6 +156,7 @@ class UsersKind:
         self, ctx: RunContext, table: KindTable, checked: UsersCheck, loaded: RosterSnapshot
     ) -> Planned:
         plan = plan_users(checked, loaded)
+        hold = removal_guard(plan.removal_shares, ctx.settings.removal_share)
         return Planned(
             plan=plan,
             counts=plan.counts,
@@ -118,11 +166,16 @@ class UsersKind:
             | checked.class_ok
             | checked.enrollment_ok
             | checked.remove_ok,
-            hold=removal_guard(plan.removal_shares, ctx.settings.removal_share),
+            hold=hold,
+            hold_items=removal_items(plan, loaded) if hold else [],
+            hold_total=len(plan.classes_removed)
+            + len(plan.people_removed)
+            + len(plan.enrollments_removed),
             holds=[
                 h for h in (id_change_guard(checked, ctx.settings.id_change_max),) if h is not None
             ],
             accepted_people=checked.accepted_people,
+            parts=row_parts(checked),
         )
 
     def apply(self, ctx: RunContext, conn: Connection, planned: Planned) -> None:
