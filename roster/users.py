@@ -14,8 +14,8 @@ from sqlalchemy import Connection
 from roster.apply import apply_plan
 from roster.context import RunContext
 from roster.filekind import KindTable, Planned
-from roster.results import Hold
 from roster.plan import BUCKETS, ENTITIES, UploadPlan, plan_users
+from roster.results import Hold
 from roster.snapshot import load_snapshot
 from roster.states import FileKind
 from roster.steps import with_ragged
