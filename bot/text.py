@@ -276,7 +276,8 @@ def held_lines(
         if words is None:
             continue
         detail = str(_get(hold, "detail") or "").strip()
-        lines.append(f"This file {words.holds}" + (f": {detail}." if detail else "."))
+        code = _get(hold, "code")
+        lines.append(f"This file {words.holds} ({code})" + (f": {detail}." if detail else "."))
         items = list(_get(hold, "items") or [])
         total = int(_get(hold, "total") or len(items))
         if items:
