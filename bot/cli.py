@@ -269,7 +269,14 @@ def _run_files(args, apply: bool) -> int:
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
-        print("\n\n".join(summary_text(f, dry_run=not apply) for f in result.files))
+        info = store.district(args.district)
+        where = f"{info.name} ({info.key})"
+        print(
+            "\n\n".join(
+                summary_text(f, dry_run=not apply, district=where if n == 0 else "")
+                for n, f in enumerate(result.files)
+            )
+        )
     return result.exit_code
 
 
@@ -302,33 +309,39 @@ def cmd_status(args) -> int:
             raise RosterError(f"no upload {args.upload} in '{args.district}'")
         records = [record]
     else:
-        records = store.recent_uploads(args.district, args.limit)
+        # failed checks are folded into one line: read more, so they never crowd out uploads
+        records = store.recent_uploads(args.district, args.limit * 5)
     from bot import audit_text
 
     trail = [] if args.upload else store.audit_trail(args.district, args.limit)
     if args.json:
-        out = {"uploads": [_upload_json(r, with_issues=bool(args.upload)) for r in records]}
+        listed = records if args.upload else records[: args.limit]
+        out = {"uploads": [_upload_json(r, with_issues=bool(args.upload)) for r in listed]}
         if not args.upload:
             out["audit"] = [audit_text.to_json(e) for e in trail]
         _print_json(out)
         return 0
+    from bot import text
+
+    print(f"District: {district.name} ({district.key})")
     if not records:
         print(f"No uploads yet for {args.district}.")
     from bot.formatting import file_issue_codes
 
-    for r in records:
+    shown, folded = (
+        (records, []) if args.upload else text.collapse_failed_checks(records, args.limit)
+    )
+    for r in shown:
         codes = file_issue_codes(r.file_issues)
         when = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "?"
-        changed = ", ".join(
-            f"{e} +{c.get('created', 0)}/~{c.get('updated', 0)}/-{c.get('removed', 0)}"
-            for e, c in (r.counts or {}).items()
-            if c.get("created") or c.get("updated") or c.get("removed")
-        )
+        v = text.verdict(r, dry_run=bool(r.dry_run))
+        totals = text.entity_totals(r.counts)
         print(
             f"#{r.id} {when} {r.file_name} by {r.actor or '?'} sha256:{(r.file_sha256 or '')[:12]} "
-            f"{'check' if r.dry_run else 'upload'} {r.state}/{r.status or '-'} "
-            f"rows {(r.rows or {}).get('total', 0)}, issues {len(r.issues or [])}"
-            + (f"; {changed}" if changed else "")
+            f"{'check' if r.dry_run else 'upload'}: {text.LABELS[v]}"
+            + f" — {text.outcome(r, dry_run=bool(r.dry_run))}"
+            + f" (rows {(r.rows or {}).get('total', 0)}, issues {len(r.issues or [])})"
+            + (f"; {'; '.join(totals)}" if totals else "")
             + (f"; file: {codes}" if codes else "")
         )
         if args.upload:
@@ -336,6 +349,8 @@ def cmd_status(args) -> int:
                 print(f"  file {issue.get('code')}: {issue.get('message', '')}")
             for issue in r.issues or []:
                 print(f"  row {issue['row']} {issue['column']} {issue['code']}: {issue['message']}")
+    if folded:
+        print(text.folded_checks_line(folded))
     if not args.upload:
         print(f"\nSet-up changes of {args.district} (access, channels, schools), newest first:")
         for entry in trail:

@@ -116,7 +116,9 @@ class Conversation:
             )
             return _naming(answer, [district], len(refused))
         parts = [
-            formatting.thread_summary(u.file_name, u.status, u.issues or [], u.file_issues)
+            formatting.thread_summary(
+                u.file_name, u.status, u.issues or [], u.file_issues, upload=u
+            )
             for u, _ in readable
         ]
         summary = formatting.Message(

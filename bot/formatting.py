@@ -22,9 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import text as words
 from bot.audit_text import person
 from bot.mrkdwn import escape
-from roster.states import FileStatus, RecoveryAction
+from roster.states import UNFINISHED_STATES, FileStatus, RecoveryAction, UploadState
 from validation.catalog import CATALOG
 
 ENTITY_ORDER = ("school", "staff", "student", "class", "enrollment", "demographics")
@@ -48,11 +49,24 @@ CONTEXT_ELEMENTS = 10
 BUTTON_TEXT = 75
 SOURCE_NAMES = {"clever": "Clever", "classlink": "ClassLink", "gg4l": "GG4L"}
 
-STATUS_LINE = {
-    FileStatus.COMPLETED: (":white_check_mark:", "completed"),
-    FileStatus.COMPLETED_WITH_ERRORS: (":warning:", "completed with errors"),
-    FileStatus.FAILED: (":x:", "failed — nothing was applied"),
+#: the emoji of each verdict (bot/text.py): the summary's icon and the file's final reaction
+VERDICT_EMOJI = {
+    words.Verdict.APPLIED: "white_check_mark",
+    words.Verdict.APPLIED_WITH_ERRORS: "warning",
+    words.Verdict.NOTHING_APPLIED: "x",
+    words.Verdict.HELD: "raised_hand",
+    words.Verdict.FAILED: "x",
+    words.Verdict.CHECKED: "white_check_mark",
+    words.Verdict.CHECKED_WITH_ERRORS: "warning",
+    words.Verdict.CHECK_FAILED: "x",
 }
+VERDICT_ICONS = {v: f":{e}:" for v, e in VERDICT_EMOJI.items()}
+
+
+def reaction(files: Sequence[Mapping[str, Any]], *, dry_run: bool) -> str:
+    """The final reaction on the message that shared the files: the worst file's emoji."""
+    worst = words.overall(words.verdict(f, dry_run=dry_run) for f in files)
+    return VERDICT_EMOJI[worst] if worst else "x"
 
 
 @dataclass
@@ -192,17 +206,19 @@ def count_table(counts: Mapping[str, Mapping[str, int]]) -> str:
 
 
 def top_issue_lines(issues: Iterable[Mapping[str, Any]], limit: int = TOP_ISSUES) -> list[str]:
-    """`CODE` ×n — title. Fix: one line (from the catalog), most frequent first."""
-    counted = Counter(str(i.get("code")) for i in issues)
+    """`CODE` ×n — title. Fix: one line (from the catalog): errors first, then warnings,
+    each most frequent first."""
+    ranked = words.ranked_codes(issues)
     lines = []
-    for code, n in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]:
+    for code, n, severity in ranked[:limit]:
         entry = CATALOG.get(code)
         title = entry.title if entry else code
         fix = _fix_line(entry.fix) if entry else ""
-        line = f"• `{code}` ×{n} — {escape(title)}."
+        sev = " (warning)" if severity == "warning" else ""
+        line = f"• `{code}` ×{n}{sev} — {escape(title)}."
         lines.append(line + (f" _Fix:_ {escape(fix)}" if fix else ""))
-    if len(counted) > limit:
-        lines.append(f"…and {len(counted) - limit} more kinds of issue (see the error report).")
+    if len(ranked) > limit:
+        lines.append(f"…and {len(ranked) - limit} more kinds of issue (see the error report).")
     return lines
 
 
@@ -210,22 +226,25 @@ def _fix_line(fix: str) -> str:
     return fix.format(column="the column", value="the value", detail="the suggested value")
 
 
+def verdict_line(f: Mapping[str, Any], *, dry_run: bool) -> str:
+    """The first line of a file's summary: icon, file, label, and what was applied."""
+    v = words.verdict(f, dry_run=dry_run)
+    return (
+        f"{VERDICT_ICONS[v]} *{escape(f.get('file', 'file'))}* ({escape(f.get('kind', ''))}): "
+        f"*{words.LABELS[v]}* — {escape(words.outcome(f, dry_run=dry_run))}."
+    )
+
+
 def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]:
-    icon, status = STATUS_LINE.get(str(f.get("status")), (":grey_question:", str(f.get("status"))))
-    if f.get("status") != FileStatus.FAILED:
-        if dry_run:
-            status += " — check only, nothing was applied"
-        elif f.get("applied"):
-            status += " — applied"
-    blocks = [
-        _section(
-            f"{icon} *{escape(f.get('file', 'file'))}* ({escape(f.get('kind', ''))}): {status}"
-        )
-    ]
+    v = words.verdict(f, dry_run=dry_run)
+    blocks = [_section(verdict_line(f, dry_run=dry_run))]
+    if v == words.Verdict.HELD:
+        blocks.extend(sections(held_lines(f)))
     problems = [
         f"• `{escape(issue.get('code'))}` {escape(issue.get('message', ''))}"
         + (f"\n  _Fix:_ {escape(issue.get('fix'))}" if issue.get("fix") else "")
         for issue in f.get("file_issues") or []
+        if not (v == words.Verdict.HELD and issue.get("code") in words.GUARDS)
     ]
     blocks.extend(sections(capped(problems, FILE_ISSUES_SHOWN, "more problems with the file")))
     counts = f.get("counts") or {}
@@ -236,18 +255,41 @@ def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]
         blocks.append(_section(count_table(counts)))
     if rows:
         total, blank = rows.get("total", 0), rows.get("blank_skipped", 0)
+        applied = "applicable" if dry_run or v == words.Verdict.HELD else "applied"
         blocks.append(
             _context(
                 f"{total} row{'' if total == 1 else 's'} · {rows.get('rejected', 0)} rejected · "
-                f"{rows.get('partly_applied', 0)} partly {'applicable' if dry_run else 'applied'} · "
+                f"{rows.get('partly_applied', 0)} partly {applied} · "
                 f"{rows.get('with_warnings', 0)} with warnings · "
                 f"{blank} blank row{'' if blank == 1 else 's'} skipped"
             )
         )
     issues = f.get("issues") or []
     if issues:
-        blocks.append(_section("*Top issues*\n" + "\n".join(top_issue_lines(issues))))
+        blocks.append(
+            _section("*Top issues* (errors first)\n" + "\n".join(top_issue_lines(issues)))
+        )
     return blocks
+
+
+def held_lines(f: Mapping[str, Any]) -> list[str]:
+    """A held file: what it would do, the first items, where the full list is, what to
+    press (in Slack: the Confirm button, never a command-line flag)."""
+    changes = f.get("changes_file")
+    report = f"the error report ({f.get('kind', 'users')}-errors.csv) attached in this thread"
+    return [
+        escape(line)
+        for line in words.held_lines(
+            words.holds_of(f),
+            slack=True,
+            report=report,
+            changes=(
+                f"the changes file ({f.get('kind', 'users')}-changes.csv) attached in this thread"
+                if changes
+                else ""
+            ),
+        )
+    ]
 
 
 def upload_summary(
@@ -283,7 +325,7 @@ def upload_summary(
     if changes:
         blocks.append(_context(changes_note(changes, dry_run=dry_run, held=bool(held_uploads))))
     if held_uploads:
-        blocks.extend(confirm_removals(held_uploads, message_ts, sync=sync))
+        blocks.extend(confirm_button(held_uploads, message_ts, sync=sync))
     if undo_uploads and not dry_run:
         blocks.extend(undo_buttons(undo_uploads))
     text = "; ".join(_file_text(f, dry_run) for f in files) or "No file was processed."
@@ -331,21 +373,17 @@ def undo_buttons(upload_ids: Sequence[int]) -> list[dict[str, Any]]:
     ]
 
 
-def confirm_removals(
+def confirm_button(
     upload_ids: Sequence[int], message_ts: str | None = None, sync: bool = False
 ) -> list[dict[str, Any]]:
     """The Confirm button of an upload held by a guard (mass removal, mass ID change).  Its
     value carries the uploads and the ts of the message that shared the file (where the
-    reactions go).  Pressing it applies the file that was reviewed, with every held change."""
+    reactions go).  Pressing it applies the file that was reviewed, with every held change;
+    what it holds and what to press is said above it (`held_lines`)."""
     value = {"uploads": list(upload_ids)} | ({"ts": message_ts} if message_ts else {})
     if sync:
         value["sync"] = True
     return [
-        _section(
-            ":raised_hand: Nothing was applied: the file is held until you confirm what it "
-            "changes (above). If that is intended, confirm and I will apply this same file; "
-            "if the file was edited since, I will apply nothing and say so."
-        ),
         {
             "type": "actions",
             "block_id": "held_upload",
@@ -382,24 +420,13 @@ def third_party_note(enrollment_source: str | None) -> str:
 
 
 def _file_text(f: Mapping[str, Any], dry_run: bool) -> str:
-    _, status = STATUS_LINE.get(str(f.get("status")), ("", str(f.get("status"))))
-    totals = Counter()
-    for row in (f.get("counts") or {}).values():
-        for key, _ in COUNT_COLUMNS:
-            totals[key] += int(row.get(key, 0))
-    parts = [
-        f"{totals['created']} created",
-        f"{totals['updated']} updated",
-        f"{totals['removed']} removed",
-        f"{totals['errors']} errors",
-    ]
-    mode = " (check only)" if dry_run else ""
+    v = words.verdict(f, dry_run=dry_run)
     name = escape(f.get("file") or "file")
     problems = [i for i in f.get("file_issues") or [] if isinstance(i, Mapping)]
     if f.get("status") == "failed" and problems and not (f.get("rows") or {}).get("total"):
         # the file could not be read: why, not a row of zeros
-        return f"{name}: {status}{mode} — " + _problem_codes(problems)
-    return f"{name}: {status}{mode} — " + ", ".join(parts)
+        return f"{name}: {words.LABELS[v]} — " + _problem_codes(problems)
+    return f"{name}: {words.LABELS[v]} — {escape(words.outcome(f, dry_run=dry_run))}"
 
 
 def _problem_codes(file_issues: Sequence[Mapping[str, Any]]) -> str:
@@ -446,7 +473,7 @@ def summary_fallback(
     files: Sequence[Mapping[str, Any]], *, dry_run: bool, district: str = ""
 ) -> Message:
     """A one-line-per-file reply for when Slack refused the full summary (blocks)."""
-    lines = [_file_text(f, dry_run) + (" — applied" if f.get("applied") else "") for f in files]
+    lines = [_file_text(f, dry_run) for f in files]
     if district:
         lines.insert(0, f"District: {escape(district)}")
     text = (
@@ -505,19 +532,36 @@ def recovered_reaction(item: Any) -> str | None:
 
 
 def audit_line(upload: Any) -> str:
-    """who, when, file name, short hash, state/status, counts of one upload record."""
+    """who, when, file name, short hash, what happened and each entity's own counts of one
+    upload record."""
     when = upload.created_at.strftime("%Y-%m-%d %H:%M UTC") if upload.created_at else "?"
     name = escape(upload.file_name or "file")
     sha = f" `{upload.file_sha256[:12]}`" if upload.file_sha256 else ""
     mode = " (check)" if upload.dry_run else ""
     who = person(upload.actor, slack=True)  # a Slack user as a mention; `cli:alice` as text
-    state = upload.state or "?"
-    status = upload.status.replace("_", " ") if upload.status else ""
-    outcome = state + (f", {status}" if status and status != state else "")
+    line = f"• {when} — *{name}*{sha}{mode} by {who}: "
+    if upload.state in UNFINISHED_STATES:
+        return line + escape(f"{upload.state}, not finished yet")
+    v = words.verdict(upload, dry_run=bool(upload.dry_run))
+    line += f"{VERDICT_ICONS[v]} {escape(words.LABELS[v])}"
+    if upload.state == UploadState.ABANDONED:
+        line += " (abandoned) — nothing was applied"
+    else:
+        line += f" — {escape(words.outcome(upload, dry_run=bool(upload.dry_run)))}"
+    totals = words.entity_totals(upload.counts)
+    if totals and upload.state != UploadState.ABANDONED:
+        line += f" ({escape('; '.join(totals))})"
     codes = file_issue_codes(upload.file_issues)
-    return f"• {when} — *{name}*{sha}{mode} by {who}: {escape(outcome)}{_count_brief(upload)}" + (
-        f" — file: {codes}" if codes else ""
-    )
+    return line + (f" — file: {codes}" if codes else "")
+
+
+def status_lines(uploads: Sequence[Any], limit: int) -> list[str]:
+    """The `status` list: recent uploads, failed checks folded into one line at the end."""
+    shown, folded = words.collapse_failed_checks(uploads, limit)
+    lines = [audit_line(u) for u in shown]
+    if folded:
+        lines.append("• " + escape(words.folded_checks_line(folded)))
+    return lines
 
 
 def file_issue_codes(file_issues: Iterable[Mapping[str, Any]] | None) -> str:
@@ -525,26 +569,6 @@ def file_issue_codes(file_issues: Iterable[Mapping[str, Any]] | None) -> str:
     failed, at a glance ("HEADER_MISSING ×15, HEADER_UNKNOWN")."""
     per_code = Counter(str(i.get("code")) for i in file_issues or [] if isinstance(i, Mapping))
     return ", ".join(code + (f" ×{n}" if n > 1 else "") for code, n in per_code.most_common())
-
-
-def _count_brief(upload: Any) -> str:
-    counts = upload.counts or {}
-    if not counts:
-        return ""
-    totals: Counter = Counter()
-    for row in counts.values():
-        if isinstance(row, Mapping):
-            for key, _ in COUNT_COLUMNS:
-                totals[key] += int(row.get(key, 0))
-    rows = upload.rows or {}
-    text = (
-        f" — {totals['created']} created, {totals['updated']} updated, "
-        f"{totals['removed']} removed, {totals['no_change']} no change, "
-        f"{totals['errors']} errors"
-    )
-    if rows.get("total"):
-        text += f" ({rows['total']} rows)"
-    return text
 
 
 # -- the data dictionary ---------------------------------------------------------------------
@@ -684,10 +708,16 @@ def thread_summary(
     status: str | None,
     issues: Sequence[Mapping[str, Any]],
     file_issues: Sequence[Mapping[str, Any]] | None = None,
+    upload: Any = None,
 ) -> Message:
-    icon, label = STATUS_LINE.get(str(status), ("", str(status or "")))
+    """ "summary" in an upload's thread; `upload` (the stored record) says what was applied."""
+    record = upload if upload is not None else {"status": status, "file_issues": file_issues}
+    dry_run = bool(getattr(upload, "dry_run", False))
+    v = words.verdict(record, dry_run=dry_run)
+    label = f"{words.LABELS[v]} — {words.outcome(record, dry_run=dry_run)}"
     name = escape(file_name)
-    head = f"{icon} *{name}*: {label}".strip()
+    head = f"{VERDICT_ICONS[v]} *{name}*: {escape(label)}"
+    label = escape(label).rstrip(".")
     problems = [i for i in file_issues or [] if isinstance(i, Mapping)]
     if problems and not issues:  # the file itself was refused (header, encoding, size...)
         text = f"{name}: {label}. {_problem_codes(problems)}."
@@ -702,7 +732,6 @@ def thread_summary(
         return Message(text, [_section(f"{head}\nNo row issues.")])
     lines = top_issue_lines(issues)
     text = f"{name}: {label}. Top issues: " + ", ".join(
-        escape(code)
-        for code, _ in Counter(str(i.get("code")) for i in issues).most_common(TOP_ISSUES)
+        escape(code) for code, _, _ in words.ranked_codes(issues)[:TOP_ISSUES]
     )
-    return Message(text, [_section(f"{head}\n*Top issues*\n" + "\n".join(lines))])
+    return Message(text, [_section(f"{head}\n*Top issues* (errors first)\n" + "\n".join(lines))])

@@ -90,9 +90,9 @@ def help_reply() -> Reply:
     intro = (
         "*rosterbot* — share a users.csv (and demographics.csv) in a linked channel and I "
         "validate and apply it, then reply in its thread with the counts and an error "
-        'report (system and enrollment access). Put "check" or "dry run" in the message to '
-        "validate without applying. In an upload's thread, administrators of the district ask "
-        '"why did row 14 fail?" or "summary". In a direct message, a district named ("status '
+        'report (system and enrollment access). Start the message with "check", "dry run" or '
+        '"preview" to validate without applying. In an upload\'s thread, administrators of '
+        'the district ask "why did row 14 fail?" or "summary". In a direct message, a district named ("status '
         'd2", "admins d2", or its key in the message with the file) decides the district, and '
         "is refused if you have no access there."
     )
@@ -223,14 +223,15 @@ class SlashCommands:
         if not decision.allowed:
             return Reply(formatting.refusal(decision.refusal.reason, decision.refusal.what_to_do))
         district = decision.district
-        uploads = self.store.recent_uploads(district.key, STATUS_LIMIT)
+        # failed checks are folded into one line, so read more than are shown
+        uploads = self.store.recent_uploads(district.key, STATUS_LIMIT * 5)
         trail = self.store.audit_trail(district.key, STATUS_LIMIT)
         if uploads:
             head = (
                 f"*Recent uploads of {formatting.escape(district.name)} ({district.key})* — "
-                "when, file, SHA-256, who, state, counts"
+                "when, file, SHA-256, who, what happened, each entity's counts"
             )
-            lines = [formatting.audit_line(u) for u in uploads]
+            lines = formatting.status_lines(uploads, STATUS_LIMIT)
         else:
             head, lines = (
                 f"No uploads yet for {formatting.escape(district.name)} ({district.key}).",

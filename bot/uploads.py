@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
@@ -38,13 +38,17 @@ REACTION_SEEN = "eyes"
 REACTION_SUCCESS = "white_check_mark"
 REACTION_ERRORS = "warning"
 REACTION_FAILURE = "x"
+REACTION_HELD = "raised_hand"
 REACTION_REFUSED = "no_entry"
 
-_DRY_RUN = re.compile(r"\b(check|dry[\s_-]?run)\b", re.IGNORECASE)
+#: product.md: a check is asked by a message whose text, mentions removed, STARTS with one of
+#: these words; a sentence that merely contains one ("no need to check") is an upload
+_DRY_RUN = re.compile(r"(check|dry[ -]?run|preview)\b", re.IGNORECASE)
+_MENTION = re.compile(r"<[@!#][^>]*>")
 
 
 def wants_dry_run(text: str | None) -> bool:
-    return bool(_DRY_RUN.search(text or ""))
+    return bool(_DRY_RUN.match(_MENTION.sub(" ", text or "").strip()))
 
 
 _SYNC = re.compile(r"^\s*(?:<[@!][^>]*>[\s,:]*)*sync\b", re.IGNORECASE)
@@ -349,7 +353,7 @@ class UploadService:
             channel,
             thread_ts,
             formatting.Message(
-                f":hourglass_flowing_sand: <@{user}> confirmed; processing "
+                f":hourglass_flowing_sand: <@{user}> confirmed; applying "
                 f"{formatting.names_list(names)} again…"
             ),
         )
@@ -507,7 +511,10 @@ class UploadService:
         self._report(client, job, result)
 
     def _report(self, client: WebClient, job: UploadJob, result: Any) -> None:
-        summary = result.to_json()["files"]
+        summary = [
+            f.to_json() | {"holds": [asdict(h) for h in getattr(f, "holds", [])]}
+            for f in result.files
+        ]
         reports = [(f.report_name, f.report_bytes) for f in result.files if f.report_bytes]
         changes = [(f.changes_name, f.changes_bytes) for f in result.files if f.changes_bytes]
         held = [f.upload_id for f in result.files if getattr(f, "held", False)]
@@ -566,17 +573,11 @@ class UploadService:
                         '"row N" in this thread to see the issues.'
                     ),
                 )
-        statuses = {f["status"] for f in summary}
-        final = (
-            REACTION_FAILURE
-            if FileStatus.FAILED in statuses or not statuses
-            else REACTION_ERRORS
-            if FileStatus.COMPLETED_WITH_ERRORS in statuses
-            else REACTION_SUCCESS
-        )
-        if job.confirm_removals and final != REACTION_FAILURE:
-            # the held run left ❌ on the file's message; it no longer says what happened
-            self._unreact(client, job.channel, job.message_ts, REACTION_FAILURE)
+        # the same emoji as the summary's icon (formatting.VERDICT_EMOJI)
+        final = formatting.reaction(summary, dry_run=job.dry_run)
+        if job.confirm_removals and final != REACTION_HELD:
+            # the held run left ✋ on the file's message; it no longer says what happened
+            self._unreact(client, job.channel, job.message_ts, REACTION_HELD)
         self._react(client, job.channel, job.message_ts, final)
 
     def _update(self, client: WebClient, job: UploadJob, message: formatting.Message) -> None:

@@ -60,6 +60,13 @@ class Planned:
     hold: str = ""
     #: the other guards that want the admin's confirmation (roster.results.Hold)
     holds: list = field(default_factory=list)
+    #: what the held file would remove, readable, the first few ("class M101 (Math 6)")
+    hold_items: list[str] = field(default_factory=list)
+    #: how many removals in all
+    hold_total: int = 0
+    #: (label, carried, ok) per part of a row, so a partly applied row says what was saved
+    #: (validation.report.saved_notes); empty for a kind whose rows have one part
+    parts: list = field(default_factory=list)
     #: people the file accepted (userId, role_l), for a demographics.csv of the same run
     accepted_people: pd.DataFrame | None = None
     #: one line per change applying would make (roster.changes.CHANGE_COLUMNS)

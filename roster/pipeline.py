@@ -207,9 +207,11 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
             result.accepted_people = planned.accepted_people
             ctx.accepted_people.append(planned.accepted_people)
         # 4. report: row statuses, messages, the error report
-        report = finish_rows(table, planned.issues, planned.rejected, planned.applied_any)
+        report = finish_rows(
+            table, planned.issues, planned.rejected, planned.applied_any, planned.parts
+        )
         result.rows.update(report.rows)
-        result.issues, result.report_bytes = report.issues, report.report_bytes
+        result.issues = report.issues
         result.status = report.status
         record_changes(result, planned.changes)
         # 5. guards that hold the file for the admin's confirmation
@@ -227,6 +229,7 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
             if held:
                 result.held, result.status = True, FileStatus.FAILED
                 result.holds.append(hold)
+        result.report_bytes = report.error_report(would=not ctx.apply or result.held)
         # 6. apply, and finish the upload record in the same transaction
         if ctx.apply and not result.held:
             ctx.progress("saving", 0.8)

@@ -33,7 +33,14 @@ from validation.catalog import Severity
 from validation.headers import HeaderResult
 from validation.issues import FileIssue, file_issue, render, severity_of
 from validation.reader import RawTable
-from validation.report import PARTLY, REJECTED, WARNINGS, build_report, row_statuses
+from validation.report import (
+    PARTLY,
+    REJECTED,
+    WARNINGS,
+    build_report,
+    row_statuses,
+    saved_notes,
+)
 
 _COLUMN_ORDER = {
     name: i for i, name in reversed(list(enumerate(d.USERS_HEADERS + d.DEMOGRAPHICS_HEADERS)))
@@ -98,7 +105,13 @@ def database_refused(exc: Exception) -> FileIssue:
 def removal_hold(hold: str, ctx: RunContext) -> tuple[FileIssue, bool]:
     """The file issue for a plan over the removal guard, and whether the file is held."""
     severity = Severity.ERROR if ctx.apply and not ctx.confirm_removals else Severity.WARNING
-    issue = file_issue("REMOVALS_NEED_CONFIRMATION", detail=hold, severity=severity)
+    if ctx.apply and ctx.confirm_removals:
+        detail = f"{hold}; the removals were confirmed"
+    elif ctx.apply:
+        detail = f"{hold}, so it is held until the removals are confirmed"
+    else:
+        detail = f"{hold}: an upload of it will wait for confirmation"
+    issue = file_issue("REMOVALS_NEED_CONFIRMATION", detail=detail, severity=severity)
     return issue, severity is Severity.ERROR
 
 
@@ -114,12 +127,33 @@ def guard_hold(hold: Hold, ctx: RunContext) -> tuple[FileIssue, bool]:
 # --- finishing rows and the error report -----------------------------------------------------
 @dataclass
 class RowsReport:
-    """Row statistics, the JSON issues and the error report of one file."""
+    """Row statistics, the JSON issues and what the error report is made of, for one file."""
 
     rows: dict[str, int]
     issues: list[dict]
-    report_bytes: bytes | None
     status: FileStatus
+    #: what `error_report()` builds from (None when no row has an issue)
+    _parts: tuple | None = None
+
+    def error_report(self, *, would: bool) -> bytes | None:
+        """The report's bytes.  `would`: nothing was applied (a check, a held upload), so its
+        statuses say "applicable" and partly applied rows what "would be saved"."""
+        if self._parts is None:
+            return None
+        table, issues, statuses, parts = self._parts
+        raw = table.raw
+        partly = statuses.index[statuses.to_numpy() == PARTLY].to_numpy()
+        notes = dict(zip(partly.tolist(), saved_notes(partly, parts, would))) if parts else None
+        return build_report(
+            issues,
+            statuses,
+            raw.headers,
+            table.header.original_positions,
+            raw.cells,
+            raw.row_numbers,
+            would=would,
+            notes=notes,
+        )
 
 
 def _order_issues(issues: pd.DataFrame) -> pd.DataFrame:
@@ -149,9 +183,17 @@ def _json_issues(raw: RawTable, issues: pd.DataFrame) -> list[dict]:
 
 
 def finish_rows(
-    table: KindTable, issues: pd.DataFrame, rejected: np.ndarray, applied_any: np.ndarray
+    table: KindTable,
+    issues: pd.DataFrame,
+    rejected: np.ndarray,
+    applied_any: np.ndarray,
+    parts: list | None = None,
 ) -> RowsReport:
-    """Messages, statuses, row stats, JSON issues and the report bytes."""
+    """Messages, statuses, row stats and JSON issues; the report is built by
+    `RowsReport.error_report()` once the guards have said whether anything is applied.
+
+    `parts`: (label, carried, ok) per part of a row (person, class, ...), so a partly applied
+    row's details say what was saved (validation.report.saved_notes)."""
     raw = table.raw
     issues = _order_issues(issues)
     issues["severity"] = severity_of(issues["code"])
@@ -165,19 +207,10 @@ def finish_rows(
         partly_applied=int(counts.get(PARTLY, 0)),
         with_warnings=int(counts.get(WARNINGS, 0)),
     )
-    report = None
-    if len(issues):
-        report = build_report(
-            issues,
-            statuses,
-            raw.headers,
-            table.header.original_positions,
-            raw.cells,
-            raw.row_numbers,
-        )
     has_error = bool((issues["severity"] == Severity.ERROR).any())
     status = FileStatus.COMPLETED_WITH_ERRORS if has_error else FileStatus.COMPLETED
-    return RowsReport(rows, _json_issues(raw, issues), report, status)
+    parts_of = (table, issues, statuses, parts or []) if len(issues) else None
+    return RowsReport(rows, _json_issues(raw, issues), status, parts_of)
 
 
 def write_report(result: FileResult, report_dir: Path | None) -> None:

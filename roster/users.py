@@ -75,6 +75,19 @@ def id_change_guard(checked: UsersCheck, limit: int) -> Hold | None:
     return Hold("ID_CHANGES_NEED_CONFIRMATION", detail, items, len(first))
 
 
+def row_parts(checked: UsersCheck) -> list:
+    """The parts of a users.csv row, for "class MATH5 saved; the person and the enrollment
+    were not" (labels built lazily, only for the partly applied rows)."""
+    t, v = checked.table, checked.derived
+    add = v.as_add
+    with_class = add & (t["classId"] != "").to_numpy()
+    return [
+        ("the person", add, checked.person_ok),
+        (("class ", t["classId"]), checked.carries_class, checked.class_ok),
+        ("the enrollment", with_class, checked.enrollment_ok),
+    ]
+
+
 class UsersKind:
     kind = FileKind.USERS
     columns = d.USERS_HEADERS
@@ -132,6 +145,7 @@ class UsersKind:
             ],
             accepted_people=checked.accepted_people,
             changes=changes,
+            parts=row_parts(checked),
         )
 
     def apply(self, ctx: RunContext, conn: Connection, planned: Planned) -> None:

@@ -59,7 +59,7 @@ def blocks_text(post) -> str:
 
 
 def wait_final_reaction(slack: SlackStandIn, channel: str = CHANNEL, ts: str = TS) -> str:
-    finals = {"white_check_mark", "warning", "x", "no_entry"}
+    finals = {"white_check_mark", "warning", "x", "no_entry", "raised_hand"}
     found = slack.wait_for(
         lambda: [r for r in slack.reactions(channel, ts) if r in finals], what="the final reaction"
     )
@@ -85,8 +85,8 @@ def test_admin_upload_replies_in_thread_with_counts_and_error_report(bot, slack,
     summary = slack.wait_for(lambda: summary_posts(slack), what="the summary")
     assert len(summary) == 1
     text = blocks_text(summary[0])
-    assert "completed with errors" in text and "applied" in text
-    assert "2 created" in summary[0]["text"]
+    assert "Applied, some rows rejected" in text
+    assert "2 people applied; 1 school and 1 person rejected" in summary[0]["text"]
     assert "ORG_NOT_FOUND" in text and "Fix:" in text  # top issue with its one-line fix
     assert "no change" in text and "removed" in text  # the per-entity table
 
@@ -121,7 +121,9 @@ def test_clean_file_gets_success_reaction_and_no_report(bot, slack, store):
         users_csv(f",{SCHOOL},t-100,Ann,Lee,ann.lee@lincoln.example.org,teacher,"),
     )
     assert wait_final_reaction(slack) == "white_check_mark"
-    assert "completed" in blocks_text(summary_posts(slack)[0])
+    assert ":white_check_mark: *users.csv* (users): *Applied* — 1 person applied" in json.dumps(
+        summary_posts(slack)[0]["blocks"], ensure_ascii=False
+    )
     time.sleep(0.2)
     # no error report; only the changes file (one person created)
     assert [u.filename for u in slack.uploads] == ["users-changes.csv"]
@@ -130,10 +132,10 @@ def test_clean_file_gets_success_reaction_and_no_report(bot, slack, store):
 
 
 def test_check_in_message_validates_without_applying(bot, slack, store):
-    share(bot, slack, "users.csv", GOOD_AND_BAD, text="please check this one")
+    share(bot, slack, "users.csv", GOOD_AND_BAD, text="check this one please")
     assert wait_final_reaction(slack) == "warning"
     text = blocks_text(summary_posts(slack)[0])
-    assert "check only" in text and "nothing was applied" in text
+    assert "nothing applied (check only)" in text and "an upload would apply 2 people" in text
     assert slack.wait_for(lambda: slack.uploads)[0].thread_ts == TS  # report still attached
     assert people(store) == 0
 
@@ -142,6 +144,15 @@ def test_dry_run_words_also_mean_check(bot, slack, store):
     share(bot, slack, "users.csv", GOOD_AND_BAD, text="Dry run")
     wait_final_reaction(slack)
     assert people(store) == 0
+
+
+def test_a_sentence_that_merely_contains_check_is_an_upload(bot, slack, store):
+    """product.md: only a message that STARTS with check / dry run / preview is a check."""
+    share(bot, slack, "users.csv", GOOD_AND_BAD, text="final roster, no need to check")
+    assert wait_final_reaction(slack) == "warning"
+    text = blocks_text(summary_posts(slack)[0])
+    assert "check only" not in text and "applied" in text
+    assert people(store) == 2
 
 
 def test_redelivered_event_and_file_shared_do_not_process_twice(bot, slack, store):
@@ -589,8 +600,9 @@ def test_slash_status_lists_recent_uploads(bot, slack, store):
     line = body["text"].splitlines()[1]  # the audit trail: who, when, file, hash, state, counts
     assert "users.csv" in line and f"<@{ADMIN}>" in line
     assert record.file_sha256[:12] in line and record.created_at.strftime("%Y-%m-%d") in line
-    assert "applied, completed with errors" in line
-    assert "2 created" in line and "2 errors" in line
+    assert "Applied, some rows rejected — 2 people applied; 1 school and 1 person rejected" in line
+    # each entity's own totals, never added together ("2 created (3 rows)")
+    assert "staff members: 1 created; students: 1 created, 1 rejected" in line
     assert "file:" not in line  # no file-level issue
     assert "support access" in command(bot, slack, "status", user=STRANGER)["text"]
 
@@ -605,7 +617,11 @@ def test_slash_status_says_why_a_failed_file_failed(bot, slack, store):
     )
     wait_final_reaction(slack)
     line = command(bot, slack, "status")["text"].splitlines()[1]
-    assert "failed" in line and "file: HEADER_MISSING ×" in line and "HEADER_UNKNOWN" in line
+    assert (
+        "Failed — nothing was applied" in line
+        and "file: HEADER_MISSING ×" in line
+        and "HEADER_UNKNOWN" in line
+    )
 
 
 def test_slash_link_requires_a_system_admin_of_that_district(bot, slack, store):
@@ -693,11 +709,19 @@ def test_held_upload_is_applied_after_confirm_button(bot, slack, store):
         for n in range(2)
     ]  # 40% of the people, over the 20% guard
     share(bot, slack, "users.csv", users_csv(*removals), ts=removal_ts)
-    assert wait_final_reaction(slack, ts=removal_ts) == "x"
+    assert wait_final_reaction(slack, ts=removal_ts) == "raised_hand"  # held, not failed
     held = slack.wait_for(lambda: summary_posts(slack, removal_ts))[0]
-    assert "REMOVALS_NEED_CONFIRMATION" in blocks_text(held)
+    said = json.dumps(held["blocks"], ensure_ascii=False)
+    # labelled held, nothing applied said once, who would go, what to press, no CLI flag
+    assert ":raised_hand:" in said and "*Held* — nothing applied yet" in said
+    assert ":x:" not in said and "failed" not in said.lower()
+    assert said.lower().count("nothing applied") + said.lower().count("nothing was applied") == 1
+    assert "T0 Lee t-0: deactivated" in said and "T1 Lee t-1: deactivated" in said
+    assert "press *Confirm and apply*" in said and "--confirm" not in said
     button = next(e for b in held["blocks"] if b["type"] == "actions" for e in b["elements"])
-    assert button["action_id"] == "confirm_removals"
+    assert (
+        button["action_id"] == "confirm_removals" and button["text"]["text"] == "Confirm and apply"
+    )
 
     def active() -> int:
         with store.engine.connect() as conn:
@@ -718,10 +742,12 @@ def test_held_upload_is_applied_after_confirm_button(bot, slack, store):
         what="the success reaction after confirming",
     )
     applied = summary_posts(slack, removal_ts)[-1]
-    # applied: no Confirm button any more (the Undo button of an applied upload instead)
-    assert "applied" in blocks_text(applied)
-    assert "confirm_removals" not in json.dumps(applied["blocks"])
-    assert "undo_upload" in json.dumps(applied["blocks"])
+    said = json.dumps(applied["blocks"], ensure_ascii=False) + applied["text"]
+    assert "2 people removed" in said and "confirm_removals" not in said
+    assert "undo_upload" in said  # the Undo button of an applied upload instead
+    assert "Nothing" not in said and "nothing" not in said  # one story: it was applied
+    taken_off = [c.get("name") for c in slack.calls("reactions.remove")]
+    assert "raised_hand" in taken_off  # the held run's ✋ no longer says what happened
     assert active() == 3
 
 

@@ -44,7 +44,7 @@ B_FILE = users_csv(  # row 2 applied, row 3 a student: ROLE_NOT_ALLOWED in a Cle
 
 
 def final_reaction(slack: SlackStandIn, channel: str, ts: str = TS) -> str:
-    finals = {"white_check_mark", "warning", "x", "no_entry"}
+    finals = {"white_check_mark", "warning", "x", "no_entry", "raised_hand"}
     return slack.wait_for(
         lambda: [r for r in slack.reactions(channel, ts) if r in finals], what="the final reaction"
     )[0]
@@ -146,7 +146,7 @@ def test_confirm_button_of_another_districts_held_upload_is_refused(bot, slack, 
         for n in range(2)
     ]
     share(bot, slack, users_csv(*removals), user=TP_ADMIN, channel=TP_CHANNEL, ts=held_ts)
-    assert final_reaction(slack, TP_CHANNEL, held_ts) == "x"
+    assert final_reaction(slack, TP_CHANNEL, held_ts) == "raised_hand"  # held, not failed
     held = slack.wait_for(
         lambda: [
             p
@@ -177,7 +177,7 @@ def test_confirm_button_mixing_districts_is_refused(bot, slack, store):
             for n in range(2)
         ]
         share(bot, slack, users_csv(*gone), user=user, channel=channel, ts=ts1)
-        assert final_reaction(slack, channel, ts1) == "x"
+        assert final_reaction(slack, channel, ts1) == "raised_hand"  # held
         return store.uploads_in_thread(channel, ts1)[0].id
 
     a = held_upload(ADMIN, CHANNEL, SCHOOL, "lincoln", "1712000001.000001", "1712000001.000002")

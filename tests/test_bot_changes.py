@@ -133,7 +133,7 @@ def test_a_message_starting_with_sync_removes_what_the_file_no_longer_mentions(b
     wait_final_reaction(slack, ts=third)
     assert [u for u, on in active(store).items() if not on] == ["s-5"]
     summary = summary_posts(slack, third)[-1]
-    assert "1 removed" in summary["text"]
+    assert "1 person removed" in summary["text"]
     changes = [u for u in slack.uploads if u.thread_ts == third]
     assert b"student,s-5,removed" in changes[-1].content
     assert json.dumps(summary["blocks"]).count('"action_id": "undo_upload"') == 1

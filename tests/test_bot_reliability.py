@@ -65,7 +65,7 @@ def not_processing(rec: Any) -> bool:
 
 
 def final_reaction(slack: SlackStandIn, channel: str = CHANNEL, ts: str = TS) -> str:
-    finals = {"white_check_mark", "warning", "x", "no_entry"}
+    finals = {"white_check_mark", "warning", "x", "no_entry", "raised_hand"}
     return slack.wait_for(
         lambda: [r for r in slack.reactions(channel, ts) if r in finals], what="the final reaction"
     )[0]
@@ -93,7 +93,7 @@ def test_rate_limited_summary_is_posted_after_retry_after(bot, slack, store):
     assert [p.status for p in attempts] == [429, 200]  # retried once, then accepted
     assert attempts[0].body == attempts[1].body  # the same summary
     assert attempts[1].at - attempts[0].at >= 1.0  # Retry-After: 1 was honoured
-    assert "completed with errors" in str(attempts[1].body)
+    assert "Applied, some rows rejected" in str(attempts[1].body)
     slack.wait_for(lambda: len(slack.uploads) == 2, what="the error report and changes file")
     assert [u.filename for u in slack.uploads] == ["users-errors.csv", "users-changes.csv"]
     assert people(store) == 2
@@ -132,7 +132,7 @@ def test_summary_refused_for_good_keeps_the_applied_roster_and_tries_a_fallback(
     assert len(attempts) == 6  # summary and fallback, each tried 1 + 2 retries
     fallback = attempts[-1]
     assert "could not post the full summary" in fallback["text"]
-    assert "applied" in fallback["text"] and "2 created" in fallback["text"]
+    assert "2 people applied" in fallback["text"]
     assert "blocks" not in fallback.body  # short text only
 
     # the one roster transaction was committed and the record keeps the result
@@ -217,7 +217,7 @@ def test_start_up_recovery_tells_every_unfinished_upload_its_outcome(bot, slack,
 
     apply_thread = thread_text(slack, "1711000000.000001")
     assert "NOT applied" in apply_thread and "upload the file again" in apply_thread
-    assert "2 created" in apply_thread  # what the file would do now, as a check
+    assert "would apply 2 people" in apply_thread  # what the file would do now, as a check
     assert "ORG_NOT_FOUND" in apply_thread
     check_thread = thread_text(slack, "1711000000.000002")
     assert "checked again" in check_thread and "Nothing was applied" in check_thread

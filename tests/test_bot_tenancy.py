@@ -50,7 +50,7 @@ B_FILE = users_csv(  # row 3 rejected: ROLE_NOT_ALLOWED (students come from Clev
     f",{TP_SCHOOL},t-1,Tia,Moss,tia.moss@clever.example.org,teacher,",
     f",{TP_SCHOOL},s-1,Sam,Moss,sam.moss@clever.example.org,student,05",
 )
-FINALS = {"white_check_mark", "warning", "x", "no_entry"}
+FINALS = {"white_check_mark", "warning", "x", "no_entry", "raised_hand"}
 
 
 @pytest.fixture
@@ -306,7 +306,7 @@ def test_sharing_the_same_slack_file_again_applies_it_after_a_check(bot, slack, 
     assert bot.send_event(again, event_id="EvRESHARE1") == 200
     assert final_reaction(slack, CHANNEL, again_ts) == "warning"
     assert people(store) == 1
-    assert "1 created" in summary_post(slack, CHANNEL, again_ts)["text"]
+    assert "1 person applied" in summary_post(slack, CHANNEL, again_ts)["text"]
 
     # Slack re-delivers the re-share's event: it is not processed twice
     posts = len(slack.posts(CHANNEL, again_ts))

@@ -41,7 +41,7 @@ def test_an_xlsx_shared_in_the_channel_is_processed_naming_the_sheet(bot, slack,
     )
     fo.update(filetype="xlsx")
     assert bot.send_event(file_share_event([fo])) == 200
-    finals = {"white_check_mark", "warning", "x", "no_entry"}
+    finals = {"white_check_mark", "warning", "x", "no_entry", "raised_hand"}
     reaction = slack.wait_for(
         lambda: [r for r in slack.reactions(CHANNEL, TS) if r in finals], what="final reaction"
     )[0]

@@ -138,10 +138,11 @@ def test_human_output_of_a_check_never_says_applied(setup):
     (setup / "users.csv").write_bytes(users_csv(class_of(1) + [row(userId="S9", userEmail="")]))
     done = cli(setup, "check", "d1", "users.csv")
     assert done.returncode == 0
-    head = done.stdout.splitlines()[:2]
-    assert "the valid rows can be applied" in head[0]
-    assert head[1].startswith("Check only (nothing applied).") and "partly applicable 1" in head[1]
-    assert "valid rows applied" not in head[0] and "partly applied" not in head[1]
+    head = done.stdout.splitlines()[:3]
+    assert head[0] == "District: District One (d1)"
+    assert head[1] == "users.csv (users) - Check found errors"
+    assert head[2].startswith("Nothing applied (check only); an upload would apply 2 people")
+    assert "partly applicable 1" in head[2] and "partly applied" not in head[2]
 
 
 def test_unknown_district_is_refused_with_the_fix(setup):
@@ -164,7 +165,7 @@ def test_make_demo_runs_the_real_pipeline():
         [sys.executable, "-m", "bot.demo"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert "completed with errors" in done.stdout.lower()
+    assert "applied, some rows rejected" in done.stdout.lower()
     assert "EMAIL_DUPLICATE" in done.stdout
     report = ROOT / "var" / "demo" / "users-errors.csv"
     assert report.exists() and b"ORG_NOT_FOUND" in report.read_bytes()
@@ -191,9 +192,11 @@ def test_status_says_why_a_failed_file_failed(setup):
     misspelt = users_csv(class_of(1)).replace(b"userEmail", b"usrEmail")  # (";" is read now)
     (setup / "users.csv").write_bytes(misspelt.replace(b"org_sis_id", b"school"))
     assert cli(setup, "check", "d1", "users.csv").returncode == 2
-    line = cli(setup, "status", "d1").stdout.splitlines()[0]
-    assert "failed" in line and "file: HEADER_MISSING ×" in line and "HEADER_UNKNOWN" in line
-    upload_id = line.split()[0].lstrip("#")
+    lines = cli(setup, "status", "d1").stdout.splitlines()
+    assert lines[0] == "District: District One (d1)"
+    line = next(x for x in lines if "failed check" in x)  # failed checks are folded
+    assert "file: HEADER_MISSING ×" in line and "HEADER_UNKNOWN" in line
+    upload_id = line.split("the latest: #")[1].split()[0]
     one = cli(setup, "status", "d1", "--upload", upload_id).stdout
     assert "file HEADER_UNKNOWN:" in one and "did you mean userEmail?" in one
 
@@ -274,7 +277,7 @@ def test_output_cut_short_by_the_reader_is_not_an_error(setup):
     proc.stdout.close()
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0
-    assert first.startswith(b"#1 ") and err == b""
+    assert first.startswith(b"District: ") and err == b""
 
 
 def test_upload_held_by_the_id_change_guard_applies_with_confirm_id_changes(setup):

@@ -32,7 +32,7 @@ def test_one_row_is_singular_and_a_check_applies_nothing():
     check = text_of(formatting.file_summary(FILE, dry_run=True))
     assert "1 row ·" in check and "1 blank row skipped" in check
     assert "1 partly applicable" in check and "partly applied" not in check
-    assert "check only, nothing was applied" in check
+    assert "nothing applied (check only)" in check
 
 
 def test_an_upload_says_applied_and_plural_rows():

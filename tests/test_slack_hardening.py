@@ -36,7 +36,7 @@ from tests.conftest_slack import (  # noqa: F401 - fixtures
 )
 from tests.slack_standin import BOT_TOKEN, SlackStandIn, block_errors
 
-FINALS = {"white_check_mark", "warning", "x", "no_entry"}
+FINALS = {"white_check_mark", "warning", "x", "no_entry", "raised_hand"}
 EVIL_NAME = "<!channel> <https://evil.example|payroll>.csv"
 
 
@@ -284,7 +284,7 @@ def test_confirm_says_processing_again_without_a_live_mention(bot, slack, store)
     ]
     file_ts = "1712000005.000100"
     share(bot, slack, EVIL_NAME, users_csv(*removals), ts=file_ts)
-    assert final_reaction(slack, ts=file_ts) == "x"
+    assert final_reaction(slack, ts=file_ts) == "raised_hand"  # held
     held = slack.wait_for(lambda: replies(slack, thread_ts=file_ts))[0]
     button = next(e for b in held["blocks"] if b["type"] == "actions" for e in b["elements"])
     assert bot.click(button, user=ADMIN, channel=CHANNEL, message_ts=held.response["ts"]) == 200
@@ -307,7 +307,7 @@ def test_after_confirm_the_files_message_shows_only_the_final_reaction(bot, slac
         for n in range(2)
     ]
     share(bot, slack, "users.csv", users_csv(*removals), ts=file_ts, thread_ts=TS)
-    assert final_reaction(slack, ts=file_ts) == "x"
+    assert final_reaction(slack, ts=file_ts) == "raised_hand"  # held
     held = slack.wait_for(
         lambda: [p for p in replies(slack) if "held_upload" in json.dumps(p.get("blocks"))]
     )[0]
@@ -320,7 +320,7 @@ def test_after_confirm_the_files_message_shows_only_the_final_reaction(bot, slac
         lambda: "white_check_mark" in slack.current_reactions(CHANNEL, file_ts),
         what="✅ on the message that shared the file",
     )
-    assert "x" not in slack.current_reactions(CHANNEL, file_ts)
+    assert "raised_hand" not in slack.current_reactions(CHANNEL, file_ts)
     assert slack.current_reactions(CHANNEL, TS) == root_before  # the thread root is untouched
 
 

@@ -7,7 +7,8 @@ the error report, the Slack summary and the knowledge base all read this table;
 a code string is never typed anywhere else as a literal rule.
 
 Message templates may use ``{column}``, ``{value}`` and ``{detail}`` (an extra
-phrase a check supplies, e.g. a "did you mean" suggestion).
+phrase a check supplies, e.g. a "did you mean" suggestion), and ``{others}``: the values a
+conflict found, ": 'Math 5', 'Math five'" (empty when the check gave none; `with_values`).
 """
 
 from __future__ import annotations
@@ -49,8 +50,20 @@ class Code:
     also_in: tuple[str, ...] = ()
 
     def render(self, column: str = "", value: str = "", detail: str = "") -> str:
-        text = self.message.format(column=column, value=value, detail=detail).strip()
+        # a conflict's detail carries the differing values after OTHERS (see `with_values`)
+        detail, _, others = str(detail).partition(OTHERS)
+        others = f": {others}" if others else ""
+        text = self.message.format(column=column, value=value, detail=detail, others=others).strip()
         return text.replace("?.", "?")
+
+
+#: separates a detail from the values a conflict names ("M101" + OTHERS + "'Math 5', 'Math')
+OTHERS = "\x1f"
+
+
+def with_values(details: list[str], values: list[str]) -> list[str]:
+    """Details that also carry the differing values, for templates with `{others}`."""
+    return [f"{d}{OTHERS}{v}" if v else d for d, v in zip(details, values)]
 
 
 E, W = Severity.ERROR, Severity.WARNING
@@ -128,7 +141,7 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.FILE,
         title="The upload would remove a large share of the roster",
-        message="Nothing was applied because this file would remove {detail}.",
+        message="This file would remove {detail}.",
         fix="If these removals are intended, confirm them (the Confirm button in Slack, or "
         "--confirm-removals on the command line); otherwise fix the REMOVE/DEACTIVATE rows.",
     ),
@@ -363,7 +376,7 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.PERSON,
         title="Rows for the same person disagree",
-        message="Rows for userId '{detail}' give different values for {column}.",
+        message="Rows for userId '{detail}' give different values for {column}{others}.",
         fix="Make every row of this person carry the same value (or leave it blank on all but one).",
     ),
     Code(
@@ -581,7 +594,7 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.CLASS,
         title="Rows for one class give different names",
-        message="Rows for class '{detail}' give different class names.",
+        message="Rows for class '{detail}' give different class names{others}.",
         fix="Use exactly the same className on every row of the class.",
     ),
     Code(
@@ -619,7 +632,7 @@ CODES: tuple[Code, ...] = (
         severity=E,
         scope=Scope.CLASS,
         title="Rows for one class give different grades",
-        message="Rows for class '{detail}' give different class grades.",
+        message="Rows for class '{detail}' give different class grades{others}.",
         fix="Use exactly the same classGrade on every row of the class.",
     ),
     Code(

@@ -1,7 +1,9 @@
 """The error report (users-csv.md section 7): one line per row with an issue.
 
 Columns: row_number, status, the uploaded file's own columns in their original order with
-the original text, issues, details, how_to_fix.  UTF-8 with BOM; formula-looking cells
+the original text, issues, details, how_to_fix.  A check's report (and a held upload's, which
+applied nothing either) says "applicable" where an upload's says "applied"; a partly applied
+row's details start with what was saved and what was not.  UTF-8 with BOM; formula-looking cells
 escaped with a leading quote (the reader strips it again on re-upload).
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 REJECTED, PARTLY, WARNINGS = "rejected", "partly applied", "applied with warnings"
+#: the status words of a report of a file that applied nothing (a check, a held upload)
+WOULD = {REJECTED: REJECTED, PARTLY: "partly applicable", WARNINGS: "applicable with warnings"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -50,6 +55,43 @@ def row_statuses(issues: pd.DataFrame, rejected: np.ndarray, applied_any: np.nda
     return pd.Series(status, index=has_error.index)
 
 
+def saved_notes(
+    rows: np.ndarray,
+    parts: Sequence[tuple[str | tuple[str, pd.Series], np.ndarray, np.ndarray]],
+    would: bool = False,
+) -> list[str]:
+    """For each partly applied row in `rows` (table positions): what of it was saved and what
+    was not ("class MATH5 saved; the person and the enrollment were not").
+
+    `parts` are (label, carried, ok): the label of a part of a row (a constant, or a prefix and
+    a Series aligned with the table: ("class ", classId)), the rows that carry that part, and the rows whose part applies.
+    Only the given rows are turned into text."""
+    saved_words = ("would be saved", "would not be") if would else ("saved", "were not")
+    notes = []
+    for i in rows.tolist():
+        saved, lost = [], []
+        for label, carried, ok in parts:
+            if not carried[i]:
+                continue
+            text = label if isinstance(label, str) else label[0] + str(label[1].iat[i])
+            (saved if ok[i] else lost).append(text)
+        if not saved:
+            notes.append("")
+            continue
+        note = f"{_joined(saved)} {saved_words[0]}"
+        if lost:
+            verb = saved_words[1]
+            if len(lost) == 1:
+                verb = "would not be" if would else "was not"
+            note += f"; {_joined(lost)} {verb}"
+        notes.append(note + ".")
+    return notes
+
+
+def _joined(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def build_report(
     issues: pd.DataFrame,
     statuses: pd.Series,
@@ -57,8 +99,14 @@ def build_report(
     positions: list[int],
     cells: pd.DataFrame,
     row_numbers: np.ndarray,
+    *,
+    would: bool = False,
+    notes: Mapping[int, str] | None = None,
 ) -> bytes:
-    """Bytes of the report.  `issues` has idx, code, message, fix (sorted by row)."""
+    """Bytes of the report.  `issues` has idx, code, message, fix (sorted by row).
+
+    `would`: the file applied nothing (a check, a held upload): statuses say "applicable".
+    `notes`: per table position, a sentence put before the row's details."""
     issues = issues.sort_values("idx", kind="stable")
     rows = issues["idx"].to_numpy()
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else rows
@@ -70,6 +118,10 @@ def build_report(
         return [sep.join(values[a:b]) for a, b in spans]
 
     codes, details, fixes = joined("code", "; "), joined("message", " "), joined("fix", " ")
+    if notes:
+        details = [
+            f"{notes[i]} {text}" if notes.get(i) else text for i, text in zip(idx.tolist(), details)
+        ]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(
@@ -83,7 +135,8 @@ def build_report(
         ]
     )
     originals = [np.asarray(cells[str(p)].take(idx), dtype=object) for p in positions]
-    status = statuses.reindex(idx).to_numpy()
+    status = statuses.reindex(idx)
+    status = (status.map(WOULD) if would else status).to_numpy()
     for k, i in enumerate(idx):
         writer.writerow(
             [

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from validation import dictionary as d
+from validation.catalog import with_values
 from validation.issues import IssueLog, scope_of, severity_of
 from validation.snapshot import RosterSnapshot
 from validation.templates import example_people
-from validation.vector import conflicts, digits, isin, lookup, zeros_matches
+from validation.vector import conflicts, digits, isin, lookup, values_per_key, zeros_matches
 
 
 @dataclass(frozen=True)
@@ -599,7 +600,7 @@ def _check_conflicts(
     }
     for col, values in compared.items():
         conflict = conflicts(v.user_key, values, person_rows)
-        log.add(conflict, col, "USER_CONFLICT", t[col], uid)
+        log.add(conflict, col, "USER_CONFLICT", t[col], _naming(v.user_key, values, uid))
     dup = _group_conflict(v.email, uid, email_valid & uid_valid)
     if dup.any():
         others = uid[dup].groupby(v.email[dup]).agg(lambda s: ", ".join(sorted(set(s))[:3]))
@@ -607,6 +608,11 @@ def _check_conflicts(
     if v.has_class_group:
         _check_class_conflicts(r, cid_valid, org_valid)
     return dup
+
+
+def _naming(key_codes: np.ndarray, values: pd.Series, keys: pd.Series):
+    """A conflict's detail for the failing rows only: its key and the values that differ."""
+    return lambda idx: with_values(keys.take(idx).tolist(), values_per_key(key_codes, values, idx))
 
 
 def _check_class_conflicts(r: _Rules, cid_valid: np.ndarray, org_valid: np.ndarray) -> None:
@@ -618,14 +624,14 @@ def _check_class_conflicts(r: _Rules, cid_valid: np.ndarray, org_valid: np.ndarr
         "className",
         "CLASSNAME_CONFLICT",
         t["className"],
-        cid,
+        _naming(v.class_key, t["className"], cid),
     )
     log.add(
         conflicts(v.class_key, v.class_grade, class_rows),
         "classGrade",
         "CLASSGRADE_CONFLICT",
         t["classGrade"],
-        cid,
+        _naming(v.class_key, v.class_grade, cid),
     )
     org_rows = cid_valid & org_valid
     split = conflicts(v.class_key, org, org_rows)
@@ -634,7 +640,10 @@ def _check_class_conflicts(r: _Rules, cid_valid: np.ndarray, org_valid: np.ndarr
         "org_sis_id",
         "ORG_CLASS_MISMATCH",
         org,
-        lambda idx: [f"Rows for class '{c}' give more than one org_sis_id" for c in cid.take(idx)],
+        lambda idx: [
+            f"Rows for class '{c}' give more than one org_sis_id ({schools})"
+            for c, schools in zip(cid.take(idx), values_per_key(v.class_key, org, idx))
+        ],
     )
     stored_org = lookup(cid, snap.classes["class_id"], snap.classes["org_sis_id"])
     elsewhere = (

@@ -135,3 +135,21 @@ def zeros_matches(
             frame[name] = picked.str.lstrip("0").to_numpy()
     keys = ["key", *(extra or {})]
     return left.merge(right, on=keys)[["at", "stored_at"]]
+
+
+def values_per_key(
+    key_codes: np.ndarray, values: pd.Series, rows: np.ndarray, limit: int = 3
+) -> list[str]:
+    """For each of `rows` (positions), the distinct non-blank values its key has among `rows`,
+    quoted, in order of first appearance: "'Math 5', 'Math five'" (at most `limit`, then
+    "…").  Only the given rows are read: for naming the values of a conflict."""
+    frame = pd.DataFrame(
+        {"key": key_codes[rows], "value": np.asarray(values.take(rows), dtype=object)}
+    )
+    distinct = frame[frame["value"].notna() & (frame["value"] != "")].drop_duplicates()
+    shown = distinct.groupby("key", sort=False).head(limit)
+    quoted = "'" + shown["value"].astype(str) + "'"
+    text = quoted.groupby(shown["key"], sort=False).agg(", ".join)
+    more = distinct.groupby("key", sort=False).size() > limit
+    text = text.where(~more.reindex(text.index, fill_value=False), text + ", …")
+    return frame["key"].map(text).fillna("").tolist()
