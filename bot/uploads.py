@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import access, formatting
 from bot.delivery import describe, upload_file
@@ -82,7 +83,14 @@ class RecentKeys:
 
 
 class ProgressMessage:
-    """Updates the "processing" message with chat.update, at most once per `interval` seconds."""
+    """Best-effort progress on the "processing" message, posted from a thread of its own.
+
+    The pipeline calls it while it holds the roster's transaction, i.e. the database lock: a
+    call only records the latest stage and wakes the poster, so nothing the transaction does
+    waits on Slack.  The poster sends one chat.update at most every `interval` seconds,
+    through a client that never retries; after a 429 it skips updates until Retry-After has
+    passed (the next stage simply replaces the one that was not shown).
+    """
 
     def __init__(
         self,
@@ -94,23 +102,77 @@ class ProgressMessage:
         interval: float,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.client, self.channel, self.ts = client, channel, ts
+        self.channel, self.ts = channel, ts
         self.names, self.dry_run, self.interval, self.clock = names, dry_run, interval, clock
+        # no retry handlers: a refused update is dropped, never waited for and sent again
+        self.client = WebClient(
+            token=client.token, base_url=client.base_url, timeout=client.timeout, retry_handlers=[]
+        )
         self._last = clock()
+        self._not_before = 0.0
+        self._latest: tuple[str, float] | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def __call__(self, stage: str, fraction: float) -> None:
-        now = self.clock()
-        if self.ts is None or now - self._last < self.interval:
+        if self.ts is None or self._stop.is_set():
             return
-        self._last = now
+        with self._lock:
+            self._latest = (stage, fraction)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._post_loop, name="rosterbot-progress", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """No more updates; waits briefly for one in flight (the final message comes next)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _post_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            wait = max(self._last + self.interval, self._not_before) - self.clock()
+            if wait > 0 and self._stop.wait(wait):
+                return
+            with self._lock:
+                latest, self._latest = self._latest, None
+            if latest is None or self._stop.is_set():
+                continue
+            self._last = self.clock()
+            self._send(*latest)
+
+    def _send(self, stage: str, fraction: float) -> None:
         try:
             self.client.chat_update(
                 channel=self.channel,
                 ts=self.ts,
                 **formatting.progress(self.names, stage, fraction, self.dry_run).kwargs(),
             )
-        except Exception:  # progress is cosmetic; never fail the upload over it
-            log.warning("progress update failed", exc_info=True)
+        except SlackApiError as err:  # progress is cosmetic; never fail or slow the upload
+            if err.response.status_code == 429:
+                self._not_before = self.clock() + _retry_after(err.response.headers)
+            log.info("progress update refused: %s", describe(err))
+        except Exception as err:
+            log.info("progress update failed: %s", describe(err))
+
+
+def _retry_after(headers: Any) -> float:
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            value = value[0] if isinstance(value, list | tuple) else value
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                break
+    return 1.0
 
 
 @dataclass
@@ -490,17 +552,20 @@ class UploadService:
             job.dry_run,
             self.settings.progress_interval,
         )
-        result = run(
-            self.store,
-            job.district.key,
-            inputs,
-            apply=not job.dry_run,
-            actor=job.user,
-            confirm_removals=job.confirm_removals,
-            confirm_id_changes=job.confirm_id_changes,
-            progress=progress,
-            sync=job.sync,
-        )
+        try:
+            result = run(
+                self.store,
+                job.district.key,
+                inputs,
+                apply=not job.dry_run,
+                actor=job.user,
+                confirm_removals=job.confirm_removals,
+                confirm_id_changes=job.confirm_id_changes,
+                progress=progress,
+                sync=job.sync,
+            )
+        finally:
+            progress.stop()
         # From here on the roster is what it will be (one committed transaction per file) and
         # each upload record holds its result; a Slack failure below loses no data, so every
         # reply is attempted on its own and a refused summary gets a short fallback.
