@@ -18,6 +18,7 @@ from roster.pipeline import InputFile, run
 from roster.store import Store
 from tests.conftest_slack import (  # noqa: F401 - fixtures
     CHANNEL,
+    DISTRICT,
     GOOD_AND_BAD,
     SCHOOL,
     TP_DISTRICT,
@@ -31,6 +32,7 @@ from tests.conftest_slack import (  # noqa: F401 - fixtures
     users_csv,
 )
 from tests.slack_standin import SlackStandIn
+from tests.test_crash import CliUpload
 
 FINALS = {"white_check_mark", "warning", "x", "no_entry"}
 
@@ -111,3 +113,46 @@ def test_a_rate_limited_progress_update_is_dropped_not_retried(slack, store):
     assert len(progress) == 1, "after a 429 no progress update is sent before Retry-After"
     final = [u for u in slack.calls("chat.update") if not is_progress(u)]
     assert final and "results below" in final[-1]["text"]
+
+
+# -- SQLite's write lock held by another process -------------------------------------------------
+
+
+def test_while_a_command_line_upload_holds_the_lock_a_share_and_status_still_get_replies(
+    slack, store, tmp_path
+):
+    (tmp_path / "cli.csv").write_bytes(GOOD_AND_BAD)
+    release = tmp_path / "release"
+    running = start_bot(slack, store)
+    cli = CliUpload(store.url, DISTRICT, tmp_path / "cli.csv", tmp_path, pause=90, release=release)
+    try:
+        cli.wait_paused()  # its transaction holds SQLite's write lock
+        fo = slack.host_file("users.csv", GOOD_AND_BAD)
+        assert running.send_event(file_share_event([fo])) == 200
+        queued = slack.wait_for(
+            lambda: [p for p in slack.posts(CHANNEL, TS) if "Queued behind" in p.get("text", "")],
+            what="the thread told the file is queued",
+        )
+        assert "Nothing has been applied yet" in queued[0]["text"]
+        assert running.send_command("status") == 200
+        status = str(slack.wait_for(slack.responses, what="the status answer")[0].body)
+        assert "Recent uploads" in status and "cli.csv" in status
+        assert not any(r in FINALS for r in slack.reactions(CHANNEL, TS))  # not processed yet
+        release.touch()
+        assert final_reaction(slack, timeout=60) == "warning"
+        code, _ = cli.finish()
+        assert code == 0
+    finally:
+        release.touch()
+        stop_bot(running)
+    # the queued share was recorded and applied once the command-line upload finished
+    records = store.recent_uploads(DISTRICT)
+    assert [(r.file_name, r.state) for r in records] == [
+        ("users.csv", "applied"),
+        ("cli.csv", "applied"),
+    ]
+    texts = " ".join(p.get("text", "") for p in slack.posts(CHANNEL, TS))
+    assert "went wrong" not in texts
+    processing_ts = queued[0].response["ts"]
+    final = [u for u in slack.calls("chat.update") if u.get("ts") == processing_ts]
+    assert "results below" in final[-1]["text"]  # the queued message became the processing one
