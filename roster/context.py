@@ -77,6 +77,14 @@ class RunContext:
     #: people each users.csv of this run accepted (userId, role_l): a demographics.csv of the
     #: same run may name them before they are stored (a check)
     accepted_people: list[pd.DataFrame] = field(default_factory=list)
+    #: reports named so far, per kind: two files of one kind in a run are reported apart
+    reports_named: dict[str, int] = field(default_factory=dict)
+
+    def report_suffix(self, kind: str) -> str:
+        """ "" for the first file of `kind` in this run, then "-2", "-3"... (its report is
+        users-errors.csv, users-errors-2.csv...: one file's report never overwrites another's)."""
+        n = self.reports_named[kind] = self.reports_named.get(kind, 0) + 1
+        return "" if n == 1 else f"-{n}"
 
 
 @dataclass

@@ -131,6 +131,7 @@ def process_file(ctx: RunContext, job: FileJob) -> FileResult:
     """One file of a run: its upload record, its steps, its stored result and report."""
     job.upload_id = start_record(ctx, job)
     result = _new_result(job)
+    result.report_suffix = ctx.report_suffix(job.kind)
     try:
         _steps(ctx, job, result)
     except (SQLAlchemyError, ctx.store.engine.dialect.loaded_dbapi.Error) as exc:
