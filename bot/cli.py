@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bot import cli_data, cli_ops
+from bot.terminal import SafeStream, terminal_safe
 from roster.ids import slack_channel_id_problem, slack_user_id_problem
 from roster.store import ACCESS_KINDS, ENROLLMENT_SOURCES, RosterError, Store
 
@@ -267,7 +268,7 @@ def _run_files(args, apply: bool) -> int:
         sync=args.sync,
     )
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        _print_json(result.to_json())
     else:
         print("\n\n".join(summary_text(f, dry_run=not apply) for f in result.files))
     return result.exit_code
@@ -286,7 +287,7 @@ def cmd_ask(args) -> int:
 
     question = " ".join(args.question)
     if args.json:
-        print(json.dumps(faq.ask_json(question), ensure_ascii=False))
+        _print_json(faq.ask_json(question))
     else:
         print(faq.answer_text(faq.lookup(question)))
     return 0
@@ -534,9 +535,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # everything printed passes through terminal_safe: file names, CSV values and school
+    # names never reach the terminal as escape sequences (bot/terminal.py)
+    stdout, sys.stdout = sys.stdout, SafeStream(sys.stdout)
     try:
         return _run(args)
     finally:
+        sys.stdout = stdout
         if getattr(args, "store", None) is not None:
             args.store.dispose()
 
@@ -545,7 +550,7 @@ def _run(args) -> int:
     try:
         return args.func(args)
     except RosterError as exc:
-        print(f"rosterbot: {exc}", file=sys.stderr)
+        print(terminal_safe(f"rosterbot: {exc}"), file=sys.stderr)
         return 2
     except BrokenPipeError:  # `rosterbot status d1 | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit

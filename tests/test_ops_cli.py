@@ -25,3 +25,28 @@ def test_two_input_files_with_the_same_name_get_a_report_each(setup):
     texts = [open(r, encoding="utf-8-sig").read() for r in reports]
     assert "north-bad" in texts[0] and "south-bad" not in texts[0]
     assert "south-bad" in texts[1] and "north-bad" not in texts[1]
+
+
+def test_status_prints_csv_values_and_file_names_without_terminal_escapes(setup):
+    red, clear = "\x1b[31mRED\x1b[0m", "\x1b[2J"
+    name = f"users{clear}.csv"
+    (setup / name).write_bytes(
+        users_csv(
+            class_of(1) + [row(userId="S9", userEmail=f"x{red}@", userFirstName="\u202eevil")]
+        )
+    )
+    done = cli(setup, "upload", "d1", name, "--report-dir", "out")
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\\u001b[2J" in done.stdout
+    status = cli(setup, "status", "d1", "--upload", "1")
+    assert status.returncode == 0, status.stderr
+    assert "\x1b" not in status.stdout and "\u202e" not in status.stdout
+    assert "\\u001b[31mRED\\u001b[0m" in status.stdout  # the value is shown, as text
+    listing = cli(setup, "status", "d1")
+    assert "\x1b" not in listing.stdout and "\\u001b[2J" in listing.stdout
+    # --json keeps the exact values (JSON's own escapes), still inert on a terminal
+    as_json = cli(setup, "status", "d1", "--upload", "1", "--json")
+    assert "\x1b" not in as_json.stdout and "\u202e" not in as_json.stdout
+    record = json.loads(as_json.stdout)["uploads"][0]
+    assert record["file"] == name
+    assert any(red in (i["value"] or "") for i in record["issues"])
