@@ -535,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    umask = os.umask(0o077)  # whatever else this process creates is owner-only too
     # everything printed passes through terminal_safe: file names, CSV values and school
     # names never reach the terminal as escape sequences (bot/terminal.py)
     stdout, sys.stdout = sys.stdout, SafeStream(sys.stdout)
@@ -542,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     finally:
         sys.stdout = stdout
+        os.umask(umask)
         if getattr(args, "store", None) is not None:
             args.store.dispose()
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    make_url,
     select,
     update,
 )
@@ -42,6 +43,7 @@ from roster.models import (
     Upload,
     utcnow,
 )
+from roster.private import private_dir, touch_private
 from roster.states import REPORTED_STATES, UNFINISHED_STATES, FileKind, UploadState
 
 ENROLLMENT_SOURCES = ("batch", "clever", "classlink", "gg4l")
@@ -146,8 +148,18 @@ def database_url(url: str | None = None) -> str:
         return url
     if os.environ.get("ROSTERBOT_DATABASE_URL"):
         return os.environ["ROSTERBOT_DATABASE_URL"]
-    DEFAULT_SQLITE.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(DEFAULT_SQLITE.parent)
     return f"sqlite:///{DEFAULT_SQLITE}"
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file owner-only before SQLite creates it with the umask's
+    mode; its -wal and -shm files take the database file's mode."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:") or Path(path).exists():
+        return
+    private_dir(Path(path).parent)
+    touch_private(Path(path))
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -179,6 +191,7 @@ class Store:
         self.url = database_url(url)
         kwargs: dict = {}
         if self.url.startswith("sqlite"):
+            _private_sqlite_file(self.url)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
         self.engine = create_engine(self.url, **kwargs)
         #: the same engine for transactions that only read (never wait for SQLite's writer)

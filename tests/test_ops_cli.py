@@ -50,3 +50,34 @@ def test_status_prints_csv_values_and_file_names_without_terminal_escapes(setup)
     record = json.loads(as_json.stdout)["uploads"][0]
     assert record["file"] == name
     assert any(red in (i["value"] or "") for i in record["issues"])
+
+
+def mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_files_the_product_writes_are_owner_only(tmp_path):
+    # the database in a var/ directory that does not exist yet, as on a fresh install
+    db = tmp_path / "var" / "roster.sqlite3"
+    url = f"sqlite:///{db}"
+    for args in (
+        ("district", "create", "d1", "--name", "D"),
+        ("school", "add", "d1", "0101", "--name", "L"),
+    ):
+        assert cli(tmp_path, *args, db=url).returncode == 0
+    (tmp_path / "users.csv").write_bytes(
+        users_csv(class_of(2) + [row(userId="S9", userEmail="bad")])
+    )
+    done = cli(tmp_path, "upload", "d1", "users.csv", "--report-dir", "out/reports", db=url)
+    assert done.returncode == 0, done.stderr
+    got = cli(tmp_path, "download", "d1", "all", "-o", "roster.csv", db=url)
+    assert got.returncode == 0, got.stderr
+    written = [db, tmp_path / "out" / "reports" / "users-errors.csv", tmp_path / "roster.csv"]
+    written += [
+        p for p in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")) if p.exists()
+    ]
+    assert {str(p.relative_to(tmp_path)): mode(p) for p in written} == {
+        str(p.relative_to(tmp_path)): 0o600 for p in written
+    }
+    for folder in (db.parent, tmp_path / "out", tmp_path / "out" / "reports"):
+        assert mode(folder) == 0o700, folder
