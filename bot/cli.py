@@ -18,6 +18,7 @@ from pathlib import Path
 from bot import cli_data, cli_ops
 from bot.terminal import SafeStream, terminal_safe
 from roster.ids import slack_channel_id_problem, slack_user_id_problem
+from roster.logsafe import RedactedErrors
 from roster.store import ACCESS_KINDS, ENROLLMENT_SOURCES, RosterError, Store
 
 
@@ -534,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # codes in the log, never roster values
+        handler.addFilter(RedactedErrors())
     args = build_parser().parse_args(argv)
     umask = os.umask(0o077)  # whatever else this process creates is owner-only too
     # everything printed passes through terminal_safe: file names, CSV values and school

@@ -435,13 +435,8 @@ class UploadService:
                 channel=channel, thread_ts=thread_ts, **message.kwargs()
             ).get("ts")
         except Exception as err:
-            log.error(
-                "posting to %s/%s failed (%s): %s",
-                channel,
-                thread_ts,
-                describe(err),
-                message.text[:200],
-            )
+            # not the message's text: a summary quotes file names and CSV values
+            log.error("posting to %s/%s failed (%s)", channel, thread_ts, describe(err))
             return None
 
     def _full_file(self, client: WebClient, f: dict) -> dict:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from roster import demographics, users
 from roster.context import FileJob, InputFile, Progress, RunContext, Settings, no_progress
 from roster.filekind import FileKindSpec
+from roster.logsafe import error_code
 from roster.results import FileResult, Hold, RunResult
 from roster.states import FileKind, FileStatus
 from roster.steps import (
@@ -136,7 +137,7 @@ def process_file(ctx: RunContext, job: FileJob) -> FileResult:
         _steps(ctx, job, result)
     except (SQLAlchemyError, ctx.store.engine.dialect.loaded_dbapi.Error) as exc:
         # roster.apply writes through the raw driver: its errors are the DBAPI's own
-        log.exception("upload %s could not be saved", job.upload_id)
+        log.error("upload %s could not be saved (%s)", job.upload_id, error_code(exc))
         result.status, result.applied = FileStatus.FAILED, False
         result.file_issues.append(database_refused(exc))
     if not result.applied:

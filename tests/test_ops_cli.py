@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from sqlalchemy import text
+
 from tests.builders import class_of, row, users_csv
+from tests.conftest import PG_OK, make_pg_store, set_up_district
 from tests.test_cli import cli, setup  # noqa: F401 - fixture
 
 
@@ -81,3 +85,25 @@ def test_files_the_product_writes_are_owner_only(tmp_path):
     }
     for folder in (db.parent, tmp_path / "out", tmp_path / "out" / "reports"):
         assert mode(folder) == 0o700, folder
+
+
+@pytest.mark.skipif(not PG_OK, reason="PostgreSQL not configured (set ROSTERBOT_TEST_POSTGRES_URL)")
+def test_a_database_refusal_is_logged_by_its_code_without_the_rows_values(tmp_path):
+    store, drop = make_pg_store()
+    try:
+        set_up_district(store, "d1")
+        # the database refuses one person; PostgreSQL's error quotes the whole failing row
+        with store.engine.begin() as conn:
+            conn.execute(
+                text("ALTER TABLE people ADD CONSTRAINT no_leak CHECK (email NOT LIKE 'leak%')")
+            )
+        rows = class_of(1) + [row(userId="S9", userEmail="leak.ava@example.org")]
+        (tmp_path / "users.csv").write_bytes(users_csv(rows))
+        done = cli(tmp_path, "upload", "d1", "users.csv", "--json", db=store.url)
+    finally:
+        drop()
+    assert done.returncode == 2, done.stderr
+    result = json.loads(done.stdout)["files"][0]
+    assert result["applied"] is False and result["file_issues"][0]["code"] == "FAILED"
+    assert "23514" in done.stderr  # the error's code is logged (check_violation)
+    assert "leak.ava" not in done.stderr and "Ava" not in done.stderr
