@@ -371,6 +371,26 @@ def _upload_json(r, with_issues: bool) -> dict:
     return out
 
 
+def cmd_purge(args) -> int:
+    """Retention: remove old uploads' reports, issue values and file bytes (roster/retention.py)."""
+    from roster.context import Settings
+    from roster.retention import purge
+
+    days = args.days if args.days is not None else Settings.from_env().retention_days
+    if days < 1:
+        raise RosterError("--days must be at least 1")
+    done = purge(_store(args), days)
+    if args.json:
+        _print_json(done.to_json())
+    else:
+        print(
+            f"Purged the error reports, issue values and file bytes of {done.uploads} upload(s) "
+            f"created before {done.cutoff:%Y-%m-%d %H:%M} UTC ({days} days); their counts and "
+            "audit lines are kept."
+        )
+    return 0
+
+
 def cmd_serve(args) -> int:
     from bot.app import serve
     from bot.settings import Settings, SettingsError
@@ -517,6 +537,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--limit", type=int, default=10)
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_status)
+
+    c = sub.add_parser(
+        "purge", help="remove reports, issue values and file bytes of uploads past retention"
+    )
+    c.add_argument(
+        "--days",
+        type=int,
+        help="keep this many days (default: ROSTERBOT_RETENTION_DAYS, else 90)",
+    )
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_purge)
 
     c = sub.add_parser("ask", help="ask the knowledge base")
     c.add_argument("question", nargs="+")

@@ -21,6 +21,7 @@ Progress = Callable[[str, float], None]
 DEFAULT_REMOVAL_SHARE = 0.20
 #: product.md "Guards": more userId changes than this in one upload need confirmation
 DEFAULT_ID_CHANGE_MAX = 10
+DEFAULT_RETENTION_DAYS = 90
 
 
 def no_progress(stage: str, fraction: float) -> None:
@@ -40,10 +41,15 @@ class Settings:
     max_bytes: int = DEFAULT_MAX_BYTES
     removal_share: float = DEFAULT_REMOVAL_SHARE
     id_change_max: int = DEFAULT_ID_CHANGE_MAX
+    #: days an upload's report, issue values and file bytes are kept (roster/retention.py)
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @classmethod
     def from_env(cls) -> "Settings":
         return cls(
+            retention_days=int(
+                os.environ.get("ROSTERBOT_RETENTION_DAYS", "").strip() or DEFAULT_RETENTION_DAYS
+            ),
             max_bytes=int(os.environ.get("ROSTERBOT_MAX_FILE_BYTES", DEFAULT_MAX_BYTES)),
             removal_share=float(
                 os.environ.get("ROSTERBOT_REMOVAL_GUARD_SHARE", DEFAULT_REMOVAL_SHARE)

@@ -156,3 +156,42 @@ def test_while_a_command_line_upload_holds_the_lock_a_share_and_status_still_get
     processing_ts = queued[0].response["ts"]
     final = [u for u in slack.calls("chat.update") if u.get("ts") == processing_ts]
     assert "results below" in final[-1]["text"]  # the queued message became the processing one
+
+
+# -- retention: the bot purges old upload data itself ----------------------------------------------
+
+
+def test_the_bot_purges_uploads_past_retention_when_it_starts(slack, store):
+    import time
+    from datetime import timedelta
+
+    from roster.models import utcnow
+
+    old = store.new_upload(DISTRICT, "old.csv", "U0ADMIN", dry_run=True)
+    recent = store.new_upload(DISTRICT, "recent.csv", "U0ADMIN", dry_run=True)
+    issue = {
+        "row": 2,
+        "column": "userEmail",
+        "code": "EMAIL_INVALID",
+        "value": "ava@",
+        "message": "x",
+    }
+    for upload_id, days in ((old, 91), (recent, 5)):
+        store.update_upload(
+            upload_id,
+            state="checked",
+            report=b"row,userEmail\n2,ava@\n",
+            issues=[issue],
+            created_at=utcnow() - timedelta(days=days),
+        )
+    running = start_bot(slack, store)
+    try:
+        deadline = time.monotonic() + 15
+        while store.upload(old).purged_at is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop_bot(running)
+    purged, kept = store.upload(old), store.upload(recent)
+    assert purged.purged_at is not None and purged.report is None
+    assert purged.issues[0]["code"] == "EMAIL_INVALID" and purged.issues[0]["value"] == ""
+    assert kept.purged_at is None and kept.report is not None and kept.issues == [issue]

@@ -107,3 +107,50 @@ def test_a_database_refusal_is_logged_by_its_code_without_the_rows_values(tmp_pa
     assert result["applied"] is False and result["file_issues"][0]["code"] == "FAILED"
     assert "23514" in done.stderr  # the error's code is logged (check_violation)
     assert "leak.ava" not in done.stderr and "Ava" not in done.stderr
+
+
+def age(db: str, upload_id: int, days: int) -> None:
+    import sqlite3
+    from datetime import datetime, timedelta, timezone
+
+    con = sqlite3.connect(db)
+    when = datetime.now(timezone.utc) - timedelta(days=days)
+    con.execute("update uploads set created_at = ? where id = ?", (when.isoformat(" "), upload_id))
+    con.commit()
+    con.close()
+
+
+def test_purge_removes_old_reports_values_and_bytes_and_keeps_counts_and_the_audit_line(setup):
+    bad = "ava.secret@"
+    (setup / "users.csv").write_bytes(users_csv(class_of(2) + [row(userId="S9", userEmail=bad)]))
+    for _ in range(2):
+        assert cli(setup, "upload", "d1", "users.csv", "--report-dir", "out").returncode == 0
+    db = str(setup / "cli.sqlite3")
+    age(db, 1, 91)
+    before = cli(setup, "status", "d1", "--upload", "1", "--json")
+    line_before = cli(setup, "status", "d1").stdout.splitlines()
+    done = cli(setup, "purge", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["purged"] == 1 and json.loads(done.stdout)["days"] == 90
+
+    old, new = (
+        json.loads(cli(setup, "status", "d1", "--upload", str(i), "--json").stdout)["uploads"][0]
+        for i in (1, 2)
+    )
+    kept = json.loads(before.stdout)["uploads"][0]
+    assert {k: old[k] for k in ("counts", "rows", "file", "sha256", "state", "issue_count")} == {
+        k: kept[k] for k in ("counts", "rows", "file", "sha256", "state", "issue_count")
+    }
+    assert bad not in json.dumps(old) and [i["code"] for i in old["issues"]] == [
+        i["code"] for i in kept["issues"]
+    ]
+    assert bad in json.dumps(new)  # a recent upload keeps everything
+    assert cli(setup, "status", "d1").stdout.splitlines() == line_before  # the audit lines stay
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    stored = con.execute("select id, report is null, payload is null from uploads").fetchall()
+    con.close()
+    assert stored == [(1, 1, 1), (2, 0, 1)]
+    # again: nothing left to purge
+    assert json.loads(cli(setup, "purge", "--json").stdout)["purged"] == 0
