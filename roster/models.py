@@ -158,7 +158,6 @@ ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("admins", "team_id"),
     ("linked_channels", "team_id"),
     ("uploads", "slack_message_ts"),
-    ("uploads", "purged_at"),
 )
 
 
