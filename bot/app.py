@@ -24,6 +24,7 @@ from slack_sdk import WebClient
 from bot.conversation import Conversation
 from bot.delivery import retry_handlers
 from bot.listeners import register_listeners
+from bot.retention import DailyPurge
 from bot.settings import Settings, SettingsError
 from bot.slash import SlashCommands
 from bot.uploads import UploadService
@@ -46,8 +47,11 @@ class Services:
     uploads: UploadService
     conversation: Conversation
     slash: SlashCommands
+    retention: DailyPurge | None = None
 
     def shutdown(self) -> None:
+        if self.retention is not None:
+            self.retention.stop()
         self.uploads.shutdown(wait=True)
 
 
@@ -89,6 +93,12 @@ def create_app(settings: Settings, store: Store | None = None) -> App:
         conversation=Conversation(settings, store),
         slash=SlashCommands(settings, store),
     )
+
+    from roster.context import Settings as RunSettings
+
+    services.retention = DailyPurge(
+        store, RunSettings.from_env().retention_days, settings.purge_interval
+    ).start()
 
     @app.middleware
     def inject_services(context: BoltContext, next: Any) -> Any:  # noqa: A002 - Bolt's name

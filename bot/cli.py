@@ -16,7 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bot import cli_data, cli_ops
+from bot.terminal import SafeStream, terminal_safe
 from roster.ids import slack_channel_id_problem, slack_user_id_problem
+from roster.logsafe import RedactedErrors
 from roster.store import ACCESS_KINDS, ENROLLMENT_SOURCES, RosterError, Store
 
 
@@ -267,7 +269,7 @@ def _run_files(args, apply: bool) -> int:
         sync=args.sync,
     )
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        _print_json(result.to_json())
     else:
         info = store.district(args.district)
         where = f"{info.name} ({info.key})"
@@ -293,7 +295,7 @@ def cmd_ask(args) -> int:
 
     question = " ".join(args.question)
     if args.json:
-        print(json.dumps(faq.ask_json(question), ensure_ascii=False))
+        _print_json(faq.ask_json(question))
     else:
         print(faq.answer_text(faq.lookup(question)))
     return 0
@@ -382,6 +384,26 @@ def _upload_json(r, with_issues: bool) -> dict:
     if with_issues:
         out["issues"] = r.issues
     return out
+
+
+def cmd_purge(args) -> int:
+    """Retention: remove old uploads' reports, issue values and file bytes (roster/retention.py)."""
+    from roster.context import Settings
+    from roster.retention import purge
+
+    days = args.days if args.days is not None else Settings.from_env().retention_days
+    if days < 1:
+        raise RosterError("--days must be at least 1")
+    done = purge(_store(args), days)
+    if args.json:
+        _print_json(done.to_json())
+    else:
+        print(
+            f"Purged the error reports, issue values and file bytes of {done.uploads} upload(s) "
+            f"created before {done.cutoff:%Y-%m-%d %H:%M} UTC ({days} days); their counts and "
+            "audit lines are kept."
+        )
+    return 0
 
 
 def cmd_serve(args) -> int:
@@ -531,6 +553,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_status)
 
+    c = sub.add_parser(
+        "purge", help="remove reports, issue values and file bytes of uploads past retention"
+    )
+    c.add_argument(
+        "--days",
+        type=int,
+        help="keep this many days (default: ROSTERBOT_RETENTION_DAYS, else 90)",
+    )
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_purge)
+
     c = sub.add_parser("ask", help="ask the knowledge base")
     c.add_argument("question", nargs="+")
     c.add_argument("--json", action="store_true")
@@ -548,10 +581,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # codes in the log, never roster values
+        handler.addFilter(RedactedErrors())
     args = build_parser().parse_args(argv)
+    umask = os.umask(0o077)  # whatever else this process creates is owner-only too
+    # everything printed passes through terminal_safe: file names, CSV values and school
+    # names never reach the terminal as escape sequences (bot/terminal.py)
+    stdout, sys.stdout = sys.stdout, SafeStream(sys.stdout)
     try:
         return _run(args)
     finally:
+        sys.stdout = stdout
+        os.umask(umask)
         if getattr(args, "store", None) is not None:
             args.store.dispose()
 
@@ -560,7 +601,7 @@ def _run(args) -> int:
     try:
         return args.func(args)
     except RosterError as exc:
-        print(f"rosterbot: {exc}", file=sys.stderr)
+        print(terminal_safe(f"rosterbot: {exc}"), file=sys.stderr)
         return 2
     except BrokenPipeError:  # `rosterbot status d1 | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit

@@ -10,12 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from roster.private import write_private
 from roster.store import RosterError, Store
 
 
 def _write(data: bytes, output: str | None, what: str) -> None:
     if output:
-        Path(output).write_bytes(data)
+        write_private(Path(output), data)  # owner-only: a roster holds student data
         print(f"Wrote {what} to {output}.")
         return
     sys.stdout.flush()

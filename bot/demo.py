@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.formatting import upload_summary
 from roster.pipeline import InputFile, run
+from roster.private import private_dir
 from roster.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def blocks_as_text(blocks: list[dict]) -> str:
 
 def main() -> None:
     var = ROOT / "var"
-    var.mkdir(exist_ok=True)
+    private_dir(var)
     db = var / "demo.sqlite3"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)

@@ -68,6 +68,11 @@ class Settings:
     #: A 429 asking to wait longer than this (seconds) is not retried; the call fails instead.
     slack_max_retry_after: float = 30.0
     file_hosts: tuple[str, ...] = field(default=SLACK_FILE_HOSTS)
+    #: A file share waits this long (seconds) for SQLite's write lock before it is queued
+    #: behind the upload holding it (and the thread told so).
+    lock_wait: float = 2.0
+    #: Seconds between two retention purges (the first runs at start); see roster/retention.py
+    purge_interval: float = 24 * 60 * 60.0
     #: HTTP mode: request bodies over this many bytes are refused (413) before they are read.
     max_request_bytes: int = 3 * 1024 * 1024
     #: Many workspaces (OAuth installs, docs/deploy.md): the app's client id and secret.

@@ -21,12 +21,14 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import access, formatting
 from bot.delivery import describe, upload_file
 from bot.files import DownloadRefused, SharedFile, download, unreadable_reason
 from bot.settings import Settings
 from roster.states import UNFINISHED_STATES, FileStatus, UploadState
+from roster.store import StoreBusy
 
 if TYPE_CHECKING:
     from roster.models import Upload
@@ -86,7 +88,14 @@ class RecentKeys:
 
 
 class ProgressMessage:
-    """Updates the "processing" message with chat.update, at most once per `interval` seconds."""
+    """Best-effort progress on the "processing" message, posted from a thread of its own.
+
+    The pipeline calls it while it holds the roster's transaction, i.e. the database lock: a
+    call only records the latest stage and wakes the poster, so nothing the transaction does
+    waits on Slack.  The poster sends one chat.update at most every `interval` seconds,
+    through a client that never retries; after a 429 it skips updates until Retry-After has
+    passed (the next stage simply replaces the one that was not shown).
+    """
 
     def __init__(
         self,
@@ -98,23 +107,106 @@ class ProgressMessage:
         interval: float,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.client, self.channel, self.ts = client, channel, ts
+        self.channel, self.ts = channel, ts
         self.names, self.dry_run, self.interval, self.clock = names, dry_run, interval, clock
+        # no retry handlers: a refused update is dropped, never waited for and sent again
+        self.client = WebClient(
+            token=client.token, base_url=client.base_url, timeout=client.timeout, retry_handlers=[]
+        )
         self._last = clock()
+        self._not_before = 0.0
+        self._latest: tuple[str, float] | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def __call__(self, stage: str, fraction: float) -> None:
-        now = self.clock()
-        if self.ts is None or now - self._last < self.interval:
+        if self.ts is None or self._stop.is_set():
             return
-        self._last = now
+        with self._lock:
+            self._latest = (stage, fraction)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._post_loop, name="rosterbot-progress", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """No more updates; waits briefly for one in flight (the final message comes next)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _post_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            wait = max(self._last + self.interval, self._not_before) - self.clock()
+            if wait > 0 and self._stop.wait(wait):
+                return
+            with self._lock:
+                latest, self._latest = self._latest, None
+            if latest is None or self._stop.is_set():
+                continue
+            self._last = self.clock()
+            self._send(*latest)
+
+    def _send(self, stage: str, fraction: float) -> None:
         try:
             self.client.chat_update(
                 channel=self.channel,
                 ts=self.ts,
                 **formatting.progress(self.names, stage, fraction, self.dry_run).kwargs(),
             )
-        except Exception:  # progress is cosmetic; never fail the upload over it
-            log.warning("progress update failed", exc_info=True)
+        except SlackApiError as err:  # progress is cosmetic; never fail or slow the upload
+            if err.response.status_code == 429:
+                self._not_before = self.clock() + _retry_after(err.response.headers)
+            log.info("progress update refused: %s", describe(err))
+        except Exception as err:
+            log.info("progress update failed: %s", describe(err))
+
+
+def _retry_after(headers: Any) -> float:
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            value = value[0] if isinstance(value, list | tuple) else value
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                break
+    return 1.0
+
+
+@dataclass
+class Share:
+    """A message sharing roster files, decided (may upload) but not yet claimed."""
+
+    channel: str
+    message_ts: str
+    thread_ts: str
+    user: str
+    district: DistrictInfo
+    dry_run: bool
+    files: list[SharedFile]
+    skipped: list[str] = field(default_factory=list)
+    sync: bool = False
+
+
+#: while queued behind another upload, how long each look at the write lock waits (seconds)
+LOCK_POLL = 2.0
+
+
+def queued_message(share: Share | UploadJob, names: list[str] | None = None) -> formatting.Message:
+    names = names if names is not None else [f.name for f in share.files]
+    what = "check" if share.dry_run else "process"
+    return formatting.Message(
+        f":hourglass_flowing_sand: Queued behind another upload that is still running: I will "
+        f"{what} {formatting.names_list(names)} as soon as it finishes. Nothing has been "
+        "applied yet."
+    )
 
 
 @dataclass
@@ -145,8 +237,10 @@ class UploadService:
             settings.upload_workers, thread_name_prefix="rosterbot-upload"
         )
         self._answered = RecentKeys()
+        self._closing = threading.Event()
 
     def shutdown(self, wait: bool = True) -> None:
+        self._closing.set()  # a share queued behind another upload is told and let go
         self.executor.shutdown(wait=wait)
 
     # -- on the listener thread -------------------------------------------------------------
@@ -180,45 +274,131 @@ class UploadService:
                 self._refuse(client, channel, ts, thread_ts, decision.refusal)
             return None
 
-        dry_run = wants_dry_run(event.get("text"))
-        claimed = []
-        for f in csvs:
-            upload_id = self.store.claim_slack_file(
-                f.id,
-                decision.district.key,
-                channel,
-                thread_ts,
-                user,
-                f.name,
-                dry_run=dry_run,
-                message_ts=ts,
-            )
-            if upload_id is not None:  # None: Slack re-delivered an event we already have
-                claimed.append((f, upload_id))
-        if not claimed:
-            log.info("files %s already claimed; ignoring re-delivery", [f.id for f in csvs])
-            return None
-
-        self._react(client, channel, ts, REACTION_SEEN)
-        names = [f.name for f, _ in claimed]
-        # The files are claimed: from here on they are processed even when Slack refuses the
-        # "processing" message (the summary says the rest).
-        processing_ts = self._post(
-            client, channel, thread_ts, formatting.processing(names, dry_run, others if dm else ())
-        )
-        job = UploadJob(
+        share = Share(
             channel=channel,
             message_ts=ts,
             thread_ts=thread_ts,
             user=user,
             district=decision.district,
-            dry_run=dry_run,
-            files=claimed,
-            processing_ts=processing_ts,
-            skipped=others,
+            dry_run=wants_dry_run(event.get("text")),
+            files=csvs,
+            skipped=others if dm else [],
             sync=wants_sync(event.get("text")),
         )
+        try:
+            claimed = self._claim(share, wait=self.settings.lock_wait)
+        except StoreBusy:
+            # Another upload (the command line, another district) holds SQLite's write lock:
+            # say so now, and claim and process the file on a worker once the lock frees.
+            if not self._answered.first_time(f"queued:{ts}:" + ",".join(f.id for f in csvs)):
+                return None
+            self._react(client, channel, ts, REACTION_SEEN)
+            queued_ts = self._post(client, channel, thread_ts, queued_message(share))
+            return self.executor.submit(self._when_free, client, share, queued_ts)
+        return self._start(client, share, claimed)
+
+    def _claim(self, share: Share, wait: float | None = None) -> list[tuple[SharedFile, int]]:
+        """Record each file of the share as received; the ones not claimed before."""
+        claimed = []
+        for f in share.files:
+            upload_id = self.store.claim_slack_file(
+                f.id,
+                share.district.key,
+                share.channel,
+                share.thread_ts,
+                share.user,
+                f.name,
+                dry_run=share.dry_run,
+                message_ts=share.message_ts,
+                wait=wait,
+            )
+            if upload_id is not None:  # None: Slack re-delivered an event we already have
+                claimed.append((f, upload_id))
+        return claimed
+
+    def _start(
+        self,
+        client: WebClient,
+        share: Share,
+        claimed: list[tuple[SharedFile, int]],
+        queued_ts: str | None = None,
+    ) -> Future | None:
+        if not claimed:
+            log.info("files %s already claimed; ignoring re-delivery", [f.id for f in share.files])
+            return None
+        names = [f.name for f, _ in claimed]
+        if queued_ts is None:
+            self._react(client, share.channel, share.message_ts, REACTION_SEEN)
+        # The files are claimed: from here on they are processed even when Slack refuses the
+        # "processing" message (the summary says the rest).
+        message = formatting.processing(names, share.dry_run, share.skipped)
+        processing_ts = queued_ts
+        if queued_ts is None or not self._replace(client, share.channel, queued_ts, message):
+            processing_ts = self._post(client, share.channel, share.thread_ts, message)
+        job = UploadJob(
+            channel=share.channel,
+            message_ts=share.message_ts,
+            thread_ts=share.thread_ts,
+            user=share.user,
+            district=share.district,
+            dry_run=share.dry_run,
+            files=claimed,
+            processing_ts=processing_ts,
+            skipped=share.skipped,
+            sync=share.sync,
+        )
+        if queued_ts is not None:  # already on a worker
+            self._process(client, job)
+            return None
         return self.executor.submit(self._process, client, job)
+
+    def _when_free(self, client: WebClient, share: Share, queued_ts: str | None) -> None:
+        """On a worker: claim a queued share once the write lock frees, then process it."""
+        while True:
+            if self._closing.is_set():
+                self._post(
+                    client,
+                    share.channel,
+                    share.thread_ts,
+                    formatting.Message(
+                        f"I stopped before {formatting.names_list([f.name for f in share.files])}"
+                        " could be processed; nothing was applied. Share the file again."
+                    ),
+                )
+                return
+            try:
+                claimed = self._claim(share, wait=LOCK_POLL)
+                break
+            except StoreBusy:
+                continue
+            except Exception:
+                log.exception("claiming a queued share failed")
+                self._post(client, share.channel, share.thread_ts, formatting.internal_error([]))
+                self._react(client, share.channel, share.message_ts, REACTION_FAILURE)
+                return
+        self._start(client, share, claimed, queued_ts)
+
+    def _wait_for_lock(self, client: WebClient, job: UploadJob) -> bool:
+        """Before a claimed upload runs: if another upload holds the write lock, say the file
+        is queued and wait; False when the bot is stopping (the caller gives up)."""
+        if self.store.write_lock_free(wait=self.settings.lock_wait):
+            return True
+        names = [f.name for f, _ in job.files]
+        self._update(client, job, queued_message(job, names))
+        while not self.store.write_lock_free(wait=LOCK_POLL):
+            if self._closing.is_set():
+                return False
+        self._update(client, job, formatting.processing(names, job.dry_run, job.skipped))
+        return True
+
+    @staticmethod
+    def _replace(client: WebClient, channel: str, ts: str, message: formatting.Message) -> bool:
+        try:
+            client.chat_update(channel=channel, ts=ts, **message.kwargs())
+            return True
+        except Exception as err:
+            log.warning("chat.update failed: %s", describe(err))
+            return False
 
     def _tell_unreadable(
         self,
@@ -259,13 +439,8 @@ class UploadService:
                 channel=channel, thread_ts=thread_ts, **message.kwargs()
             ).get("ts")
         except Exception as err:
-            log.error(
-                "posting to %s/%s failed (%s): %s",
-                channel,
-                thread_ts,
-                describe(err),
-                message.text[:200],
-            )
+            # not the message's text: a summary quotes file names and CSV values
+            log.error("posting to %s/%s failed (%s)", channel, thread_ts, describe(err))
             return None
 
     def _full_file(self, client: WebClient, f: dict) -> dict:
@@ -484,6 +659,18 @@ class UploadService:
             self._update(client, job, message)
             self._post(client, job.channel, job.thread_ts, message)
             return
+        if not self._wait_for_lock(client, job):
+            # the record stays `received`: start-up recovery settles it (the lock is not ours)
+            self._post(
+                client,
+                job.channel,
+                job.thread_ts,
+                formatting.Message(
+                    "I stopped before this upload could run; nothing was applied. "
+                    "Share the file again."
+                ),
+            )
+            return
 
         names = [f.name for f, _ in job.files]
         progress = ProgressMessage(
@@ -494,17 +681,20 @@ class UploadService:
             job.dry_run,
             self.settings.progress_interval,
         )
-        result = run(
-            self.store,
-            job.district.key,
-            inputs,
-            apply=not job.dry_run,
-            actor=job.user,
-            confirm_removals=job.confirm_removals,
-            confirm_id_changes=job.confirm_id_changes,
-            progress=progress,
-            sync=job.sync,
-        )
+        try:
+            result = run(
+                self.store,
+                job.district.key,
+                inputs,
+                apply=not job.dry_run,
+                actor=job.user,
+                confirm_removals=job.confirm_removals,
+                confirm_id_changes=job.confirm_id_changes,
+                progress=progress,
+                sync=job.sync,
+            )
+        finally:
+            progress.stop()
         # From here on the roster is what it will be (one committed transaction per file) and
         # each upload record holds its result; a Slack failure below loses no data, so every
         # reply is attempted on its own and a refused summary gets a short fallback.

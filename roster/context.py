@@ -21,6 +21,7 @@ Progress = Callable[[str, float], None]
 DEFAULT_REMOVAL_SHARE = 0.20
 #: product.md "Guards": more userId changes than this in one upload need confirmation
 DEFAULT_ID_CHANGE_MAX = 10
+DEFAULT_RETENTION_DAYS = 90
 
 
 def no_progress(stage: str, fraction: float) -> None:
@@ -40,10 +41,15 @@ class Settings:
     max_bytes: int = DEFAULT_MAX_BYTES
     removal_share: float = DEFAULT_REMOVAL_SHARE
     id_change_max: int = DEFAULT_ID_CHANGE_MAX
+    #: days an upload's report, issue values and file bytes are kept (roster/retention.py)
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @classmethod
     def from_env(cls) -> "Settings":
         return cls(
+            retention_days=int(
+                os.environ.get("ROSTERBOT_RETENTION_DAYS", "").strip() or DEFAULT_RETENTION_DAYS
+            ),
             max_bytes=int(os.environ.get("ROSTERBOT_MAX_FILE_BYTES", DEFAULT_MAX_BYTES)),
             removal_share=float(
                 os.environ.get("ROSTERBOT_REMOVAL_GUARD_SHARE", DEFAULT_REMOVAL_SHARE)
@@ -77,6 +83,14 @@ class RunContext:
     #: people each users.csv of this run accepted (userId, role_l): a demographics.csv of the
     #: same run may name them before they are stored (a check)
     accepted_people: list[pd.DataFrame] = field(default_factory=list)
+    #: reports named so far, per kind: two files of one kind in a run are reported apart
+    reports_named: dict[str, int] = field(default_factory=dict)
+
+    def report_suffix(self, kind: str) -> str:
+        """ "" for the first file of `kind` in this run, then "-2", "-3"... (its report is
+        users-errors.csv, users-errors-2.csv...: one file's report never overwrites another's)."""
+        n = self.reports_named[kind] = self.reports_named.get(kind, 0) + 1
+        return "" if n == 1 else f"-{n}"
 
 
 @dataclass

@@ -49,7 +49,7 @@ def download_csv(store: Store, district_key: str, kind: str, school: str | None 
     """
     district = store.district(district_key)
     check_allowed(district, kind)
-    with store.engine.connect() as conn:
+    with store.reader.connect() as conn:  # a read: never waits for a running upload
         schools = dict(
             conn.execute(
                 select(School.id, School.org_sis_id).where(School.district_id == district.id)

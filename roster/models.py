@@ -215,6 +215,8 @@ class Upload(Base):
     payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     #: the upload this record undid (`rosterbot undo`); NULL for a file
     undo_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: when the retention purge removed the report, issue values and bytes (roster/retention.py)
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Change(Base):

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from roster import demographics, users
 from roster.context import FileJob, InputFile, Progress, RunContext, Settings, no_progress
 from roster.filekind import FileKindSpec
+from roster.logsafe import error_code
 from roster.results import FileResult, Hold, RunResult
 from roster.states import FileKind, FileStatus
 from roster.steps import (
@@ -131,11 +132,12 @@ def process_file(ctx: RunContext, job: FileJob) -> FileResult:
     """One file of a run: its upload record, its steps, its stored result and report."""
     job.upload_id = start_record(ctx, job)
     result = _new_result(job)
+    result.report_suffix = ctx.report_suffix(job.kind)
     try:
         _steps(ctx, job, result)
     except (SQLAlchemyError, ctx.store.engine.dialect.loaded_dbapi.Error) as exc:
         # roster.apply writes through the raw driver: its errors are the DBAPI's own
-        log.exception("upload %s could not be saved", job.upload_id)
+        log.error("upload %s could not be saved (%s)", job.upload_id, error_code(exc))
         result.status, result.applied = FileStatus.FAILED, False
         result.file_issues.append(database_refused(exc))
     if not result.applied:

@@ -62,14 +62,16 @@ class FileResult:
     changes_file: str | None = None
     #: the upload this record undid (an undo), else None
     undo_of: int | None = None
+    #: "" or "-2", "-3"...: the second file of a kind in one run (RunContext.report_suffix)
+    report_suffix: str = ""
 
     @property
     def report_name(self) -> str:
-        return f"{self.kind}-errors.csv"
+        return f"{self.kind}-errors{self.report_suffix}.csv"
 
     @property
     def changes_name(self) -> str:
-        return f"{self.kind}-changes.csv"
+        return f"{self.kind}-changes{self.report_suffix}.csv"
 
     def to_json(self) -> dict:
         return {

@@ -25,6 +25,7 @@ from roster.changes import changes_csv, write_change_log
 from roster.context import FileJob, RunContext
 from roster.filekind import KindTable
 from roster.models import utcnow
+from roster.private import private_dir, write_private
 from roster.results import FileResult, Hold
 from roster.states import FileStatus, UploadState
 from roster.store import DistrictInfo, Store
@@ -225,8 +226,8 @@ def write_report(result: FileResult, report_dir: Path | None) -> None:
         if data is None:
             continue
         path = Path(report_dir).resolve() / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        private_dir(path.parent)
+        write_private(path, data)  # owner-only: it holds student data
         setattr(result, attr, str(path))
 
 

@@ -24,10 +24,11 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    make_url,
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from roster import schema
 from roster.ids import school_id_problem
@@ -42,6 +43,7 @@ from roster.models import (
     Upload,
     utcnow,
 )
+from roster.private import private_dir, touch_private
 from roster.states import REPORTED_STATES, UNFINISHED_STATES, FileKind, UploadState
 
 ENROLLMENT_SOURCES = ("batch", "clever", "classlink", "gg4l")
@@ -56,6 +58,17 @@ class RosterError(Exception):
 
 class SchemaBehind(RosterError):
     """The database is older than this code and ROSTERBOT_AUTO_UPGRADE=0."""
+
+
+class StoreBusy(Exception):
+    """Another connection holds SQLite's write lock (an upload is running) and the caller
+    chose not to wait for it."""
+
+
+#: SQLite: how long a write waits for the write lock by default (seconds)
+SQLITE_BUSY_TIMEOUT = 60
+#: the execution option of `Store.reader`: its transactions only read
+READ_ONLY = "rosterbot_read_only"
 
 
 @dataclass(frozen=True)
@@ -135,15 +148,27 @@ def database_url(url: str | None = None) -> str:
         return url
     if os.environ.get("ROSTERBOT_DATABASE_URL"):
         return os.environ["ROSTERBOT_DATABASE_URL"]
-    DEFAULT_SQLITE.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(DEFAULT_SQLITE.parent)
     return f"sqlite:///{DEFAULT_SQLITE}"
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file owner-only before SQLite creates it with the umask's
+    mode; its -wal and -shm files take the database file's mode."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:") or Path(path).exists():
+        return
+    private_dir(Path(path).parent)
+    touch_private(Path(path))
 
 
 def _sqlite_setup(engine: Engine) -> None:
     """Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
 
     Every transaction starts with BEGIN IMMEDIATE, i.e. takes SQLite's write lock up front,
-    which is how uploads of a district are serialised on SQLite.
+    which is how uploads of a district are serialised on SQLite.  Except on `Store.reader`:
+    a read-only transaction begins deferred and, in WAL mode, reads the last committed state
+    without waiting for a writer (a running upload never keeps `status` from answering).
     """
 
     @event.listens_for(engine, "connect")
@@ -152,12 +177,13 @@ def _sqlite_setup(engine: Engine) -> None:
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # pragma: no cover - trivial
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Store:
@@ -165,8 +191,11 @@ class Store:
         self.url = database_url(url)
         kwargs: dict = {}
         if self.url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+            _private_sqlite_file(self.url)
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
         self.engine = create_engine(self.url, **kwargs)
+        #: the same engine for transactions that only read (never wait for SQLite's writer)
+        self.reader = self.engine.execution_options(**{READ_ONLY: True})
         if self.engine.dialect.name == "sqlite":
             _sqlite_setup(self.engine)
         if create:
@@ -180,9 +209,39 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+    def transaction(self, wait: float | None = None) -> Iterator[Connection]:
+        """A write transaction.  On SQLite, `wait` is how long to wait for the write lock
+        (None: SQLITE_BUSY_TIMEOUT), raising StoreBusy past it."""
+        if wait is None or self.dialect != "sqlite":
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            dbapi.execute(f"PRAGMA busy_timeout={max(1, int(wait * 1000))}")
+            try:
+                try:
+                    trans = conn.begin()
+                except OperationalError as exc:
+                    if "locked" in str(exc) or "busy" in str(exc):
+                        raise StoreBusy from None
+                    raise
+                with trans:
+                    yield conn
+            finally:
+                dbapi.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+
+    def write_lock_free(self, wait: float = 0.0) -> bool:
+        """Whether a write could start now (waiting at most `wait` seconds): always on
+        PostgreSQL, whose locks are per district; on SQLite, whether no other connection
+        holds the one write lock."""
+        if self.dialect != "sqlite":
+            return True
+        try:
+            with self.transaction(wait=wait):
+                return True
+        except StoreBusy:
+            return False
 
     # --- districts and schools -----------------------------------------------------------------
     def create_district(
@@ -208,7 +267,7 @@ class Store:
         return self.district(key)
 
     def get_district(self, key: str) -> DistrictInfo | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(*_DISTRICT_COLUMNS).where(District.key == key)).first()
         return DistrictInfo(*row) if row else None
 
@@ -220,7 +279,7 @@ class Store:
         wanted = {w.casefold() for w in words}
         if not wanted:
             return []
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(select(*_DISTRICT_COLUMNS).order_by(District.key)).all()
         return [DistrictInfo(*r) for r in rows if r.key.casefold() in wanted]
 
@@ -243,7 +302,7 @@ class Store:
                 .scalar_subquery()
             )
 
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(
                 select(
                     District.key,
@@ -309,7 +368,7 @@ class Store:
 
     def schools(self, district_key: str) -> list[tuple[str, str]]:
         district = self.district(district_key)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(
                 select(School.org_sis_id, School.name)
                 .where(School.district_id == district.id)
@@ -437,7 +496,7 @@ class Store:
 
     def admins(self, district_key: str) -> list[AdminGrant]:
         district = self.district(district_key)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(
                 select(Admin.slack_user_id, Admin.system, Admin.enrollment, Admin.support)
                 .where(Admin.district_id == district.id)
@@ -450,7 +509,7 @@ class Store:
         return [a.slack_user_id for a in self.admins(district_key) if a.system]
 
     def grants_for(self, slack_user_id: str) -> list[Grant]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(
                 select(District.key, Admin.system, Admin.enrollment, Admin.support, Admin.team_id)
                 .join(District, District.id == Admin.district_id)
@@ -520,7 +579,7 @@ class Store:
 
     def channels(self, district_key: str) -> list[str]:
         district = self.district(district_key)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return list(
                 conn.execute(
                     select(LinkedChannel.channel_id)
@@ -535,7 +594,7 @@ class Store:
 
     def channel_link(self, channel_id: str) -> tuple[DistrictInfo, str | None] | None:
         """The district a channel is linked to, and the workspace the link was made from."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(
                 select(*_DISTRICT_COLUMNS, LinkedChannel.team_id)
                 .join(LinkedChannel, LinkedChannel.district_id == District.id)
@@ -569,7 +628,7 @@ class Store:
     def audit_trail(self, district_key: str, limit: int = 10) -> list[AuditRecord]:
         """The district's latest set-up changes (access, channels, schools), newest first."""
         district = self.district(district_key)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(
                 select(
                     AuditEntry.at,
@@ -596,6 +655,7 @@ class Store:
         file_name: str = "",
         dry_run: bool = False,
         message_ts: str | None = None,
+        wait: float | None = None,
     ) -> int | None:
         """Record one share of a Slack file as received; None when that share was already
         claimed (Slack re-delivered the event).
@@ -603,10 +663,11 @@ class Store:
         A share is the file id *and* the ts of the message that shared it (`message_ts`,
         default `thread_ts`): Slack keeps a file's id when it is shared again, and sharing it
         again ("check" first, then the same file to apply) is a new upload.
+        `wait`: see transaction() (StoreBusy when another upload holds SQLite's write lock).
         """
         district = self.get_district(district_key) if district_key else None
         try:
-            with self.transaction() as conn:
+            with self.transaction(wait=wait) as conn:
                 return conn.execute(
                     insert(Upload)
                     .values(
@@ -661,7 +722,7 @@ class Store:
     def upload(self, upload_id: int) -> Upload | None:
         from sqlalchemy.orm import Session
 
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.reader, expire_on_commit=False) as session:
             return session.get(Upload, upload_id)
 
     def find_upload_by_slack_file(self, slack_file_id: str) -> Upload | None:
@@ -684,7 +745,7 @@ class Store:
         """
         from sqlalchemy.orm import Session
 
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.reader, expire_on_commit=False) as session:
             found = session.scalars(
                 select(Upload)
                 .where(
@@ -703,7 +764,7 @@ class Store:
     def district_key_of(self, upload: Upload) -> str | None:
         if upload.district_id is None:
             return None
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return conn.execute(
                 select(District.key).where(District.id == upload.district_id)
             ).scalar()
@@ -712,7 +773,7 @@ class Store:
         from sqlalchemy.orm import Session
 
         district = self.district(district_key)
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.reader, expire_on_commit=False) as session:
             return list(
                 session.scalars(
                     select(Upload)
@@ -725,7 +786,7 @@ class Store:
     def unfinished_uploads(self) -> list[Upload]:
         from sqlalchemy.orm import Session
 
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.reader, expire_on_commit=False) as session:
             return list(
                 session.scalars(
                     select(Upload).where(Upload.state.in_(UNFINISHED_STATES)).order_by(Upload.id)
@@ -735,7 +796,7 @@ class Store:
     def _one_upload(self, *where) -> Upload | None:
         from sqlalchemy.orm import Session
 
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.reader, expire_on_commit=False) as session:
             return session.scalars(
                 select(Upload).where(*where).order_by(Upload.id.desc()).limit(1)
             ).first()

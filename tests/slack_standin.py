@@ -139,6 +139,7 @@ class Fault:
     delay: float = 0.0
     match: Any = None  # callable(Recorded) -> bool, or None for all
     hits: int = 0
+    gate: Any = None  # a threading.Event: the answer waits until it is set (at most 60 s)
 
     def takes(self, target: str, rec: Recorded) -> bool:
         if target != self.target or (self.times is not None and self.hits >= self.times):
@@ -407,9 +408,11 @@ class SlackStandIn:
         retry_after: int | None = None,
         delay: float = 0.0,
         match: Any = None,
+        gate: Any = None,
     ) -> Fault:
-        """Make the next `times` requests to `target` (None: all of them) fail with `status`."""
-        fault = Fault(target, status, times, retry_after, delay, match)
+        """Make the next `times` requests to `target` (None: all of them) fail with `status`
+        (None: answer normally), after `delay` seconds or once `gate` (an Event) is set."""
+        fault = Fault(target, status, times, retry_after, delay, match, gate=gate)
         with self._lock:
             self._state.faults.append(fault)
         return fault
@@ -503,6 +506,8 @@ class SlackStandIn:
             if fault is not None:
                 fault.hits += 1
         if fault is not None:
+            if fault.gate is not None:
+                fault.gate.wait(60)
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.status is not None:

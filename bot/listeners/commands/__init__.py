@@ -6,6 +6,7 @@ not be delivered.  Roster data (downloads) goes only to the requester's DM with 
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
+from sqlalchemy.exc import OperationalError
 
 from bot.access import acting_from
 from bot.listeners.tenancy import request_workspace
@@ -19,8 +20,19 @@ def handle_rosterbot(
     ack()
     services = context["rosterbot"]
     user, channel = command.get("user_id", ""), command.get("channel_id", "")
-    with acting_from(request_workspace(context)):
-        reply = services.slash.run(user, channel, command.get("text", ""))
+    try:
+        with acting_from(request_workspace(context)):
+            reply = services.slash.run(user, channel, command.get("text", ""))
+    except OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        # a change waited its full time for SQLite's write lock (a long upload is running)
+        respond(
+            response_type="ephemeral",
+            text="Another upload is still running and holds the roster database, so nothing "
+            "was changed. Try again when it has finished.",
+        )
+        return
     message = reply.message
     if reply.files or reply.dm_files:
         message = deliver(client, user, channel, reply, services.settings.slack_retry_backoff)
