@@ -2,7 +2,7 @@
 
 Creates a demo district with two schools in var/demo.sqlite3 (fresh each run), uploads
 examples/users.csv, prints what the bot would post in the file's thread and writes the
-error report to var/demo/users-errors.csv.
+error report to var/demo/users-errors.csv and the changes file to var/demo/users-changes.csv.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ def main() -> None:
         [f.to_json() for f in result.files],
         dry_run=False,
         reports=reports,
+        changes=[f.changes_name for f in result.files if f.changes_bytes],
+        undo_uploads=[f.upload_id for f in result.files if f.applied and f.changes_bytes],
         district="Demo Unified School District (demo)",
     )
     print("\n--- what rosterbot posts in the file's thread (Slack mrkdwn) ------------------\n")
@@ -67,6 +69,8 @@ def main() -> None:
     for f in result.files:
         if f.error_report:
             print(f"\n[attached in the thread: {f.report_name}]  written to {f.error_report}")
+        if f.changes_file:
+            print(f"[attached in the thread: {f.changes_name}]  written to {f.changes_file}")
     print("\n-------------------------------------------------------------------------------")
     print("Fix the rows in the error report and upload it again as is:")
     print(

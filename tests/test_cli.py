@@ -169,6 +169,11 @@ def test_make_demo_runs_the_real_pipeline():
     assert "EMAIL_DUPLICATE" in done.stdout
     report = ROOT / "var" / "demo" / "users-errors.csv"
     assert report.exists() and b"ORG_NOT_FOUND" in report.read_bytes()
+    # what the bot attaches with it: the changes file, and the Undo button of an applied upload
+    changes = ROOT / "var" / "demo" / "users-changes.csv"
+    assert "[attached in the thread: users-changes.csv]" in done.stdout
+    assert "[Undo upload" in done.stdout
+    assert changes.exists() and b",created," in changes.read_bytes()
 
 
 def test_status_shows_the_audit_trail(setup):
