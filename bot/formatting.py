@@ -423,7 +423,7 @@ def _file_text(f: Mapping[str, Any], dry_run: bool) -> str:
     v = words.verdict(f, dry_run=dry_run)
     name = escape(f.get("file") or "file")
     problems = [i for i in f.get("file_issues") or [] if isinstance(i, Mapping)]
-    if f.get("status") == "failed" and problems and not (f.get("rows") or {}).get("total"):
+    if f.get("status") == FileStatus.FAILED and problems and not (f.get("rows") or {}).get("total"):
         # the file could not be read: why, not a row of zeros
         return f"{name}: {words.LABELS[v]} — " + _problem_codes(problems)
     return f"{name}: {words.LABELS[v]} — {escape(words.outcome(f, dry_run=dry_run))}"
