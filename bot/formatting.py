@@ -674,8 +674,15 @@ def _mrkdwn(markdown: str) -> str:
 
 
 def row_explanation(
-    row: int, issues: Sequence[Mapping[str, Any]], *, file_name: str, total_rows: int | None = None
+    row: int,
+    issues: Sequence[Mapping[str, Any]],
+    *,
+    file_name: str,
+    total_rows: int | None = None,
+    saved: str = "",
 ) -> Message:
+    """A row's issues; `saved`: what of a partly applied row was saved and what was not (the
+    sentence its error report's details start with)."""
     name = escape(file_name)
     if not issues:
         if total_rows is not None and (row < 2 or row > total_rows + 1):
@@ -696,11 +703,13 @@ def row_explanation(
         )
         if issue.get("fix"):
             lines[-1] += f"\n  _Fix:_ {escape(issue.get('fix'))}"
-    text = f"Row {row} of {name}: " + "; ".join(
+    said = f" {escape(saved)}" if saved else ""
+    text = f"Row {row} of {name}:{said} " + "; ".join(
         capped([f"{escape(i.get('code'))}: {escape(i.get('message', ''))}" for i in issues], 10)
     )
     shown = capped(lines, 20, "more issues on this row (see the error report)")
-    return Message(text, sections(shown, head=f"*Row {row} of {name}*"))
+    head = f"*Row {row} of {name}*" + (f"\n{escape(saved)}" if saved else "")
+    return Message(text, sections(shown, head=head))
 
 
 def thread_summary(

@@ -88,6 +88,37 @@ def saved_notes(
     return notes
 
 
+def saved_note_of(report: bytes | None, row_number: int, messages: Sequence[str]) -> str:
+    """What of a partly applied (or partly applicable) row was saved, as its error report says
+    it ("class MATH5 saved; the person and the enrollment were not."), or '' when the row is
+    not partly applied or there is no report.
+
+    `messages` are the row's issue messages in report order (the `issues` of the file's JSON):
+    the report's details are the note followed by them, so the note is what precedes them.
+    The report lists rows in ascending order; reading stops at the row asked about."""
+    if not report:
+        return ""
+    reader = csv.reader(io.StringIO(report.decode("utf-8-sig")))
+    header = next(reader, None)
+    if not header or "details" not in header:
+        return ""
+    at = header.index("details")
+    for line in reader:
+        try:
+            number = int(line[0])
+        except (IndexError, ValueError):
+            continue
+        if number < row_number:
+            continue
+        if number > row_number or line[1] not in (PARTLY, WOULD[PARTLY]):
+            return ""
+        details = line[at] if at < len(line) else ""
+        tail = " ".join(messages)
+        note = details[: len(details) - len(tail)] if tail and details.endswith(tail) else ""
+        return note.strip()
+    return ""
+
+
 def _joined(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
