@@ -251,11 +251,13 @@ def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]
     rows = f.get("rows") or {}
     if f.get("status") == FileStatus.FAILED and not rows.get("total"):
         return blocks  # the file could not be read: no table of zeros, only why (above)
-    if counts:
+    if counts and v != words.Verdict.FAILED:  # a refused commit created nothing (as the CLI)
         blocks.append(_section(count_table(counts)))
     if rows:
         total, blank = rows.get("total", 0), rows.get("blank_skipped", 0)
-        applied = "applicable" if dry_run or v == words.Verdict.HELD else "applied"
+        # a check, a held file and a commit the database refused applied nothing
+        nothing = dry_run or v in (words.Verdict.HELD, words.Verdict.FAILED)
+        applied = "applicable" if nothing else "applied"
         blocks.append(
             _context(
                 f"{total} row{'' if total == 1 else 's'} · {rows.get('rejected', 0)} rejected · "

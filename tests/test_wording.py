@@ -290,3 +290,62 @@ def test_status_names_the_district_keeps_entities_apart_and_folds_failed_checks(
         store.dispose()
     assert any("users.csv" in x for x in shown) and any("12 failed checks" in x for x in shown)
     assert len(shown) == 2
+
+
+# -- 6. the database refuses the commit: nothing was applied, and nothing says it was ---------
+
+
+def refuse_person(db: Path, email_like: str) -> None:
+    """Make the database refuse the commit: a trigger that aborts inserting that person (a
+    constraint the pipeline's own checks do not know about)."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON people "
+        f"WHEN NEW.email LIKE '{email_like}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    con.commit()
+    con.close()
+
+
+def test_a_commit_the_database_refuses_says_nothing_was_applied_in_its_report(setup):  # noqa: F811
+    refuse_person(setup / "cli.sqlite3", "refuse%")
+    rows = class_of(2) + [
+        row(userId="S9", userEmail=""),  # partly: the class, not the person
+        student(7, userGrade="K"),  # a warning only
+        student(8, userEmail="refuse.s8@example.org"),  # the row the database refuses
+    ]
+    (setup / "users.csv").write_bytes(users_csv(rows))
+    done = cli(setup, "upload", "d1", "users.csv", "--report-dir", "out")
+    assert done.returncode == 2, done.stderr
+    out = done.stdout
+    assert "users.csv (users) - Failed" in out
+    assert "Nothing was applied." in out and "the database refused the changes" in out
+    assert "partly applicable 1" in out
+    assert applied_words(out) == []
+    assert "created" not in out  # no table of what an applied file would have created
+    report = (setup / "out" / "users-errors.csv").read_text("utf-8-sig")
+    lines = list(csv.reader(io.StringIO(report)))[1:]
+    assert {r[1] for r in lines} == {"partly applicable", "applicable with warnings"}
+    partly = next(r for r in lines if r[1] == "partly applicable")
+    assert partly[-2].startswith(
+        "class MATH5 would be saved; the person and the enrollment would not be."
+    )
+    assert "applied" not in report and not re.search(r"(?<!would be) saved", report)
+    assert "(11 change(s) it would make)" in out  # the changes file: none was made
+    # the stored record (what "why did row N fail?" in Slack reads) says the same
+    import sqlite3
+
+    con = sqlite3.connect(setup / "cli.sqlite3")
+    (kept,) = con.execute("select report from uploads where id = 1").fetchone()
+    people = con.execute("select count(*) from people").fetchone()[0]
+    con.close()
+    assert people == 0  # really nothing applied
+    assert kept == (setup / "out" / "users-errors.csv").read_bytes()
+    # and --json says so too
+    again = cli(setup, "upload", "d1", "users.csv", "--json", "--report-dir", "out2")
+    f = json.loads(again.stdout)["files"][0]
+    assert f["applied"] is False and f["status"] == "failed"
+    assert [i["code"] for i in f["file_issues"]] == ["FAILED"]
+    assert "nothing was applied" in f["file_issues"][0]["message"]
