@@ -550,7 +550,8 @@ def audit_line(upload: Any) -> str:
         line += " (abandoned) — nothing was applied"
     else:
         line += f" — {escape(words.outcome(upload, dry_run=bool(upload.dry_run)))}"
-    totals = words.entity_totals(upload.counts)
+    # a failed upload created nothing: its counts are what it would have done
+    totals = [] if v == words.Verdict.FAILED else words.entity_totals(upload.counts)
     if totals and upload.state != UploadState.ABANDONED:
         line += f" ({escape('; '.join(totals))})"
     codes = file_issue_codes(upload.file_issues)

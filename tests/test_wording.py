@@ -23,6 +23,7 @@ from roster.results import Hold
 from tests.builders import class_of, row, student, teacher, users_csv
 from tests.roster_helpers import upload
 from tests.test_cli import cli, setup  # noqa: F401  (the CLI fixture)
+from validation.report import saved_note_of
 
 DISTRICT = "District One (d1)"
 NO_CLASS = {"classId": "", "className": "", "classGrade": "", "primary_teacher": ""}
@@ -349,3 +350,40 @@ def test_a_commit_the_database_refuses_says_nothing_was_applied_in_its_report(se
     assert f["applied"] is False and f["status"] == "failed"
     assert [i["code"] for i in f["file_issues"]] == ["FAILED"]
     assert "nothing was applied" in f["file_issues"][0]["message"]
+
+
+def test_a_refused_commit_in_slack_and_in_status_says_nothing_was_applied(store, district):
+    """The same refusal on SQLite (a trigger) and PostgreSQL (a CHECK constraint)."""
+    from sqlalchemy import text as sql
+
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "postgresql":
+            conn.execute(
+                sql("ALTER TABLE people ADD CONSTRAINT refuse CHECK (email NOT LIKE 'refuse%')")
+            )
+        else:
+            conn.execute(
+                sql(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON people WHEN NEW.email LIKE "
+                    "'refuse%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+    rows = class_of(2) + [
+        row(userId="S9", userEmail=""),
+        student(8, userEmail="refuse.s8@example.org"),
+    ]
+    result = upload(store, rows)
+    assert result.applied is False and [i.code for i in result.file_issues] == ["FAILED"]
+    said = slack_blocks(result, dry_run=False)
+    assert ":x:" in said and "Failed" in said and "nothing was applied" in said
+    assert "1 partly applicable" in said and applied_words(said) == []
+    assert "Created" not in said and "created" not in said  # no table of what was not created
+    assert {r[1] for r in report_rows(result)} == {"partly applicable"}
+    # the stored record: "why did row 5 fail?" in the thread, and /rosterbot status
+    record = store.recent_uploads("d1")[0]
+    messages = [i["message"] for i in record.issues if i["row"] == 5]
+    note = saved_note_of(record.report, 5, messages)
+    assert note == "class MATH5 would be saved; the person and the enrollment would not be."
+    line = formatting.audit_line(record)
+    assert "Failed" in line and "nothing was applied" in line
+    assert "created" not in line  # nothing was created
