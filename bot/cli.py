@@ -337,7 +337,8 @@ def cmd_status(args) -> int:
         codes = file_issue_codes(r.file_issues)
         when = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "?"
         v = text.verdict(r, dry_run=bool(r.dry_run))
-        totals = text.entity_totals(r.counts)
+        # a failed upload created nothing: its counts are what it would have done
+        totals = [] if v == text.Verdict.FAILED else text.entity_totals(r.counts)
         print(
             f"#{r.id} {when} {r.file_name} by {r.actor or '?'} sha256:{(r.file_sha256 or '')[:12]} "
             f"{'check' if r.dry_run else 'upload'}: {text.LABELS[v]}"

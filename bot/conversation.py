@@ -1,7 +1,8 @@
 """Text addressed to the bot: knowledge-base questions, and triage in an upload's thread.
 
 * In an upload's thread, "row 14" / "why did row 14 fail?" explains that row from the stored
-  upload record and "summary" repeats the top issues (no mention needed).  Access is decided
+  upload record (a partly applied row first says what was saved and what was not, in its
+  error report's words) and "summary" repeats the top issues (no mention needed).  Access is decided
   per upload: a thread can hold uploads of several districts (the channel was re-linked),
   and only those of districts the asker may read are used.
 * A mention (`app_mention`) or any DM is a question, answered from `faq.lookup()`; so is a
@@ -20,6 +21,7 @@ from slack_sdk import WebClient
 from bot import access, formatting
 from bot.settings import Settings
 from bot.uploads import RecentKeys, is_dm
+from validation.report import saved_note_of
 
 if TYPE_CHECKING:
     from roster.store import Store
@@ -111,8 +113,9 @@ class Conversation:
             issues = [i for i in (upload.issues or []) if _row_of(i) == number]
             rows = upload.rows or {}
             last = int(rows.get("total", 0)) + int(rows.get("blank_skipped", 0)) if rows else None
+            saved = saved_note_of(upload.report, number, [i.get("message", "") for i in issues])
             answer = formatting.row_explanation(
-                number, issues, file_name=upload.file_name, total_rows=last
+                number, issues, file_name=upload.file_name, total_rows=last, saved=saved
             )
             return _naming(answer, [district], len(refused))
         parts = [

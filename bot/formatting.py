@@ -251,11 +251,13 @@ def file_summary(f: Mapping[str, Any], *, dry_run: bool) -> list[dict[str, Any]]
     rows = f.get("rows") or {}
     if f.get("status") == FileStatus.FAILED and not rows.get("total"):
         return blocks  # the file could not be read: no table of zeros, only why (above)
-    if counts:
+    if counts and v != words.Verdict.FAILED:  # a refused commit created nothing (as the CLI)
         blocks.append(_section(count_table(counts)))
     if rows:
         total, blank = rows.get("total", 0), rows.get("blank_skipped", 0)
-        applied = "applicable" if dry_run or v == words.Verdict.HELD else "applied"
+        # a check, a held file and a commit the database refused applied nothing
+        nothing = dry_run or v in (words.Verdict.HELD, words.Verdict.FAILED)
+        applied = "applicable" if nothing else "applied"
         blocks.append(
             _context(
                 f"{total} row{'' if total == 1 else 's'} · {rows.get('rejected', 0)} rejected · "
@@ -548,7 +550,8 @@ def audit_line(upload: Any) -> str:
         line += " (abandoned) — nothing was applied"
     else:
         line += f" — {escape(words.outcome(upload, dry_run=bool(upload.dry_run)))}"
-    totals = words.entity_totals(upload.counts)
+    # a failed upload created nothing: its counts are what it would have done
+    totals = [] if v == words.Verdict.FAILED else words.entity_totals(upload.counts)
     if totals and upload.state != UploadState.ABANDONED:
         line += f" ({escape('; '.join(totals))})"
     codes = file_issue_codes(upload.file_issues)
@@ -674,8 +677,15 @@ def _mrkdwn(markdown: str) -> str:
 
 
 def row_explanation(
-    row: int, issues: Sequence[Mapping[str, Any]], *, file_name: str, total_rows: int | None = None
+    row: int,
+    issues: Sequence[Mapping[str, Any]],
+    *,
+    file_name: str,
+    total_rows: int | None = None,
+    saved: str = "",
 ) -> Message:
+    """A row's issues; `saved`: what of a partly applied row was saved and what was not (the
+    sentence its error report's details start with)."""
     name = escape(file_name)
     if not issues:
         if total_rows is not None and (row < 2 or row > total_rows + 1):
@@ -696,11 +706,13 @@ def row_explanation(
         )
         if issue.get("fix"):
             lines[-1] += f"\n  _Fix:_ {escape(issue.get('fix'))}"
-    text = f"Row {row} of {name}: " + "; ".join(
+    said = f" {escape(saved)}" if saved else ""
+    text = f"Row {row} of {name}:{said} " + "; ".join(
         capped([f"{escape(i.get('code'))}: {escape(i.get('message', ''))}" for i in issues], 10)
     )
     shown = capped(lines, 20, "more issues on this row (see the error report)")
-    return Message(text, sections(shown, head=f"*Row {row} of {name}*"))
+    head = f"*Row {row} of {name}*" + (f"\n{escape(saved)}" if saved else "")
+    return Message(text, sections(shown, head=head))
 
 
 def thread_summary(

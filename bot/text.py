@@ -415,7 +415,8 @@ def top_issues(result: Any, limit: int = TOP_ISSUES) -> list[tuple[str, int, str
 def summary_text(result: FileResult, dry_run: bool, district: str = "") -> str:
     """A processed file for the terminal.  `district`: "Name (key)"."""
     v = verdict(result, dry_run=dry_run)
-    partly = "partly applicable" if dry_run else "partly applied"
+    # a check, a held file and a refused commit applied nothing
+    partly = "partly applied" if result.applied else "partly applicable"
     rows = result.rows
     lines = []
     if district:
@@ -460,5 +461,6 @@ def summary_text(result: FileResult, dry_run: bool, district: str = "") -> str:
     if result.error_report:
         lines += ["", f"Error report: {result.error_report}"]
     if result.changes_file:
-        lines += [f"Changes file: {result.changes_file} ({result.changes_count} change(s))"]
+        made = "" if result.applied else " it would make"  # a check, held or refused: none made
+        lines += [f"Changes file: {result.changes_file} ({result.changes_count} change(s){made})"]
     return "\n".join(lines)

@@ -42,6 +42,7 @@ from roster.steps import (
     record_changes,
     removal_hold,
     start_record,
+    unapplied_report,
     write_report,
 )
 from roster.store import DistrictInfo, Store
@@ -140,9 +141,11 @@ def process_file(ctx: RunContext, job: FileJob) -> FileResult:
         log.error("upload %s could not be saved (%s)", job.upload_id, error_code(exc))
         result.status, result.applied = FileStatus.FAILED, False
         result.file_issues.append(database_refused(exc))
+        unapplied_report(result)
     if not result.applied:
         finalise(ctx.store, result)
     write_report(result, ctx.report_dir)
+    result.report_source = None  # the file's frames: not kept past the file
     return result
 
 
@@ -231,6 +234,7 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
             if held:
                 result.held, result.status = True, FileStatus.FAILED
                 result.holds.append(hold)
+        result.report_source = report
         result.report_bytes = report.error_report(would=not ctx.apply or result.held)
         # 6. apply, and finish the upload record in the same transaction
         if ctx.apply and not result.held:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -64,6 +65,9 @@ class FileResult:
     undo_of: int | None = None
     #: "" or "-2", "-3"...: the second file of a kind in one run (RunContext.report_suffix)
     report_suffix: str = ""
+    #: what the error report is built from (roster.steps.RowsReport), to build it again as a
+    #: report of a file that applied nothing when the database refuses the commit
+    report_source: Any = None
 
     @property
     def report_name(self) -> str:

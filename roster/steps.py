@@ -214,6 +214,14 @@ def finish_rows(
     return RowsReport(rows, _json_issues(raw, issues), status, parts_of)
 
 
+def unapplied_report(result: FileResult) -> None:
+    """The database refused the commit, so nothing was applied: build the error report again
+    with the words of a file that applied nothing ("partly applicable", "would be saved"),
+    never "applied" or "saved"."""
+    if result.report_source is not None:
+        result.report_bytes = result.report_source.error_report(would=True)
+
+
 def write_report(result: FileResult, report_dir: Path | None) -> None:
     """Write the error report and the changes file under `report_dir` (when given and there
     is one)."""

@@ -39,6 +39,11 @@ from tests.conftest_slack import (
 )
 from tests.slack_standin import BOT_ID, BOT_TOKEN, BOT_USER_ID, SlackStandIn, dm_channel
 
+USERS_HEADER_WITH_CLASS = (
+    "action,org_sis_id,userId,userFirstName,userLastName,userEmail,userRole,userGrade,"
+    "classId,className,classGrade,primary_teacher"
+)
+
 
 def people(store) -> int:
     with store.engine.connect() as conn:
@@ -475,6 +480,46 @@ def test_row_and_summary_in_an_upload_thread(bot, slack, store):
     assert "ORG_NOT_FOUND" in blocks_text(summary) and "Top issues" in blocks_text(summary)
     refused = ask("why did row 4 fail?", "1712000001.000004", user=STRANGER)
     assert "support access" in refused["text"]
+
+
+def test_a_partly_applied_row_says_in_its_thread_what_was_saved_and_what_was_not(bot, slack, store):
+    header = USERS_HEADER_WITH_CLASS
+    share(
+        bot,
+        slack,
+        "users.csv",
+        users_csv(
+            f",{SCHOOL},t-100,Ann,Lee,ann.lee@lincoln.example.org,teacher,,MATH5,Math 5,05,Y",
+            f",{SCHOOL},s-200,Bob,Ray,,student,05,MATH5,Math 5,05,N",  # no email: partly
+            ",NOSUCHSCHOOL,s-201,Cy,Ray,cy.ray@lincoln.example.org,student,05,,,,",
+            header=header,
+        ),
+    )
+    wait_final_reaction(slack)
+
+    def ask(text: str, ts: str) -> dict:
+        before = len(slack.posts(CHANNEL, TS))
+        event = {
+            "type": "message",
+            "user": ADMIN,
+            "channel": CHANNEL,
+            "channel_type": "channel",
+            "text": text,
+            "ts": ts,
+            "thread_ts": TS,
+        }
+        assert bot.send_event(event) == 200
+        return slack.wait_for(lambda: slack.posts(CHANNEL, TS)[before:], what=text)[0]
+
+    saved = "class MATH5 saved; the person and the enrollment were not."
+    row3 = ask("why did row 3 fail?", "1712000001.000011")
+    assert saved in row3["text"] and saved in json.dumps(row3["blocks"])
+    assert f"Row 3 of users.csv: {saved} EMAIL_REQUIRED" in row3["text"]
+    # the same words as the error report's details column
+    report = store.uploads_in_thread(CHANNEL, TS)[-1].report.decode("utf-8-sig")
+    assert saved in report
+    row4 = ask("why did row 4 fail?", "1712000001.000012")  # wholly rejected: nothing saved
+    assert "ORG_NOT_FOUND" in row4["text"] and "saved" not in blocks_text(row4)
 
 
 def test_a_code_named_in_an_upload_thread_is_answered_without_a_mention(bot, slack, store):

@@ -23,6 +23,7 @@ from roster.results import Hold
 from tests.builders import class_of, row, student, teacher, users_csv
 from tests.roster_helpers import upload
 from tests.test_cli import cli, setup  # noqa: F401  (the CLI fixture)
+from validation.report import saved_note_of
 
 DISTRICT = "District One (d1)"
 NO_CLASS = {"classId": "", "className": "", "classGrade": "", "primary_teacher": ""}
@@ -290,3 +291,99 @@ def test_status_names_the_district_keeps_entities_apart_and_folds_failed_checks(
         store.dispose()
     assert any("users.csv" in x for x in shown) and any("12 failed checks" in x for x in shown)
     assert len(shown) == 2
+
+
+# -- 6. the database refuses the commit: nothing was applied, and nothing says it was ---------
+
+
+def refuse_person(db: Path, email_like: str) -> None:
+    """Make the database refuse the commit: a trigger that aborts inserting that person (a
+    constraint the pipeline's own checks do not know about)."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON people "
+        f"WHEN NEW.email LIKE '{email_like}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    con.commit()
+    con.close()
+
+
+def test_a_commit_the_database_refuses_says_nothing_was_applied_in_its_report(setup):  # noqa: F811
+    refuse_person(setup / "cli.sqlite3", "refuse%")
+    rows = class_of(2) + [
+        row(userId="S9", userEmail=""),  # partly: the class, not the person
+        student(7, userGrade="K"),  # a warning only
+        student(8, userEmail="refuse.s8@example.org"),  # the row the database refuses
+    ]
+    (setup / "users.csv").write_bytes(users_csv(rows))
+    done = cli(setup, "upload", "d1", "users.csv", "--report-dir", "out")
+    assert done.returncode == 2, done.stderr
+    out = done.stdout
+    assert "users.csv (users) - Failed" in out
+    assert "Nothing was applied." in out and "the database refused the changes" in out
+    assert "partly applicable 1" in out
+    assert applied_words(out) == []
+    assert "created" not in out  # no table of what an applied file would have created
+    report = (setup / "out" / "users-errors.csv").read_text("utf-8-sig")
+    lines = list(csv.reader(io.StringIO(report)))[1:]
+    assert {r[1] for r in lines} == {"partly applicable", "applicable with warnings"}
+    partly = next(r for r in lines if r[1] == "partly applicable")
+    assert partly[-2].startswith(
+        "class MATH5 would be saved; the person and the enrollment would not be."
+    )
+    assert "applied" not in report and not re.search(r"(?<!would be) saved", report)
+    assert "(11 change(s) it would make)" in out  # the changes file: none was made
+    # the stored record (what "why did row N fail?" in Slack reads) says the same
+    import sqlite3
+
+    con = sqlite3.connect(setup / "cli.sqlite3")
+    (kept,) = con.execute("select report from uploads where id = 1").fetchone()
+    people = con.execute("select count(*) from people").fetchone()[0]
+    con.close()
+    assert people == 0  # really nothing applied
+    assert kept == (setup / "out" / "users-errors.csv").read_bytes()
+    # and --json says so too
+    again = cli(setup, "upload", "d1", "users.csv", "--json", "--report-dir", "out2")
+    f = json.loads(again.stdout)["files"][0]
+    assert f["applied"] is False and f["status"] == "failed"
+    assert [i["code"] for i in f["file_issues"]] == ["FAILED"]
+    assert "nothing was applied" in f["file_issues"][0]["message"]
+
+
+def test_a_refused_commit_in_slack_and_in_status_says_nothing_was_applied(store, district):
+    """The same refusal on SQLite (a trigger) and PostgreSQL (a CHECK constraint)."""
+    from sqlalchemy import text as sql
+
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "postgresql":
+            conn.execute(
+                sql("ALTER TABLE people ADD CONSTRAINT refuse CHECK (email NOT LIKE 'refuse%')")
+            )
+        else:
+            conn.execute(
+                sql(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON people WHEN NEW.email LIKE "
+                    "'refuse%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+    rows = class_of(2) + [
+        row(userId="S9", userEmail=""),
+        student(8, userEmail="refuse.s8@example.org"),
+    ]
+    result = upload(store, rows)
+    assert result.applied is False and [i.code for i in result.file_issues] == ["FAILED"]
+    said = slack_blocks(result, dry_run=False)
+    assert ":x:" in said and "Failed" in said and "nothing was applied" in said
+    assert "1 partly applicable" in said and applied_words(said) == []
+    assert "Created" not in said and "created" not in said  # no table of what was not created
+    assert {r[1] for r in report_rows(result)} == {"partly applicable"}
+    # the stored record: "why did row 5 fail?" in the thread, and /rosterbot status
+    record = store.recent_uploads("d1")[0]
+    messages = [i["message"] for i in record.issues if i["row"] == 5]
+    note = saved_note_of(record.report, 5, messages)
+    assert note == "class MATH5 would be saved; the person and the enrollment would not be."
+    line = formatting.audit_line(record)
+    assert "Failed" in line and "nothing was applied" in line
+    assert "created" not in line  # nothing was created

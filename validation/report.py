@@ -1,10 +1,11 @@
 """The error report (users-csv.md section 7): one line per row with an issue.
 
 Columns: row_number, status, the uploaded file's own columns in their original order with
-the original text, issues, details, how_to_fix.  A check's report (and a held upload's, which
-applied nothing either) says "applicable" where an upload's says "applied"; a partly applied
-row's details start with what was saved and what was not.  UTF-8 with BOM; formula-looking cells
-escaped with a leading quote (the reader strips it again on re-upload).
+the original text, issues, details, how_to_fix.  A check's report (and a held upload's, or one
+whose commit the database refused, which applied nothing either) says "applicable" where an
+upload's says "applied"; a partly applied row's details start with what was saved and what was
+not.  UTF-8 with BOM; formula-looking cells escaped with a leading quote (the reader strips it
+again on re-upload).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 REJECTED, PARTLY, WARNINGS = "rejected", "partly applied", "applied with warnings"
-#: the status words of a report of a file that applied nothing (a check, a held upload)
+#: the status words of a report of a file that applied nothing (a check, a held upload, a
+#: refused commit)
 WOULD = {REJECTED: REJECTED, PARTLY: "partly applicable", WARNINGS: "applicable with warnings"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -88,6 +90,37 @@ def saved_notes(
     return notes
 
 
+def saved_note_of(report: bytes | None, row_number: int, messages: Sequence[str]) -> str:
+    """What of a partly applied (or partly applicable) row was saved, as its error report says
+    it ("class MATH5 saved; the person and the enrollment were not."), or '' when the row is
+    not partly applied or there is no report.
+
+    `messages` are the row's issue messages in report order (the `issues` of the file's JSON):
+    the report's details are the note followed by them, so the note is what precedes them.
+    The report lists rows in ascending order; reading stops at the row asked about."""
+    if not report:
+        return ""
+    reader = csv.reader(io.StringIO(report.decode("utf-8-sig")))
+    header = next(reader, None)
+    if not header or "details" not in header:
+        return ""
+    at = header.index("details")
+    for line in reader:
+        try:
+            number = int(line[0])
+        except (IndexError, ValueError):
+            continue
+        if number < row_number:
+            continue
+        if number > row_number or line[1] not in (PARTLY, WOULD[PARTLY]):
+            return ""
+        details = line[at] if at < len(line) else ""
+        tail = " ".join(messages)
+        note = details[: len(details) - len(tail)] if tail and details.endswith(tail) else ""
+        return note.strip()
+    return ""
+
+
 def _joined(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -105,7 +138,8 @@ def build_report(
 ) -> bytes:
     """Bytes of the report.  `issues` has idx, code, message, fix (sorted by row).
 
-    `would`: the file applied nothing (a check, a held upload): statuses say "applicable".
+    `would`: the file applied nothing (a check, a held upload, a refused commit): statuses say
+    "applicable".
     `notes`: per table position, a sentence put before the row's details."""
     issues = issues.sort_values("idx", kind="stable")
     rows = issues["idx"].to_numpy()
