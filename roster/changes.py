@@ -538,8 +538,8 @@ def write_change_log(
     """The change log rows of one applied upload: one bulk write, in its transaction."""
     _test_crash("before_change_log")
     if len(changes):
-        changes = _resolve(conn, changes, district_id)
         if conn.dialect.name == "postgresql":
+            changes = _resolve(conn, changes, district_id)
             n = len(changes)
             columns = [[upload_id] * n, [district_id] * n]
             columns += [changes[c].tolist() for c in _TEXT_COLUMNS]
@@ -559,17 +559,25 @@ def _insert_sqlite(
 ) -> None:
     """SQLite binds every parameter of every row one by one: the two ids are written into the
     statement (integers, never text from a file) and a created line, which has no field and no
-    values, binds only what it has.  Half the parameters of a first upload's log."""
-    cur = conn.connection.dbapi_connection.cursor()
+    values, binds only what it has.  Created lines come first, then the others (in order).
+
+    The created people, classes and enrollments of this upload were just inserted, in the
+    order of their lines, so their lines are copied from those rows inside SQLite
+    (`_created_from_rows`): only the spreadsheet row numbers travel, as one JSON array."""
     ids = f"{int(upload_id)}, {int(district_id)}"
     created = (changes["change"] == CREATED).to_numpy() & (changes["after"] == "").to_numpy()
+    cur = conn.connection.dbapi_connection.cursor()
     try:
-        for mask, names in ((created, ("entity", "key")), (~created, _TEXT_COLUMNS)):
+        rest = created.copy()
+        for start, stop in _runs(changes, created):
+            if _created_from_rows(cur, ids, district_id, changes.iloc[start:stop]):
+                rest[start:stop] = False
+        for mask, names in ((rest, ("entity", "key")), (~created, _TEXT_COLUMNS)):
             if not mask.any():
                 continue
-            part = changes[mask]
+            part = _resolve(conn, changes[mask], district_id)
             fixed_cols, fixed_values = "", ""
-            if mask is created:
+            if mask is rest:
                 fixed_cols, fixed_values = (
                     "change, field, before, after, ",
                     "'created', '', '', '', ",
@@ -584,6 +592,79 @@ def _insert_sqlite(
             )
     finally:
         cur.close()
+
+
+#: how a created line of each entity is read back from the row it created: the table, the
+#: line's entity, key and stored ids, the joins, and the key of the first / last row
+_CREATED_SQL = {
+    "person": (
+        "people",
+        "CASE t.role WHEN 'student' THEN 'student' ELSE 'staff' END",
+        "t.user_id",
+        "t.id, NULL",
+        "",
+    ),
+    "class": ("classes", "'class'", "t.class_id", "NULL, t.id", ""),
+    "enrollment": (
+        "enrollments",
+        "'enrollment'",
+        "c.class_id || '/' || p.user_id",
+        "p.id, c.id",
+        " JOIN people p ON p.id = t.person_id JOIN classes c ON c.id = t.class_pk",
+    ),
+}
+
+
+def _runs(changes: pd.DataFrame, created: np.ndarray):
+    """(start, stop) of each run of consecutive created lines of one entity group."""
+    if not created.any():
+        return
+    group = np.where(
+        np.isin(changes["entity"].to_numpy(dtype=object), ("student", "staff")),
+        "person",
+        changes["entity"].to_numpy(dtype=object),
+    )
+    group = np.where(created & changes["person_pk"].isna().to_numpy(), group, "")
+    group = np.where(changes["class_pk"].isna().to_numpy(), group, "")
+    edges = np.flatnonzero(group[1:] != group[:-1]) + 1
+    starts = np.concatenate(([0], edges))
+    stops = np.concatenate((edges, [len(group)]))
+    for start, stop in zip(starts.tolist(), stops.tolist()):
+        if group[start] in _CREATED_SQL:
+            yield start, stop
+
+
+def _created_from_rows(cur, ids: str, district_id: int, lines: pd.DataFrame) -> bool:
+    """Write the created lines `lines` (one entity group, in insertion order) from the rows
+    this upload inserted: when those rows are the last ones of their table, with consecutive
+    ids, the first and last with the lines' keys.  False (nothing written) otherwise."""
+    entity = lines["entity"].iat[0]
+    group = "person" if entity in ("student", "staff") else entity
+    table, entity_sql, key_sql, pks_sql, joins = _CREATED_SQL[group]
+    n = len(lines)
+    keys = lines["key"].tolist()
+    last = cur.execute(
+        f"SELECT t.id, {key_sql} FROM {table} t{joins} WHERE t.id = (SELECT max(id) FROM {table})"
+    ).fetchone()
+    if last is None or last[1] != keys[-1]:
+        return False
+    first_id = last[0] - n + 1
+    first = cur.execute(
+        f"SELECT {key_sql}, (SELECT count(*) FROM {table} WHERE id BETWEEN ? AND ?) "
+        f"FROM {table} t{joins} WHERE t.id = ?",
+        (first_id, last[0], first_id),
+    ).fetchone()
+    if first is None or first[0] != keys[0] or first[1] != n:
+        return False
+    rows = json.dumps(_ints(lines["row_number"]).tolist())
+    cur.execute(
+        "INSERT INTO changes (upload_id, district_id, entity, key, change, field, before, after,"
+        f" row_number, person_pk, class_pk) SELECT {ids}, {entity_sql}, {key_sql}, 'created',"
+        f" '', '', '', j.value, {pks_sql} FROM json_each(?) j JOIN {table} t"
+        f" ON t.id = {int(first_id)} + j.key{joins} ORDER BY j.key",
+        (rows,),
+    )
+    return True
 
 
 def _ints(values: pd.Series) -> np.ndarray:
