@@ -657,11 +657,14 @@ def _created_from_rows(cur, ids: str, district_id: int, lines: pd.DataFrame) -> 
     if first is None or first[0] != keys[0] or first[1] != n:
         return False
     rows = json.dumps(_ints(lines["row_number"]).tolist())
+    # the lines' own ids follow the log's last one in the lines' order (as a plain INSERT
+    # would number them), so SQLite need not sort what it reads
+    (last_id,) = cur.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()
     cur.execute(
-        "INSERT INTO changes (upload_id, district_id, entity, key, change, field, before, after,"
-        f" row_number, person_pk, class_pk) SELECT {ids}, {entity_sql}, {key_sql}, 'created',"
-        f" '', '', '', j.value, {pks_sql} FROM json_each(?) j JOIN {table} t"
-        f" ON t.id = {int(first_id)} + j.key{joins} ORDER BY j.key",
+        "INSERT INTO changes (id, upload_id, district_id, entity, key, change, field, before,"
+        f" after, row_number, person_pk, class_pk) SELECT {int(last_id) + 1} + j.key, {ids},"
+        f" {entity_sql}, {key_sql}, 'created', '', '', '', j.value, {pks_sql}"
+        f" FROM json_each(?) j JOIN {table} t ON t.id = {int(first_id)} + j.key{joins}",
         (rows,),
     )
     return True
