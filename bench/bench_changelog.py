@@ -37,7 +37,18 @@ import roster.changes as changes
 import roster.steps as steps
 import roster.users as users
 
-spent = {"lines": 0.0, "file": 0.0, "log": 0.0}
+import gc
+import roster.pipeline as pipeline
+spent = {"lines": 0.0, "file": 0.0, "log": 0.0, "commit": 0.0, "gc": 0.0}
+_gc_start = [0.0]
+
+def _gc(phase, info):
+    if phase == "start":
+        _gc_start[0] = time.process_time()
+    else:
+        spent["gc"] += time.process_time() - _gc_start[0]
+
+gc.callbacks.append(_gc)
 
 def timed(name, fn):
     def wrapper(*a, **k):
@@ -57,6 +68,7 @@ else:
     steps.changes_csv = timed("file", steps.changes_csv)
     steps.write_change_log = timed("log", steps.write_change_log)
 
+pipeline.commit_upload = timed("commit", pipeline.commit_upload)
 quiet = contextlib.redirect_stdout(io.StringIO())
 with quiet:
     assert main(["--db", db, "district", "create", "bench", "--name", "Bench"]) == 0
@@ -69,6 +81,7 @@ def cpu():
     return r.ru_utime + r.ru_stime
 
 out = io.StringIO()
+spent["gc"] = 0.0
 c0, w0 = cpu(), time.perf_counter()
 with contextlib.redirect_stdout(out):
     rc = main(["--db", db, "upload", "bench", csv_path, "--json", "--report-dir", report_dir])
@@ -136,6 +149,7 @@ def main() -> int:
             print(
                 f"run {i + 1} {mode:>3}: cpu {r['cpu']:6.2f}s wall {r['wall']:6.2f}s "
                 f"lines {s['lines']:5.2f} file {s['file']:5.2f} log {s['log']:5.2f} "
+                f"commit {s['commit']:5.2f} gc {s['gc']:5.2f} "
                 f"(log rows {r['log_rows']:,})",
                 flush=True,
             )
