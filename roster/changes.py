@@ -538,8 +538,8 @@ def write_change_log(
     """The change log rows of one applied upload: one bulk write, in its transaction."""
     _test_crash("before_change_log")
     if len(changes):
-        changes = _resolve(conn, changes, district_id)
         if conn.dialect.name == "postgresql":
+            changes = _resolve(conn, changes, district_id)
             n = len(changes)
             columns = [[upload_id] * n, [district_id] * n]
             columns += [changes[c].tolist() for c in _TEXT_COLUMNS]
@@ -557,33 +557,114 @@ _INT_COLUMNS = ("row_number", "person_pk", "class_pk")
 def _insert_sqlite(
     conn: Connection, district_id: int, upload_id: int, changes: pd.DataFrame
 ) -> None:
-    """SQLite binds every parameter of every row one by one: the two ids are written into the
-    statement (integers, never text from a file) and a created line, which has no field and no
-    values, binds only what it has.  Half the parameters of a first upload's log."""
-    cur = conn.connection.dbapi_connection.cursor()
+    """Created lines first, then the others, each in the frame's order.
+
+    The people, classes and enrollments this upload created were just inserted in the order
+    of their lines, so those lines are copied from the new rows inside SQLite
+    (`_created_from_rows`): only the spreadsheet row numbers travel, as one JSON array.  Any
+    other line is bound from Python (`_bind_lines`)."""
     ids = f"{int(upload_id)}, {int(district_id)}"
     created = (changes["change"] == CREATED).to_numpy() & (changes["after"] == "").to_numpy()
+    cur = conn.connection.dbapi_connection.cursor()
     try:
-        for mask, names in ((created, ("entity", "key")), (~created, _TEXT_COLUMNS)):
-            if not mask.any():
-                continue
-            part = changes[mask]
-            fixed_cols, fixed_values = "", ""
-            if mask is created:
-                fixed_cols, fixed_values = (
-                    "change, field, before, after, ",
-                    "'created', '', '', '', ",
-                )
-            cols = ", ".join((*names, *_INT_COLUMNS))
-            marks = ", ".join("?" for _ in (*names, *_INT_COLUMNS))
-            rows = zip(*[part[c].tolist() for c in names], *[_ints(part[c]) for c in _INT_COLUMNS])
-            cur.executemany(
-                f"INSERT INTO changes (upload_id, district_id, {fixed_cols}{cols}) "
-                f"VALUES ({ids}, {fixed_values}{marks})",
-                rows,
-            )
+        if created.any():
+            made = changes[created]
+            for start, stop, group in _runs(made):
+                lines = made.iloc[start:stop]
+                if group not in _CREATED_SQL or not _created_from_rows(cur, ids, group, lines):
+                    _bind_lines(conn, cur, ids, district_id, lines, created=True)
+        if not created.all():
+            _bind_lines(conn, cur, ids, district_id, changes[~created], created=False)
     finally:
         cur.close()
+
+
+def _bind_lines(
+    conn: Connection, cur, ids: str, district_id: int, lines: pd.DataFrame, created: bool
+) -> None:
+    """SQLite binds every parameter of every row one by one: the two ids are written into the
+    statement (integers, never text from a file) and a created line, which has no field and no
+    values, binds only what it has."""
+    lines = _resolve(conn, lines, district_id)
+    names, fixed_cols, fixed_values = _TEXT_COLUMNS, "", ""
+    if created:
+        names = ("entity", "key")
+        fixed_cols, fixed_values = "change, field, before, after, ", "'created', '', '', '', "
+    cols = ", ".join((*names, *_INT_COLUMNS))
+    marks = ", ".join("?" for _ in (*names, *_INT_COLUMNS))
+    rows = zip(*[lines[c].tolist() for c in names], *[_ints(lines[c]) for c in _INT_COLUMNS])
+    cur.executemany(
+        f"INSERT INTO changes (upload_id, district_id, {fixed_cols}{cols}) "
+        f"VALUES ({ids}, {fixed_values}{marks})",
+        rows,
+    )
+
+
+#: how a created line of each entity is read back from the row it created: the table, the
+#: line's entity, key and stored ids, the joins, and the key of the first / last row
+_CREATED_SQL = {
+    "person": (
+        "people",
+        "CASE t.role WHEN 'student' THEN 'student' ELSE 'staff' END",
+        "t.user_id",
+        "t.id, NULL",
+        "",
+    ),
+    "class": ("classes", "'class'", "t.class_id", "NULL, t.id", ""),
+    "enrollment": (
+        "enrollments",
+        "'enrollment'",
+        "c.class_id || '/' || p.user_id",
+        "p.id, c.id",
+        " JOIN people p ON p.id = t.person_id JOIN classes c ON c.id = t.class_pk",
+    ),
+}
+
+
+def _runs(made: pd.DataFrame):
+    """(start, stop, group) of each run of consecutive created lines of one group: "person",
+    "class", "enrollment", or "" (lines whose stored ids are already known)."""
+    entity = made["entity"].to_numpy(dtype=object)
+    group = np.where(np.isin(entity, ("student", "staff")), "person", entity)
+    known = made["person_pk"].notna().to_numpy() | made["class_pk"].notna().to_numpy()
+    group = np.where(known, "", group)
+    edges = np.flatnonzero(group[1:] != group[:-1]) + 1
+    starts = np.concatenate(([0], edges)).tolist()
+    stops = np.concatenate((edges, [len(group)])).tolist()
+    return [(a, b, group[a]) for a, b in zip(starts, stops)]
+
+
+def _created_from_rows(cur, ids: str, group: str, lines: pd.DataFrame) -> bool:
+    """Write the created lines `lines` (one entity group, in insertion order) from the rows
+    this upload inserted: when those rows are the last ones of their table, with consecutive
+    ids, the first and last with the lines' keys.  False (nothing written) otherwise."""
+    table, entity_sql, key_sql, pks_sql, joins = _CREATED_SQL[group]
+    n, keys = len(lines), lines["key"]
+    last = cur.execute(
+        f"SELECT t.id, {key_sql} FROM {table} t{joins} WHERE t.id = (SELECT max(id) FROM {table})"
+    ).fetchone()
+    if last is None or last[1] != keys.iat[-1]:
+        return False
+    first_id = last[0] - n + 1
+    first = cur.execute(
+        f"SELECT {key_sql}, (SELECT count(*) FROM {table} WHERE id BETWEEN ? AND ?) "
+        f"FROM {table} t{joins} WHERE t.id = ?",
+        (first_id, last[0], first_id),
+    ).fetchone()
+    if first is None or first[0] != keys.iat[0] or first[1] != n:
+        return False
+    rows = json.dumps(_ints(lines["row_number"]).tolist())
+    # the lines' own ids follow the log's last one in the lines' order (as a plain INSERT
+    # would number them), so SQLite need not sort what it reads
+    (last_id,) = cur.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()
+    cur.execute(
+        "INSERT INTO changes (id, upload_id, district_id, entity, key, change, field, before,"
+        f" after, row_number, person_pk, class_pk) SELECT {int(last_id) + 1} + j.key, {ids},"
+        f" {entity_sql}, {key_sql}, 'created', '', '', '', j.value, {pks_sql}"
+        f" FROM json_each(?) j JOIN {table} t ON t.id = {int(first_id)} + j.key{joins}",
+        (rows,),
+    )
+    return True
 
 
 def _ints(values: pd.Series) -> np.ndarray:
