@@ -69,5 +69,14 @@ def test_a_file_that_could_not_be_read_shows_why_and_no_table_of_zeros():
     text = text_of(formatting.file_summary(failed, dry_run=False))
     assert "HEADER_MISSING" in text and "Add the missing column." in text
     assert "created" not in text and "0 rows" not in text
-    held = dict(failed, rows=dict(failed["rows"], total=40))  # held by the removal guard
+    # held by the removal guard: what it would do is shown (a refused commit shows no table)
+    guard = {
+        "code": "REMOVALS_NEED_CONFIRMATION",
+        "severity": "error",
+        "message": "This file would remove 12 of 47 classes.",
+        "fix": "Confirm to apply.",
+    }
+    held = dict(failed, rows=dict(failed["rows"], total=40), file_issues=[guard])
     assert "created" in text_of(formatting.file_summary(held, dry_run=False))
+    refused = dict(failed, rows=dict(failed["rows"], total=40))
+    assert "created" not in text_of(formatting.file_summary(refused, dry_run=False))
