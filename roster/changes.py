@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Mapping
 from functools import partial
 
 import numpy as np
@@ -77,6 +78,35 @@ def _part(n: int, **columns) -> pd.DataFrame:
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     parts = [p for p in parts if len(p)]
     return pd.concat(parts, ignore_index=True) if parts else empty_changes()
+
+
+def _field_updates(
+    old: pd.DataFrame,
+    new: pd.DataFrame,
+    fields: Mapping[str, str],
+    where: np.ndarray | None = None,
+    **per_row,
+) -> list[pd.DataFrame]:
+    """UPDATED lines, one per row and field whose text differs between `old` and `new` (row
+    aligned; `fields`: column -> the header the line names).  `per_row`: the other columns of
+    the lines, arrays aligned with the rows (or scalars), taken where the field changed."""
+    parts = []
+    for col, header in fields.items():
+        before, after = _text(old[col].to_numpy()), _text(new[col].to_numpy())
+        m = before != after if where is None else where & (before != after)
+        if m.any():
+            taken = {k: v[m] if isinstance(v, np.ndarray) else v for k, v in per_row.items()}
+            parts.append(
+                _part(
+                    int(m.sum()),
+                    change=UPDATED,
+                    field=header,
+                    before=before[m],
+                    after=after[m],
+                    **taken,
+                )
+            )
+    return parts
 
 
 def _kind(role) -> np.ndarray:
@@ -150,24 +180,16 @@ def users_changes(
         base = dict(entity=_kind(ch["role"]), key=ch["user_id"].to_numpy())
         rows = uid_rows.of(ch["user_id"])
         pks = ch["id"].to_numpy()
-        for col, header in PERSON_FIELDS.items():
-            before, after = _text(old[col].to_numpy()), _text(ch[col].to_numpy())
-            m = before != after
-            if m.any():
-                parts.append(
-                    _part(
-                        int(m.sum()),
-                        entity=base["entity"][m],
-                        key=base["key"][m],
-                        change=UPDATED,
-                        field=header,
-                        before=before[m],
-                        after=after[m],
-                        row_number=rows[m],
-                        user_id=base["key"][m],
-                        person_pk=pks[m],
-                    )
-                )
+        parts += _field_updates(
+            old,
+            ch,
+            PERSON_FIELDS,
+            entity=base["entity"],
+            key=base["key"],
+            row_number=rows,
+            user_id=base["key"],
+            person_pk=pks,
+        )
         m = ~old["active"].astype(bool).to_numpy()
         if m.any():
             parts.append(
@@ -217,23 +239,16 @@ def users_changes(
         old = classes.loc[ch["id"].to_numpy()]
         keys, pks = ch["class_id"].to_numpy(), ch["id"].to_numpy()
         rows = cid_rows.of(keys)
-        for col, header in CLASS_FIELDS.items():
-            before, after = _text(old[col].to_numpy()), _text(ch[col].to_numpy())
-            m = before != after
-            parts.append(
-                _part(
-                    int(m.sum()),
-                    entity="class",
-                    key=keys[m],
-                    change=UPDATED,
-                    field=header,
-                    before=before[m],
-                    after=after[m],
-                    row_number=rows[m],
-                    class_id=keys[m],
-                    class_pk=pks[m],
-                )
-            )
+        parts += _field_updates(
+            old,
+            ch,
+            CLASS_FIELDS,
+            entity="class",
+            key=keys,
+            row_number=rows,
+            class_id=keys,
+            class_pk=pks,
+        )
         m = ~old["active"].astype(bool).to_numpy()
         parts.append(
             _part(
@@ -387,24 +402,17 @@ def demographics_changes(
             person_pk=pks[created],
         )
     ]
-    for col in new_values.columns:
-        before = _text(old_values[col].to_numpy())
-        after = _text(new_values[col].to_numpy())
-        m = updated & (before != after)
-        parts.append(
-            _part(
-                int(m.sum()),
-                entity="demographics",
-                key=keys[m],
-                change=UPDATED,
-                field=col,
-                before=before[m],
-                after=after[m],
-                row_number=rows[m],
-                user_id=keys[m],
-                person_pk=pks[m],
-            )
-        )
+    parts += _field_updates(
+        old_values,
+        new_values,
+        {c: c for c in new_values.columns},
+        where=np.asarray(updated),
+        entity="demographics",
+        key=keys,
+        row_number=rows,
+        user_id=keys,
+        person_pk=pks,
+    )
     return _concat(parts)
 
 
