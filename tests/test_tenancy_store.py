@@ -29,63 +29,13 @@ from sqlalchemy import (
 from roster.store import Store
 from tests.conftest import PG_OK, PG_URL
 from tests.test_cli import cli
+from tests.test_migrations import _first_release as first_release_schema
 
 
 def _earlier_schema() -> MetaData:
-    """The tables tenancy changed, as the version before it created them."""
-    meta = MetaData()
-    Table(
-        "districts",
-        meta,
-        Column("id", Integer, primary_key=True),
-        Column("key", String(64), unique=True, nullable=False),
-        Column("name", String(255), nullable=False),
-        Column("enrollment_source", String(16), nullable=False),
-        Column("roster_version", Integer, nullable=False),
-    )
-    Table(
-        "admins",
-        meta,
-        Column("id", Integer, primary_key=True),
-        Column("district_id", ForeignKey("districts.id"), nullable=False),
-        Column("slack_user_id", String(32), nullable=False),
-        Column("system", Boolean, nullable=False),
-        Column("enrollment", Boolean, nullable=False),
-        Column("support", Boolean, nullable=False),
-        UniqueConstraint("district_id", "slack_user_id"),
-    )
-    Table(
-        "linked_channels",
-        meta,
-        Column("channel_id", String(32), primary_key=True),
-        Column("district_id", ForeignKey("districts.id"), nullable=False),
-    )
-    Table(
-        "uploads",
-        meta,
-        Column("id", Integer, primary_key=True),
-        Column("district_id", ForeignKey("districts.id"), nullable=True),
-        Column("kind", String(16), nullable=False),
-        Column("file_name", String(255), nullable=False),
-        Column("file_sha256", String(64), nullable=False),
-        Column("file_size", Integer, nullable=False),
-        Column("actor", String(64), nullable=False),
-        Column("dry_run", Boolean, nullable=False),
-        Column("state", String(16), nullable=False),
-        Column("status", String(32), nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("finished_at", DateTime(timezone=True), nullable=True),
-        Column("slack_file_id", String(32), unique=True, nullable=True),
-        Column("slack_channel", String(32), nullable=False),
-        Column("slack_thread_ts", String(32), nullable=False),
-        Column("counts", JSON, nullable=False),
-        Column("rows", JSON, nullable=False),
-        Column("file_issues", JSON, nullable=False),
-        Column("issues", JSON, nullable=False),
-        Column("report", LargeBinary, nullable=True),
-        Column("payload", LargeBinary, nullable=True),
-    )
-    return meta
+    """The tables as the version before tenancy created them (the first release's schema,
+    which tests/test_migrations.py also upgrades)."""
+    return first_release_schema()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
