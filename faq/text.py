@@ -18,6 +18,10 @@ _EXCEL_NUMBER = re.compile(r"\b[0-9]+(?:[.,][0-9]+)?[Ee]\+?[0-9]+\b")
 # An address or a domain typed in a question ("from @old.org to @new.org") is an email, not
 # the words of its domain ("org" would point at org_sis_id).
 _EMAIL_ADDRESS = re.compile(r"[\w.+'-]*@[\w-]+(?:\.[\w-]+)+")
+# An ID typed with its leading zeros ("00451 became 451") is a question about leading zeros.
+_LEADING_ZERO = re.compile(r"(?<![\w.,])0[0-9]+\b")
+# Accented or garbled letters typed in a question ("é", "Ã©") are about encoding.
+_ACCENTED = re.compile(r"[^\x00-\x7f\u2018\u2019\u201c\u201d\u2013\u2014\u2026]+")
 _UTF8 = re.compile(r"\butf[\s_-]?8\b", re.IGNORECASE)
 _E_MAIL = re.compile(r"\be-mail", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -57,9 +61,12 @@ def split_camel(text: str) -> str:
 
 
 def prepare(text: str) -> str:
-    """Markup stripped, spreadsheet numbers named, camelCase split; letter case kept
+    """Markup stripped, spreadsheet numbers, leading zeros and accented letters named,
+    camelCase split; letter case kept
     (code detection needs it)."""
     text = _EXCEL_NUMBER.sub(" scientific notation ", strip_markup(text))
+    text = _LEADING_ZERO.sub(" leading zeros ", text)
+    text = _ACCENTED.sub(" accents ", text)
     text = _EMAIL_ADDRESS.sub(
         lambda m: " email domain " if m.group(0)[0] == "@" else " email ", text
     )
@@ -102,6 +109,56 @@ SYNONYMS: dict[str, str] = {
     "sophomore": "student",
     "studnet": "student",
     "stduent": "student",
+    "child": "student",
+    "children": "student",
+    # more jobs people name instead of "staff"
+    "librarian": "staff",
+    "nurse": "staff",
+    "coach": "staff",
+    "secretary": "staff",
+    "clerk": "staff",
+    "specialist": "staff",
+    "interventionist": "staff",
+    "tutor": "staff",
+    "psychologist": "staff",
+    "therapist": "staff",
+    "sub": "staff",
+    "coworker": "colleague",
+    "co-worker": "colleague",
+    # what broken text looks like, in the words people use
+    "gibberish": "garbled",
+    "garbage": "garbled",
+    "jumbled": "garbled",
+    "scrambled": "garbled",
+    "mangled": "garbled",
+    "corrupted": "garbled",
+    "corrupt": "garbled",
+    "weird": "strange",
+    "funny": "strange",
+    "odd": "strange",
+    # taking away and bringing back
+    "rid": "remove",
+    "wipe": "remove",
+    "wiped": "removed",
+    "erase": "remove",
+    "undelete": "restore",
+    "unremove": "restore",
+    "withdrew": "withdraw",
+    "withdrawn": "withdraw",
+    "withdrawing": "withdraw",
+    "withdrawal": "withdraw",
+    "enrolled": "enroll",
+    "enrolling": "enroll",
+    "enrol": "enroll",
+    "reenrolled": "reenroll",
+    "reenrolling": "reenroll",
+    "preschool": "prek",
+    "prekindergarten": "prek",
+    # numbers written as words and as digits are the same
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
 }
 
 
@@ -141,4 +198,9 @@ def content_words(normalised: str) -> list[str]:
 
 
 #: two words that say what one word of the documents says ("not valid" is "invalid")
-_JOINED: dict[tuple[str, str], str] = {("not", "valid"): "invalid", ("no", "valid"): "invalid"}
+_JOINED: dict[tuple[str, str], str] = {
+    ("not", "valid"): "invalid",
+    ("no", "valid"): "invalid",
+    ("re", "enroll"): "reenroll",  # "re-enrolled"
+    ("pre", "k"): "prek",  # "pre-k"
+}
