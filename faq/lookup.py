@@ -103,6 +103,11 @@ _HOWTO = re.compile(
     r"(have|need)|should (i|we)|is there|is it possible|what (is|are) the|whats the"
     r"|what happens|what should|what do (i|we))\b"
 )
+#: a how-to question after a first sentence ("we dropped a class, how do i get rid of it")
+_HOWTO_INSIDE = re.compile(
+    r"\b(how (do|can|should|would) (i|we)|how to|is there a way|what do (i|we) do"
+    r"|what should (i|we) do|what do (i|we) need to do)\b"
+)
 #: words that make a question about a column's values, not its errors
 COLUMN_QUESTION_WORDS: frozenset[str] = frozenset(
     """column field value accepted accept allowed valid format formatted required optional
@@ -211,7 +216,7 @@ def _rank(
     else:
         winners = []
 
-    howto = bool(_HOWTO.match(normalised))
+    howto = bool(_HOWTO.match(normalised) or _HOWTO_INSIDE.search(normalised))
     scores = _fuzzy_scores(index, words, named.plain, headers, howto, column_question, weights)
     if _WHO_DID.match(normalised) and HISTORY_ID in index.position:
         scores[index.position[HISTORY_ID]] += weights.who_did_bonus
