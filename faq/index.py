@@ -109,7 +109,9 @@ class Index:
         # Typos rarely touch the first letter; requiring it keeps "france" from becoming "race".
         same_start = [v for v in self.vocab_list if v[0] == word[0]]
         found = process.extractOne(word, same_start, scorer=fuzz.ratio, score_cutoff=_TYPO_CUTOFF)
-        return found[0] if found else word
+        if not found or found[0].startswith(word) and len(found[0]) - len(word) >= 2:
+            return word  # "process" is not a misspelt "processing": a word, not a typo
+        return found[0]
 
 
 def _phrasings(doc: Document) -> list[str]:

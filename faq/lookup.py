@@ -67,9 +67,9 @@ class Weights:
     #: weight of the share of the question's words a document's own text uses
     body: float = 0.04
     #: "how do I ...", "where ...", "can we ..." ask for a general topic, not an error
-    howto_bonus: float = 5.0
+    howto_bonus: float = 8.0
     #: "what values / format / is it required" ask for a column document
-    column_question_bonus: float = 6.0
+    column_question_bonus: float = 10.0
     #: a header typed as a header ("userStateId") points at its column document
     header_bonus: float = 4.0
     #: share of the weight of a question word that no document uses; long run-on questions
@@ -79,6 +79,9 @@ class Weights:
     refused_warning_penalty: float = 6.0
     #: "who changed / uploaded / removed ..." asks for the history of changes
     who_did_bonus: float = 12.0
+    #: ... and scores at least this (a name or a class the documents never mention is no reason
+    #: to give no answer)
+    who_did_floor: float = 75.0
     #: "what does rejected / partly applied mean" asks what a row status means
     status_bonus: float = 10.0
     #: "X vs Y" where one document answers the whole question this well (its title is
@@ -87,6 +90,9 @@ class Weights:
     #: a question saying something is absent ("a row without a last name") leans away from
     #: documents that never speak of absence
     absence_penalty: float = 6.0
+    #: a general topic's lead over a code or column document that scores the same: the topic
+    #: explains the situation and links to the codes
+    topic_lead: float = 0.1
     #: candidates this close to the best are ordered by order-aware similarity (a tie)
     tie_margin: float = 8.0
     #: score a document needs to be offered as a "closest topic" when nothing matched
@@ -115,7 +121,7 @@ COLUMN_QUESTION_WORDS: frozenset[str] = frozenset(
 )
 _COLUMN_QUESTION = re.compile(
     r"\b(values?|accept(ed|s)?|allowed|valid|format(ted)?|required|optional|mandatory"
-    r"|goes in|go in|put in|write in|fill in|supposed to)\b"
+    r"|goes in|go in|put in|write in|fill in|supposed to|y (or )?n|yes (or )?no)\b"
 )
 #: a value that was refused is an error question, not a question about the column
 _COMPLAINT = re.compile(
@@ -134,7 +140,7 @@ _WHO_DID = re.compile(
 )
 HISTORY_ID = "faq.history"
 _STATUS_MEANING = re.compile(
-    r"^(what|whats)\b.*\b(applied|rejected|held|partly|partially|completed)\b.*\b(mean|means|meaning)\b"
+    r"\b(applied|rejected|held|partly|partially|completed)\b.*\b(mean|means|meaning)\b"
 )
 STATUSES_ID = "faq.statuses"
 #: people a column question may be about ("is userGrade required for teachers")
@@ -219,10 +225,12 @@ def _rank(
     howto = bool(_HOWTO.match(normalised) or _HOWTO_INSIDE.search(normalised))
     scores = _fuzzy_scores(index, words, named.plain, headers, howto, column_question, weights)
     if _WHO_DID.match(normalised) and HISTORY_ID in index.position:
-        scores[index.position[HISTORY_ID]] += weights.who_did_bonus
+        # whoever did it, to whatever: the history answers, even when no word of it is shared
+        pos = index.position[HISTORY_ID]
+        scores[pos] = max(scores[pos] + weights.who_did_bonus, weights.who_did_floor)
     if weights.absence_penalty and ABSENCE_WORDS & set(words):
         scores[~index.absence_mask] -= weights.absence_penalty
-    if _STATUS_MEANING.match(normalised) and STATUSES_ID in index.position:
+    if _STATUS_MEANING.search(normalised) and STATUSES_ID in index.position:
         scores[index.position[STATUSES_ID]] += weights.status_bonus
     if _REFUSED.search(normalised):
         scores[index.warning_mask] -= weights.refused_warning_penalty
@@ -490,6 +498,7 @@ def _fuzzy_scores(
     scores[index.group_mask] -= w.group_penalty
     for header in headers:
         scores[index.position[COLUMN_PREFIX + header]] += w.header_bonus
+    scores[index.topic_mask] += w.topic_lead
     if howto:
         scores[index.topic_mask] += w.howto_bonus
     if column_question:

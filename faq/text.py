@@ -154,6 +154,7 @@ SYNONYMS: dict[str, str] = {
     "reenrolling": "reenroll",
     "preschool": "prek",
     "prekindergarten": "prek",
+    "0": "zero",  # "the ids lost the 0 in front"
     # numbers written as words and as digits are the same
     "two": "2",
     "three": "3",
