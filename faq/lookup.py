@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, Document
+from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, TOPIC_PREFIX, Document
 from faq.index import ABSENCE_WORDS, COLUMN_FILLER, ERROR_WORDS, Index, get_index
 from faq.text import STOPWORDS, fold, prepare, strip_markup
 from validation.catalog import CATALOG
@@ -287,12 +287,15 @@ def _comparison(
     if any(r.best is None for r in results) or results[0].best.id == results[1].best.id:
         return None
     whole = _rank(index, question, prepare(question), normalised, limit, weights)
-    if (
-        whole.best is not None
-        and whole.matches[0].score >= weights.compared_whole_score
-        and whole.best.id not in {r.best.id for r in results}
-    ):
-        return whole
+    if whole.best is not None and whole.matches[0].score >= weights.compared_whole_score:
+        # a general topic that answers the comparison as a whole ("Primary teacher vs
+        # co-teacher") is the answer; columns and codes are compared side by side
+        if whole.best.id not in {r.best.id for r in results} or whole.best.id.startswith(
+            TOPIC_PREFIX
+        ):
+            return whole
+        if whole.best.id == results[1].best.id:  # the side that answers the whole comes first
+            results.reverse()
     first, second = results[0].best, results[1].best
     fix = second.readable_fix()
     extra = f"\n\n## Compared with: {second.title} ({second.id})\n{second.body}"
