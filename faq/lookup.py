@@ -121,8 +121,12 @@ COLUMN_QUESTION_WORDS: frozenset[str] = frozenset(
 )
 _COLUMN_QUESTION = re.compile(
     r"\b(values?|accept(ed|s)?|allowed|valid|format(ted)?|required|optional|mandatory"
-    r"|goes in|go in|put in|write in|fill in|supposed to|y (or )?n|yes (or )?no)\b"
+    r"|goes in|go in|put in|write in|fill in|supposed to|y (or )?n|yes (or )?no"
+    r"|where (do|should|can|would) (i|we) (put|write|enter)|where (does|do|should) .+ go)\b"
 )
+#: a question about a header typed as a header ("what is classGrade for a class with two grades",
+#: "what should primary_teacher be for a co-teacher") asks about the column
+_ASKS = re.compile(r"^(what|whats|where|which|when|is|are|does|do|should|can|how)\b")
 #: a value that was refused is an error question, not a question about the column
 _COMPLAINT = re.compile(
     r"\b(not|no|isnt|arent|doesnt|dont|cant|wont|invalid|rejected|refused|wrong|errors?"
@@ -211,7 +215,9 @@ def _rank(
     words = index.question_words(normalised)
     headers = _headers_typed(index, question)
     complaint = bool(_COMPLAINT.search(normalised))
-    column_question = bool(_COLUMN_QUESTION.search(normalised)) and not complaint
+    column_question = not complaint and bool(
+        _COLUMN_QUESTION.search(normalised) or headers and _ASKS.match(normalised)
+    )
 
     if named.winners:
         winners = [index.position[c] for c in named.winners]
