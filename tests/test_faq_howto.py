@@ -15,6 +15,15 @@ HOWTO = yaml.safe_load((DATA / "faq_questions_howto.yaml").read_text(encoding="u
 #: a second tuning batch, written later without reading the held-out part
 TUNE2 = yaml.safe_load((DATA / "faq_questions_howto_tune2.yaml").read_text(encoding="utf-8"))
 EARLIER = yaml.safe_load((DATA / "faq_questions.yaml").read_text(encoding="utf-8"))
+_HELD2_PATH = DATA / "faq_questions_heldout2.yaml"
+#: a second held-out batch, written independently of the ranking and of the other sets
+HELD2 = (
+    [{**i, "part": "held"} for i in yaml.safe_load(_HELD2_PATH.read_text(encoding="utf-8")) or []]
+    if _HELD2_PATH.exists()
+    else []
+)
+#: every held-out question: the held part of the how-to set and the second batch
+HELD = [i for i in HOWTO if i["part"] == "held"] + HELD2
 #: issue 14's target for the held-out part; not reached (bench/bench_faq.py: 88.8 %, 111/125)
 HELD_OUT_TARGET = 0.95
 #: what the held-out part measured when the weights were frozen: a regression floor
@@ -37,6 +46,10 @@ def _misses(items: list[dict]) -> list[str]:
     return out
 
 
+def _shared(asked: set[str], items: list[dict]) -> int:
+    return len(asked & {i["q"] for i in items})
+
+
 def _accuracy(items: list[dict]) -> tuple[float, list[str]]:
     misses = _misses(items)
     return 1 - len(misses) / len(items), misses
@@ -57,7 +70,7 @@ def test_the_set_is_new_large_and_split() -> None:
 
 
 def test_held_out_top1_accuracy_does_not_regress() -> None:
-    share, misses = _accuracy([i for i in HOWTO if i["part"] == "held"])
+    share, misses = _accuracy(HELD)
     assert share >= HELD_OUT_FLOOR, f"held-out accuracy {share:.1%} ({len(misses)} missed)"
 
 
@@ -68,7 +81,7 @@ def test_held_out_top1_accuracy_does_not_regress() -> None:
     "when it passes, drop this mark",
 )
 def test_held_out_top1_accuracy_meets_the_target() -> None:
-    share, misses = _accuracy([i for i in HOWTO if i["part"] == "held"])
+    share, misses = _accuracy(HELD)
     assert share >= HELD_OUT_TARGET, f"held-out accuracy {share:.1%} ({len(misses)} missed)"
 
 
@@ -76,7 +89,8 @@ def test_the_second_tuning_batch_is_new_and_covers_every_topic_and_column() -> N
     assert {i["part"] for i in TUNE2} == {"tune"}
     asked = {i["q"] for i in TUNE2}
     assert len(asked) == len(TUNE2) >= 100
-    assert asked.isdisjoint(i["q"] for i in [*HOWTO, *EARLIER])
+    shared = _shared(asked, [*HOWTO, *EARLIER, *HELD2])  # a count: held-out text is not shown
+    assert shared == 0
     ids = {d.id for d in faq.documents()}
     expected = {i["id"] for i in TUNE2}
     assert expected - {None} <= ids
