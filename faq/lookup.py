@@ -377,10 +377,15 @@ def _pasted_codes(index: Index, question: str, normalised: str) -> list[str]:
     """The code whose catalog message the question quotes (a pasted bot message)."""
     present = set(normalised.split())
     raw = strip_markup(question)
-    for code, literal, pattern in index.templates:
-        if literal <= present and pattern.search(raw):
-            return [code]
-    return []
+    found = [
+        (len(literal), code)
+        for code, literal, pattern in index.templates
+        if literal <= present and pattern.search(raw)
+    ]
+    # the most specific template that matches: "classId '3-Aug' was changed by a spreadsheet"
+    # is CLASSID_EXCEL's message, though USERID_EXCEL's "{column} '{value}' was changed by a
+    # spreadsheet" matches it too
+    return [max(found, key=lambda f: f[0])[1]] if found else []
 
 
 def _headers_typed(index: Index, question: str) -> list[str]:

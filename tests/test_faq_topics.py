@@ -11,6 +11,7 @@ import pytest
 import faq
 from bot.slash import HELP
 from faq.documents import DocumentError, Kind, column_documents, dictionary_headers
+from faq.index import get_index
 from faq.lookup import HELP_ID, WEIGHTS
 from tests.test_faq import TOPIC_IDS
 from validation.catalog import CATALOG
@@ -169,6 +170,29 @@ def test_x_vs_y_that_one_document_answers_gets_that_document() -> None:
 )  # fmt: skip
 def test_a_pasted_bot_message_leans_to_its_code(pasted: str, code: str) -> None:
     assert faq.lookup(pasted).best.id == code
+
+
+def test_every_recognisable_catalog_message_pasted_back_gets_its_code() -> None:
+    """A message of the error report or the summary, pasted as is (with a question around it),
+    answers with its code, the most specific template winning ("classId '3-Aug' was changed by
+    a spreadsheet" is CLASSID_EXCEL's message, and also fits USERID_EXCEL's "{column} ...")."""
+    recognised = {code for code, _, _ in get_index().templates}
+    filled = {
+        code: CATALOG[code].message.format(
+            value="X-17", detail=" (see row 3)", column="userStateId", others=""
+        )
+        for code in recognised
+    }
+    unique = {c: m for c, m in filled.items() if list(filled.values()).count(m) == 1}
+    assert len(unique) >= 50
+    wrong = {
+        code: got
+        for code, message in unique.items()
+        if (got := faq.lookup(f"why did I get this: {message}").best.id) != code
+    }
+    assert wrong == {}
+    excel = "classId '3-Aug' was changed by a spreadsheet into a date; it was probably '8-3'."
+    assert faq.lookup(excel).best.id == "CLASSID_EXCEL"
 
 
 def test_a_column_alone_still_goes_to_its_errors_but_a_question_about_it_to_the_column() -> None:
