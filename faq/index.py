@@ -84,6 +84,7 @@ class Index:
     group_mask: np.ndarray  # True for group documents
     topic_mask: np.ndarray  # True for general topic documents
     column_mask: np.ndarray  # True for column documents
+    code_mask: np.ndarray  # True for the documents of catalog codes
     warning_mask: np.ndarray  # True for the documents of warning codes (they refuse nothing)
     absence_mask: np.ndarray  # True for documents whose phrasings speak of something absent
     #: a header as typed in one token, lower-case without _ or - ("orgsisid") -> its header
@@ -237,6 +238,7 @@ def build_index(docs: list[Document] | None = None) -> Index:
         group_mask=np.array([d.kind is Kind.GROUP for d in docs], dtype=bool),
         topic_mask=np.array([d.kind is Kind.TOPIC for d in docs], dtype=bool),
         column_mask=np.array([d.kind is Kind.COLUMN for d in docs], dtype=bool),
+        code_mask=np.array([d.kind is Kind.CODE for d in docs], dtype=bool),
         absence_mask=np.array([bool(words & ABSENCE_WORDS) for words in doc_words], dtype=bool),
         warning_mask=np.array(
             [d.kind is Kind.CODE and CATALOG[d.id].severity is Severity.WARNING for d in docs],

@@ -68,6 +68,8 @@ class Weights:
     body: float = 0.04
     #: "how do I ...", "where ...", "can we ..." ask for a general topic, not an error
     howto_bonus: float = 8.0
+    #: "it says / got an error / was rejected" reports what the bot said: it leans to the codes
+    reported_bonus: float = 5.0
     #: "what values / format / is it required" ask for a column document
     column_question_bonus: float = 10.0
     #: a header typed as a header ("userStateId") points at its column document
@@ -136,6 +138,12 @@ _COMPLAINT = re.compile(
 _REFUSED = re.compile(
     r"\b(refused|refuses|rejected|rejects|denied|bounced|not (accepted|taken|allowed)"
     r"|(wont|wouldnt|didnt|doesnt) (accept|take|read|load))\b"
+)
+#: "it says / got an error / was rejected": a report of what the bot said about a file or a row
+#: leans to the codes (the opposite of a how-to question)
+_REPORTED = re.compile(
+    r"\b(bot says|it says|says|said|saying|got an? (error|warning)|getting an? (error|warning)"
+    r"|error (for|on|that|saying)|rejected|refused|failed|fails|flagged|complains?)\b"
 )
 #: "who uploaded the file", "who changed her email": a question about the history of changes
 _WHO_DID = re.compile(
@@ -229,14 +237,18 @@ def _rank(
         winners = []
 
     howto = bool(_HOWTO.match(normalised) or _HOWTO_INSIDE.search(normalised))
+    status_meaning = bool(_STATUS_MEANING.search(normalised))
+    reported = not howto and not status_meaning and bool(_REPORTED.search(normalised))
     scores = _fuzzy_scores(index, words, named.plain, headers, howto, column_question, weights)
+    if reported:
+        scores[index.code_mask] += weights.reported_bonus
     if _WHO_DID.match(normalised) and HISTORY_ID in index.position:
         # whoever did it, to whatever: the history answers, even when no word of it is shared
         pos = index.position[HISTORY_ID]
         scores[pos] = max(scores[pos] + weights.who_did_bonus, weights.who_did_floor)
     if weights.absence_penalty and ABSENCE_WORDS & set(words):
         scores[~index.absence_mask] -= weights.absence_penalty
-    if _STATUS_MEANING.search(normalised) and STATUSES_ID in index.position:
+    if status_meaning and STATUSES_ID in index.position:
         scores[index.position[STATUSES_ID]] += weights.status_bonus
     if _REFUSED.search(normalised):
         scores[index.warning_mask] -= weights.refused_warning_penalty
