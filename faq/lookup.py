@@ -3,20 +3,25 @@
 Order of the rules (product.md, "Knowledge base"):
 
 0. a greeting or a bare "help" gets ``faq.help``; "X vs Y" / "difference between X and Y" is
-   looked up as two questions and, when they answer with two documents, answers with both;
+   looked up as two questions and, when they answer with two documents, answers with both
+   (a general topic that answers the whole comparison is the answer instead);
 1. a catalog code named in the question wins (any case; ``_``, ``-`` or spaces between its
-   words), and so does the code of a pasted bot message (a catalog message template).  Plain
-   words that a general topic also uses ("class size") are only a signal;
+   words), and so does the code of a pasted bot message (a catalog message template; the most
+   specific one that matches).  Plain words that a general topic also uses ("class size") are
+   only a signal;
 2. a column name alone, or followed only by "error(s)", goes to ``errors.<column>``; a header
    typed as a header ("userStateId") with only question words around it ("what goes in ...",
    "is ... required") goes to ``columns.<header>``, as does a header without an error group;
 3. otherwise fuzzy scoring over titles, aliases and keywords, where a column mention is one
    signal among others and the shape of the question leans one way: "how do I / can I / why
-   did / who / where is" to topics, "what values / format / required" to column documents.
+   did / who / where is" (anywhere for "how do I") to topics, "it says / got an error / was
+   rejected" to codes, "what values / format / required / Y or N", or a typed header with a
+   question word, to column documents; a general topic wins an exact tie.
    Candidates within ``Weights.tie_margin`` of the best are ordered by order-aware similarity,
    so an exact or near-exact title wins a tie of shared words (adjacent word pairs first:
    "no primary teacher" binds "no" to the teacher).  "who changed / uploaded ..." leans to the
-   change history; "it was refused / rejected" leans away from warnings, which refuse nothing.
+   change history, always; "it was refused / rejected" leans away from warnings, which refuse
+   nothing.
    Below ``Weights.cutoff`` (``Weights.long_cutoff`` for a run-on question) nothing is a good
    enough match, and only documents above ``Weights.suggest_cutoff`` are offered as the
    closest topics.
@@ -42,7 +47,8 @@ HELP_ID = "faq.help"
 @dataclass(frozen=True)
 class Weights:
     """Ranking weights, chosen by measurement on tests/data/faq_questions.yaml and the tuning
-    part of tests/data/faq_questions_howto.yaml, never on its held-out part
+    questions (tests/data/faq_questions_howto.yaml's tuning part and
+    tests/data/faq_questions_howto_tune2.yaml), never on a held-out question
     (bench/bench_faq.py --tune prints the accuracy of a grid of them)."""
 
     #: best score below which a question gets no answer

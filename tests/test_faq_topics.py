@@ -172,6 +172,28 @@ def test_a_pasted_bot_message_leans_to_its_code(pasted: str, code: str) -> None:
     assert faq.lookup(pasted).best.id == code
 
 
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # "who did it" reaches the history, whatever names and classes it mentions
+        ("who removed ms garcia's 2nd period class", "faq.history"),
+        # an ID typed with its zeros, and accented letters, say what the question is about
+        ("our ids went from 007 to 7 after saving", "faq.leading-zeros"),
+        ("ñ and ü show up wrong in names", "faq.encoding"),
+        # a how-to after a first sentence is still a how-to
+        ("we got a new sis export over the summer, how do i put the new section ids in", "faq.change-class-id"),
+        # what the bot said, retold: the code
+        ("it says the school in row 9 is not set up", "ORG_NOT_FOUND"),
+        # people by their job, numbers as words
+        ("the librarian works at two schools", "faq.move-school"),
+    ],
+)  # fmt: skip
+def test_the_shape_and_everyday_words_of_a_question_lead_to_its_answer(
+    question: str, expected: str
+) -> None:
+    assert faq.lookup(question).best.id == expected
+
+
 def test_every_recognisable_catalog_message_pasted_back_gets_its_code() -> None:
     """A message of the error report or the summary, pasted as is (with a question around it),
     answers with its code, the most specific template winning ("classId '3-Aug' was changed by
