@@ -314,9 +314,7 @@ def _comparison(
     if whole.best is not None and whole.matches[0].score >= weights.compared_whole_score:
         # a general topic that answers the comparison as a whole ("Primary teacher vs
         # co-teacher") is the answer; columns and codes are compared side by side
-        if whole.best.id not in {r.best.id for r in results} or whole.best.id.startswith(
-            TOPIC_PREFIX
-        ):
+        if whole.best.id.startswith(TOPIC_PREFIX):
             return whole
         if whole.best.id == results[1].best.id:  # the side that answers the whole comes first
             results.reverse()
