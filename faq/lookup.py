@@ -249,9 +249,12 @@ def _rank(
     if reported:
         scores[index.code_mask] += weights.reported_bonus
     if _WHO_DID.match(normalised) and HISTORY_ID in index.position:
-        # whoever did it, to whatever: the history answers, even when no word of it is shared
+        # whoever did it, to whatever: the history answers first ("who changed this student's
+        # email" asks who, not how), even when no word of it is shared
         pos = index.position[HISTORY_ID]
-        scores[pos] = max(scores[pos] + weights.who_did_bonus, weights.who_did_floor)
+        scores[pos] = max(
+            scores[pos] + weights.who_did_bonus, weights.who_did_floor, scores.max() + 0.1
+        )
     if weights.absence_penalty and ABSENCE_WORDS & set(words):
         scores[~index.absence_mask] -= weights.absence_penalty
     if status_meaning and STATUSES_ID in index.position:
