@@ -153,7 +153,8 @@ _REPORTED = re.compile(
 )
 #: "who uploaded the file", "who changed her email": a question about the history of changes
 _WHO_DID = re.compile(
-    r"^(who|which (person|user|admin|administrator)) (has |have )?(changed|uploaded|added|removed"
+    r"(^|\b(find out|know|see|tell me|check|figure out|wondering|asked|asking|ask|wants to know)"
+    r" )(who|which (person|user|admin|administrator)) (has |have )?(changed|uploaded|added|removed"
     r"|deleted|deactivated|reactivated|edited|modified|updated|moved|made|did|sent|ran|applied)\b"
 )
 HISTORY_ID = "faq.history"
@@ -248,7 +249,7 @@ def _rank(
     scores = _fuzzy_scores(index, words, named.plain, headers, howto, column_question, weights)
     if reported:
         scores[index.code_mask] += weights.reported_bonus
-    if _WHO_DID.match(normalised) and HISTORY_ID in index.position:
+    if _WHO_DID.search(normalised) and HISTORY_ID in index.position:
         # whoever did it, to whatever: the history answers first ("who changed this student's
         # email" asks who, not how), even when no word of it is shared
         pos = index.position[HISTORY_ID]

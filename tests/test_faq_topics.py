@@ -177,6 +177,7 @@ def test_a_pasted_bot_message_leans_to_its_code(pasted: str, code: str) -> None:
     [
         # "who did it" reaches the history, whatever names and classes it mentions
         ("who removed ms garcia's 2nd period class", "faq.history"),
+        ("the superintendent wants to know who removed the 4th grade class", "faq.history"),
         # an ID typed with its zeros, and accented letters, say what the question is about
         ("our ids went from 007 to 7 after saving", "faq.leading-zeros"),
         ("ñ and ü show up wrong in names", "faq.encoding"),
