@@ -172,6 +172,8 @@ _BOT = r"(you|u|it|this|this bot|this thing|the bot|rosterbot)"
 _WHAT_CAN_YOU_DO = re.compile(
     r"^(what can (you|u|i ask you|i ask|i do with you|this bot) do|what can i ask( you)?"
     r"|what do you do|(list of |your |the )?commands?"
+    r"|(list|show me|tell me|what is) (everything|all|what) (you|u|rosterbot) (can do|do)"
+    r"|what (else )?can (you|u|rosterbot) (help|help me|help us) with"
     rf"|what (are|is) {_BOT} (able to do|for|good for)|how (does|do) {_BOT} work"
     rf"|how (do i|do we|to|can i) (start using|get started with) {_BOT}|what is rosterbot)$"
 )
