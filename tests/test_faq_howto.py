@@ -16,18 +16,24 @@ HOWTO = yaml.safe_load((DATA / "faq_questions_howto.yaml").read_text(encoding="u
 TUNE2 = yaml.safe_load((DATA / "faq_questions_howto_tune2.yaml").read_text(encoding="utf-8"))
 EARLIER = yaml.safe_load((DATA / "faq_questions.yaml").read_text(encoding="utf-8"))
 _HELD2_PATH = DATA / "faq_questions_heldout2.yaml"
-#: a second held-out batch, written independently of the ranking and of the other sets
+#: a second held-out batch, written independently of the ranking and of the other sets; its
+#: items name the answer in ``expect``: one id, a list of ids any of which is right, or null
 HELD2 = (
-    [{**i, "part": "held"} for i in yaml.safe_load(_HELD2_PATH.read_text(encoding="utf-8")) or []]
+    [
+        {"q": i["q"], "id": i["expect"], "part": "held"}
+        for i in yaml.safe_load(_HELD2_PATH.read_text(encoding="utf-8")) or []
+    ]
     if _HELD2_PATH.exists()
     else []
 )
 #: every held-out question: the held part of the how-to set and the second batch
 HELD = [i for i in HOWTO if i["part"] == "held"] + HELD2
-#: issue 14's target for the held-out part; not reached (bench/bench_faq.py: 88.8 %, 111/125)
+#: issue 14's target for the held-out questions; not reached (bench/bench_faq.py: 91.0 %,
+#: 223/245 over both batches)
 HELD_OUT_TARGET = 0.95
-#: what the held-out part measured when the weights were frozen: a regression floor
-HELD_OUT_FLOOR = 0.88
+#: what the held-out questions measured when the documents and weights were frozen (both batches
+#: together, measured once): a regression floor
+HELD_OUT_FLOOR = 0.90
 EARLIER_MIN = 0.98  # the earlier set's accuracy before issue 14 (153/156)
 
 
@@ -36,7 +42,7 @@ def _misses(items: list[dict]) -> list[str]:
     for item in items:
         result = faq.lookup(item["q"])
         got = result.best.id if result.best else None
-        if got != item["id"]:
+        if not _right(got, item["id"]):
             if item.get("part") == "held":
                 # held-out misses are counted, never shown: neither their text nor their ids
                 # may steer the tuning
@@ -44,6 +50,10 @@ def _misses(items: list[dict]) -> list[str]:
             else:
                 out.append(f"{item['q']!r}: expected {item['id']}, got {got}")
     return out
+
+
+def _right(got: str | None, expected: str | list[str] | None) -> bool:
+    return got in expected if isinstance(expected, list) else got == expected
 
 
 def _shared(asked: set[str], items: list[dict]) -> int:
@@ -76,9 +86,9 @@ def test_held_out_top1_accuracy_does_not_regress() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 14's 95 % held-out target is not met: 88.8 % (111/125; 91.8 % on the first 85, "
-    "whose text had been read while tuning, 82.5 % on the 40 written after the last change); "
-    "when it passes, drop this mark",
+    reason="issue 14's 95 % held-out target is not met: 91.0 % over both held-out batches "
+    "(223/245; the held part of faq_questions_howto.yaml 93.6 %, 117/125; the independent "
+    "batch faq_questions_heldout2.yaml 88.3 %, 106/120); when it passes, drop this mark",
 )
 def test_held_out_top1_accuracy_meets_the_target() -> None:
     share, misses = _accuracy(HELD)
