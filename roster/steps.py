@@ -42,6 +42,7 @@ from validation.report import (
     row_statuses,
     saved_notes,
 )
+from validation.vector import trimmed
 
 _COLUMN_ORDER = {
     name: i for i, name in reversed(list(enumerate(d.USERS_HEADERS + d.DEMOGRAPHICS_HEADERS)))
@@ -50,15 +51,16 @@ _COLUMN_ORDER = {
 
 # --- reading ----------------------------------------------------------------------------------
 def table_from(raw: RawTable, header: HeaderResult, names: tuple[str, ...]) -> pd.DataFrame:
-    """The dictionary columns, trimmed; absent columns are blank."""
+    """The dictionary columns, trimmed; absent columns are blank.  A column with nothing to
+    trim is the file's own column (no copy)."""
     n = len(raw.cells)
     data = {}
     for name in names:
         pos = header.positions.get(name)
         data[name] = (
-            raw.cells[str(pos)].str.strip() if pos is not None else pd.Series([""] * n, dtype="str")
+            trimmed(raw.cells[str(pos)]) if pos is not None else pd.Series([""] * n, dtype="str")
         )
-    return pd.DataFrame(data)
+    return pd.DataFrame(data, copy=False)
 
 
 def kind_table(raw: RawTable, header: HeaderResult, names: tuple[str, ...]) -> KindTable:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from validation.users import _key_codes
-from validation.vector import conflicts
+from validation.vector import Distinct, conflicts
 
 
 def reference(keys: list[str], values: list[str], eligible: list[bool]) -> list[bool]:
@@ -33,14 +33,15 @@ rows = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(rows, st.booleans())
-def test_conflicts_match_the_rule(data, as_object):
+@given(rows, st.booleans(), st.booleans())
+def test_conflicts_match_the_rule(data, as_object, by_code):
     keys = [k for k, _, _ in data]
     values = [v for _, v, _ in data]
     eligible = np.array([e for _, _, e in data], dtype=bool)
     key_series = pd.Series(keys, dtype="str")
     value_series = pd.Series(values, dtype=object if as_object else "str")
-    got = conflicts(_key_codes(key_series), value_series, eligible)
+    compared = Distinct(value_series) if by_code else value_series
+    got = conflicts(_key_codes(key_series), compared, eligible)
     assert got.tolist() == reference(keys, values, eligible.tolist())
 
 

@@ -10,7 +10,7 @@ no Slack.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,15 @@ from validation.catalog import with_values
 from validation.issues import IssueLog, scope_of, severity_of
 from validation.snapshot import RosterSnapshot
 from validation.templates import example_people
-from validation.vector import conflicts, digits, isin, lookup, values_per_key, zeros_matches
+from validation.vector import (
+    Distinct,
+    conflicts,
+    digits,
+    isin,
+    lookup,
+    values_per_key,
+    zeros_matches,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class UsersDerived:
     primary_true: np.ndarray  # primary_teacher says true
     primary_false: np.ndarray  # primary_teacher says false
     primary: np.ndarray  # a staff row that is its class's primary teacher
+    #: column name -> its distinct values (found once, by `distinct()`)
+    columns: dict[str, Distinct] = field(default_factory=dict, repr=False)
 
     @property
     def is_remove(self) -> np.ndarray:
@@ -98,6 +108,21 @@ class _Rules:
     @property
     def n(self) -> int:
         return len(self.t)
+
+    def distinct(self, name: str) -> Distinct:
+        """The distinct values of a column of the table (found once per check)."""
+        return _distinct(self.v.columns, self.t, name)
+
+    def by_value(self, name: str, rule, missing=False) -> np.ndarray:
+        """A rule that depends on a column's value alone, run once per distinct value."""
+        return self.distinct(name).apply(rule, missing)
+
+
+def _distinct(cache: dict[str, Distinct], table: pd.DataFrame, name: str) -> Distinct:
+    found = cache.get(name)
+    if found is None:
+        found = cache[name] = Distinct(table[name])
+    return found
 
 
 def _id_ok(s: pd.Series) -> np.ndarray:
@@ -170,32 +195,8 @@ def _blank(s: pd.Series) -> np.ndarray:
     return (s == "").to_numpy()
 
 
-def _per_distinct(values: pd.Series, fn) -> list[np.ndarray]:
-    """Apply `fn` (value -> tuple) once per distinct value and spread the results back.
-
-    Grade columns repeat a few dozen values a million times: one factorize and a numpy take
-    per output instead of a Python call (or a dict map through Python objects) per row.
-    """
-    codes, uniques = pd.factorize(values)
-    results = [fn(v) for v in uniques]
-    columns = list(zip(*results)) if results else []
-    out = []
-    for col in columns:
-        arr = np.asarray(col, dtype=object)
-        out.append(arr.take(codes))
-    return out
-
-
 def _grade_code(value: str) -> tuple[str | None]:
     return (value if value in d.GRADES else d.GRADE_ALIASES.get(value.lower()),)
-
-
-def _grade_norm(values: pd.Series) -> pd.Series:
-    """Grade code for each value: itself, its alias target, or NA when not a grade."""
-    if len(values) == 0:
-        return pd.Series([], index=values.index, dtype=object)
-    (norm,) = _per_distinct(values, _grade_code)
-    return pd.Series(norm, index=values.index, dtype=object)
 
 
 def _class_grade_parts(value: str) -> tuple[str, str | None, bool]:
@@ -206,20 +207,6 @@ def _class_grade_parts(value: str) -> tuple[str, str | None, bool]:
     changed = any(n is not None and n != p for p, n in zip(parts, norm))
     # a code listed twice is kept once: the list stays short (classes.grade is 128 characters)
     return ("" if bad is not None else ",".join(dict.fromkeys(norm))), bad, changed
-
-
-def _class_grades(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Normalise comma lists of grades: (normalised text, first bad part, changed?)."""
-    if len(values) == 0:
-        empty = pd.Series([], index=values.index, dtype=object)
-        return empty, empty, empty.astype(bool)
-    norm, bad, changed = _per_distinct(values, _class_grade_parts)
-    idx = values.index
-    return (
-        pd.Series(norm, index=idx, dtype=object),
-        pd.Series(bad, index=idx, dtype=object),
-        pd.Series(changed, index=idx).astype(bool),
-    )
 
 
 #: an unknown action that asks to take something away (DELETE, REMOVE, DROP, ...): such a row is
@@ -263,16 +250,7 @@ def _suggest_action(values: pd.Series) -> pd.Series:
 
 
 def _key_codes(keys: pd.Series) -> np.ndarray:
-    codes, _ = pd.factorize(keys)
-    codes[(keys == "").to_numpy()] = -1
-    return codes
-
-
-def _group_conflict(
-    keys: pd.Series, values: pd.Series, eligible: np.ndarray, key_codes: np.ndarray | None = None
-) -> np.ndarray:
-    """Rows whose key has two or more different non-blank values among eligible rows."""
-    return conflicts(_key_codes(keys) if key_codes is None else key_codes, values, eligible)
+    return Distinct(keys).key_codes()
 
 
 def derive(
@@ -297,10 +275,14 @@ def derive(
         remove_like[at] = action.take(at).str.fullmatch(_REMOVE_LIKE).fillna(False).to_numpy()
     as_add = is_add | (bad_action & ~remove_like)
 
+    columns: dict[str, Distinct] = {}
     role = t["userRole"].str.lower()
     is_student = (role == "student").to_numpy()
     is_staff = role.isin(d.STAFF_ROLES).to_numpy()
-    grade_code = _grade_norm(t["userGrade"])
+    grades = _distinct(columns, t, "userGrade")
+    codes = np.asarray([_grade_code(g)[0] for g in grades.values], dtype=object)
+    grade_code = pd.Series(grades.rows(codes, None), index=t.index, dtype=object)
+    stored_grade = np.where(is_staff, "", grades.rows([c or "" for c in codes], ""))
 
     no_rows = np.zeros(n, dtype=bool)
     class_grade = pd.Series("", index=t.index, dtype=object)
@@ -316,15 +298,22 @@ def derive(
         cgrade = t["classGrade"]
         judged = as_add & ~_blank(cgrade)
         if judged.any():
-            norm, bad_part, changed_s = _class_grades(cgrade.where(judged, ""))
+            cgrades = _distinct(columns, t, "classGrade")
+            parts = [_class_grade_parts(g) for g in cgrades.values]
+            norm = cgrades.rows(np.asarray([p[0] for p in parts], dtype=object), "")
+            bad = cgrades.rows(np.asarray([p[1] for p in parts], dtype=object), None)
+            bad[~judged] = None
             # "," or " , " names no grade at all: not a grade code either
-            invalid = judged & (bad_part.notna() | (norm == "")).to_numpy()
-            changed = changed_s.to_numpy()
-            class_grade = norm.where(~invalid, "")
-        pt = t["primary_teacher"].str.lower()
-        primary_true = pt.isin(d.TRUE_VALUES).to_numpy()
-        primary_false = pt.isin(d.FALSE_VALUES).to_numpy()
-        class_key = _key_codes(t["classId"])
+            invalid = judged & (pd.notna(bad) | (norm == ""))
+            changed = judged & cgrades.rows(np.asarray([p[2] for p in parts], dtype=bool))
+            bad_part = pd.Series(bad, index=t.index, dtype=object)
+            class_grade = pd.Series(
+                np.where(judged & ~invalid, norm, ""), index=t.index, dtype=object
+            )
+        pt = _distinct(columns, t, "primary_teacher")
+        primary_true = pt.apply(lambda values: values.str.lower().isin(d.TRUE_VALUES).to_numpy())
+        primary_false = pt.apply(lambda values: values.str.lower().isin(d.FALSE_VALUES).to_numpy())
+        class_key = _distinct(columns, t, "classId").key_codes()
     return UsersDerived(
         live=live,
         action=action,
@@ -339,8 +328,8 @@ def derive(
         is_student=is_student,
         is_staff=is_staff,
         grade_code=grade_code,
-        grade=grade_code.where(~is_staff, "").fillna(""),
-        user_key=_key_codes(t["userId"]),
+        grade=pd.Series(stored_grade, index=t.index, dtype=object),
+        user_key=_distinct(columns, t, "userId").key_codes(),
         has_class_group=has_class_group,
         has_class_id=~_blank(t["classId"]),
         class_details=details,
@@ -353,6 +342,7 @@ def derive(
         primary_true=primary_true,
         primary_false=primary_false,
         primary=primary_true & is_staff,
+        columns=columns,
     )
 
 
@@ -416,8 +406,9 @@ def _check_action(r: _Rules) -> None:
 def _check_org(r: _Rules) -> np.ndarray:
     """org_sis_id: given, not mangled by a spreadsheet, a known school.  Returns the valid rows."""
     org, live, snap = r.t["org_sis_id"], r.v.live, r.snap
-    org_blank, org_excel = _blank(org) & live, _excel(org, snap.schools) & live
-    org_known = org.isin(snap.schools).to_numpy()
+    org_blank = _blank(org) & live
+    org_excel = r.by_value("org_sis_id", lambda values: _excel(values, snap.schools)) & live
+    org_known = r.by_value("org_sis_id", lambda values: values.isin(snap.schools).to_numpy())
     org_missing = live & ~org_blank & ~org_excel & ~org_known
     r.log.add(org_blank, "org_sis_id", "ORG_REQUIRED", org)
     r.log.add(org_excel, "org_sis_id", "ORG_EXCEL", org, _excel_detail(org))
@@ -443,17 +434,21 @@ def _check_ids(r: _Rules) -> np.ndarray:
     uid = t["userId"]
     reads_uid = v.as_add | v.is_remove_enrollment | v.is_deactivate
     uid_blank = _blank(uid) & reads_uid
-    uid_excel = _excel(uid, r.snap.people["user_id"]) & reads_uid
-    uid_bad = reads_uid & ~uid_blank & ~uid_excel & ~_id_ok(uid)
+    stored = r.snap.people["user_id"]
+    uid_excel = r.by_value("userId", lambda values: _excel(values, stored)) & reads_uid
+    uid_bad = reads_uid & ~uid_blank & ~uid_excel & ~r.by_value("userId", _id_ok)
     log.add(uid_blank, "userId", "USERID_REQUIRED", uid)
     log.add(uid_excel, "userId", "USERID_EXCEL", uid, _excel_detail(uid))
     log.add(uid_bad, "userId", "USERID_INVALID", uid, _id_problem(uid))
     for col in ("userDistrictId", "userStateId"):
         s = t[col]
         filled = v.as_add & ~_blank(s)
-        s_excel = filled & _excel(s)
+        if not filled.any():
+            continue
+        s_excel = filled & r.by_value(col, _excel)
         log.add(s_excel, col, "USERID_EXCEL", s, _excel_detail(s))
-        log.add(filled & ~s_excel & ~_id_ok(s), col, "USERID_INVALID", s, _id_problem(s))
+        s_bad = filled & ~s_excel & ~r.by_value(col, _id_ok)
+        log.add(s_bad, col, "USERID_INVALID", s, _id_problem(s))
     return reads_uid & ~uid_blank & ~uid_excel & ~uid_bad
 
 
@@ -478,8 +473,10 @@ def _check_email(r: _Rules) -> np.ndarray:
     """userEmail: given, well formed, not an Amplify address.  Returns the valid rows."""
     email, as_add, log = r.t["userEmail"], r.v.as_add, r.log
     email_blank = as_add & _blank(email)
-    shape_ok = email.str.fullmatch(d.EMAIL_PATTERN).fillna(False).to_numpy()
-    too_long = (email.str.len() > d.EMAIL_MAX).to_numpy()
+    shape_ok = r.by_value(
+        "userEmail", lambda values: values.str.fullmatch(d.EMAIL_PATTERN).fillna(False).to_numpy()
+    )
+    too_long = r.by_value("userEmail", lambda values: (values.str.len() > d.EMAIL_MAX).to_numpy())
     email_bad = as_add & ~email_blank & (~shape_ok | too_long)
     log.add(email_blank, "userEmail", "EMAIL_REQUIRED", email)
     log.add(
@@ -489,12 +486,17 @@ def _check_email(r: _Rules) -> np.ndarray:
         email,
         np.where(too_long, " (over 254 characters)", ""),
     )
-    lower = r.v.email
-    amplify = lower.str.contains("amplify.", regex=False).to_numpy(dtype=bool, copy=True)
-    if amplify.any():  # few rows: the exact rule on those only
-        amplify[amplify] = lower[amplify].str.contains(d.AMPLIFY_EMAIL_PATTERN).to_numpy()
+    amplify = r.by_value("userEmail", lambda values: _amplify(values.str.lower()))
     log.add(as_add & amplify, "userEmail", "EMAIL_AMPLIFY_DOMAIN", email)
     return as_add & ~email_blank & ~email_bad & ~amplify
+
+
+def _amplify(lower: pd.Series) -> np.ndarray:
+    """EMAIL_AMPLIFY_DOMAIN on lower-cased emails."""
+    amplify = lower.str.contains("amplify.", regex=False).to_numpy(dtype=bool, copy=True)
+    if amplify.any():  # few values: the exact rule on those only
+        amplify[amplify] = lower[amplify].str.contains(d.AMPLIFY_EMAIL_PATTERN).to_numpy()
+    return amplify
 
 
 def _check_role_grade(r: _Rules) -> None:
@@ -510,9 +512,12 @@ def _check_role_grade(r: _Rules) -> None:
     log.add(as_add & is_student & ~grade_filled, "userGrade", "USERGRADE_REQUIRED", grade)
     log.add(as_add & is_staff & grade_filled, "userGrade", "USERGRADE_IGNORED", grade)
     judged = as_add & ~is_staff & grade_filled
-    log.add(judged & grade_n.isna().to_numpy(), "userGrade", "USERGRADE_INVALID", grade)
-    normalised = judged & grade_n.notna().to_numpy() & (grade_n != grade).fillna(False).to_numpy()
-    log.add(normalised, "userGrade", "USERGRADE_NORMALIZED", grade, grade_n)
+    codes = r.by_value("userGrade", lambda values: [_grade_code(g)[0] for g in values], None)
+    log.add(judged & pd.isna(codes), "userGrade", "USERGRADE_INVALID", grade)
+    changed = r.by_value(
+        "userGrade", lambda values: [_grade_code(g)[0] not in (None, g) for g in values]
+    )
+    log.add(judged & changed, "userGrade", "USERGRADE_NORMALIZED", grade, grade_n)
 
 
 def _check_class(r: _Rules) -> np.ndarray:
@@ -532,8 +537,9 @@ def _check_class(r: _Rules) -> np.ndarray:
     as_add = v.as_add
     log.add(as_add & ~has_cid & v.class_details, "classId", "CLASSID_REQUIRED", cid)
     reads_cid = as_add | v.is_remove_class | v.is_remove_enrollment
-    c_excel = reads_cid & has_cid & _excel(cid, r.snap.classes["class_id"])
-    c_bad = reads_cid & has_cid & ~c_excel & ~_id_ok(cid)
+    stored = r.snap.classes["class_id"]
+    c_excel = reads_cid & has_cid & r.by_value("classId", lambda values: _excel(values, stored))
+    c_bad = reads_cid & has_cid & ~c_excel & ~r.by_value("classId", _id_ok)
     log.add(c_excel, "classId", "CLASSID_EXCEL", cid, _excel_detail(cid))
     log.add(c_bad, "classId", "CLASSID_INVALID", cid, _id_problem(cid))
     _check_class_name_grade(r)
@@ -589,19 +595,24 @@ def _check_conflicts(
     t, v, log = r.t, r.v, r.log
     uid, email = t["userId"], t["userEmail"]
     person_rows = v.as_add & uid_valid
-    compared = {  # column -> the values compared for USER_CONFLICT
-        "userFirstName": t["userFirstName"],
-        "userLastName": t["userLastName"],
-        "userEmail": v.email,
-        "userRole": v.role,
-        "userGrade": v.grade,
-        "userDistrictId": t["userDistrictId"],
-        "userStateId": t["userStateId"],
+    emails = r.distinct("userEmail").mapped(lambda values: values.str.lower())
+    grades = r.distinct("userGrade").mapped(
+        lambda values: pd.Series([_grade_code(g)[0] or "" for g in values], dtype=object),
+        override=v.is_staff,
+    )
+    compared = {  # column -> the values compared for USER_CONFLICT (and their distinct values)
+        "userFirstName": (t["userFirstName"], r.distinct("userFirstName")),
+        "userLastName": (t["userLastName"], r.distinct("userLastName")),
+        "userEmail": (v.email, emails),
+        "userRole": (v.role, r.distinct("userRole").mapped(lambda values: values.str.lower())),
+        "userGrade": (v.grade, grades),
+        "userDistrictId": (t["userDistrictId"], r.distinct("userDistrictId")),
+        "userStateId": (t["userStateId"], r.distinct("userStateId")),
     }
-    for col, values in compared.items():
-        conflict = conflicts(v.user_key, values, person_rows)
+    for col, (values, distinct) in compared.items():
+        conflict = conflicts(v.user_key, distinct, person_rows)
         log.add(conflict, col, "USER_CONFLICT", t[col], _naming(v.user_key, values, uid))
-    dup = _group_conflict(v.email, uid, email_valid & uid_valid)
+    dup = conflicts(emails.key_codes(), r.distinct("userId"), email_valid & uid_valid)
     if dup.any():
         others = uid[dup].groupby(v.email[dup]).agg(lambda s: ", ".join(sorted(set(s))[:3]))
         log.add(dup, "userEmail", "EMAIL_DUPLICATE", email, v.email.map(others))
@@ -615,26 +626,36 @@ def _naming(key_codes: np.ndarray, values: pd.Series, keys: pd.Series):
     return lambda idx: with_values(keys.take(idx).tolist(), values_per_key(key_codes, values, idx))
 
 
+def _class_grade_values(r: _Rules) -> Distinct:
+    """v.class_grade (the normalised classGrade, "" where not judged or invalid) as a
+    Distinct, worked out on the distinct classGrade values."""
+    v = r.v
+    return r.distinct("classGrade").mapped(
+        lambda values: pd.Series([_class_grade_parts(g)[0] for g in values], dtype=object),
+        override=~v.class_grade_judged | v.class_grade_invalid,
+    )
+
+
 def _check_class_conflicts(r: _Rules, cid_valid: np.ndarray, org_valid: np.ndarray) -> None:
     t, v, log = r.t, r.v, r.log
     cid, org, snap = t["classId"], t["org_sis_id"], r.snap
     class_rows = v.as_add & cid_valid
     log.add(
-        conflicts(v.class_key, t["className"], class_rows),
+        conflicts(v.class_key, r.distinct("className"), class_rows),
         "className",
         "CLASSNAME_CONFLICT",
         t["className"],
         _naming(v.class_key, t["className"], cid),
     )
     log.add(
-        conflicts(v.class_key, v.class_grade, class_rows),
+        conflicts(v.class_key, _class_grade_values(r), class_rows),
         "classGrade",
         "CLASSGRADE_CONFLICT",
         t["classGrade"],
         _naming(v.class_key, v.class_grade, cid),
     )
     org_rows = cid_valid & org_valid
-    split = conflicts(v.class_key, org, org_rows)
+    split = conflicts(v.class_key, r.distinct("org_sis_id"), org_rows)
     log.add(
         split,
         "org_sis_id",
