@@ -249,17 +249,15 @@ def _run_files(args, apply: bool) -> int:
     from roster.pipeline import InputFile, run
 
     store = _store(args)
-    files = []
     for name in args.files:
-        path = Path(name)
-        if not path.is_file():
+        if not Path(name).is_file():
             raise RosterError(f"no such file: {name}")
-        files.append(InputFile(path.name, path.read_bytes()))
     show = _progress_bar(not args.json and sys.stderr.isatty())
     result = run(
         store,
         args.district,
-        files,
+        # no name holds the list: the pipeline lets go of each file's bytes once it is read
+        [InputFile(Path(name).name, Path(name).read_bytes()) for name in args.files],
         apply=apply,
         actor=cli_actor(),
         report_dir=Path(args.report_dir or "."),

@@ -101,6 +101,10 @@ class FileJob:
     raw: RawTable
     kind: FileKind
     upload_id: int | None = None
+    #: SHA-256 (hex) and size of the file's bytes, taken when it was read (the bytes
+    #: themselves are not kept past reading unless the upload record stores them)
+    sha256: str = ""
+    size: int = 0
 
     @property
     def name(self) -> str:

@@ -18,7 +18,9 @@ from `_steps()` at its place in the sequence.  A step of one kind: in that kind'
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -115,6 +117,7 @@ def run(
         report_dir=report_dir,
     )
     jobs = [_read(ctx, inp) for inp in files]
+    files = []  # noqa: F841 (the bytes of a file that is read are not needed past this point)
     order = list(KINDS)
     jobs.sort(key=lambda job: order.index(job.kind))  # stable: upload order within a kind
     results = []
@@ -125,8 +128,12 @@ def run(
 
 
 def _read(ctx: RunContext, inp: InputFile) -> FileJob:
+    """Read a file.  The job keeps the bytes only when its upload record stores them (a Slack
+    upload, for start-up recovery): a 180 MB file's bytes are not held while it is checked."""
     raw = read_table(inp.data, ctx.settings.max_bytes)
-    return FileJob(inp, raw, detect_kind(raw.headers, inp.name))
+    sha256, size = hashlib.sha256(inp.data).hexdigest(), len(inp.data)
+    kept = inp if inp.slack_file_id else replace(inp, data=b"")
+    return FileJob(kept, raw, detect_kind(raw.headers, inp.name), sha256=sha256, size=size)
 
 
 def process_file(ctx: RunContext, job: FileJob) -> FileResult:

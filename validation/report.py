@@ -40,6 +40,16 @@ def escape_column(values: pa.Array) -> pa.Array:
     return pc.if_else(formula, quoted, values)
 
 
+def _escaped(values: pd.Series) -> list:
+    """escape_cell over a column of the file (the rows of the report only)."""
+    if isinstance(values.dtype, pd.StringDtype) and not values.isna().any():
+        arr = pa.array(values.array)
+        if arr.type != pa.large_string():
+            arr = arr.cast(pa.large_string())
+        return escape_column(arr).to_pylist()
+    return [escape_cell(v) for v in np.asarray(values, dtype=object)]
+
+
 def row_statuses(issues: pd.DataFrame, rejected: np.ndarray, applied_any: np.ndarray) -> pd.Series:
     """Report status per row index that has issues.
 
@@ -69,14 +79,24 @@ def saved_notes(
     a Series aligned with the table: ("class ", classId)), the rows that carry that part, and the rows whose part applies.
     Only the given rows are turned into text."""
     saved_words = ("would be saved", "would not be") if would else ("saved", "were not")
+    # each part's label, carried and ok for the given rows only (one take per part)
+    picked = [
+        (
+            [label] * len(rows)
+            if isinstance(label, str)
+            else [label[0] + str(x) for x in np.asarray(label[1].take(rows), dtype=object)],
+            np.asarray(carried)[rows],
+            np.asarray(ok)[rows],
+        )
+        for label, carried, ok in parts
+    ]
     notes = []
-    for i in rows.tolist():
+    for k in range(len(rows)):
         saved, lost = [], []
-        for label, carried, ok in parts:
-            if not carried[i]:
+        for texts, carried, ok in picked:
+            if not carried[k]:
                 continue
-            text = label if isinstance(label, str) else label[0] + str(label[1].iat[i])
-            (saved if ok[i] else lost).append(text)
+            (saved if ok[k] else lost).append(texts[k])
         if not saved:
             notes.append("")
             continue
@@ -156,8 +176,10 @@ def build_report(
         details = [
             f"{notes[i]} {text}" if notes.get(i) else text for i, text in zip(idx.tolist(), details)
         ]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    out = io.BytesIO()
+    out.write("\ufeff".encode())
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(
         [
             "row_number",
@@ -168,7 +190,7 @@ def build_report(
             "how_to_fix",
         ]
     )
-    originals = [np.asarray(cells[str(p)].take(idx), dtype=object) for p in positions]
+    originals = [_escaped(cells[str(p)].take(idx)) for p in positions]
     status = statuses.reindex(idx)
     status = (status.map(WOULD) if would else status).to_numpy()
     for k, i in enumerate(idx):
@@ -176,10 +198,13 @@ def build_report(
             [
                 int(row_numbers[i]),
                 status[k],
-                *(escape_cell(col[k]) for col in originals),
+                *(col[k] for col in originals),
                 codes[k],
                 escape_cell(details[k]),
                 escape_cell(fixes[k]),
             ]
         )
-    return "\ufeff".encode() + out.getvalue().encode("utf-8")
+    text.flush()
+    data = out.getvalue()  # the report's one copy: no str of it, no second bytes
+    text.detach()
+    return data
