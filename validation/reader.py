@@ -660,6 +660,9 @@ def _parse_fast(data: bytes, sep: str = ",") -> RawTable | None:
     skipped none, every non-empty record has the header's width, and pyarrow's rows are the
     non-empty records in order, provided it read as many rows as there are such records.
     """
+    simple = _parse_lines(data, sep)
+    if simple is not None:
+        return simple
     bounds = _record_bounds(data, sep)
     if bounds is None:
         return None
@@ -680,23 +683,7 @@ def _parse_fast(data: bytes, sep: str = ",") -> RawTable | None:
             skipped[0] += 1
             return "error" if skipped[0] > abort_after else "skip"
 
-        try:
-            table = pv.read_csv(
-                pa.py_buffer(data),
-                read_options=pv.ReadOptions(column_names=names, block_size=8 << 20),
-                parse_options=pv.ParseOptions(
-                    delimiter=sep, newlines_in_values=True, invalid_row_handler=skip_invalid
-                ),
-                convert_options=pv.ConvertOptions(
-                    # large_string: what pandas' Arrow-backed str columns hold (no cast later)
-                    column_types={n: pa.large_string() for n in names},
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                ),
-            )
-        except pa.ArrowInvalid:
-            return None, skipped[0]
-        return table, skipped[0]
+        return _pyarrow_read(data, sep, names, skip_invalid), skipped[0]
 
     def shape() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         counts = _field_counts(data, starts, ends, breaks, quotes, sep)
@@ -771,6 +758,62 @@ def _parse_fast(data: bytes, sep: str = ",") -> RawTable | None:
         escapes=_may_have_escapes(data),
         order=order,
     )
+
+
+def _parse_lines(data: bytes, sep: str) -> RawTable | None:
+    """The usual file, without working out where each record starts: LF line breaks only,
+    and pyarrow reads exactly one record per line (so no line is empty, ragged, or inside a
+    quoted value) -- then row n of the table is line n + 2 of the file.  None otherwise
+    (the caller's general path decides)."""
+    if b"\r" in data:
+        return None
+    end = data.find(b"\n")
+    first = data if end < 0 else data[:end]
+    if first.count(b'"') % 2:  # the header line goes on past its line break
+        return None
+    header = next(csv.reader([first.decode("utf-8")], delimiter=sep), [])
+    width = len(header)
+    if width == 0 or not any(h.strip() for h in header) or width > MAX_COLUMNS:
+        return None
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    names = [str(j) for j in range(width)]
+    table = _pyarrow_read(data, sep, names, lambda row: "error")  # a ragged row: not usual
+    if table is None or table.num_rows != lines or lines < 2:
+        return None
+    if list(table.slice(0, 1).to_pylist()[0].values()) != header:
+        return None
+    cells = _text_frame(table.slice(1), names)
+    del table
+    n = len(cells)
+    return _assemble(
+        header,
+        cells,
+        np.arange(2, n + 2, dtype=np.int64),
+        np.full(n, width, dtype=np.int64),
+        0,
+        escapes=_may_have_escapes(data),
+    )
+
+
+def _pyarrow_read(data: bytes, sep: str, names: list[str], invalid_row) -> pa.Table | None:
+    """pyarrow's multi-threaded CSV parser, every cell as text ("" never null); None when it
+    stops (`invalid_row(row)` says "skip" or "error" for a row of the wrong width)."""
+    try:
+        return pv.read_csv(
+            pa.py_buffer(data),
+            read_options=pv.ReadOptions(column_names=names, block_size=8 << 20),
+            parse_options=pv.ParseOptions(
+                delimiter=sep, newlines_in_values=True, invalid_row_handler=invalid_row
+            ),
+            convert_options=pv.ConvertOptions(
+                # large_string: what pandas' Arrow-backed str columns hold (no cast later)
+                column_types={n: pa.large_string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
 
 
 def _text_frame(table: pa.Table, names: list[str]) -> pd.DataFrame:
