@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,8 +131,11 @@ def run(
 def _read(ctx: RunContext, inp: InputFile) -> FileJob:
     """Read a file.  The job keeps the bytes only when its upload record stores them (a Slack
     upload, for start-up recovery): a 180 MB file's bytes are not held while it is checked."""
-    raw = read_table(inp.data, ctx.settings.max_bytes)
-    sha256, size = hashlib.sha256(inp.data).hexdigest(), len(inp.data)
+    # the file's SHA-256 in a second thread while it is parsed (hashlib lets go of the GIL)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(lambda: hashlib.sha256(inp.data).hexdigest())
+        raw = read_table(inp.data, ctx.settings.max_bytes)
+        sha256, size = digest.result(), len(inp.data)
     kept = inp if inp.slack_file_id else replace(inp, data=b"")
     return FileJob(kept, raw, detect_kind(raw.headers, inp.name), sha256=sha256, size=size)
 
