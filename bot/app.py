@@ -84,6 +84,9 @@ def create_app(settings: Settings, store: Store | None = None) -> App:
         # Socket Mode needs no signing secret; HTTP mode refuses to start without one (serve()).
         signing_secret=settings.signing_secret or "",
         logger=logging.getLogger("rosterbot.slack"),
+        # The job queue: Slack is acknowledged once the listener has returned, i.e. once a
+        # shared file is claimed and its job deferred in the database (bot/queue.py).
+        process_before_response=settings.queued,
         **oauth,
     )
     services = Services(
@@ -336,7 +339,14 @@ def serve(
             "or run HTTP mode with --http and SLACK_SIGNING_SECRET"
         )
     app = create_app(settings, store)
-    recover(app)  # before listening: nothing of this process is in flight yet
+    if settings.queued:
+        # Replicas are stateless: an unfinished upload belongs to its queued job, and a job
+        # whose worker died is retried by the workers (bot/queue.py), never settled here.
+        from bot.queue import require_schema
+
+        require_schema(app.rosterbot.store.engine)  # type: ignore[attr-defined]
+    else:
+        recover(app)  # before listening: nothing of this process is in flight yet
     try:
         if http:
             server = make_http_server(app, "0.0.0.0", port)

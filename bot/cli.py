@@ -407,12 +407,13 @@ def cmd_purge(args) -> int:
 
 def cmd_serve(args) -> int:
     from bot.app import serve
-    from bot.settings import Settings, SettingsError
+    from bot.settings import Settings, SettingsError, job_queue_for
 
     try:
         settings = Settings.from_env()
         if args.db:
             settings.database_url = args.db
+            settings.job_queue = job_queue_for(args.db, os.environ.get("ROSTERBOT_JOB_QUEUE"))
         serve(settings, http=args.http, port=args.port)
     except SettingsError as exc:  # a configuration problem, not a crash: say what to set
         raise RosterError(f"{exc} (see docs/slack.md)") from None

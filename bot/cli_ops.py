@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from roster import schema
-from roster.store import Store
+from roster.store import RosterError, Store
 
 
 def cmd_db_upgrade(args) -> int:
     store = Store(args.db, create=False)  # no upgrade on open: this verb does it, and says so
     try:
         before, now = schema.upgrade(store.engine)
+        queue = None
+        if store.dialect == "postgresql":  # the job queue's tables (bot/queue.py)
+            from bot.queue import ensure_schema
+
+            queue = ensure_schema(store.engine)
     finally:
         store.dispose()
+    if queue:
+        print("Job queue tables created (procrastinate).")
     if before == now and now != schema.head():
         print(f"The database is at {now}, newer than this rosterbot ({schema.head()}); unchanged.")
     elif before == now:
@@ -31,7 +38,33 @@ def cmd_db_current(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    import logging
+
+    from bot.queue import run_worker
+    from bot.settings import Settings, SettingsError, job_queue_for
+
+    logging.getLogger("rosterbot").setLevel(logging.INFO)
+    logging.getLogger("bot").setLevel(logging.INFO)
+    try:
+        settings = Settings.from_env()
+        settings.database_url = args.db or settings.database_url
+        settings.job_queue = job_queue_for(settings.database_url, "queue")
+    except SettingsError as exc:
+        raise RosterError(f"{exc} (see docs/deploy.md)") from None
+    store = Store(settings.database_url)
+    try:
+        run_worker(settings, store)
+    finally:
+        store.dispose()
+    return 0
+
+
 def register(sub) -> None:
+    c = sub.add_parser(
+        "worker", help="process queued uploads (PostgreSQL job queue; one at a time per process)"
+    )
+    c.set_defaults(func=cmd_worker)
     db = sub.add_parser("db", help="the roster database's schema").add_subparsers(
         dest="sub", required=True
     )

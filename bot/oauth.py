@@ -154,3 +154,26 @@ def locked_authorize(settings: Settings, oauth: OAuthSettings, engine: Engine, c
         token_rotation_expiration_minutes=REFRESH_MINUTES,
         client=client,
     )
+
+
+def bot_token_for_team(settings: Settings, engine: Engine, team: str | None) -> str | None:
+    """The bot token of the install serving `team` (a team id T..., or an org id E... for an
+    org-wide install), refreshed first when it expires soon, under the same per-install lock
+    as a request's; None when the workspace has not installed the app.  Used by workers,
+    which answer a queued upload without a Slack request to authorize."""
+    from slack_sdk import WebClient
+
+    if not team:
+        return None
+    org = team.startswith("E")
+    oauth = oauth_settings(settings, engine)
+    installation = oauth.installation_store.find_installation(
+        enterprise_id=team if org else None,
+        team_id=None if org else team,
+        is_enterprise_install=org,
+    )
+    if installation is None:
+        return None
+    authorize = locked_authorize(settings, oauth, engine, WebClient(base_url=settings.slack_api_url))
+    refreshed = authorize._rotate_and_save_tokens_if_necessary(installation)
+    return (refreshed or installation).bot_token

@@ -44,6 +44,24 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+JOB_QUEUES = ("threads", "queue")
+
+
+def job_queue_for(database_url: str | None, wanted: str | None = None) -> str:
+    """Where uploads run for this database: ROSTERBOT_JOB_QUEUE (`wanted`), by default the
+    queue on PostgreSQL and the bot's threads on SQLite; the queue needs PostgreSQL."""
+    postgres = (database_url or "").startswith("postgresql")
+    raw = (wanted or "").strip().lower() or ("queue" if postgres else "threads")
+    if raw not in JOB_QUEUES:
+        raise SettingsError(f"ROSTERBOT_JOB_QUEUE must be one of {', '.join(JOB_QUEUES)}, got {raw!r}")
+    if raw == "queue" and not postgres:
+        raise SettingsError(
+            "the job queue (ROSTERBOT_JOB_QUEUE=queue, rosterbot worker) needs a PostgreSQL "
+            "ROSTERBOT_DATABASE_URL; on SQLite uploads run on the bot's own threads"
+        )
+    return raw
+
+
 @dataclass
 class Settings:
     bot_token: str = ""
@@ -81,6 +99,16 @@ class Settings:
     #: The redirect URL registered with the app (https://HOST/slack/oauth_redirect).
     oauth_redirect_uri: str | None = None
     oauth_authorize_url: str = DEFAULT_OAUTH_AUTHORIZE_URL
+    #: Where a claimed upload runs (docs/deploy.md "Processes"): "threads", the bot process's
+    #: own thread pool (the embedded default, and the only choice on SQLite), or "queue", the
+    #: PostgreSQL job queue that `rosterbot worker` processes run (bot/queue.py).  From the
+    #: environment: ROSTERBOT_JOB_QUEUE, default "queue" on PostgreSQL, "threads" on SQLite.
+    job_queue: str = "threads"
+
+    @property
+    def queued(self) -> bool:
+        """Uploads go to the PostgreSQL job queue (worker processes), not a thread pool."""
+        return self.job_queue == "queue"
 
     @property
     def multi_workspace(self) -> bool:
@@ -115,6 +143,9 @@ class Settings:
             oauth_redirect_uri=env.get("SLACK_REDIRECT_URI", "").strip() or None,
             oauth_authorize_url=env.get("ROSTERBOT_SLACK_AUTHORIZE_URL", "").strip()
             or DEFAULT_OAUTH_AUTHORIZE_URL,
+            job_queue=job_queue_for(
+                env.get("ROSTERBOT_DATABASE_URL", "").strip(), env.get("ROSTERBOT_JOB_QUEUE")
+            ),
         )
 
     def require_bot_token(self) -> str:

@@ -28,7 +28,7 @@ from bot.delivery import describe, upload_file
 from bot.files import DownloadRefused, SharedFile, download, unreadable_reason
 from bot.settings import Settings
 from roster.states import UNFINISHED_STATES, FileStatus, UploadState
-from roster.store import StoreBusy
+from roster.store import StoreBusy, UploadFinished
 
 if TYPE_CHECKING:
     from roster.models import Upload
@@ -227,6 +227,52 @@ class UploadJob:
     reviewed_sha256: dict[int, str] = field(default_factory=dict)
     #: full sync (a message starting with "sync")
     sync: bool = False
+    #: the 👀 reaction and the "processing" message are already shown (a queued job shows
+    #: them when a worker starts it)
+    announced: bool = True
+
+    def to_json(self) -> dict:
+        """The job's arguments in the queue: ids and Slack coordinates, never file bytes."""
+        return {
+            "channel": self.channel,
+            "message_ts": self.message_ts,
+            "thread_ts": self.thread_ts,
+            "user": self.user,
+            "district": self.district.key,
+            "dry_run": self.dry_run,
+            "files": [asdict(f) | {"upload_id": upload_id} for f, upload_id in self.files],
+            "processing_ts": self.processing_ts,
+            "skipped": list(self.skipped),
+            "confirm_removals": self.confirm_removals,
+            "confirm_id_changes": self.confirm_id_changes,
+            "reviewed_sha256": {str(k): v for k, v in self.reviewed_sha256.items()},
+            "sync": self.sync,
+            "announced": self.announced,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, store: Store) -> UploadJob:
+        files = []
+        for f in data["files"]:
+            f = dict(f)
+            upload_id = int(f.pop("upload_id"))
+            files.append((SharedFile(**f), upload_id))
+        return cls(
+            channel=data["channel"],
+            message_ts=data["message_ts"],
+            thread_ts=data["thread_ts"],
+            user=data["user"],
+            district=store.district(data["district"]),
+            dry_run=bool(data["dry_run"]),
+            files=files,
+            processing_ts=data.get("processing_ts"),
+            skipped=list(data.get("skipped") or []),
+            confirm_removals=bool(data.get("confirm_removals")),
+            confirm_id_changes=bool(data.get("confirm_id_changes")),
+            reviewed_sha256={int(k): v for k, v in (data.get("reviewed_sha256") or {}).items()},
+            sync=bool(data.get("sync")),
+            announced=bool(data.get("announced", True)),
+        )
 
 
 class UploadService:
@@ -238,6 +284,12 @@ class UploadService:
         )
         self._answered = RecentKeys()
         self._closing = threading.Event()
+        #: the PostgreSQL job queue (bot/queue.py) when uploads run on workers
+        self.queue = None
+        if settings.queued:
+            from bot.queue import make_app
+
+            self.queue = make_app(store.url)
 
     def shutdown(self, wait: bool = True) -> None:
         self._closing.set()  # a share queued behind another upload is told and let go
@@ -285,6 +337,9 @@ class UploadService:
             skipped=others if dm else [],
             sync=wants_sync(event.get("text")),
         )
+        if self.queue is not None:
+            self._enqueue(client, share)
+            return None
         try:
             claimed = self._claim(share, wait=self.settings.lock_wait)
         except StoreBusy:
@@ -296,6 +351,51 @@ class UploadService:
             queued_ts = self._post(client, channel, thread_ts, queued_message(share))
             return self.executor.submit(self._when_free, client, share, queued_ts)
         return self._start(client, share, claimed)
+
+    def _enqueue(self, client: WebClient, share: Share) -> None:
+        """PostgreSQL job queue: claim the files and defer their job in one transaction.
+
+        Runs before Slack is acknowledged (process_before_response): when this returns, the
+        file is claimed and its job is in the queue; if it raises, Slack gets an error and
+        sends the event again.  A re-delivered event claims nothing and defers nothing."""
+        from bot.queue import defer_upload
+
+        by_file = {f.id: f for f in share.files}
+
+        def defer(conn: Any, claimed: list[tuple[str, int]]) -> None:
+            job = UploadJob(
+                channel=share.channel,
+                message_ts=share.message_ts,
+                thread_ts=share.thread_ts,
+                user=share.user,
+                district=share.district,
+                dry_run=share.dry_run,
+                files=[(by_file[file_id], upload_id) for file_id, upload_id in claimed],
+                skipped=share.skipped,
+                sync=share.sync,
+                announced=False,
+            )
+            defer_upload(self.queue, conn, share.district.id, job.to_json())
+
+        ids = self.store.claim_slack_files(
+            [(f.id, f.name) for f in share.files],
+            share.district.key,
+            share.channel,
+            share.thread_ts,
+            share.user,
+            dry_run=share.dry_run,
+            message_ts=share.message_ts,
+            then=defer,
+        )
+        if not ids:
+            log.info("files %s already claimed; ignoring re-delivery", list(by_file))
+            return
+        # acknowledged right after this returns; the 👀 does not hold the acknowledgement
+        threading.Thread(
+            target=self._react,
+            args=(client, share.channel, share.message_ts, REACTION_SEEN),
+            daemon=True,
+        ).start()
 
     def _claim(self, share: Share, wait: float | None = None) -> list[tuple[SharedFile, int]]:
         """Record each file of the share as received; the ones not claimed before."""
@@ -348,9 +448,9 @@ class UploadService:
             sync=share.sync,
         )
         if queued_ts is not None:  # already on a worker
-            self._process(client, job)
+            self.run_job(client, job)
             return None
-        return self.executor.submit(self._process, client, job)
+        return self.executor.submit(self.run_job, client, job)
 
     def _when_free(self, client: WebClient, share: Share, queued_ts: str | None) -> None:
         """On a worker: claim a queued share once the write lock frees, then process it."""
@@ -492,11 +592,7 @@ class UploadService:
             )
             return
         held = [u for u in (self.store.upload(i) for i in ids) if u is not None]
-        held = [
-            u
-            for u in held
-            if u.state == UploadState.HELD and self._answered.first_time(f"confirm:{u.id}")
-        ]
+        held = [u for u in held if u.state == UploadState.HELD]
         if not held:
             respond(
                 response_type="ephemeral",
@@ -508,30 +604,17 @@ class UploadService:
         district = self.store.get_district(keys.pop() or "") if len(keys) == 1 else None
         decision = access.for_confirm(self.store, user, district)
         if not decision.allowed:
-            for u in held:  # let someone with access press it
-                self._answered.forget(f"confirm:{u.id}")
             respond(
                 response_type="ephemeral",
                 replace_original=False,
                 text=decision.refusal.reason,
             )
             return
-        files = []
+        files = {}
         for u in held:
-            shared = SharedFile.from_event(self._full_file(client, {"id": u.slack_file_id}))
-            files.append((shared, u.id))
+            files[u.id] = SharedFile.from_event(self._full_file(client, {"id": u.slack_file_id}))
         first = held[0]
         channel, thread_ts = first.slack_channel, first.slack_thread_ts
-        names = [f.name for f, _ in files]
-        processing_ts = self._post(
-            client,
-            channel,
-            thread_ts,
-            formatting.Message(
-                f":hourglass_flowing_sand: <@{user}> confirmed; applying "
-                f"{formatting.names_list(names)} again…"
-            ),
-        )
         job = UploadJob(
             channel=channel,
             message_ts=shared_ts if isinstance(shared_ts, str) and shared_ts else thread_ts,
@@ -539,14 +622,43 @@ class UploadService:
             user=user,
             district=district,
             dry_run=False,
-            files=files,
-            processing_ts=processing_ts,
+            files=[],
             confirm_removals=True,
             confirm_id_changes=True,
             reviewed_sha256={u.id: u.file_sha256 for u in held if u.file_sha256},
             sync=value.get("sync") is True,
         )
-        self.executor.submit(self._process, client, job)
+
+        def defer(conn: Any, taken: list[int]) -> None:
+            from bot.queue import defer_upload
+
+            job.files = [(files[i], i) for i in taken]
+            job.announced = False
+            defer_upload(self.queue, conn, district.id, job.to_json())
+
+        # One conditional update (held -> received) decides which press confirms: a second
+        # press, a double click or another replica's press finds nothing held any more.
+        taken = self.store.reclaim_held(
+            [u.id for u in held], then=defer if self.queue is not None else None
+        )
+        if not taken:
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text="This upload was already confirmed or is no longer held.",
+            )
+            return
+        job.files = [(files[i], i) for i in taken]
+        names = [f.name for f, _ in job.files]
+        confirmed = formatting.Message(
+            f":hourglass_flowing_sand: <@{user}> confirmed; applying "
+            f"{formatting.names_list(names)} again…"
+        )
+        if self.queue is not None:  # the job is in the queue; a worker applies it
+            self._post(client, channel, thread_ts, confirmed)
+            return
+        job.processing_ts = self._post(client, channel, thread_ts, confirmed)
+        self.executor.submit(self.run_job, client, job)
 
     def undo_pressed(self, client: WebClient, body: dict, respond: Any) -> Future | None:
         """The Undo button of an applied upload's summary: undo it (bot/undo_flow.py) off the
@@ -567,8 +679,8 @@ class UploadService:
                 text="That button is out of date; use /rosterbot undo UPLOAD_ID.",
             )
             return None
-        if not self._answered.first_time(f"undo:{upload_id}:{user}"):
-            return None  # a double click, or Slack delivering the action again
+        # No in-memory guard: roster.undo checks, under the district's lock, that the upload
+        # is not undone already, so a second press (any replica) is refused and says so.
         return self.executor.submit(self._undo, client, user, upload_id, channel, thread_ts)
 
     def _undo(
@@ -581,8 +693,6 @@ class UploadService:
         except Exception:
             log.exception("undo of upload %s failed", upload_id)
             answer = None
-        finally:
-            self._answered.forget(f"undo:{upload_id}:{user}")
         if answer is None:
             self._post(client, channel, thread_ts, formatting.internal_error())
             return
@@ -601,10 +711,76 @@ class UploadService:
             except Exception as err:
                 log.error("uploading %s failed: %s", name, describe(err))
 
-    # -- on the executor ----------------------------------------------------------------------
+    # -- on the executor or a worker -----------------------------------------------------------
+    def run_job(self, client: WebClient, job: UploadJob) -> None:
+        """THE upload job, whichever dispatcher runs it (this process's thread pool, or a
+        `rosterbot worker` taking it from the PostgreSQL queue): download the files from
+        Slack, run the pipeline, reply.  A record already finished (a retried job whose
+        first run committed before its worker died) is not run again: its stored result is
+        posted instead."""
+        done = self.store.finished_uploads(job.district.key, [i for _, i in job.files])
+        if done:
+            self._report_stored(client, job, done)
+            finished = {u.id for u in done}
+            job.files = [(f, i) for f, i in job.files if i not in finished]
+            if not job.files:
+                return
+        if not job.announced:
+            self._react(client, job.channel, job.message_ts, REACTION_SEEN)
+            names = [f.name for f, _ in job.files]
+            message = formatting.processing(names, job.dry_run, job.skipped)
+            job.processing_ts = self._post(client, job.channel, job.thread_ts, message)
+            job.announced = True
+        self._process(client, job)
+
+    def give_up(self, job: UploadJob, reason: str) -> None:
+        """A job that cannot run at all: its records are finished as failed, with why."""
+        self._finish_claims(job, state=UploadState.FAILED, reason=reason)
+
+    def _report_stored(self, client: WebClient, job: UploadJob, records: list[Upload]) -> None:
+        """The reply of uploads finished by an earlier run of their job, from their records:
+        the summary "summary" gives in the thread, the error report, the final reaction."""
+        parts = [
+            formatting.thread_summary(u.file_name, u.status, u.issues or [], u.file_issues, u)
+            for u in records
+        ]
+        self._update(
+            client, job, formatting.processed([u.file_name for u in records], job.dry_run)
+        )
+        self._post(
+            client,
+            job.channel,
+            job.thread_ts,
+            formatting.Message(
+                "\n".join(p.text for p in parts), [b for p in parts for b in p.blocks]
+            ),
+        )
+        for u in records:
+            if not u.report:
+                continue
+            try:
+                upload_file(
+                    client,
+                    channel=job.channel,
+                    thread_ts=job.thread_ts,
+                    data=u.report,
+                    filename=f"{u.kind}-errors.csv",
+                    backoff=self.settings.slack_retry_backoff,
+                )
+            except Exception as err:
+                log.error("uploading the report of upload %s failed: %s", u.id, describe(err))
+        self._react(
+            client, job.channel, job.message_ts, formatting.reaction(records, dry_run=job.dry_run)
+        )
+
     def _process(self, client: WebClient, job: UploadJob) -> None:
         try:
             self._run(client, job)
+        except UploadFinished:
+            # another run of this job committed first (a retried job whose first worker was
+            # only slow): nothing is applied twice; say what the first run did
+            ids = [i for _, i in job.files]
+            self._report_stored(client, job, self.store.finished_uploads(job.district.key, ids))
         except Exception:
             log.exception("processing %s failed", [f.name for f, _ in job.files])
             self._finish_claims(job, state=UploadState.ABANDONED)
@@ -644,7 +820,15 @@ class UploadService:
                 self._post(client, job.channel, job.thread_ts, message)
                 self._react(client, job.channel, job.message_ts, REACTION_FAILURE)
                 return
-            inputs.append(InputFile(f.name, data, slack_file_id=f.id, upload_id=upload_id))
+            inputs.append(
+                InputFile(
+                    f.name,
+                    data,
+                    slack_file_id=f.id,
+                    upload_id=upload_id,
+                    keep_bytes=self.queue is None,
+                )
+            )
         changed = [
             inp.name
             for inp in inputs
@@ -652,9 +836,9 @@ class UploadService:
             and hashlib.sha256(inp.data).hexdigest() != job.reviewed_sha256[inp.upload_id]
         ]
         if changed:
-            # a Confirm applies the file that was reviewed, never a later edit of it
-            for _, upload_id in job.files:
-                self._answered.forget(f"confirm:{upload_id}")
+            # a Confirm applies the file that was reviewed, never a later edit of it: held
+            # again, the button stays usable for the reviewed file
+            self.store.hold_again([upload_id for _, upload_id in job.files])
             message = formatting.changed_since_review(changed)
             self._update(client, job, message)
             self._post(client, job.channel, job.thread_ts, message)

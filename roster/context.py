@@ -34,6 +34,9 @@ class InputFile:
     data: bytes
     slack_file_id: str | None = None
     upload_id: int | None = None
+    #: keep the bytes on the upload record while it runs (start-up recovery re-checks them);
+    #: a queued job does not: its retry downloads the file from Slack again
+    keep_bytes: bool = True
 
 
 @dataclass

@@ -136,7 +136,7 @@ def _read(ctx: RunContext, inp: InputFile) -> FileJob:
         digest = pool.submit(lambda: hashlib.sha256(inp.data).hexdigest())
         raw = read_table(inp.data, ctx.settings.max_bytes)
         sha256, size = digest.result(), len(inp.data)
-    kept = inp if inp.slack_file_id else replace(inp, data=b"")
+    kept = inp if inp.slack_file_id and inp.keep_bytes else replace(inp, data=b"")
     return FileJob(kept, raw, detect_kind(raw.headers, inp.name), sha256=sha256, size=size)
 
 

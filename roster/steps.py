@@ -18,17 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, update
 
 from roster.apply import lock_district
 from roster.changes import changes_csv, write_change_log
 from roster.context import FileJob, RunContext
 from roster.filekind import KindTable
-from roster.models import utcnow
+from roster.models import Upload, utcnow
 from roster.private import private_dir, write_private
 from roster.results import FileResult, Hold
-from roster.states import FileStatus, UploadState
-from roster.store import DistrictInfo, Store
+from roster.states import UNFINISHED_STATES, FileStatus, UploadState
+from roster.store import DistrictInfo, Store, UploadFinished
 from validation import dictionary as d
 from validation.catalog import Severity
 from validation.headers import HeaderResult
@@ -265,17 +265,25 @@ def start_record(ctx: RunContext, job: FileJob) -> int:
     # recovery re-checks it and tells its thread (roster/recovery.py).  A command-line
     # run has no thread to tell, and whoever ran it saw it stop; storing the bytes
     # would cost a second copy of the file in the database (about 1 s per 180 MB).
-    ctx.store.update_upload(
-        upload_id,
-        state=UploadState.PROCESSING,
-        kind=job.kind,
-        file_name=inp.name,
-        file_sha256=job.sha256 or hashlib.sha256(inp.data).hexdigest(),
-        file_size=job.size or len(inp.data),
-        dry_run=not ctx.apply,
-        district_id=ctx.district.id,
-        payload=inp.data if inp.slack_file_id else None,
-    )
+    # Taking over a record (a Slack upload, a queued job) only while it is unfinished: a
+    # retried job whose first run committed must not start it again (UploadFinished).
+    with ctx.store.transaction() as conn:
+        taken = conn.execute(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.state.in_(UNFINISHED_STATES))
+            .values(
+                state=UploadState.PROCESSING,
+                kind=job.kind,
+                file_name=inp.name,
+                file_sha256=job.sha256 or hashlib.sha256(inp.data).hexdigest(),
+                file_size=job.size or len(inp.data),
+                dry_run=not ctx.apply,
+                district_id=ctx.district.id,
+                payload=inp.data if inp.slack_file_id and inp.keep_bytes else None,
+            )
+        ).rowcount
+    if not taken:
+        raise UploadFinished(upload_id)
     return upload_id
 
 
@@ -296,6 +304,14 @@ def district_transaction(store: Store, district: DistrictInfo) -> Iterator[tuple
 
 def commit_upload(store: Store, result: FileResult, conn: Connection, trans) -> None:
     """Finish the upload record in the roster's own transaction, then commit both at once."""
+    # Under the district lock: a record another run of the same job finished meanwhile
+    # (a retried queued job whose first worker was only slow) is not applied twice.
+    state = conn.execute(
+        select(Upload.state).where(Upload.id == result.upload_id).with_for_update()
+    ).scalar()
+    if state not in UNFINISHED_STATES:
+        trans.rollback()
+        raise UploadFinished(result.upload_id)
     result.applied = True
     finalise(store, result, conn)
     _test_pause_before_commit(result.upload_id)

@@ -8,7 +8,7 @@ directory.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,8 +26,10 @@ from sqlalchemy import (
     inspect,
     make_url,
     select,
+    text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from roster import schema
@@ -60,11 +62,23 @@ class SchemaBehind(RosterError):
     """The database is older than this code and ROSTERBOT_AUTO_UPGRADE=0."""
 
 
+class UploadFinished(Exception):
+    """The upload record a run was handed is already finished (applied, checked, held...):
+    another run of the same job committed it first (a queued job retried after its worker
+    was thought dead).  Nothing more is applied; the caller reports the stored result."""
+
+    def __init__(self, upload_id: int) -> None:
+        super().__init__(f"upload {upload_id} is already finished")
+        self.upload_id = upload_id
+
+
 class StoreBusy(Exception):
     """Another connection holds SQLite's write lock (an upload is running) and the caller
     chose not to wait for it."""
 
 
+#: first key of the advisory lock that orders the claims of one district (PostgreSQL)
+CLAIM_LOCK_SPACE = 0x726F7374  # "rost"
 #: SQLite: how long a write waits for the write lock by default (seconds)
 SQLITE_BUSY_TIMEOUT = 60
 #: the execution option of `Store.reader`: its transactions only read
@@ -686,6 +700,107 @@ class Store:
                 ).scalar_one()
         except IntegrityError:
             return None
+
+    def claim_slack_files(
+        self,
+        files: list[tuple[str, str]],
+        district_key: str,
+        channel: str,
+        thread_ts: str,
+        actor: str,
+        dry_run: bool,
+        message_ts: str,
+        then: Callable[[Connection, list[tuple[str, int]]], None],
+    ) -> list[tuple[str, int]]:
+        """PostgreSQL: claim each share of (Slack file id, name) in ONE transaction and call
+        `then(conn, [(file id, upload id) claimed])` in it before it commits (the job queue defers the
+        upload's job there, so a claimed file always has its job).  [] when every file was
+        claimed before (a re-delivered event); `then` is not called.
+
+        Claims of one district are serialised by an advisory lock (not the district row,
+        which a running upload holds for minutes), so upload ids, job ids and commits of a
+        district come in the same order: the order its uploads are applied in.
+        """
+        district = self.district(district_key)
+        with self.engine.begin() as conn:
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:space, :district)"),
+                {"space": CLAIM_LOCK_SPACE, "district": district.id},
+            )
+            claimed = []
+            for file_id, name in files:
+                upload_id = conn.execute(
+                    pg_insert(Upload)
+                    .values(
+                        district_id=district.id,
+                        slack_file_id=file_id,
+                        slack_message_ts=message_ts,
+                        slack_channel=channel,
+                        slack_thread_ts=thread_ts,
+                        actor=actor,
+                        file_name=name,
+                        dry_run=dry_run,
+                        state=UploadState.RECEIVED,
+                        created_at=utcnow(),
+                    )
+                    .on_conflict_do_nothing(index_elements=["slack_file_id", "slack_message_ts"])
+                    .returning(Upload.id)
+                ).scalar()
+                if upload_id is not None:
+                    claimed.append((file_id, upload_id))
+            if claimed:
+                then(conn, claimed)
+        return claimed
+
+    def reclaim_held(
+        self, upload_ids: list[int], then: Callable[[Connection, list[int]], None] | None = None
+    ) -> list[int]:
+        """The Confirm button: move held records back to `received`, in one conditional
+        update, and return the ids this call moved (none when another press, on any
+        process, took them first).  `then(conn, ids)` runs in the same transaction."""
+        with self.transaction() as conn:
+            taken = list(
+                conn.execute(
+                    update(Upload)
+                    .where(Upload.id.in_(upload_ids), Upload.state == UploadState.HELD)
+                    .values(state=UploadState.RECEIVED)
+                    .returning(Upload.id)
+                ).scalars()
+            )
+            if taken and then is not None:
+                then(conn, taken)
+        return sorted(taken)
+
+    def hold_again(self, upload_ids: list[int]) -> None:
+        """A confirmed re-run that did not start (the file changed since it was reviewed):
+        the records are held again, so the button can be pressed on the reviewed file."""
+        with self.transaction() as conn:
+            conn.execute(
+                update(Upload)
+                .where(Upload.id.in_(upload_ids), Upload.state == UploadState.RECEIVED)
+                .values(state=UploadState.HELD)
+            )
+
+    def finished_uploads(self, district_key: str, upload_ids: list[int]) -> list[Upload]:
+        """Of these records, the finished ones, read under the district's upload lock (so a
+        run of the same upload that is committing right now is waited for)."""
+        from sqlalchemy.orm import Session
+
+        from roster.apply import lock_district
+
+        district = self.district(district_key)
+        # SQLite: one writer at a time already; a read does not wait for the write lock
+        begin = self.reader.connect if self.dialect == "sqlite" else self.transaction
+        with begin() as conn:
+            lock_district(conn, district.id)
+            with Session(bind=conn, expire_on_commit=False) as session:
+                return list(
+                    session.scalars(
+                        select(Upload)
+                        .where(Upload.id.in_(upload_ids), Upload.state.notin_(UNFINISHED_STATES))
+                        .order_by(Upload.id)
+                    )
+                )
 
     def new_upload(
         self,
