@@ -45,8 +45,8 @@ SCHEMA_LOCK = 0x726F7374657271
 #: seconds between a worker's heartbeats; a worker silent for STALLED seconds is dead
 HEARTBEAT = float(os.environ.get("ROSTERBOT_WORKER_HEARTBEAT", "") or 10)
 STALLED = float(os.environ.get("ROSTERBOT_WORKER_STALLED_AFTER", "") or 60)
-#: how often a live worker looks for stalled jobs (a cron with seconds: procrastinate's)
-RETRY_CRON = os.environ.get("ROSTERBOT_STALLED_CHECK_CRON", "") or "*/15 * * * * *"
+#: how often a live worker looks for stalled jobs (cron; a 6th field is seconds: every 15 s)
+RETRY_CRON = os.environ.get("ROSTERBOT_STALLED_CHECK_CRON", "") or "* * * * * */15"
 #: finished jobs (and their events) are kept this long, then removed by a daily task
 KEEP_JOBS_HOURS = 72
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -195,6 +197,21 @@ class Share:
     sync: bool = False
 
 
+def pause_for_test(hook: str, what: str) -> None:
+    """TEST HOOK, no effect unless the environment variable `hook` names a file: prints one
+    marker line on stderr, then waits until that file exists (tests/test_cluster.py kills
+    the process meanwhile).  ROSTERBOT_TEST_PAUSE_BEFORE_ACK: a replica with a file claimed
+    and its job deferred, not committed, Slack not acknowledged.
+    ROSTERBOT_TEST_PAUSE_BEFORE_REPLY: a worker whose upload committed, nothing replied."""
+    release = os.environ.get(hook)
+    if not release:
+        return
+    sys.stderr.write(f"rosterbot-test-hook: {what}\n")
+    sys.stderr.flush()
+    while not os.path.exists(release):
+        time.sleep(0.05)
+
+
 #: while queued behind another upload, how long each look at the write lock waits (seconds)
 LOCK_POLL = 2.0
 
@@ -376,6 +393,7 @@ class UploadService:
                 announced=False,
             )
             defer_upload(self.queue, conn, share.district.id, job.to_json())
+            pause_for_test("ROSTERBOT_TEST_PAUSE_BEFORE_ACK", "claimed and deferred, not committed")
 
         ids = self.store.claim_slack_files(
             [(f.id, f.name) for f in share.files],
@@ -879,6 +897,7 @@ class UploadService:
             )
         finally:
             progress.stop()
+        pause_for_test("ROSTERBOT_TEST_PAUSE_BEFORE_REPLY", "committed, not replied")
         # From here on the roster is what it will be (one committed transaction per file) and
         # each upload record holds its result; a Slack failure below loses no data, so every
         # reply is attempted on its own and a refused summary gets a short fallback.
