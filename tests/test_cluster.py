@@ -426,3 +426,75 @@ def test_uploads_apply_in_claim_order_per_district_and_districts_run_in_parallel
     print(f"\n{len(overlapping)} pairs of districts ran at the same time")
     assert overlapping
     assert dangling(cluster.store) == {}
+
+
+# -- the Confirm and Undo buttons, pressed on two replicas at once ---------------------------------
+
+
+def _button(slack: SlackStandIn, ts: str, action: str) -> dict:
+    def find():
+        for post in slack.posts(CHANNEL, ts):
+            for block in post.get("blocks") or []:
+                for element in block.get("elements", []) if block["type"] == "actions" else []:
+                    if element.get("action_id") == action:
+                        return [element]
+        return []
+
+    return slack.wait_for(find, timeout=60, what=f"the {action} button")[0]
+
+
+def _press_on_both(replicas: list[BotUnderTest], button: dict, ts: str) -> list[int]:
+    statuses: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda r=r: statuses.append(
+                r.click(button, user=ADMIN, channel=CHANNEL, message_ts=ts)
+            )
+        )
+        for r in replicas
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return statuses
+
+
+def test_confirm_and_undo_pressed_on_two_replicas_act_once(cluster, slack):
+    replicas = [cluster.replica(), cluster.replica()]
+    cluster.worker()
+    students = [f",{SCHOOL},s-{i},Kid{i},Lee,kid{i}@lincoln.example.org,student,03" for i in range(11)]
+    first = slack.host_file("users.csv", users_csv(*students))
+    assert replicas[0].send_event(file_share_event([first], ts="1712000800.000100")) == 200
+    cluster.wait_until("SELECT count(*) FROM uploads WHERE state = 'applied'", 1)
+    held_ts = "1712000801.000100"
+    renamed = slack.host_file("users.csv", users_csv(*(s.replace(",s-", ",n-") for s in students)))
+    assert replicas[1].send_event(file_share_event([renamed], ts=held_ts)) == 200
+    cluster.wait_until("SELECT count(*) FROM uploads WHERE state = 'held'", 1)
+
+    assert _press_on_both(replicas, _button(slack, held_ts, "confirm_removals"), held_ts) == [
+        200,
+        200,
+    ]
+    cluster.wait_until("SELECT count(*) FROM uploads WHERE state = 'applied'", 2)
+    # one press re-ran the upload (jobs: the first file, the held one, ONE confirmed re-run);
+    # the other was told it was already confirmed
+    assert cluster.one("SELECT count(*) FROM procrastinate_jobs WHERE lock LIKE 'district:%'") == 3
+    said = slack.wait_for(
+        lambda: [r for r in slack.responses() if "already confirmed" in json.dumps(r.body)],
+        what="the second presser's answer",
+    )
+    assert len(said) == 1
+    assert cluster.one(
+        "SELECT count(*) FROM people WHERE user_id LIKE 'n-%' AND active"
+    ) == 11
+
+    undo = _button(slack, held_ts, "undo_upload")
+    assert _press_on_both(replicas, undo, held_ts) == [200, 200]
+    slack.wait_for(
+        lambda: [p for p in slack.posts(CHANNEL, held_ts) if "already undone" in json.dumps(p.body)],
+        timeout=60,
+        what="the second undo refused",
+    )
+    assert cluster.one("SELECT count(*) FROM uploads WHERE undo_of IS NOT NULL") == 1
+    assert cluster.one("SELECT count(*) FROM people WHERE user_id LIKE 's-%' AND active") == 11
