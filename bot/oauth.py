@@ -174,6 +174,8 @@ def bot_token_for_team(settings: Settings, engine: Engine, team: str | None) -> 
     )
     if installation is None:
         return None
-    authorize = locked_authorize(settings, oauth, engine, WebClient(base_url=settings.slack_api_url))
+    authorize = locked_authorize(
+        settings, oauth, engine, WebClient(base_url=settings.slack_api_url)
+    )
     refreshed = authorize._rotate_and_save_tokens_if_necessary(installation)
     return (refreshed or installation).bot_token

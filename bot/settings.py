@@ -53,7 +53,9 @@ def job_queue_for(database_url: str | None, wanted: str | None = None) -> str:
     postgres = (database_url or "").startswith("postgresql")
     raw = (wanted or "").strip().lower() or ("queue" if postgres else "threads")
     if raw not in JOB_QUEUES:
-        raise SettingsError(f"ROSTERBOT_JOB_QUEUE must be one of {', '.join(JOB_QUEUES)}, got {raw!r}")
+        raise SettingsError(
+            f"ROSTERBOT_JOB_QUEUE must be one of {', '.join(JOB_QUEUES)}, got {raw!r}"
+        )
     if raw == "queue" and not postgres:
         raise SettingsError(
             "the job queue (ROSTERBOT_JOB_QUEUE=queue, rosterbot worker) needs a PostgreSQL "

@@ -762,9 +762,7 @@ class UploadService:
             formatting.thread_summary(u.file_name, u.status, u.issues or [], u.file_issues, u)
             for u in records
         ]
-        self._update(
-            client, job, formatting.processed([u.file_name for u in records], job.dry_run)
-        )
+        self._update(client, job, formatting.processed([u.file_name for u in records], job.dry_run))
         self._post(
             client,
             job.channel,

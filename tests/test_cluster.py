@@ -218,8 +218,7 @@ def cluster(slack, db_url, tmp_path) -> Iterator[Cluster]:
 
 def _people(cluster: Cluster, district: str = DISTRICT) -> int:
     return cluster.one(
-        "SELECT count(*) FROM people p JOIN districts d ON d.id = p.district_id "
-        "WHERE d.key = :key",
+        "SELECT count(*) FROM people p JOIN districts d ON d.id = p.district_id WHERE d.key = :key",
         key=district,
     )
 
@@ -270,8 +269,13 @@ def test_one_event_on_two_replicas_and_a_retry_is_one_job_and_one_upload(cluster
     slack.wait_for(lambda: _summaries(slack, ts), what="the summary")
     time.sleep(1)  # nothing more comes
     assert len(_summaries(slack, ts)) == 1
-    assert cluster.one("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' "
-                       "AND lock LIKE 'district:%'") == 1
+    assert (
+        cluster.one(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' "
+            "AND lock LIKE 'district:%'"
+        )
+        == 1
+    )
 
 
 # -- 4. a replica killed before it acknowledged ---------------------------------------------------
@@ -329,8 +333,14 @@ def test_a_worker_killed_mid_apply_is_retried_and_the_roster_is_one_apply(cluste
     assert cluster.one("SELECT count(*) FROM uploads") == 1
     upload_id = cluster.one("SELECT id FROM uploads")
     # one apply: one change line per created person, not two
-    assert cluster.one("SELECT count(*) FROM changes WHERE upload_id = :u AND change = 'created' "
-                       "AND entity IN ('staff', 'student')", u=upload_id) == 3
+    assert (
+        cluster.one(
+            "SELECT count(*) FROM changes WHERE upload_id = :u AND change = 'created' "
+            "AND entity IN ('staff', 'student')",
+            u=upload_id,
+        )
+        == 3
+    )
     # two runs of the one job: the killed one and the retry (procrastinate counts finished runs)
     assert cluster.one("SELECT attempts FROM procrastinate_jobs WHERE lock LIKE 'district:%'") == 2
     assert dangling(cluster.store) == {}
@@ -369,9 +379,7 @@ DISTRICTS = 20
 PER_DISTRICT = 5
 
 
-def test_uploads_apply_in_claim_order_per_district_and_districts_run_in_parallel(
-    cluster, slack
-):
+def test_uploads_apply_in_claim_order_per_district_and_districts_run_in_parallel(cluster, slack):
     for n in range(DISTRICTS):
         key = f"many{n:02d}"
         cluster.store.create_district(key, f"District {n}")
@@ -463,7 +471,9 @@ def _press_on_both(replicas: list[BotUnderTest], button: dict, ts: str) -> list[
 def test_confirm_and_undo_pressed_on_two_replicas_act_once(cluster, slack):
     replicas = [cluster.replica(), cluster.replica()]
     cluster.worker()
-    students = [f",{SCHOOL},s-{i},Kid{i},Lee,kid{i}@lincoln.example.org,student,03" for i in range(11)]
+    students = [
+        f",{SCHOOL},s-{i},Kid{i},Lee,kid{i}@lincoln.example.org,student,03" for i in range(11)
+    ]
     first = slack.host_file("users.csv", users_csv(*students))
     assert replicas[0].send_event(file_share_event([first], ts="1712000800.000100")) == 200
     cluster.wait_until("SELECT count(*) FROM uploads WHERE state = 'applied'", 1)
@@ -485,14 +495,14 @@ def test_confirm_and_undo_pressed_on_two_replicas_act_once(cluster, slack):
         what="the second presser's answer",
     )
     assert len(said) == 1
-    assert cluster.one(
-        "SELECT count(*) FROM people WHERE user_id LIKE 'n-%' AND active"
-    ) == 11
+    assert cluster.one("SELECT count(*) FROM people WHERE user_id LIKE 'n-%' AND active") == 11
 
     undo = _button(slack, held_ts, "undo_upload")
     assert _press_on_both(replicas, undo, held_ts) == [200, 200]
     slack.wait_for(
-        lambda: [p for p in slack.posts(CHANNEL, held_ts) if "already undone" in json.dumps(p.body)],
+        lambda: [
+            p for p in slack.posts(CHANNEL, held_ts) if "already undone" in json.dumps(p.body)
+        ],
         timeout=60,
         what="the second undo refused",
     )
