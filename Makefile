@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo run bench lint clean
+.PHONY: install test demo run cluster bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/rosterbot serve $(RUN_ARGS)
+
+# 2 bot replicas + 2 workers on the local PostgreSQL (docs/deploy.md); Ctrl-C stops them all
+cluster: $(STAMP)
+	$(BIN)/python -m bot.cluster
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,bench]'

@@ -52,10 +52,14 @@ def cmd_worker(args) -> int:
         settings.job_queue = job_queue_for(settings.database_url, "queue")
     except SettingsError as exc:
         raise RosterError(f"{exc} (see docs/deploy.md)") from None
+    from bot.uploads import UploadService
+
     store = Store(settings.database_url)
+    uploads = UploadService(settings, store)
     try:
-        run_worker(settings, store)
+        run_worker(store, uploads.run_queued)
     finally:
+        uploads.shutdown(wait=True)
         store.dispose()
     return 0
 

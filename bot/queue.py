@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
@@ -70,7 +70,7 @@ def make_app(database_url: str) -> procrastinate.App:
 
     @app.task(name=TASK)
     def process_upload(job: dict) -> None:  # runs on the worker's thread for sync tasks
-        _runtime().run(job)
+        _runtime()(job)
 
     @app.periodic(cron=RETRY_CRON, periodic_id="stalled")
     @app.task(name=RETRY_TASK, queueing_lock="rosterbot-retry-stalled", pass_context=True)
@@ -136,36 +136,14 @@ def require_schema(engine: Engine) -> None:
 # -- the worker process --------------------------------------------------------------------------
 
 
-@dataclass
-class WorkerRuntime:
-    """What a worker's jobs run with: settings, the store and the upload service."""
-
-    settings: Settings
-    store: Store
-    uploads: Any
-
-    def run(self, job: dict) -> None:
-        from bot.uploads import UploadJob
-
-        upload_job = UploadJob.from_json(job, self.store)
-        client = slack_client(self.settings, self.store, upload_job.district.key)
-        if client is None:
-            log.error(
-                "upload job of district %s: no install of its workspace to download with",
-                upload_job.district.key,
-            )
-            self.uploads.give_up(upload_job, "the district's Slack workspace is not installed")
-            return
-        self.uploads.run_job(client, upload_job)
+#: what a worker does with one upload job (bot.uploads.UploadService.run_queued)
+_RUN_JOB: Callable[[dict], None] | None = None
 
 
-_RUNTIME: WorkerRuntime | None = None
-
-
-def _runtime() -> WorkerRuntime:
-    if _RUNTIME is None:
+def _runtime() -> Callable[[dict], None]:
+    if _RUN_JOB is None:
         raise RuntimeError("rosterbot jobs run in `rosterbot worker` (bot.queue.run_worker)")
-    return _RUNTIME
+    return _RUN_JOB
 
 
 def slack_client(settings: Settings, store: Store, district_key: str) -> Any:
@@ -188,15 +166,13 @@ def slack_client(settings: Settings, store: Store, district_key: str) -> Any:
     )
 
 
-def run_worker(settings: Settings, store: Store) -> None:
-    """`rosterbot worker`: take upload jobs, one at a time, until SIGINT/SIGTERM (a job
-    under way is finished first)."""
-    global _RUNTIME
-    from bot.uploads import UploadService
+def run_worker(store: Store, run_job: Callable[[dict], None]) -> None:
+    """`rosterbot worker`: take upload jobs, one at a time, handing each to `run_job`, until
+    SIGINT/SIGTERM (a job under way is finished first)."""
+    global _RUN_JOB
 
     require_schema(store.engine)
-    uploads = UploadService(settings, store)
-    _RUNTIME = WorkerRuntime(settings=settings, store=store, uploads=uploads)
+    _RUN_JOB = run_job
     app = make_app(store.url)
     log.info("rosterbot worker: taking upload jobs (heartbeat %gs)", HEARTBEAT)
     try:
@@ -207,5 +183,4 @@ def run_worker(settings: Settings, store: Store) -> None:
             install_signal_handlers=True,
         )
     finally:
-        uploads.shutdown(wait=True)
-        _RUNTIME = None
+        _RUN_JOB = None

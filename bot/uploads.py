@@ -743,13 +743,25 @@ class UploadService:
             job.files = [(f, i) for f, i in job.files if i not in finished]
             if not job.files:
                 return
-        if not job.announced:
-            self._react(client, job.channel, job.message_ts, REACTION_SEEN)
+        if not job.announced:  # a queued job (its listener put the 👀 on the message)
             names = [f.name for f, _ in job.files]
             message = formatting.processing(names, job.dry_run, job.skipped)
             job.processing_ts = self._post(client, job.channel, job.thread_ts, message)
             job.announced = True
         self._process(client, job)
+
+    def run_queued(self, data: dict) -> None:
+        """A job from the PostgreSQL queue (`rosterbot worker`): run_job() with the token that
+        serves the upload's district."""
+        from bot.queue import slack_client
+
+        job = UploadJob.from_json(data, self.store)
+        client = slack_client(self.settings, self.store, job.district.key)
+        if client is None:
+            log.error("upload job of district %s: its workspace has no install", job.district.key)
+            self.give_up(job, "the district's Slack workspace has not installed rosterbot")
+            return
+        self.run_job(client, job)
 
     def give_up(self, job: UploadJob, reason: str) -> None:
         """A job that cannot run at all: its records are finished as failed, with why."""
