@@ -68,8 +68,11 @@ def make_app(database_url: str) -> procrastinate.App:
         connector=procrastinate.PsycopgConnector(conninfo=conninfo(database_url)),
     )
 
-    @app.task(name=TASK)
-    def process_upload(job: dict) -> None:  # runs on the worker's thread for sync tasks
+    # A job's own failures (the pipeline's, Slack's) are finished and told in the thread by
+    # the job; what escapes it (the database unreachable...) is tried again a little later,
+    # which is safe: a run never applies an upload another run finished.
+    @app.task(name=TASK, retry=procrastinate.RetryStrategy(max_attempts=3, wait=10))
+    def process_upload(job: dict) -> None:  # a sync task: procrastinate runs it on a thread
         _runtime()(job)
 
     @app.periodic(cron=RETRY_CRON, periodic_id="stalled")

@@ -505,3 +505,47 @@ def test_installs_through_oauth_are_configured_from_the_environment():
     with pytest.raises(SettingsError, match="need HTTP mode"):
         serve(settings, http=False)
     assert not Settings.from_env({"SLACK_CLIENT_ID": CLIENT_ID}).multi_workspace
+
+
+def test_a_queued_job_is_run_with_its_districts_install_token(replicas, slack):
+    """What a `rosterbot worker` does with a job (bot.uploads.UploadService.run_queued): no
+    Slack request to authorize, so the token comes from the district's workspace install."""
+    from bot.files import SharedFile
+    from bot.queue import slack_client
+    from bot.uploads import UploadJob, UploadService
+
+    first, _ = replicas
+    install(replicas, ONE)
+    install(replicas, TWO)
+    install(replicas, ORG)
+    store, settings = first.app.rosterbot.store, first.app.rosterbot.settings
+    tokens = {key: slack_client(settings, store, key).token for key in ("one", "two", "org")}
+    assert tokens == {
+        "one": slack.tokens_of(ONE)[-1],
+        "two": slack.tokens_of(TWO)[-1],
+        "org": slack.tokens_of(ORG)[-1],
+    }
+    store.create_district("nobody", "Nobody USD", team_id="T0NOTINSTALLED")
+    assert slack_client(settings, store, "nobody") is None
+
+    fo = slack.host_file("users.csv", _file("S2", "two.example.org"), team=TWO)
+    ts = "1712000009.000001"
+    upload_id = store.claim_slack_file(fo["id"], "two", "C0TWO", ts, "U0TWO", "users.csv")
+    job = UploadJob(
+        channel="C0TWO",
+        message_ts=ts,
+        thread_ts=ts,
+        user="U0TWO",
+        district=store.district("two"),
+        dry_run=False,
+        files=[(SharedFile.from_event(fo), upload_id)],
+        announced=False,
+    )
+    uploads = UploadService(settings, store)
+    try:
+        uploads.run_queued(json.loads(json.dumps(job.to_json())))  # as the queue stores it
+    finally:
+        uploads.shutdown()
+    assert people(store, "two") == 2
+    assert final_reaction(slack, "C0TWO", ts) == "white_check_mark"
+    assert {slack._token(r) for r in slack.calls("chat.postMessage")} == {slack.tokens_of(TWO)[-1]}
