@@ -276,6 +276,11 @@ def test_one_event_on_two_replicas_and_a_retry_is_one_job_and_one_upload(cluster
         )
         == 1
     )
+    # a command on a replica that holds acknowledgements for the queue: acknowledged first,
+    # answered through response_url
+    assert second.send_command(f"status {DISTRICT}") == 200
+    answer = slack.wait_for(lambda: slack.responses(), what="the status answer")[0].body
+    assert "users-dup.csv" in json.dumps(answer)
 
 
 # -- 4. a replica killed before it acknowledged ---------------------------------------------------
