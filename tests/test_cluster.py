@@ -518,3 +518,31 @@ def test_confirm_and_undo_pressed_on_two_replicas_act_once(cluster, slack):
     )
     assert cluster.one("SELECT count(*) FROM uploads WHERE undo_of IS NOT NULL") == 1
     assert cluster.one("SELECT count(*) FROM people WHERE user_id LIKE 's-%' AND active") == 11
+
+
+# -- the acknowledgement waits for the claim ----------------------------------------------------
+
+
+def test_slack_is_not_acknowledged_when_the_claim_cannot_be_saved(slack, db_url, monkeypatch):
+    """In-process: the replica answers Slack only after the claim and the job are committed;
+    a claim the database refuses answers 500, so Slack sends the event again."""
+    from tests.conftest_slack import start_bot, stop_bot
+
+    store = Store(db_url)
+    bot = start_bot(slack, store, job_queue="queue")
+    try:
+        event = file_share_event([_file(slack, "down")], ts="1712000900.000100")
+
+        def database_down(*args, **kwargs):
+            raise OSError("connection refused")
+
+        monkeypatch.setattr(store, "claim_slack_files", database_down)
+        assert bot.send_event(event, event_id="EvDOWN000001") == 500
+        monkeypatch.undo()
+        assert bot.send_event(event, event_id="EvDOWN000001", retry_num=1) == 200
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM procrastinate_jobs")).scalar() == 1
+            assert conn.execute(text("SELECT state FROM uploads")).scalar() == "received"
+    finally:
+        stop_bot(bot)
+        store.dispose()
