@@ -149,7 +149,7 @@ class Cluster:
             ROSTERBOT_SLACK_RETRIES="0",
             # a dead worker is noticed within seconds, not a minute
             ROSTERBOT_WORKER_HEARTBEAT="0.5",
-            ROSTERBOT_WORKER_STALLED_AFTER="3",
+            ROSTERBOT_WORKER_STALLED_AFTER="6",
             ROSTERBOT_STALLED_CHECK_CRON="* * * * * *",
         )
         env.update(extra)
@@ -266,20 +266,18 @@ def test_one_event_on_two_replicas_and_a_retry_is_one_job_and_one_upload(cluster
     cluster.worker()
     cluster.wait_until("SELECT state FROM uploads WHERE slack_message_ts = :ts", "applied", ts=ts)
     assert _people(cluster) == 2
-    slack.wait_for(lambda: _summaries(slack, ts), what="the summary")
+    slack.wait_for(lambda: _summaries(slack, ts), timeout=30, what="the summary")
     time.sleep(1)  # nothing more comes
     assert len(_summaries(slack, ts)) == 1
-    assert (
-        cluster.one(
-            "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' "
-            "AND lock LIKE 'district:%'"
-        )
-        == 1
+    cluster.wait_until(
+        "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' "
+        "AND lock LIKE 'district:%'",
+        1,
     )
     # a command on a replica that holds acknowledgements for the queue: acknowledged first,
     # answered through response_url
     assert second.send_command(f"status {DISTRICT}") == 200
-    answer = slack.wait_for(lambda: slack.responses(), what="the status answer")[0].body
+    answer = slack.wait_for(lambda: slack.responses(), timeout=30, what="the status answer")[0].body
     assert "users-dup.csv" in json.dumps(answer)
 
 
@@ -318,7 +316,7 @@ def test_a_replica_killed_before_acknowledging_loses_nothing_and_the_retry_runs_
     assert cluster.one("SELECT count(*) FROM uploads WHERE slack_message_ts = :ts", ts=ts) == 1
     assert cluster.one("SELECT count(*) FROM procrastinate_jobs WHERE lock LIKE 'district:%'") == 1
     assert _people(cluster) == 2
-    slack.wait_for(lambda: _summaries(slack, ts), what="the summary")
+    slack.wait_for(lambda: _summaries(slack, ts), timeout=30, what="the summary")
 
 
 # -- 5. a worker killed in the middle of the apply ------------------------------------------------
@@ -330,6 +328,11 @@ def test_a_worker_killed_mid_apply_is_retried_and_the_roster_is_one_apply(cluste
     ts = "1712000500.000100"
     assert replica.send_event(file_share_event([_file(slack, "mid", rows=3)], ts=ts)) == 200
     doomed.wait_for_line("paused before commit")  # every row written, nothing committed
+    # no file bytes in the database: not on the record, not in the job (a retry downloads)
+    assert cluster.one("SELECT payload IS NULL FROM uploads") is True
+    assert "Ann" not in json.dumps(
+        cluster.one("SELECT args FROM procrastinate_jobs WHERE lock LIKE 'district:%'")
+    )
     doomed.kill()
     assert _people(cluster) == 0
     cluster.worker()  # notices the dead worker's silence and retries its job
@@ -346,10 +349,14 @@ def test_a_worker_killed_mid_apply_is_retried_and_the_roster_is_one_apply(cluste
         )
         == 3
     )
-    # two runs of the one job: the killed one and the retry (procrastinate counts finished runs)
+    # two runs of the one job: the killed one and the retry (procrastinate counts a run when
+    # it finishes: after the reply)
+    cluster.wait_until(
+        "SELECT status FROM procrastinate_jobs WHERE lock LIKE 'district:%'", "succeeded"
+    )
     assert cluster.one("SELECT attempts FROM procrastinate_jobs WHERE lock LIKE 'district:%'") == 2
     assert dangling(cluster.store) == {}
-    slack.wait_for(lambda: _summaries(slack, ts), what="the summary")
+    slack.wait_for(lambda: _summaries(slack, ts), timeout=30, what="the summary")
 
 
 # -- 6. a worker killed after the commit, before the reply ----------------------------------------
@@ -406,6 +413,11 @@ def test_uploads_apply_in_claim_order_per_district_and_districts_run_in_parallel
         cluster.worker()
     cluster.wait_until(
         "SELECT count(*) FROM uploads WHERE state = 'applied'", DISTRICTS * PER_DISTRICT, 240
+    )
+    cluster.wait_until(  # every job finished (after its reply)
+        "SELECT count(*) FROM procrastinate_jobs WHERE lock LIKE 'district:%' "
+        "AND status = 'succeeded'",
+        DISTRICTS * PER_DISTRICT,
     )
     runs = cluster.query(
         """
@@ -502,6 +514,7 @@ def test_confirm_and_undo_pressed_on_two_replicas_act_once(cluster, slack):
     assert cluster.one("SELECT count(*) FROM procrastinate_jobs WHERE lock LIKE 'district:%'") == 3
     said = slack.wait_for(
         lambda: [r for r in slack.responses() if "already confirmed" in json.dumps(r.body)],
+        timeout=30,
         what="the second presser's answer",
     )
     assert len(said) == 1
