@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from validation import dictionary as d
 from validation.issues import ISSUE_COLUMNS
@@ -157,10 +159,13 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot, sync: bool = False) -> Upl
         snap,
         stored.enrollments,
         classes.applied.index.difference(removals.new_classes, sort=False),
-        enrollments.applied[~enrollments.applied.index.isin(removals.new_enrollments)],
+        enrollments.applied[~enrollments.applied.index.isin(removals.new_enrollments)]
+        if len(removals.new_enrollments)
+        else enrollments.applied,
         removals.classes,
         removals.enrollments,
         people.applied["role"],
+        enrollments.stored_id.dropna().to_numpy(dtype=float),
     )
     shares = {
         "class": (len(removals.classes), int(snap.classes["active"].astype(bool).sum())),
@@ -190,6 +195,8 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot, sync: bool = False) -> Upl
 
 def _inactive(new: pd.DataFrame, key, removed: pd.Index) -> pd.DataFrame:
     """`new` with an `active` column: False for the keys the same file removes."""
+    if not len(removed):
+        return new.assign(active=True)
     if isinstance(key, list):
         keys = (
             pd.MultiIndex.from_frame(new[key])
@@ -260,22 +267,32 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
 
 
 def _memberships_new(chk: UsersCheck, snap: RosterSnapshot, stored_uid: pd.Series) -> pd.DataFrame:
-    """(user_id, org_sis_id) pairs of accepted people that are not stored yet."""
+    """(user_id, org_sis_id) pairs of accepted people that are not stored yet.
+
+    A pair is compared as one joined text key (Arrow), not as a two-level index."""
     ok, t = chk.person_ok, chk.table
-    member_pairs = pd.DataFrame(
-        {"userId": t["userId"][ok], "org_sis_id": t["org_sis_id"][ok], "stored_uid": stored_uid[ok]}
-    ).drop_duplicates(["userId", "org_sis_id"])
-    stored_pairs = pd.MultiIndex.from_arrays(
-        [snap.memberships["user_id"].astype(object), snap.memberships["org_sis_id"].astype(object)]
+    uid, org = t["userId"][ok], t["org_sis_id"][ok]
+    first = ~pd.Index(_pair_key(uid, org)).duplicated()
+    uid, org, suid = uid[first], org[first], stored_uid[ok][first]
+    stored_pairs = _pair_key(snap.memberships["user_id"], snap.memberships["org_sis_id"])
+    pair_new = ~pc.is_in(_pair_key(suid.fillna(""), org), value_set=stored_pairs).to_numpy(
+        zero_copy_only=False
     )
-    pair_new = ~pd.MultiIndex.from_arrays(
-        [
-            member_pairs["stored_uid"].astype(object).fillna(""),
-            member_pairs["org_sis_id"].astype(object),
-        ]
-    ).isin(stored_pairs)
-    return member_pairs.loc[pair_new, ["userId", "org_sis_id"]].rename(
-        columns={"userId": "user_id"}
+    return pd.DataFrame({"user_id": uid[pair_new], "org_sis_id": org[pair_new]})
+
+
+def _text_array(values) -> pa.Array:
+    """Text values as an Arrow array, whatever their pandas dtype (object or Arrow strings)."""
+    arr = pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
+
+
+def _pair_key(a, b) -> pa.Array:
+    """The pairs (a, b) as one text key each ("\x1f" cannot occur in a trimmed CSV key)."""
+    return pc.binary_join_element_wise(
+        _text_array(a), _text_array(b), pa.scalar("\x1f", pa.large_string())
     )
 
 
@@ -427,22 +444,28 @@ def _plan_removals(
 
     # enrollments active before the removals: stored active ones the file does not touch, and
     # every one an add row applies (stored or new)
-    enr = stored.enrollments
-    stored_active = enr[enr["active"].astype(bool)]["id"] if len(enr) else enr["id"]
     applied = enrollments.stored_id
-    live = pd.concat([stored_active[~stored_active.index.isin(applied.index)], applied])
-    gone = np.zeros(len(live), dtype=bool)
-    if len(live):
-        keys_c = live.index.get_level_values(0)
-        keys_u = live.index.get_level_values(1)
-        gone |= keys_c.isin(rc_ids[rc_live])
-        gone |= keys_u.isin(du_ids[du_live])
-        gone |= live.index.isin(pd.MultiIndex.from_arrays([cid[re_], uid[re_]]))
-    removed = live[gone]
+    if rc_live.any() or du_live.any() or re_.any():
+        enr = stored.enrollments
+        stored_active = enr[enr["active"].astype(bool)]["id"] if len(enr) else enr["id"]
+        # the applied pairs that are stored carry their stored pk: compare integers, not pairs
+        untouched = ~np.isin(stored_active.to_numpy(), applied.dropna().to_numpy())
+        live = pd.concat([stored_active[untouched], applied])
+        from_file = np.arange(len(live)) >= int(untouched.sum())
+        gone = np.zeros(len(live), dtype=bool)
+        if len(live):
+            gone |= isin(live.index.get_level_values(0), rc_ids[rc_live])
+            gone |= isin(live.index.get_level_values(1), du_ids[du_live])
+            if re_.any():
+                gone |= live.index.isin(pd.MultiIndex.from_arrays([cid[re_], uid[re_]]))
+        removed = live[gone]
+    else:  # the file removes nothing (the usual case): no pass over the stored enrollments
+        gone, removed = np.zeros(0, dtype=bool), applied.iloc[:0]
     enrollments_removed = removed.dropna().astype("int64").tolist()
     counts["enrollment"]["removed"] = int(gone.sum())
-    in_file_e = removed.index[removed.index.isin(applied.index)]
-    _undo(counts, pd.Series("enrollment", index=in_file_e), enrollments.bucket[in_file_e])
+    if len(removed):  # the removed enrollments that an add row applied (live's second part)
+        in_file_e = removed.index[from_file[gone]]
+        _undo(counts, pd.Series("enrollment", index=in_file_e), enrollments.bucket[in_file_e])
     if re_.any():
         re_pairs = pd.MultiIndex.from_arrays([cid[re_], uid[re_]]).unique()
         counts["enrollment"]["no_change"] += int((~re_pairs.isin(live.index)).sum())
@@ -650,33 +673,46 @@ def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied, 
 
 
 def _class_warnings(
-    t, chk, snap, enr, touched, eagg, classes_removed, enrollments_removed, new_roles
+    t, chk, snap, enr, touched, eagg, classes_removed, enrollments_removed, new_roles, applied_pks
 ) -> pd.DataFrame:
     """CLASS_NO_PRIMARY_TEACHER / CLASS_MULTIPLE_PRIMARY / CLASS_SIZE on each class's first row."""
     removed_cls = set(snap.classes.loc[snap.classes["id"].isin(classes_removed), "class_id"])
-    touched = [c for c in touched if c not in removed_cls]
-    if not touched:
+    touched = pd.Index([c for c in touched if c not in removed_cls], dtype=object)
+    if not len(touched):
         return pd.DataFrame(columns=ISSUE_COLUMNS)
+    # the enrollments of the touched classes after the upload: the file's (`eagg`), and the
+    # stored active ones it neither applies (their pks are `applied_pks`) nor removes
     stored = enr[isin(enr.index.get_level_values(0), touched)]
-    stored = stored[stored["active"].astype(bool) & ~stored["id"].isin(enrollments_removed)]
-    final = pd.concat(
-        [
-            stored["is_primary"].astype(bool),
-            eagg[isin(eagg.index.get_level_values(0), touched)],
-        ]
+    keep = stored["active"].astype(bool).to_numpy() & ~np.isin(
+        stored["id"].to_numpy(), np.concatenate([np.asarray(enrollments_removed, float), applied_pks])
     )
-    final = final[~final.index.duplicated(keep="last")].reset_index()
-    final.columns = ["class_id", "user_id", "is_primary"]
-    roles = (
-        snap.people.set_index("user_id")["role"] if len(snap.people) else pd.Series(dtype=object)
+    stored = stored[keep]
+    mine = eagg[isin(eagg.index.get_level_values(0), touched)]
+    class_of = np.concatenate(
+        [stored.index.get_level_values(0).to_numpy(object), mine.index.get_level_values(0).to_numpy(object)]
     )
-    roles = pd.concat([roles, new_roles])
-    roles = roles[~roles.index.duplicated(keep="last")]
-    final["student"] = lookup(final["user_id"], roles.index, roles.to_numpy()).eq("student")
-    per_class = final.groupby("class_id").agg(
-        primaries=("is_primary", "sum"), students=("student", "sum")
+    user_of = pd.Series(
+        np.concatenate(
+            [stored.index.get_level_values(1).to_numpy(object), mine.index.get_level_values(1).to_numpy(object)]
+        ),
+        dtype=object,
     )
-    per_class = per_class.reindex(touched, fill_value=0)
+    primary = np.concatenate(
+        [stored["is_primary"].astype(bool).to_numpy(), mine.astype(bool).to_numpy()]
+    )
+    # a person's role as the upload leaves it: the file's, else the stored one
+    role = lookup(user_of, new_roles.index, new_roles.to_numpy())
+    if len(snap.people):
+        role = role.fillna(lookup(user_of, pd.Index(snap.people["user_id"]), snap.people["role"]))
+    student = (role == "student").to_numpy(dtype=bool)
+    codes = touched.get_indexer(class_of)
+    per_class = pd.DataFrame(
+        {
+            "primaries": np.bincount(codes, weights=primary, minlength=len(touched)).astype(int),
+            "students": np.bincount(codes, weights=student, minlength=len(touched)).astype(int),
+        },
+        index=touched,
+    )
     rows_ok = np.flatnonzero(chk.class_ok)
     codes, class_ids = pd.factorize(t["classId"].take(rows_ok))
     first_row = pd.Series(first_positions(codes, rows_ok, len(class_ids)), index=class_ids)
