@@ -420,7 +420,7 @@ def _plan_removals(
     # classes: active before the removals = stored active, or applied by an add row
     rc_ids = pd.Index(cid[rc].unique())
     rc_old = stored.classes.reindex(rc_ids)
-    rc_in_file = rc_ids.isin(classes.applied.index)
+    rc_in_file = isin(rc_ids, classes.applied.index)
     rc_live = rc_old["active"].fillna(False).astype(bool).to_numpy() | rc_in_file
     rc_stored = rc_old["id"].notna().to_numpy()
     classes_removed = rc_old.loc[rc_live & rc_stored, "id"].astype("int64").tolist()
@@ -431,7 +431,7 @@ def _plan_removals(
     # people
     du_ids = pd.Index(uid[du].unique())
     du_old = stored.people.reindex(du_ids)
-    du_in_file = du_ids.isin(people.applied.index)
+    du_in_file = isin(du_ids, people.applied.index)
     du_live = du_old["active"].fillna(False).astype(bool).to_numpy() | du_in_file
     du_stored = du_old["id"].notna().to_numpy()
     people_removed = du_old.loc[du_live & du_stored, "id"].astype("int64").tolist()
