@@ -71,7 +71,11 @@ def insert_columns(
         for start in range(0, n, _COPY_BLOCK):
             block = [t.slice(start, _COPY_BLOCK) for t in texts]
             line = pc.binary_join_element_wise(*block, tab) if len(block) > 1 else block[0]
-            copy.write(_value_bytes(pc.binary_join_element_wise(line, nl, pa.scalar("", pa.large_string()))))
+            copy.write(
+                _value_bytes(
+                    pc.binary_join_element_wise(line, nl, pa.scalar("", pa.large_string()))
+                )
+            )
 
 
 #: rows per block of COPY text (bounds the memory of the text being sent)
@@ -223,7 +227,12 @@ def _leave_schools(conn: Connection, plan: UploadPlan, schools: pd.Series) -> No
     try:
         cur.executemany(
             f"DELETE FROM memberships WHERE person_id = {mark} AND school_id = {mark}",
-            list(zip(gone["person_pk"].astype(int).tolist(), _pk(schools, gone["org_sis_id"]).tolist())),
+            list(
+                zip(
+                    gone["person_pk"].astype(int).tolist(),
+                    _pk(schools, gone["org_sis_id"]).tolist(),
+                )
+            ),
         )
     finally:
         cur.close()

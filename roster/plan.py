@@ -81,8 +81,21 @@ def _add_counts(total: dict, part: dict) -> None:
 def _first_filled(mask: np.ndarray, key: pd.Series, fields: dict[str, pd.Series]) -> pd.DataFrame:
     """Per key, the first non-blank value of each field among the rows in `mask` (rows agree,
     or were rejected).  Only the fields' masked rows are copied, never the whole table."""
-    data = pd.DataFrame({name: s[mask].mask(s[mask] == "") for name, s in fields.items()})
-    return data.groupby(key[mask], sort=False).first()
+    rows = np.flatnonzero(mask)
+    codes, uniques = pd.factorize(key.take(rows))  # keys in order of first appearance
+    index = pd.Index(uniques, name=key.name)
+    data = {}
+    for name, s in fields.items():
+        values = s.take(rows)
+        filled = (values.notna() & (values != "")).to_numpy(dtype=bool, na_value=False)
+        at = np.flatnonzero(filled)
+        first = at[~pd.Series(codes[at]).duplicated().to_numpy()]  # first filled row per key
+        pos = np.full(len(index), -1, dtype=np.int64)
+        pos[codes[first]] = first
+        found = pos >= 0
+        taken = values.take(np.where(found, pos, 0)) if len(values) else values
+        data[name] = pd.Series(taken.array, index=index).where(found)
+    return pd.DataFrame(data, index=index)
 
 
 def _differs(new: pd.Series, old: pd.Series, blank_keeps: bool = False) -> pd.Series:
@@ -230,8 +243,7 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
         "district_sis_id": t["userDistrictId"],
         "state_sis_id": t["userStateId"],
     }
-    agg = _first_filled(ok, uid, fields)
-    agg["stored_uid"] = stored_uid[ok].groupby(uid[ok], sort=False).first()
+    agg = _first_filled(ok, uid, {**fields, "stored_uid": stored_uid})
     agg["grade"] = agg["grade"].where(agg["role"] == "student", "")
     old = stored.people.reindex(agg["stored_uid"].fillna("\x00"))
     old.index = agg.index
@@ -672,6 +684,14 @@ def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied, 
         counts[ent]["errors"] += int(n)
 
 
+def _in_level(index: pd.MultiIndex, level: int, values) -> np.ndarray:
+    """Which entries of a two-level index have one of `values` at `level` (tested once per
+    distinct level value, spread by the level's codes)."""
+    if not len(index):
+        return np.zeros(0, dtype=bool)
+    return isin(index.levels[level], values)[index.codes[level]]
+
+
 def _class_warnings(
     t, chk, snap, enr, touched, eagg, classes_removed, enrollments_removed, new_roles, applied_pks
 ) -> pd.DataFrame:
@@ -682,30 +702,38 @@ def _class_warnings(
         return pd.DataFrame(columns=ISSUE_COLUMNS)
     # the enrollments of the touched classes after the upload: the file's (`eagg`), and the
     # stored active ones it neither applies (their pks are `applied_pks`) nor removes
-    stored = enr[isin(enr.index.get_level_values(0), touched)]
+    stored = enr[_in_level(enr.index, 0, touched)]
     keep = stored["active"].astype(bool).to_numpy() & ~np.isin(
-        stored["id"].to_numpy(), np.concatenate([np.asarray(enrollments_removed, float), applied_pks])
+        stored["id"].to_numpy(),
+        np.concatenate([np.asarray(enrollments_removed, float), applied_pks]),
     )
     stored = stored[keep]
-    mine = eagg[isin(eagg.index.get_level_values(0), touched)]
-    class_of = np.concatenate(
-        [stored.index.get_level_values(0).to_numpy(object), mine.index.get_level_values(0).to_numpy(object)]
-    )
-    user_of = pd.Series(
-        np.concatenate(
-            [stored.index.get_level_values(1).to_numpy(object), mine.index.get_level_values(1).to_numpy(object)]
-        ),
-        dtype=object,
-    )
+    mine = eagg[_in_level(eagg.index, 0, touched)]
+
+    # per enrollment: its class's position in `touched` and whether it is a student's, looked
+    # up once per distinct value of the two index levels and spread by the levels' codes
+    def is_student(users: pd.Index) -> np.ndarray:
+        role = lookup(pd.Series(users, dtype=object), new_roles.index, new_roles.to_numpy())
+        if len(snap.people):
+            role = role.fillna(
+                lookup(
+                    pd.Series(users, dtype=object),
+                    pd.Index(snap.people["user_id"]),
+                    snap.people["role"],
+                )
+            )
+        return (role == "student").to_numpy(dtype=bool)
+
+    def per_row(index: pd.MultiIndex, level: int, of_values) -> np.ndarray:
+        if not len(index):
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(of_values(index.levels[level]))[index.codes[level]]
+
+    codes = np.concatenate([per_row(x.index, 0, touched.get_indexer) for x in (stored, mine)])
+    student = np.concatenate([per_row(x.index, 1, is_student) for x in (stored, mine)])
     primary = np.concatenate(
         [stored["is_primary"].astype(bool).to_numpy(), mine.astype(bool).to_numpy()]
     )
-    # a person's role as the upload leaves it: the file's, else the stored one
-    role = lookup(user_of, new_roles.index, new_roles.to_numpy())
-    if len(snap.people):
-        role = role.fillna(lookup(user_of, pd.Index(snap.people["user_id"]), snap.people["role"]))
-    student = (role == "student").to_numpy(dtype=bool)
-    codes = touched.get_indexer(class_of)
     per_class = pd.DataFrame(
         {
             "primaries": np.bincount(codes, weights=primary, minlength=len(touched)).astype(int),
