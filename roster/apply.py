@@ -59,9 +59,14 @@ def insert_columns(
     n = next((len(v) for v in values if not _scalar(v)), 0)
     if not n:
         return
-    if conn.dialect.name != "postgresql":
-        lists = [[v] * n if _scalar(v) else _objects(v) for v in values]
-        insert_rows(conn, table, columns, zip(*lists))
+    if conn.dialect.name != "postgresql":  # in blocks: Python objects for one block at a time
+        for start in range(0, n, _COPY_BLOCK):
+            stop = min(n, start + _COPY_BLOCK)
+            lists = [
+                [v] * (stop - start) if _scalar(v) else _objects(_rows_of(v, start, stop))
+                for v in values
+            ]
+            insert_rows(conn, table, columns, zip(*lists))
         return
     texts = [_copy_text(v, n) for v in values]
     tab, nl = pa.scalar("\t", pa.large_string()), pa.scalar("\n", pa.large_string())
@@ -78,8 +83,12 @@ def insert_columns(
             )
 
 
-#: rows per block of COPY text (bounds the memory of the text being sent)
+#: rows per block of COPY text or of executemany (bounds the memory of what is being sent)
 _COPY_BLOCK = 200_000
+
+
+def _rows_of(v, start: int, stop: int):
+    return v.iloc[start:stop] if isinstance(v, (pd.Series, pd.DataFrame)) else v[start:stop]
 
 
 def _scalar(v) -> bool:

@@ -245,8 +245,10 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
     }
     agg = _first_filled(ok, uid, {**fields, "stored_uid": stored_uid})
     agg["grade"] = agg["grade"].where(agg["role"] == "student", "")
-    old = stored.people.reindex(agg["stored_uid"].fillna("\x00"))
-    old.index = agg.index
+    pos = pc.index_in(
+        _text_array(agg["stored_uid"]), value_set=_text_array(stored.people.index)
+    ).fill_null(-1)
+    old = _rows_at(stored.people, pos.to_numpy(zero_copy_only=False), agg.index)
     is_new = old["id"].isna()
     memberships_new = _memberships_new(chk, snap, stored_uid)
     changed = (
@@ -284,13 +286,30 @@ def _memberships_new(chk: UsersCheck, snap: RosterSnapshot, stored_uid: pd.Serie
     A pair is compared as one joined text key (Arrow), not as a two-level index."""
     ok, t = chk.person_ok, chk.table
     uid, org = t["userId"][ok], t["org_sis_id"][ok]
-    first = ~pd.Index(_pair_key(uid, org)).duplicated()
+    first = _first_of_each(_pair_key(uid, org))
     uid, org, suid = uid[first], org[first], stored_uid[ok][first]
     stored_pairs = _pair_key(snap.memberships["user_id"], snap.memberships["org_sis_id"])
     pair_new = ~pc.is_in(_pair_key(suid.fillna(""), org), value_set=stored_pairs).to_numpy(
         zero_copy_only=False
     )
     return pd.DataFrame({"user_id": uid[pair_new], "org_sis_id": org[pair_new]})
+
+
+def _first_of_each(keys: pa.Array) -> np.ndarray:
+    """Mask of the first occurrence of each key (one Arrow hash, no Python objects)."""
+    first = pc.index_in(keys, value_set=keys).to_numpy(zero_copy_only=False)
+    return first == np.arange(len(keys))
+
+
+def _rows_at(frame: pd.DataFrame, pos: np.ndarray, index) -> pd.DataFrame:
+    """`frame`'s rows at positions `pos` (-1: a row of NaN), labelled `index`: what
+    `frame.reindex(keys)` gives, with the keys already looked up."""
+    found = pos >= 0
+    out = frame.iloc[np.where(found, pos, 0)] if len(frame) else frame.reindex(range(len(pos)))
+    out.index = index
+    if not found.all():
+        out = out.where(np.broadcast_to(found[:, None], out.shape))
+    return out
 
 
 def _text_array(values) -> pa.Array:
@@ -369,7 +388,12 @@ def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
         {"classId": t["classId"][ok], "userId": t["userId"][ok], "primary": chk.derived.primary[ok]}
     )
     eagg = erows.groupby(["classId", "userId"], sort=False)["primary"].any().rename("is_primary")
-    eold = stored.enrollments.reindex(eagg.index)
+    enr = stored.enrollments
+    pos = pc.index_in(
+        _pair_key(eagg.index.get_level_values(0), eagg.index.get_level_values(1)),
+        value_set=_pair_key(enr.index.get_level_values(0), enr.index.get_level_values(1)),
+    ).fill_null(-1)
+    eold = _rows_at(enr, pos.to_numpy(zero_copy_only=False), eagg.index)
     e_new = eold["id"].isna()
     e_changed = ~e_new & (
         ~eold["active"].fillna(True).astype(bool)
