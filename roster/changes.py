@@ -483,12 +483,24 @@ def removal_items(
 
 
 # --- the changes file ------------------------------------------------------------------------
+#: change lines per block of the changes file (bounds the Arrow text being built)
+_CSV_BLOCK = 200_000
+
+
 def changes_csv(changes: pd.DataFrame) -> bytes:
     """The changes file: UTF-8 with BOM, CRLF, formula-looking cells escaped like the error
     report, quoted like Python's csv module (only fields with a comma, quote or line break).
 
-    Arrow string kernels over whole columns; the lines are taken from the joined column's
-    value buffer in one piece."""
+    Arrow string kernels over whole columns, a block of lines at a time; each block's lines
+    are taken from the joined column's value buffer in one piece."""
+    header = ("\ufeff" + ",".join(FILE_COLUMNS) + "\r\n").encode()
+    blocks = [header]
+    for start in range(0, len(changes), _CSV_BLOCK):
+        blocks.append(_csv_lines(changes.iloc[start : start + _CSV_BLOCK]))
+    return b"".join(blocks)
+
+
+def _csv_lines(changes: pd.DataFrame) -> bytes:
     # entity, change and field are our own words; only keys and values come from a file
     fields = [
         _arrow_text(changes[c])
@@ -502,9 +514,7 @@ def changes_csv(changes: pd.DataFrame) -> bytes:
     text = partial(pa.scalar, type=pa.large_string())
     lines = pc.binary_join_element_wise(*fields, text(","))
     lines = pc.binary_join_element_wise(lines, text("\r\n"), text(""))
-    header = ",".join(FILE_COLUMNS) + "\r\n"
-    body = _joined_bytes(lines) if len(lines) else b""
-    return "\ufeff".encode() + header.encode() + body
+    return _joined_bytes(lines)
 
 
 def _arrow_text(values: pd.Series) -> pa.Array:
@@ -539,7 +549,7 @@ def _joined_bytes(values: pa.Array) -> bytes:
     first, last = np.frombuffer(offsets, dtype=np.int64)[
         [values.offset, values.offset + len(values)]
     ]
-    return values.buffers()[2].to_pybytes()[first:last]
+    return values.buffers()[2].slice(int(first), int(last - first)).to_pybytes()
 
 
 # --- the change log --------------------------------------------------------------------------
