@@ -122,8 +122,9 @@ def _copy_text(v, n: int) -> pa.Array:
         text = arr.cast(pa.large_string())
     else:
         text = arr.cast(pa.large_string())
-        for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
-            text = pc.replace_substring(text, raw, escaped)
+        if pc.any(pc.match_substring_regex(text, r"[\\\t\n\r]")).as_py():  # else: as it is
+            for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+                text = pc.replace_substring(text, raw, escaped)
     return pc.fill_null(text, "\\N")
 
 
