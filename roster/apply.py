@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Table, select, update
 
 from roster.models import District, Enrollment, Membership, Person, School, SchoolClass
@@ -46,6 +48,93 @@ def insert_rows(
         cur.close()
 
 
+def insert_columns(
+    conn: Connection, table: Table, columns: Sequence[str], values: Sequence
+) -> None:
+    """Bulk insert of whole columns (`values[i]` holds column `columns[i]`: an array, a
+    Series of any dtype, or one scalar for every row).
+
+    PostgreSQL: COPY, its text built column-wise by Arrow and sent in large blocks (no Python
+    call per row).  SQLite: executemany over the columns' values."""
+    n = next((len(v) for v in values if not _scalar(v)), 0)
+    if not n:
+        return
+    if conn.dialect.name != "postgresql":  # in blocks: Python objects for one block at a time
+        for start in range(0, n, _COPY_BLOCK):
+            stop = min(n, start + _COPY_BLOCK)
+            lists = [
+                [v] * (stop - start) if _scalar(v) else _objects(_rows_of(v, start, stop))
+                for v in values
+            ]
+            insert_rows(conn, table, columns, zip(*lists))
+        return
+    texts = [_copy_text(v, n) for v in values]
+    tab, nl = pa.scalar("\t", pa.large_string()), pa.scalar("\n", pa.large_string())
+    cols = ", ".join(columns)
+    dbapi = conn.connection.dbapi_connection
+    with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
+        for start in range(0, n, _COPY_BLOCK):
+            block = [t.slice(start, _COPY_BLOCK) for t in texts]
+            line = pc.binary_join_element_wise(*block, tab) if len(block) > 1 else block[0]
+            copy.write(
+                _value_bytes(
+                    pc.binary_join_element_wise(line, nl, pa.scalar("", pa.large_string()))
+                )
+            )
+
+
+#: rows per block of COPY text or of executemany (bounds the memory of what is being sent)
+_COPY_BLOCK = 200_000
+
+
+def _rows_of(v, start: int, stop: int):
+    return v.iloc[start:stop] if isinstance(v, (pd.Series, pd.DataFrame)) else v[start:stop]
+
+
+def _scalar(v) -> bool:
+    return v is None or isinstance(v, (str, bytes, int, float, bool, np.generic))
+
+
+def _objects(v) -> list:
+    """A column's values as Python objects (None for a missing value)."""
+    if isinstance(v, (pd.Series, pd.Index)):
+        v = v.astype(object).where(v.notna(), None) if v.hasnans else v.astype(object)
+        return v.tolist()
+    return np.asarray(v).tolist() if isinstance(v, np.ndarray) else list(v)
+
+
+def _copy_text(v, n: int) -> pa.Array:
+    """One column in COPY's text format: \\N for NULL, t/f, digits, escaped text."""
+    if _scalar(v):
+        v = [v] * n
+    try:
+        arr = pa.array(v, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects: as their text
+        arr = pa.array([None if x is None else str(x) for x in _objects(v)], pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    kind = arr.type
+    if pa.types.is_boolean(kind):
+        text = pc.if_else(arr, "t", "f").cast(pa.large_string())
+    elif pa.types.is_floating(kind):
+        text = arr.cast(pa.int64()).cast(pa.large_string())
+    elif pa.types.is_integer(kind) or pa.types.is_null(kind):
+        text = arr.cast(pa.large_string())
+    else:
+        text = arr.cast(pa.large_string())
+        if pc.any(pc.match_substring_regex(text, r"[\\\t\n\r]")).as_py():  # else: as it is
+            for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+                text = pc.replace_substring(text, raw, escaped)
+    return pc.fill_null(text, "\\N")
+
+
+def _value_bytes(values: pa.Array) -> bytes:
+    """The values of a string array (no nulls) end to end."""
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)
+    first, last = offsets[values.offset], offsets[values.offset + len(values)]
+    return values.buffers()[2].to_pybytes()[first:last]
+
+
 def update_rows(
     conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple]
 ) -> None:
@@ -67,6 +156,11 @@ def _deactivate(conn: Connection, table: Table, ids: list[int]) -> None:
         )
 
 
+def _values(frame: pd.DataFrame, columns: Sequence[str], **constants) -> list:
+    """The columns of `frame` (or a constant) for insert_columns."""
+    return [frame[c] if c in frame else constants[c] for c in columns]
+
+
 def _tuples(frame: pd.DataFrame, columns: Sequence[str], **constants) -> Iterable[tuple]:
     """Rows of `frame` (plus constant columns) as plain Python tuples."""
     arrays = [
@@ -85,11 +179,11 @@ def _keys(conn: Connection, column, key, district_id_column, district_id: int) -
     return pd.Series(np.asarray(ids, dtype=np.int64), index=pd.Index(keys, dtype=object))
 
 
-def _pk(keys: pd.Series, values: pd.Series) -> list[int]:
+def _pk(keys: pd.Series, values: pd.Series) -> np.ndarray:
     pos = keys.index.get_indexer(values.astype(object))
     if (pos < 0).any():
         raise LookupError("a planned row refers to a key that was not saved")
-    return keys.to_numpy()[pos].tolist()
+    return keys.to_numpy()[pos]
 
 
 _PERSON_FIELDS = (
@@ -113,11 +207,11 @@ def apply_plan(conn: Connection, district_id: int, plan: UploadPlan) -> None:
         people = _keys(conn, Person.id, Person.user_id, Person.district_id, district_id)
     if len(plan.memberships_new):
         m = plan.memberships_new
-        insert_rows(
+        insert_columns(
             conn,
             Membership.__table__,
             ("person_id", "school_id"),
-            zip(_pk(people, m["user_id"]), _pk(schools, m["org_sis_id"])),
+            (_pk(people, m["user_id"]), _pk(schools, m["org_sis_id"])),
         )
     _apply_classes(conn, district_id, plan, schools)
     _apply_enrollments(conn, district_id, plan, people)
@@ -143,7 +237,12 @@ def _leave_schools(conn: Connection, plan: UploadPlan, schools: pd.Series) -> No
     try:
         cur.executemany(
             f"DELETE FROM memberships WHERE person_id = {mark} AND school_id = {mark}",
-            list(zip(gone["person_pk"].astype(int).tolist(), _pk(schools, gone["org_sis_id"]))),
+            list(
+                zip(
+                    gone["person_pk"].astype(int).tolist(),
+                    _pk(schools, gone["org_sis_id"]).tolist(),
+                )
+            ),
         )
     finally:
         cur.close()
@@ -164,8 +263,8 @@ def _apply_people(conn: Connection, district_id: int, plan: UploadPlan) -> None:
         new = plan.people_new.assign(email_key=plan.people_new["email"].str.lower())
         columns = ("district_id", *_PERSON_FIELDS, "email_key", "active")
         # `active` False: a person the same file adds and then deactivates
-        insert_rows(
-            conn, people_t, columns, _tuples(new, columns, district_id=district_id, active=True)
+        insert_columns(
+            conn, people_t, columns, _values(new, columns, district_id=district_id, active=True)
         )
 
 
@@ -183,8 +282,8 @@ def _apply_classes(
     if len(plan.classes_new):
         c = plan.classes_new.assign(school_id=_pk(schools, plan.classes_new["org_sis_id"]))
         columns = ("district_id", "school_id", "class_id", *_CLASS_FIELDS, "active")
-        insert_rows(
-            conn, classes_t, columns, _tuples(c, columns, district_id=district_id, active=True)
+        insert_columns(
+            conn, classes_t, columns, _values(c, columns, district_id=district_id, active=True)
         )
 
 
@@ -207,14 +306,14 @@ def _apply_enrollments(
             conn, SchoolClass.id, SchoolClass.class_id, SchoolClass.district_id, district_id
         )
         e = plan.enrollments_new
-        insert_rows(
+        insert_columns(
             conn,
             enroll_t,
             ("class_pk", "person_id", "is_primary", "active"),
-            zip(
+            (
                 _pk(classes, e["class_id"]),
                 _pk(people, e["user_id"]),
-                e["is_primary"].astype(bool).tolist(),
-                e["active"].astype(bool).tolist() if "active" in e else [True] * len(e),
+                e["is_primary"].astype(bool).to_numpy(),
+                e["active"].astype(bool).to_numpy() if "active" in e else True,
             ),
         )

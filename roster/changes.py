@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, select
 
-from roster.apply import insert_rows
+from roster.apply import insert_columns
 from roster.models import Change, Person, SchoolClass
 from roster.plan import UploadPlan
 from validation.report import escape_column
@@ -62,17 +62,37 @@ def empty_changes() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in CHANGE_COLUMNS})
 
 
+_INT_PARTS = ("row_number", "person_pk", "class_pk")
+
+
 def _part(n: int, **columns) -> pd.DataFrame:
-    """A block of change lines; scalar columns are broadcast, missing ones are blank."""
+    """A block of change lines; scalar columns are broadcast, missing ones are blank.
+
+    Arrow-backed columns (large strings, nullable integers): a million created lines are
+    never a million Python objects, and the changes file and the log read them as they are."""
     data = {}
     for c in CHANGE_COLUMNS:
-        v = columns.get(c, None if c in ("row_number", "person_pk", "class_pk") else "")
-        data[c] = (
-            np.asarray(v, dtype=object)
-            if isinstance(v, (list, np.ndarray, pd.Series, pd.Index))
-            else np.full(n, v, dtype=object)
-        )
-    return pd.DataFrame(data, dtype=object)  # object: no round trip through Arrow strings
+        kind = pa.int64() if c in _INT_PARTS else pa.large_string()
+        v = columns.get(c, None if c in _INT_PARTS else "")
+        if isinstance(v, (list, tuple, np.ndarray, pd.Series, pd.Index, pa.Array)):
+            arr = _to_arrow(v, kind)
+        else:  # one value for every line
+            arr = pa.array([v], kind).take(np.zeros(n, dtype=np.int64))
+        data[c] = pd.arrays.ArrowExtensionArray(arr)
+    return pd.DataFrame(data)
+
+
+def _to_arrow(values, kind: pa.DataType) -> pa.Array:
+    """Any column of values (object or Arrow-backed pandas, numpy, a list) as one Arrow array."""
+    if isinstance(values, (list, tuple)):
+        values = np.asarray(values, dtype=object)
+    arr = values if isinstance(values, pa.Array) else pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != kind:
+        arr = arr.cast(pa.int64()) if pa.types.is_floating(arr.type) else arr
+        arr = arr.cast(kind)
+    return arr
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -121,16 +141,31 @@ def _text(values) -> np.ndarray:
 class _Rows:
     """Spreadsheet row numbers of the first row naming a key in one of the file's columns."""
 
-    def __init__(self, column: pd.Series, row_numbers: np.ndarray) -> None:
+    def __init__(self, column, row_numbers: np.ndarray) -> None:
         self.column, self.row_numbers = column, row_numbers
+        self._keys: pa.Array | None = None
 
     def of(self, keys) -> np.ndarray:
-        keys = keys if isinstance(keys, (pd.Series, pd.Index)) else pd.Index(keys, dtype=object)
-        pos = first_index(keys, self.column)
-        out = np.full(len(pos), None, dtype=object)
+        """Row numbers as floats (NaN: no row names the key), for `_part`."""
+        if len(keys) == 0:
+            return np.zeros(0, dtype=float)
+        if self._keys is None:  # the column, hashed by index_in below, is converted once
+            self._keys = _to_arrow(self.column, pa.large_string())
+        pos = pc.index_in(_to_arrow(keys, pa.large_string()), value_set=self._keys)
+        pos = pos.fill_null(-1).to_numpy(zero_copy_only=False)
+        out = np.full(len(pos), np.nan)
         hit = pos >= 0
-        out[hit] = self.row_numbers[pos[hit]].astype(np.int64).astype(object)
+        out[hit] = self.row_numbers[pos[hit]]
         return out
+
+
+def _pair(class_ids, user_ids) -> pa.Array:
+    """The enrollment keys "classId/userId", joined by Arrow."""
+    return pc.binary_join_element_wise(
+        _to_arrow(class_ids, pa.large_string()),
+        _to_arrow(user_ids, pa.large_string()),
+        pa.scalar("/", pa.large_string()),
+    )
 
 
 def _renamed(values: pd.Series, mapping: dict[str, str]) -> np.ndarray:
@@ -155,7 +190,7 @@ def users_changes(
     """
     uid_rows = _Rows(table["userId"], row_numbers)
     cid_rows = _Rows(table["classId"], row_numbers)
-    pair_rows = _Rows(table["classId"] + "/" + table["userId"], row_numbers)
+    pair_rows = _Rows(_pair(table["classId"], table["userId"]), row_numbers)
     new_uid_of = {old: new for new, old in id_changes.items()}
     people = snap.people.set_index("id") if len(snap.people) else snap.people
     classes = snap.classes.set_index("id") if len(snap.classes) else snap.classes
@@ -264,7 +299,7 @@ def users_changes(
 
     # enrollments
     new = plan.enrollments_new
-    keys = (new["class_id"] + "/" + new["user_id"]).to_numpy(dtype=object)
+    keys = _pair(new["class_id"], new["user_id"])
     parts.append(
         _part(
             len(new),
@@ -448,39 +483,58 @@ def removal_items(
 
 
 # --- the changes file ------------------------------------------------------------------------
+#: change lines per block of the changes file (bounds the Arrow text being built)
+_CSV_BLOCK = 200_000
+
+
 def changes_csv(changes: pd.DataFrame) -> bytes:
     """The changes file: UTF-8 with BOM, CRLF, formula-looking cells escaped like the error
     report, quoted like Python's csv module (only fields with a comma, quote or line break).
 
-    Arrow string kernels over whole columns; the lines are taken from the joined column's
-    value buffer in one piece."""
+    Arrow string kernels over whole columns, a block of lines at a time; each block's lines
+    are taken from the joined column's value buffer in one piece."""
+    header = ("\ufeff" + ",".join(FILE_COLUMNS) + "\r\n").encode()
+    blocks = [header]
+    for start in range(0, len(changes), _CSV_BLOCK):
+        blocks.append(_csv_lines(changes.iloc[start : start + _CSV_BLOCK]))
+    return b"".join(blocks)
+
+
+def _csv_lines(changes: pd.DataFrame) -> bytes:
     # entity, change and field are our own words; only keys and values come from a file
     fields = [
-        _arrow_text(changes[c].to_numpy(dtype=object))
+        _arrow_text(changes[c])
         if c in ("entity", "change", "field")
-        else _quoted(escape_column(_arrow_text(changes[c].to_numpy(dtype=object))))
+        else _quoted(escape_column(_arrow_text(changes[c])))
         for c in FILE_COLUMNS[:-1]
     ]
-    numbers = pd.to_numeric(changes["row_number"], errors="coerce").to_numpy(dtype=float)
+    numbers = _floats(changes["row_number"])
     rows = pa.array(numbers, mask=np.isnan(numbers)).cast(pa.int64()).cast(pa.large_string())
     fields.append(pc.fill_null(rows, ""))
     text = partial(pa.scalar, type=pa.large_string())
     lines = pc.binary_join_element_wise(*fields, text(","))
     lines = pc.binary_join_element_wise(lines, text("\r\n"), text(""))
-    header = ",".join(FILE_COLUMNS) + "\r\n"
-    body = _joined_bytes(lines) if len(lines) else b""
-    return "\ufeff".encode() + header.encode() + body
+    return _joined_bytes(lines)
 
 
-def _arrow_text(values: np.ndarray) -> pa.Array:
-    return pc.fill_null(pa.array(values, type=pa.large_string(), from_pandas=True), "")
+def _arrow_text(values: pd.Series) -> pa.Array:
+    if isinstance(values.dtype, pd.ArrowDtype):
+        return pc.fill_null(_to_arrow(values, pa.large_string()), "")
+    arr = pa.array(values.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    return pc.fill_null(arr, "")
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    """Numbers as floats, NaN where there is none (object or Arrow-backed columns)."""
+    if isinstance(values.dtype, pd.ArrowDtype):
+        return _to_arrow(values, pa.int64()).to_numpy(zero_copy_only=False).astype(float)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
 def _quoted(values: pa.Array) -> pa.Array:
-    needs = pc.or_(
-        pc.or_(pc.match_substring(values, '"'), pc.match_substring(values, ",")),
-        pc.or_(pc.match_substring(values, "\n"), pc.match_substring(values, "\r")),
-    )
+    needs = pc.match_substring_regex(values, '[",\r\n]')
+    if not pc.any(needs).as_py():  # the usual column: nothing to quote
+        return values
     mark = pa.scalar('"', pa.large_string())
     quoted = pc.binary_join_element_wise(
         mark, pc.replace_substring(values, '"', '""'), mark, pa.scalar("", pa.large_string())
@@ -495,7 +549,7 @@ def _joined_bytes(values: pa.Array) -> bytes:
     first, last = np.frombuffer(offsets, dtype=np.int64)[
         [values.offset, values.offset + len(values)]
     ]
-    return values.buffers()[2].to_pybytes()[first:last]
+    return values.buffers()[2].slice(int(first), int(last - first)).to_pybytes()
 
 
 # --- the change log --------------------------------------------------------------------------
@@ -528,14 +582,13 @@ def _resolve(conn: Connection, changes: pd.DataFrame, district_id: int) -> pd.Da
             select(key_attr, model.id).where(model.district_id == district_id)
         ).cursor.fetchall()
         keys, ids = zip(*rows) if rows else ((), ())
-        index = pd.Index(keys, dtype=object)
-        pos = index.get_indexer(out[key_col][need].astype(object))
+        pos = first_index(out[key_col][need], keys)  # one Arrow hash of the stored keys
         if (pos < 0).any():
             raise LookupError("a change refers to a key that was not saved")
         if out is changes:
             out = changes.copy()
-        col = out[pk_col].to_numpy(dtype=object).copy()
-        col[need] = np.asarray(ids, dtype=np.int64)[pos].tolist()
+        col = _floats(out[pk_col]).copy()
+        col[need] = np.asarray(ids, dtype=np.int64)[pos]
         out[pk_col] = col
     return out
 
@@ -548,11 +601,10 @@ def write_change_log(
     if len(changes):
         if conn.dialect.name == "postgresql":
             changes = _resolve(conn, changes, district_id)
-            n = len(changes)
-            columns = [[upload_id] * n, [district_id] * n]
-            columns += [changes[c].tolist() for c in _TEXT_COLUMNS]
-            columns += [_ints(changes[c]) for c in _INT_COLUMNS]
-            insert_rows(conn, Change.__table__, _LOG_COLUMNS, zip(*columns))
+            columns = [int(upload_id), int(district_id)]
+            columns += [changes[c] for c in _TEXT_COLUMNS]
+            columns += [_floats(changes[c]) for c in _INT_COLUMNS]
+            insert_columns(conn, Change.__table__, _LOG_COLUMNS, columns)
         else:
             _insert_sqlite(conn, district_id, upload_id, changes)
     _test_crash("after_change_log")
@@ -677,7 +729,7 @@ def _created_from_rows(cur, ids: str, group: str, lines: pd.DataFrame) -> bool:
 
 def _ints(values: pd.Series) -> np.ndarray:
     """Integers or None (SQL NULL), as Python objects."""
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    numbers = _floats(values)
     blank = np.isnan(numbers)
     out = np.where(blank, 0, numbers).astype(np.int64).astype(object)
     out[blank] = None

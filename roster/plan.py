@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from validation import dictionary as d
 from validation.issues import ISSUE_COLUMNS
@@ -79,8 +81,21 @@ def _add_counts(total: dict, part: dict) -> None:
 def _first_filled(mask: np.ndarray, key: pd.Series, fields: dict[str, pd.Series]) -> pd.DataFrame:
     """Per key, the first non-blank value of each field among the rows in `mask` (rows agree,
     or were rejected).  Only the fields' masked rows are copied, never the whole table."""
-    data = pd.DataFrame({name: s[mask].mask(s[mask] == "") for name, s in fields.items()})
-    return data.groupby(key[mask], sort=False).first()
+    rows = np.flatnonzero(mask)
+    codes, uniques = pd.factorize(key.take(rows))  # keys in order of first appearance
+    index = pd.Index(uniques, name=key.name)
+    data = {}
+    for name, s in fields.items():
+        values = s.take(rows)
+        filled = (values.notna() & (values != "")).to_numpy(dtype=bool, na_value=False)
+        at = np.flatnonzero(filled)
+        first = at[~pd.Series(codes[at]).duplicated().to_numpy()]  # first filled row per key
+        pos = np.full(len(index), -1, dtype=np.int64)
+        pos[codes[first]] = first
+        found = pos >= 0
+        taken = values.take(np.where(found, pos, 0)) if len(values) else values
+        data[name] = pd.Series(taken.array, index=index).where(found)
+    return pd.DataFrame(data, index=index)
 
 
 def _differs(new: pd.Series, old: pd.Series, blank_keeps: bool = False) -> pd.Series:
@@ -157,10 +172,13 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot, sync: bool = False) -> Upl
         snap,
         stored.enrollments,
         classes.applied.index.difference(removals.new_classes, sort=False),
-        enrollments.applied[~enrollments.applied.index.isin(removals.new_enrollments)],
+        enrollments.applied[~enrollments.applied.index.isin(removals.new_enrollments)]
+        if len(removals.new_enrollments)
+        else enrollments.applied,
         removals.classes,
         removals.enrollments,
         people.applied["role"],
+        enrollments.stored_id.dropna().to_numpy(dtype=float),
     )
     shares = {
         "class": (len(removals.classes), int(snap.classes["active"].astype(bool).sum())),
@@ -190,6 +208,8 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot, sync: bool = False) -> Upl
 
 def _inactive(new: pd.DataFrame, key, removed: pd.Index) -> pd.DataFrame:
     """`new` with an `active` column: False for the keys the same file removes."""
+    if not len(removed):
+        return new.assign(active=True)
     if isinstance(key, list):
         keys = (
             pd.MultiIndex.from_frame(new[key])
@@ -223,11 +243,12 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
         "district_sis_id": t["userDistrictId"],
         "state_sis_id": t["userStateId"],
     }
-    agg = _first_filled(ok, uid, fields)
-    agg["stored_uid"] = stored_uid[ok].groupby(uid[ok], sort=False).first()
+    agg = _first_filled(ok, uid, {**fields, "stored_uid": stored_uid})
     agg["grade"] = agg["grade"].where(agg["role"] == "student", "")
-    old = stored.people.reindex(agg["stored_uid"].fillna("\x00"))
-    old.index = agg.index
+    pos = pc.index_in(
+        _text_array(agg["stored_uid"]), value_set=_text_array(stored.people.index)
+    ).fill_null(-1)
+    old = _rows_at(stored.people, pos.to_numpy(zero_copy_only=False), agg.index)
     is_new = old["id"].isna()
     memberships_new = _memberships_new(chk, snap, stored_uid)
     changed = (
@@ -260,22 +281,49 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
 
 
 def _memberships_new(chk: UsersCheck, snap: RosterSnapshot, stored_uid: pd.Series) -> pd.DataFrame:
-    """(user_id, org_sis_id) pairs of accepted people that are not stored yet."""
+    """(user_id, org_sis_id) pairs of accepted people that are not stored yet.
+
+    A pair is compared as one joined text key (Arrow), not as a two-level index."""
     ok, t = chk.person_ok, chk.table
-    member_pairs = pd.DataFrame(
-        {"userId": t["userId"][ok], "org_sis_id": t["org_sis_id"][ok], "stored_uid": stored_uid[ok]}
-    ).drop_duplicates(["userId", "org_sis_id"])
-    stored_pairs = pd.MultiIndex.from_arrays(
-        [snap.memberships["user_id"].astype(object), snap.memberships["org_sis_id"].astype(object)]
+    uid, org = t["userId"][ok], t["org_sis_id"][ok]
+    first = _first_of_each(_pair_key(uid, org))
+    uid, org, suid = uid[first], org[first], stored_uid[ok][first]
+    stored_pairs = _pair_key(snap.memberships["user_id"], snap.memberships["org_sis_id"])
+    pair_new = ~pc.is_in(_pair_key(suid.fillna(""), org), value_set=stored_pairs).to_numpy(
+        zero_copy_only=False
     )
-    pair_new = ~pd.MultiIndex.from_arrays(
-        [
-            member_pairs["stored_uid"].astype(object).fillna(""),
-            member_pairs["org_sis_id"].astype(object),
-        ]
-    ).isin(stored_pairs)
-    return member_pairs.loc[pair_new, ["userId", "org_sis_id"]].rename(
-        columns={"userId": "user_id"}
+    return pd.DataFrame({"user_id": uid[pair_new], "org_sis_id": org[pair_new]})
+
+
+def _first_of_each(keys: pa.Array) -> np.ndarray:
+    """Mask of the first occurrence of each key (one Arrow hash, no Python objects)."""
+    first = pc.index_in(keys, value_set=keys).to_numpy(zero_copy_only=False)
+    return first == np.arange(len(keys))
+
+
+def _rows_at(frame: pd.DataFrame, pos: np.ndarray, index) -> pd.DataFrame:
+    """`frame`'s rows at positions `pos` (-1: a row of NaN), labelled `index`: what
+    `frame.reindex(keys)` gives, with the keys already looked up."""
+    found = pos >= 0
+    out = frame.iloc[np.where(found, pos, 0)] if len(frame) else frame.reindex(range(len(pos)))
+    out.index = index
+    if not found.all():
+        out = out.where(np.broadcast_to(found[:, None], out.shape))
+    return out
+
+
+def _text_array(values) -> pa.Array:
+    """Text values as an Arrow array, whatever their pandas dtype (object or Arrow strings)."""
+    arr = pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
+
+
+def _pair_key(a, b) -> pa.Array:
+    """The pairs (a, b) as one text key each ("\x1f" cannot occur in a trimmed CSV key)."""
+    return pc.binary_join_element_wise(
+        _text_array(a), _text_array(b), pa.scalar("\x1f", pa.large_string())
     )
 
 
@@ -340,7 +388,12 @@ def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
         {"classId": t["classId"][ok], "userId": t["userId"][ok], "primary": chk.derived.primary[ok]}
     )
     eagg = erows.groupby(["classId", "userId"], sort=False)["primary"].any().rename("is_primary")
-    eold = stored.enrollments.reindex(eagg.index)
+    enr = stored.enrollments
+    pos = pc.index_in(
+        _pair_key(eagg.index.get_level_values(0), eagg.index.get_level_values(1)),
+        value_set=_pair_key(enr.index.get_level_values(0), enr.index.get_level_values(1)),
+    ).fill_null(-1)
+    eold = _rows_at(enr, pos.to_numpy(zero_copy_only=False), eagg.index)
     e_new = eold["id"].isna()
     e_changed = ~e_new & (
         ~eold["active"].fillna(True).astype(bool)
@@ -403,7 +456,7 @@ def _plan_removals(
     # classes: active before the removals = stored active, or applied by an add row
     rc_ids = pd.Index(cid[rc].unique())
     rc_old = stored.classes.reindex(rc_ids)
-    rc_in_file = rc_ids.isin(classes.applied.index)
+    rc_in_file = isin(rc_ids, classes.applied.index)
     rc_live = rc_old["active"].fillna(False).astype(bool).to_numpy() | rc_in_file
     rc_stored = rc_old["id"].notna().to_numpy()
     classes_removed = rc_old.loc[rc_live & rc_stored, "id"].astype("int64").tolist()
@@ -414,7 +467,7 @@ def _plan_removals(
     # people
     du_ids = pd.Index(uid[du].unique())
     du_old = stored.people.reindex(du_ids)
-    du_in_file = du_ids.isin(people.applied.index)
+    du_in_file = isin(du_ids, people.applied.index)
     du_live = du_old["active"].fillna(False).astype(bool).to_numpy() | du_in_file
     du_stored = du_old["id"].notna().to_numpy()
     people_removed = du_old.loc[du_live & du_stored, "id"].astype("int64").tolist()
@@ -427,22 +480,28 @@ def _plan_removals(
 
     # enrollments active before the removals: stored active ones the file does not touch, and
     # every one an add row applies (stored or new)
-    enr = stored.enrollments
-    stored_active = enr[enr["active"].astype(bool)]["id"] if len(enr) else enr["id"]
     applied = enrollments.stored_id
-    live = pd.concat([stored_active[~stored_active.index.isin(applied.index)], applied])
-    gone = np.zeros(len(live), dtype=bool)
-    if len(live):
-        keys_c = live.index.get_level_values(0)
-        keys_u = live.index.get_level_values(1)
-        gone |= keys_c.isin(rc_ids[rc_live])
-        gone |= keys_u.isin(du_ids[du_live])
-        gone |= live.index.isin(pd.MultiIndex.from_arrays([cid[re_], uid[re_]]))
-    removed = live[gone]
+    if rc_live.any() or du_live.any() or re_.any():
+        enr = stored.enrollments
+        stored_active = enr[enr["active"].astype(bool)]["id"] if len(enr) else enr["id"]
+        # the applied pairs that are stored carry their stored pk: compare integers, not pairs
+        untouched = ~np.isin(stored_active.to_numpy(), applied.dropna().to_numpy())
+        live = pd.concat([stored_active[untouched], applied])
+        from_file = np.arange(len(live)) >= int(untouched.sum())
+        gone = np.zeros(len(live), dtype=bool)
+        if len(live):
+            gone |= isin(live.index.get_level_values(0), rc_ids[rc_live])
+            gone |= isin(live.index.get_level_values(1), du_ids[du_live])
+            if re_.any():
+                gone |= live.index.isin(pd.MultiIndex.from_arrays([cid[re_], uid[re_]]))
+        removed = live[gone]
+    else:  # the file removes nothing (the usual case): no pass over the stored enrollments
+        gone, removed = np.zeros(0, dtype=bool), applied.iloc[:0]
     enrollments_removed = removed.dropna().astype("int64").tolist()
     counts["enrollment"]["removed"] = int(gone.sum())
-    in_file_e = removed.index[removed.index.isin(applied.index)]
-    _undo(counts, pd.Series("enrollment", index=in_file_e), enrollments.bucket[in_file_e])
+    if len(removed):  # the removed enrollments that an add row applied (live's second part)
+        in_file_e = removed.index[from_file[gone]]
+        _undo(counts, pd.Series("enrollment", index=in_file_e), enrollments.bucket[in_file_e])
     if re_.any():
         re_pairs = pd.MultiIndex.from_arrays([cid[re_], uid[re_]]).unique()
         counts["enrollment"]["no_change"] += int((~re_pairs.isin(live.index)).sum())
@@ -649,34 +708,63 @@ def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied, 
         counts[ent]["errors"] += int(n)
 
 
+def _in_level(index: pd.MultiIndex, level: int, values) -> np.ndarray:
+    """Which entries of a two-level index have one of `values` at `level` (tested once per
+    distinct level value, spread by the level's codes)."""
+    if not len(index):
+        return np.zeros(0, dtype=bool)
+    return isin(index.levels[level], values)[index.codes[level]]
+
+
 def _class_warnings(
-    t, chk, snap, enr, touched, eagg, classes_removed, enrollments_removed, new_roles
+    t, chk, snap, enr, touched, eagg, classes_removed, enrollments_removed, new_roles, applied_pks
 ) -> pd.DataFrame:
     """CLASS_NO_PRIMARY_TEACHER / CLASS_MULTIPLE_PRIMARY / CLASS_SIZE on each class's first row."""
     removed_cls = set(snap.classes.loc[snap.classes["id"].isin(classes_removed), "class_id"])
-    touched = [c for c in touched if c not in removed_cls]
-    if not touched:
+    touched = pd.Index([c for c in touched if c not in removed_cls], dtype=object)
+    if not len(touched):
         return pd.DataFrame(columns=ISSUE_COLUMNS)
-    stored = enr[isin(enr.index.get_level_values(0), touched)]
-    stored = stored[stored["active"].astype(bool) & ~stored["id"].isin(enrollments_removed)]
-    final = pd.concat(
-        [
-            stored["is_primary"].astype(bool),
-            eagg[isin(eagg.index.get_level_values(0), touched)],
-        ]
+    # the enrollments of the touched classes after the upload: the file's (`eagg`), and the
+    # stored active ones it neither applies (their pks are `applied_pks`) nor removes
+    stored = enr[_in_level(enr.index, 0, touched)]
+    keep = stored["active"].astype(bool).to_numpy() & ~np.isin(
+        stored["id"].to_numpy(),
+        np.concatenate([np.asarray(enrollments_removed, float), applied_pks]),
     )
-    final = final[~final.index.duplicated(keep="last")].reset_index()
-    final.columns = ["class_id", "user_id", "is_primary"]
-    roles = (
-        snap.people.set_index("user_id")["role"] if len(snap.people) else pd.Series(dtype=object)
+    stored = stored[keep]
+    mine = eagg[_in_level(eagg.index, 0, touched)]
+
+    # per enrollment: its class's position in `touched` and whether it is a student's, looked
+    # up once per distinct value of the two index levels and spread by the levels' codes
+    def is_student(users: pd.Index) -> np.ndarray:
+        role = lookup(pd.Series(users, dtype=object), new_roles.index, new_roles.to_numpy())
+        if len(snap.people):
+            role = role.fillna(
+                lookup(
+                    pd.Series(users, dtype=object),
+                    pd.Index(snap.people["user_id"]),
+                    snap.people["role"],
+                )
+            )
+        return (role == "student").to_numpy(dtype=bool)
+
+    def per_row(index: pd.MultiIndex, level: int, of_values) -> np.ndarray:
+        if not len(index):
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(of_values(index.levels[level]))[index.codes[level]]
+
+    codes = np.concatenate([per_row(x.index, 0, touched.get_indexer) for x in (stored, mine)])
+    student = np.concatenate([per_row(x.index, 1, is_student) for x in (stored, mine)])
+    primary = np.concatenate(
+        [stored["is_primary"].astype(bool).to_numpy(), mine.astype(bool).to_numpy()]
     )
-    roles = pd.concat([roles, new_roles])
-    roles = roles[~roles.index.duplicated(keep="last")]
-    final["student"] = lookup(final["user_id"], roles.index, roles.to_numpy()).eq("student")
-    per_class = final.groupby("class_id").agg(
-        primaries=("is_primary", "sum"), students=("student", "sum")
+    per_class = pd.DataFrame(
+        {
+            "primaries": np.bincount(codes, weights=primary, minlength=len(touched)).astype(int),
+            "students": np.bincount(codes, weights=student, minlength=len(touched)).astype(int),
+        },
+        index=touched,
     )
-    per_class = per_class.reindex(touched, fill_value=0)
     rows_ok = np.flatnonzero(chk.class_ok)
     codes, class_ids = pd.factorize(t["classId"].take(rows_ok))
     first_row = pd.Series(first_positions(codes, rows_ok, len(class_ids)), index=class_ids)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
+from itertools import chain
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, select
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import Connection, Integer, select
 
 from roster.models import Enrollment, Membership, Person, School, SchoolClass
 from roster.store import DistrictInfo
@@ -21,6 +25,11 @@ _CHUNK = 5000
 
 
 def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
+    if conn.dialect.name == "postgresql":
+        table = _copy_out(conn, stmt, columns)
+        if table.num_rows:
+            return table.to_pandas()
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     rows = conn.execute(stmt).cursor.fetchall()  # plain tuples: no Row objects for big tables
     frame = pd.DataFrame.from_records(rows, columns=columns)
     if not rows:
@@ -28,10 +37,71 @@ def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _by_id(frame: pd.DataFrame, column: str, ids) -> np.ndarray:
-    """frame[column] for each primary key in `ids` (all of them are in `frame`)."""
+def _rows(conn: Connection, stmt, width: int) -> list | pa.Table:
+    """The rows of a query of integers: an Arrow table on PostgreSQL, tuples on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return _copy_out(conn, stmt, [f"c{i}" for i in range(width)])
+    return conn.execute(stmt).cursor.fetchall()
+
+
+#: PostgreSQL: rows per CSV block the server builds (see _copy_out)
+_BLOCK_ROWS = 50_000
+
+
+def _copy_out(conn: Connection, stmt, columns: list[str]) -> pa.Table:
+    """PostgreSQL: the query's rows as CSV text that the server joins into blocks of
+    _BLOCK_ROWS lines, parsed by Arrow: a few dozen values cross to Python, not one object
+    per value (COPY TO would still hand the client one message per row).
+
+    Every column is read as text, integer or boolean (t/f) by its type in the query."""
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    kinds, fields = {}, []
+    for i, (name, col) in enumerate(zip(columns, stmt.selected_columns)):
+        python = col.type.python_type
+        if python is bool:
+            kinds[name] = pa.bool_()
+            fields.append(f"CASE WHEN q.c{i} THEN 't' ELSE 'f' END")
+        elif python is int:
+            kinds[name] = pa.int64()
+            fields.append(f"coalesce(q.c{i}::text, '')")
+        else:  # quoted, as CSV quotes it: an empty text is "" (not NULL)
+            kinds[name] = pa.string()
+            fields.append(f"'\"' || replace(coalesce(q.c{i}, ''), '\"', '\"\"') || '\"'")
+    names = ", ".join(f"c{i}" for i in range(len(columns)))
+    line = " || ',' || ".join(fields)
+    blocks = conn.exec_driver_sql(
+        f"SELECT string_agg(line, E'\\n') FROM (SELECT {line} AS line,"
+        f" (row_number() OVER ()) / {_BLOCK_ROWS} AS block FROM ({sql}) AS q({names})) s"
+        " GROUP BY block"
+    ).cursor.fetchall()
+    data = "\n".join(b for (b,) in blocks).encode()
+    if not data:
+        return pa.table({c: pa.array([], kinds[c]) for c in columns})
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=columns),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=kinds,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+
+
+def _by_id(frame: pd.DataFrame, column: str, ids):
+    """frame[column] for each primary key in `ids` (all of them are in `frame`); taken in
+    Arrow when the column is Arrow-backed text (no Python string per row)."""
     pos = pd.Index(frame["id"].to_numpy(dtype=np.int64)).get_indexer(np.asarray(ids, np.int64))
-    return frame[column].to_numpy(dtype=object).take(pos) if len(pos) else np.zeros(0, dtype=object)
+    if not len(pos):
+        return np.zeros(0, dtype=object)
+    values = frame[column]
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        taken = pa.array(values).take(pa.array(pos))
+        return pd.Series(taken.to_pandas(), dtype=values.dtype).array
+    return values.to_numpy(dtype=object).take(pos)
 
 
 def load_snapshot(
@@ -107,12 +177,17 @@ def _classes(conn: Connection, did: int) -> pd.DataFrame:
 
 
 def _memberships(conn: Connection, did: int, people: pd.DataFrame) -> pd.DataFrame:
-    link = conn.execute(
+    link = _rows(
+        conn,
         select(Membership.person_id, School.org_sis_id)
         .join(School, School.id == Membership.school_id)
-        .where(School.district_id == did)
-    ).cursor.fetchall()
-    person_ids, orgs = zip(*link) if link else ((), ())
+        .where(School.district_id == did),
+        2,
+    )
+    if isinstance(link, pa.Table):
+        person_ids, orgs = link.column(0).to_numpy(), link.column(1).to_numpy()
+    else:
+        person_ids, orgs = zip(*link) if link else ((), ())
     return pd.DataFrame(
         {
             "user_id": _by_id(people, "user_id", person_ids),
@@ -124,18 +199,23 @@ def _memberships(conn: Connection, did: int, people: pd.DataFrame) -> pd.DataFra
 def _enrollments(
     conn: Connection, did: int, people: pd.DataFrame, classes: pd.DataFrame
 ) -> pd.DataFrame:
-    rows = conn.execute(
+    rows = _rows(
+        conn,
         select(
             Enrollment.id,
             Enrollment.class_pk,
             Enrollment.person_id,
-            Enrollment.is_primary,
-            Enrollment.active,
+            Enrollment.is_primary.cast(Integer),
+            Enrollment.active.cast(Integer),
         )
         .join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
-        .where(SchoolClass.district_id == did)
-    ).cursor.fetchall()
-    ints = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        .where(SchoolClass.district_id == did),
+        5,
+    )
+    if isinstance(rows, pa.Table):
+        ints = np.column_stack([c.to_numpy() for c in rows.columns]).reshape(-1, 5)
+    else:
+        ints = np.fromiter(chain.from_iterable(rows), np.int64, 5 * len(rows)).reshape(-1, 5)
     return pd.DataFrame(
         {
             "id": ints[:, 0],

@@ -81,6 +81,8 @@ class StoreBusy(Exception):
 CLAIM_LOCK_SPACE = 0x726F7374  # "rost"
 #: SQLite: how long a write waits for the write lock by default (seconds)
 SQLITE_BUSY_TIMEOUT = 60
+#: SQLite: the page cache of each connection (KiB), an upper bound: pages are cached as read
+SQLITE_CACHE_KB = 64 * 1024
 #: the execution option of `Store.reader`: its transactions only read
 READ_ONLY = "rosterbot_read_only"
 
@@ -192,6 +194,9 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+        # a page cache that holds the indexes an upload inserts into (the 2 MB default makes
+        # every random insert into a big index re-read its pages): memory used only as needed
+        cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KB}")
         cur.close()
 
     @event.listens_for(engine, "begin")
