@@ -248,6 +248,24 @@ class UploadJob:
     #: them when a worker starts it)
     announced: bool = True
 
+    @classmethod
+    def of_share(
+        cls, share: Share, files: list[tuple[SharedFile, int]], **extra: Any
+    ) -> "UploadJob":
+        """The job of a file share whose files are claimed (`files`: file, upload id)."""
+        return cls(
+            channel=share.channel,
+            message_ts=share.message_ts,
+            thread_ts=share.thread_ts,
+            user=share.user,
+            district=share.district,
+            dry_run=share.dry_run,
+            files=files,
+            skipped=share.skipped,
+            sync=share.sync,
+            **extra,
+        )
+
     def to_json(self) -> dict:
         """The job's arguments in the queue: ids and Slack coordinates, never file bytes."""
         return {
@@ -380,16 +398,9 @@ class UploadService:
         by_file = {f.id: f for f in share.files}
 
         def defer(conn: Any, claimed: list[tuple[str, int]]) -> None:
-            job = UploadJob(
-                channel=share.channel,
-                message_ts=share.message_ts,
-                thread_ts=share.thread_ts,
-                user=share.user,
-                district=share.district,
-                dry_run=share.dry_run,
-                files=[(by_file[file_id], upload_id) for file_id, upload_id in claimed],
-                skipped=share.skipped,
-                sync=share.sync,
+            job = UploadJob.of_share(
+                share,
+                [(by_file[file_id], upload_id) for file_id, upload_id in claimed],
                 announced=False,
             )
             defer_upload(self.queue, conn, share.district.id, job.to_json())
@@ -453,18 +464,7 @@ class UploadService:
         processing_ts = queued_ts
         if queued_ts is None or not self._replace(client, share.channel, queued_ts, message):
             processing_ts = self._post(client, share.channel, share.thread_ts, message)
-        job = UploadJob(
-            channel=share.channel,
-            message_ts=share.message_ts,
-            thread_ts=share.thread_ts,
-            user=share.user,
-            district=share.district,
-            dry_run=share.dry_run,
-            files=claimed,
-            processing_ts=processing_ts,
-            skipped=share.skipped,
-            sync=share.sync,
-        )
+        job = UploadJob.of_share(share, claimed, processing_ts=processing_ts)
         if queued_ts is not None:  # already on a worker
             self.run_job(client, job)
             return None
