@@ -317,6 +317,31 @@ print(json.dumps({"fatal": fatal[:3], "seconds": t2 - t1, "import_and_setup": t1
 """
 
 
+def frictionless_figures(
+    path: Path, out_dir: Path, what: str, label: str = "frictionless validate"
+) -> dict | None:
+    """frictionless-py validating `path` in a child process; None when it is not installed.
+
+    The time is the child's wall time, like rosterbot check's (interpreter start, imports,
+    reading and validating); the validate() call alone is in the note."""
+    import importlib.util
+
+    if importlib.util.find_spec("frictionless") is None:
+        warn("frictionless is not installed (pip install -e '.[bench]'): skipped")
+        return None
+    log(f"frictionless on {what}")
+    fr = run_frictionless(path, out_dir, label)
+    log(f"frictionless: {fr.wall:.2f}s wall; {fr.note}")
+    return {
+        "seconds": fr.wall if fr.result else None,
+        "wall": fr.wall,
+        "rss_mb": fr.rss_mb,
+        "cpu": fr.cpu,
+        "note": fr.note,
+        "result": fr.result,
+    }
+
+
 def run_frictionless(slice_path: Path, out_dir: Path, label: str = "frictionless validate") -> Run:
     schema_path = out_dir / "frictionless_schema.json"
     schema_path.write_text(json.dumps(frictionless_schema(), indent=1))
@@ -1263,24 +1288,9 @@ def main(argv=None) -> int:
     log(f"pandas read: {pr.note}; {pr.rss_mb:.0f} MB")
 
     if not args.no_frictionless:
-        import importlib.util
-
-        if importlib.util.find_spec("frictionless") is None:
-            warn("frictionless is not installed (pip install -e '.[bench]'): skipped")
-        else:
-            log(f"frictionless on the whole file ({args.rows:,} rows)")
-            fr = run_frictionless(csv_path, run_dir)
-            # wall time of the child, like rosterbot check's (interpreter start, imports,
-            # reading and validating); the validate() call alone is in the note
-            fig["frictionless"] = {
-                "seconds": fr.wall if fr.result else None,
-                "wall": fr.wall,
-                "rss_mb": fr.rss_mb,
-                "cpu": fr.cpu,
-                "note": fr.note,
-                "result": fr.result,
-            }
-            log(f"frictionless: {fr.wall:.2f}s wall; {fr.note}")
+        fr = frictionless_figures(csv_path, run_dir, f"the whole file ({args.rows:,} rows)")
+        if fr:
+            fig["frictionless"] = fr
 
     slice_path = None
     if args.slice_rows and args.slice_rows < args.rows:
@@ -1299,24 +1309,14 @@ def main(argv=None) -> int:
             },
         }
         if not args.no_frictionless:
-            import importlib.util
-
-            if importlib.util.find_spec("frictionless") is None:
-                warn("frictionless is not installed (pip install -e '.[bench]'): skipped")
-            else:
-                log(f"frictionless on the {args.slice_rows:,}-row slice")
-                fr = run_frictionless(slice_path, run_dir, "frictionless validate slice")
-                # wall time of the child, like rosterbot check's (interpreter start, imports,
-                # reading and validating); the validate() call alone is in the note
-                fig["slice"]["frictionless"] = {
-                    "seconds": fr.wall if fr.result else None,
-                    "wall": fr.wall,
-                    "rss_mb": fr.rss_mb,
-                    "cpu": fr.cpu,
-                    "note": fr.note,
-                    "result": fr.result,
-                }
-                log(f"frictionless: {fr.wall:.2f}s wall; {fr.note}")
+            fr = frictionless_figures(
+                slice_path,
+                run_dir,
+                f"the {args.slice_rows:,}-row slice",
+                "frictionless validate slice",
+            )
+            if fr:
+                fig["slice"]["frictionless"] = fr
 
     # 3. the product, per store
     if not (ROOT / "bot" / "cli.py").exists():
