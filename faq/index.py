@@ -13,7 +13,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, Document, Kind, documents
-from faq.text import STOPWORDS, content_words, normalise
+from faq.text import STOPWORDS, content_words, is_english, normalise, root
 from validation.catalog import CATALOG, ERROR_GROUPS, Severity
 from validation.dictionary import DEMOGRAPHICS_HEADERS, USERS_HEADERS
 
@@ -72,6 +72,8 @@ class Index:
     #: weight of a question word no document uses (the rarest possible)
     unknown_idf: float
     vocab_list: tuple[str, ...]
+    #: stem -> the vocabulary word of that stem (the most used one)
+    same_stem: dict[str, str]
     codes: tuple[CodePattern, ...]
     #: normalised column phrase ("primary teacher") -> error group document id
     columns: dict[str, str]
@@ -103,9 +105,15 @@ class Index:
     @lru_cache(maxsize=4096)  # noqa: B019 - an index lives as long as the process
     def correct(self, word: str) -> str:
         """The vocabulary word a misspelt token most likely means, else the token."""
-        if word in self.vocab or word in STOPWORDS or len(word) < _MIN_TYPO_LEN or word.isdigit():
+        if word in self.vocab or word in STOPWORDS or word.isdigit():
             return word
         if word in self.body_words:  # a word the documents' own text uses is no typo ("sent")
+            return word
+        if is_english(word):
+            # nor is a word of the dictionary ("band" is not "bad", "weather" not "whether"):
+            # it stands for a phrasings' word of the same stem, if any ("cancelled" ~ "cancel")
+            return self.same_stem.get(root(word), word)
+        if len(word) < _MIN_TYPO_LEN:
             return word
         # Typos rarely touch the first letter; requiring it keeps "france" from becoming "race".
         same_start = [v for v in self.vocab_list if v[0] == word[0]]
@@ -230,9 +238,10 @@ def build_index(docs: list[Document] | None = None) -> Index:
         idf=idf,
         unknown_idf=max(idf.values(), default=1.0),
         vocab_list=tuple(sorted(vocab)),
+        same_stem=_same_stem(vocab, frequency),
         codes=codes,
         columns=columns,
-        compounds={name.replace(" ", ""): tuple(name.split()) for name in columns if " " in name},
+        compounds=_compounds(columns, docs),
         group_names=group_names,
         group_members={k: frozenset(v) for k, v in members.items()},
         group_mask=np.array([d.kind is Kind.GROUP for d in docs], dtype=bool),
@@ -255,6 +264,26 @@ def build_index(docs: list[Document] | None = None) -> Index:
             if (pattern := _template_pattern(entry.message)) is not None
         ),
     )
+
+
+def _compounds(columns: dict[str, str], docs: list[Document]) -> dict[str, tuple[str, ...]]:
+    """A column name typed as one word, any case ("userstateid", "primaryteacher",
+    "hispanicorlatinoethnicity") -> its content words."""
+    out = {name.replace(" ", ""): tuple(name.split()) for name in columns if " " in name}
+    for doc in docs:
+        if doc.kind is Kind.COLUMN:
+            header = doc.id.removeprefix(COLUMN_PREFIX)
+            words = tuple(_words(header).split())
+            if len(words) > 1:
+                out.setdefault(_header_key(header), words)
+    return out
+
+
+def _same_stem(vocab: frozenset[str], frequency: Counter[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for word in sorted(vocab, key=lambda v: (-frequency[v], len(v), v)):
+        out.setdefault(root(word), word)
+    return out
 
 
 def _header_key(token: str) -> str:

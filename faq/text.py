@@ -7,6 +7,10 @@ rapidfuzz 3 applies no processor by default: whatever is not normalised here is 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+
+import snowballstemmer
+from spellchecker import SpellChecker
 
 # Slack markup: <@U123|name> user mentions, <#C123|name> channels, <!here> specials,
 # <https://x|label> links.  Mentions, channels and specials say nothing about the question.
@@ -22,6 +26,9 @@ _EMAIL_ADDRESS = re.compile(r"[\w.+'-]*@[\w-]+(?:\.[\w-]+)+")
 _LEADING_ZERO = re.compile(r"(?<![\w.,])0[0-9]+\b")
 # Accented or garbled letters typed in a question ("é", "Ã©") are about encoding.
 _ACCENTED = re.compile(r"[^\x00-\x7f\u2018\u2019\u201c\u201d\u2013\u2014\u2026]+")
+# "yes/no", "true/false": a yes-or-no value written as the documents write it ("Y or N"), so its "no"
+# does not say that something is missing
+_YES_NO = re.compile(r"\b(?:y|yes|true)\s*(?:/|\bor\b)\s*(?:n|no|false)\b", re.IGNORECASE)
 _UTF8 = re.compile(r"\butf[\s_-]?8\b", re.IGNORECASE)
 _E_MAIL = re.compile(r"\be-mail", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -65,6 +72,7 @@ def prepare(text: str) -> str:
     camelCase split; letter case kept
     (code detection needs it)."""
     text = _EXCEL_NUMBER.sub(" scientific notation ", strip_markup(text))
+    text = _YES_NO.sub(" Y or N ", text)
     text = _LEADING_ZERO.sub(" leading zeros ", text)
     text = _ACCENTED.sub(" accents ", text)
     text = _EMAIL_ADDRESS.sub(
@@ -154,6 +162,16 @@ SYNONYMS: dict[str, str] = {
     "reenrolling": "reenroll",
     "preschool": "prek",
     "prekindergarten": "prek",
+    # size and spelling in everyday words
+    "huge": "big",
+    "massive": "big",
+    "enormous": "big",
+    "giant": "big",
+    "misspelled": "typo",
+    "misspelt": "typo",
+    "mispelled": "typo",
+    "misspelling": "typo",
+    "helpdesk": "support",
     "0": "zero",  # "the ids lost the 0 in front"
     # numbers written as words and as digits are the same
     "two": "2",
@@ -205,3 +223,23 @@ _JOINED: dict[tuple[str, str], str] = {
     ("re", "enroll"): "reenroll",  # "re-enrolled"
     ("pre", "k"): "prek",  # "pre-k"
 }
+
+
+_SNOWBALL = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=16384)
+def root(word: str) -> str:
+    """The word's stem (Snowball English): "cancelled" and "cancel" are both "cancel"."""
+    return _SNOWBALL.stemWord(word)
+
+
+@lru_cache(maxsize=1)
+def _english() -> SpellChecker:
+    return SpellChecker(distance=1)
+
+
+def is_english(word: str) -> bool:
+    """Whether an English dictionary knows the word: "band", "weather" are words, not typos of
+    "bad" and "whether"; "emial" and "studnet" are not."""
+    return word in _english()

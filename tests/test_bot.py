@@ -421,7 +421,7 @@ def test_question_by_dm_is_answered_and_no_match_offers_closest(bot, slack, stor
                 "user": ADMIN,
                 "channel": DM,
                 "channel_type": "im",
-                "text": "roster help please fix",  # a near miss: off-topic gets no topics
+                "text": "roster question please",  # a near miss: off-topic gets no topics
                 "ts": "1712000000.000900",
             }
         )

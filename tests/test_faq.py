@@ -201,7 +201,7 @@ def test_ask_json_shape() -> None:
 
 def test_no_match_answer_text_offers_closest_topics() -> None:
     # a near miss (off-topic questions get none: tests/test_faq_topics.py)
-    result = faq.lookup("roster help please fix")
+    result = faq.lookup("roster question please")
     text = faq.answer_text(result)
     assert "good answer" in text
     assert result.suggestions  # the bot offers these as "closest topics"
