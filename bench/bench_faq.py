@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_faq.py           # figures for the report
     .venv/bin/python bench/bench_faq.py --tune    # accuracy over a grid of ranking weights
+    .venv/bin/python bench/bench_faq.py --tuning-only   # figures without the held-out sets
 
 Runs over the question sets of the tests: tests/data/faq_questions.yaml (the earlier set) and
 tests/data/faq_questions_howto.yaml (how-to, column and operations questions), whose questions
@@ -33,8 +34,9 @@ from faq.lookup import WEIGHTS, Weights  # noqa: E402
 DATA = ROOT / "tests" / "data"
 QUESTIONS = DATA / "faq_questions.yaml"
 HOWTO = DATA / "faq_questions_howto.yaml"
-#: the second tuning batch (every item ``part: tune``)
+#: the second and third tuning batches (every item ``part: tune``)
 TUNE2 = DATA / "faq_questions_howto_tune2.yaml"
+TUNE3 = DATA / "faq_questions_tune3.yaml"
 #: a second held-out batch, written independently (every item held out); optional
 HELD2 = DATA / "faq_questions_heldout2.yaml"
 ROUNDS = 20
@@ -79,8 +81,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
-def bench(sets: dict[str, list[tuple[str, Expected]]]) -> None:
-    questions = [q for qs in sets.values() for q in qs]
+def bench(sets: dict[str, list[tuple[str, Expected]]], show_misses: bool = True) -> None:
+    # each question once (the sets overlap: "all three batches", "both batches together")
+    questions = list({q: e for qs in sets.values() for q, e in qs}.items())
     start = time.perf_counter()
     _load.cache_clear()
     index = build_index()
@@ -112,7 +115,7 @@ def bench(sets: dict[str, list[tuple[str, Expected]]]) -> None:
     for name, part in sets.items():
         share, misses = accuracy(part, show_text=name not in HIDDEN)
         print(f"top-1 accuracy, {name}: {share:.1%} ({len(part) - len(misses)}/{len(part)})")
-        if name in HIDDEN:
+        if name in HIDDEN or not show_misses:
             continue  # a count only
         for miss in misses:
             print("  miss:", miss)
@@ -139,18 +142,29 @@ def tune(questions: list[tuple[str, Expected]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tune", action="store_true", help="grid-search the ranking weights")
+    parser.add_argument(
+        "--tuning-only",
+        action="store_true",
+        help="time and score the earlier set and the tuning batches only (while tuning: the "
+        "held-out questions are then neither timed nor scored)",
+    )
     args = parser.parse_args()
     earlier = load_questions()
-    tuning = load_questions(HOWTO, "tune") + load_questions(TUNE2, "tune")
+    batches = {
+        "tuning batch 1 (tuning part of the how-to set)": load_questions(HOWTO, "tune"),
+        "tuning batch 2": load_questions(TUNE2, "tune"),
+        "tuning batch 3": load_questions(TUNE3, "tune"),
+    }
+    tuning = [q for qs in batches.values() for q in qs]
     if args.tune:
         tune(earlier + tuning)
         return
+    sets = {"earlier set": earlier, **batches, "tuning, all three batches": tuning}
+    if args.tuning_only:
+        bench(sets, show_misses=False)
+        return
     held = load_questions(HOWTO, "held")
-    sets = {
-        "earlier set": earlier,
-        "how-to set, tuning part (both batches)": tuning,
-        "how-to set, held-out part": held,
-    }
+    sets["how-to set, held-out part"] = held
     if HELD2.exists():
         held2 = load_questions(HELD2, "held")
         sets["held-out batch 2"] = held2

@@ -14,6 +14,9 @@ DATA = Path(__file__).parent / "data"
 HOWTO = yaml.safe_load((DATA / "faq_questions_howto.yaml").read_text(encoding="utf-8"))
 #: a second tuning batch, written later without reading the held-out part
 TUNE2 = yaml.safe_load((DATA / "faq_questions_howto_tune2.yaml").read_text(encoding="utf-8"))
+#: a third tuning batch, written by an independent writer who read the documents but neither the
+#: ranking code nor any answer; measured before any tuning on it (bench/README.md), then tuned on
+TUNE3 = yaml.safe_load((DATA / "faq_questions_tune3.yaml").read_text(encoding="utf-8"))
 EARLIER = yaml.safe_load((DATA / "faq_questions.yaml").read_text(encoding="utf-8"))
 _HELD2_PATH = DATA / "faq_questions_heldout2.yaml"
 #: a second held-out batch, written independently of the ranking and of the other sets; its
@@ -108,9 +111,20 @@ def test_the_second_tuning_batch_is_new_and_covers_every_topic_and_column() -> N
     assert {d for d in ids if d.startswith(("faq.", "columns."))} <= expected
 
 
+def test_the_third_tuning_batch_is_new() -> None:
+    assert {i["part"] for i in TUNE3} == {"tune"}
+    asked = {i["q"] for i in TUNE3}
+    assert len(asked) == len(TUNE3) >= 250
+    assert _shared(asked, [*HOWTO, *TUNE2, *EARLIER, *HELD2]) == 0  # a count, as above
+    ids = {d.id for d in faq.documents()}
+    for item in TUNE3:
+        expected = item["id"] if isinstance(item["id"], list) else [item["id"]]
+        assert set(expected) - {None} <= ids, item["q"]
+
+
 def test_tuning_part_top1_accuracy() -> None:
-    share, misses = _accuracy([i for i in [*HOWTO, *TUNE2] if i["part"] == "tune"])
-    assert share >= 0.9, f"tuning accuracy {share:.1%}; misses:\n" + "\n".join(misses)
+    share, misses = _accuracy([i for i in [*HOWTO, *TUNE2, *TUNE3] if i["part"] == "tune"])
+    assert share >= 0.92, f"tuning accuracy {share:.1%}; misses:\n" + "\n".join(misses)
 
 
 def test_earlier_set_is_no_worse_than_before() -> None:
