@@ -15,7 +15,10 @@ HOWTO = yaml.safe_load((DATA / "faq_questions_howto.yaml").read_text(encoding="u
 #: a second tuning batch, written later without reading the held-out part
 TUNE2 = yaml.safe_load((DATA / "faq_questions_howto_tune2.yaml").read_text(encoding="utf-8"))
 #: a third tuning batch, written by an independent writer who read the documents but neither the
-#: ranking code nor any answer; measured before any tuning on it (bench/README.md), then tuned on
+#: ranking code nor any answer. Measured untouched first, as the best estimate of how the ranking
+#: generalises: 77.0 % (234/304) with the ranking of the first two batches. General mechanisms were
+#: then chosen on the older batches and one half of it while the other half was only counted
+#: (that half: 77.6 % -> 82.2 %, 125/152); only then was all of it tuned on
 TUNE3 = yaml.safe_load((DATA / "faq_questions_tune3.yaml").read_text(encoding="utf-8"))
 EARLIER = yaml.safe_load((DATA / "faq_questions.yaml").read_text(encoding="utf-8"))
 _HELD2_PATH = DATA / "faq_questions_heldout2.yaml"
@@ -122,9 +125,14 @@ def test_the_third_tuning_batch_is_new() -> None:
         assert set(expected) - {None} <= ids, item["q"]
 
 
+#: the tuning batches measured 97.9 % (231/236), 91.7 % (365/398) and 92.8 % (282/304): 93.6 %
+#: together (878/938); a regression floor
+TUNING_FLOOR = 0.92
+
+
 def test_tuning_part_top1_accuracy() -> None:
     share, misses = _accuracy([i for i in [*HOWTO, *TUNE2, *TUNE3] if i["part"] == "tune"])
-    assert share >= 0.92, f"tuning accuracy {share:.1%}; misses:\n" + "\n".join(misses)
+    assert share >= TUNING_FLOOR, f"tuning accuracy {share:.1%}; misses:\n" + "\n".join(misses)
 
 
 def test_earlier_set_is_no_worse_than_before() -> None:
