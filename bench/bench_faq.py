@@ -37,15 +37,17 @@ HOWTO = DATA / "faq_questions_howto.yaml"
 #: the second and third tuning batches (every item ``part: tune``)
 TUNE2 = DATA / "faq_questions_howto_tune2.yaml"
 TUNE3 = DATA / "faq_questions_tune3.yaml"
-#: a second held-out batch, written independently (every item held out); optional
+#: the second and third held-out batches, each written independently (every item held out)
 HELD2 = DATA / "faq_questions_heldout2.yaml"
+HELD3 = DATA / "faq_questions_heldout3.yaml"
 ROUNDS = 20
 #: sets whose misses are never printed, only counted (neither their text nor their ids may
 #: steer the tuning)
 HIDDEN = {
     "how-to set, held-out part",
     "held-out batch 2",
-    "held-out, both batches together",
+    "held-out batch 3",
+    "held-out, all batches together",
 }
 
 
@@ -165,10 +167,12 @@ def main() -> None:
         return
     held = load_questions(HOWTO, "held")
     sets["how-to set, held-out part"] = held
-    if HELD2.exists():
-        held2 = load_questions(HELD2, "held")
-        sets["held-out batch 2"] = held2
-        sets["held-out, both batches together"] = held + held2
+    every = list(held)
+    for name, path in (("held-out batch 2", HELD2), ("held-out batch 3", HELD3)):
+        if path.exists():
+            sets[name] = load_questions(path, "held")
+            every += sets[name]
+    sets["held-out, all batches together"] = every
     bench(sets)
 
 

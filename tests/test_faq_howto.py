@@ -21,25 +21,31 @@ TUNE2 = yaml.safe_load((DATA / "faq_questions_howto_tune2.yaml").read_text(encod
 #: (that half: 77.6 % -> 82.2 %, 125/152); only then was all of it tuned on
 TUNE3 = yaml.safe_load((DATA / "faq_questions_tune3.yaml").read_text(encoding="utf-8"))
 EARLIER = yaml.safe_load((DATA / "faq_questions.yaml").read_text(encoding="utf-8"))
-_HELD2_PATH = DATA / "faq_questions_heldout2.yaml"
-#: a second held-out batch, written independently of the ranking and of the other sets; its
-#: items name the answer in ``expect``: one id, a list of ids any of which is right, or null
-HELD2 = (
-    [
-        {"q": i["q"], "id": i["expect"], "part": "held"}
-        for i in yaml.safe_load(_HELD2_PATH.read_text(encoding="utf-8")) or []
-    ]
-    if _HELD2_PATH.exists()
-    else []
-)
-#: every held-out question: the held part of the how-to set and the second batch
-HELD = [i for i in HOWTO if i["part"] == "held"] + HELD2
-#: issue 14's target for the held-out questions; not reached (bench/bench_faq.py: 91.0 %,
-#: 223/245 over both batches)
+
+
+def _held_batch(name: str) -> list[dict]:
+    """An independently written held-out batch; its items name the answer in ``expect``: one
+    id, a list of ids any of which is right, or null (off-topic: no answer is right)."""
+    path = DATA / name
+    if not path.exists():
+        return []
+    items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    return [{"q": i["q"], "id": i["expect"], "part": "held"} for i in items]
+
+
+#: held-out batch 2, written independently of the ranking and of the other sets
+HELD2 = _held_batch("faq_questions_heldout2.yaml")
+#: held-out batch 3, written by a second independent writer (who also wrote the third tuning
+#: batch, worded differently) before the ranking was tuned on that tuning batch; never tuned on
+HELD3 = _held_batch("faq_questions_heldout3.yaml")
+#: every held-out question: the held part of the how-to set and the two independent batches
+HELD = [i for i in HOWTO if i["part"] == "held"] + HELD2 + HELD3
+#: issue 14's target for the held-out questions; not reached (bench/bench_faq.py:
+#: 82.4 %, 417/506 over the three batches)
 HELD_OUT_TARGET = 0.95
-#: what the held-out questions measured when the documents and weights were frozen (both batches
-#: together, measured once): a regression floor
-HELD_OUT_FLOOR = 0.90
+#: what the held-out questions measured when the documents and weights were frozen (all three
+#: batches together, measured once): a regression floor
+HELD_OUT_FLOOR = 0.80
 EARLIER_MIN = 0.98  # the earlier set's accuracy before issue 14 (153/156)
 
 
@@ -92,9 +98,10 @@ def test_held_out_top1_accuracy_does_not_regress() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 14's 95 % held-out target is not met: 91.0 % over both held-out batches "
-    "(223/245; the held part of faq_questions_howto.yaml 93.6 %, 117/125; the independent "
-    "batch faq_questions_heldout2.yaml 88.3 %, 106/120); when it passes, drop this mark",
+    reason="issue 14's 95 % held-out target is not met: 82.4 % over the three held-out batches "
+    "(417/506; the held part of faq_questions_howto.yaml 95.2 %, 119/125; the independent "
+    "batches faq_questions_heldout2.yaml 89.2 %, 107/120, and faq_questions_heldout3.yaml "
+    "73.2 %, 191/261); when it passes, drop this mark",
 )
 def test_held_out_top1_accuracy_meets_the_target() -> None:
     share, misses = _accuracy(HELD)
@@ -118,11 +125,22 @@ def test_the_third_tuning_batch_is_new() -> None:
     assert {i["part"] for i in TUNE3} == {"tune"}
     asked = {i["q"] for i in TUNE3}
     assert len(asked) == len(TUNE3) >= 250
-    assert _shared(asked, [*HOWTO, *TUNE2, *EARLIER, *HELD2]) == 0  # a count, as above
+    assert _shared(asked, [*HOWTO, *TUNE2, *EARLIER, *HELD2, *HELD3]) == 0  # a count, as above
     ids = {d.id for d in faq.documents()}
     for item in TUNE3:
         expected = item["id"] if isinstance(item["id"], list) else [item["id"]]
         assert set(expected) - {None} <= ids, item["q"]
+
+
+def test_the_third_held_out_batch_is_new_and_names_real_documents() -> None:
+    asked = {i["q"] for i in HELD3}
+    assert len(asked) == len(HELD3) >= 200
+    # a count: held-out text is never shown
+    assert _shared(asked, [*HOWTO, *TUNE2, *TUNE3, *EARLIER, *HELD2]) == 0
+    ids = {d.id for d in faq.documents()}
+    for item in HELD3:
+        expected = item["id"] if isinstance(item["id"], list) else [item["id"]]
+        assert set(expected) - {None} <= ids  # no question text in the message
 
 
 #: the tuning batches measured 97.9 % (231/236), 91.7 % (365/398) and 92.8 % (282/304): 93.6 %
