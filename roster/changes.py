@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, insert, select, text
 
 from roster.apply import insert_columns
 from roster.models import Change, Person, SchoolClass
@@ -596,87 +596,71 @@ def _resolve(conn: Connection, changes: pd.DataFrame, district_id: int) -> pd.Da
 def write_change_log(
     conn: Connection, district_id: int, upload_id: int, changes: pd.DataFrame
 ) -> None:
-    """The change log rows of one applied upload: one bulk write, in its transaction."""
+    """The change log rows of one applied upload, in its transaction: each run of rows it
+    created as one line (`_write_run`, see Change), every other line in one bulk write."""
     _test_crash("before_change_log")
     if len(changes):
-        if conn.dialect.name == "postgresql":
-            changes = _resolve(conn, changes, district_id)
-            columns = [int(upload_id), int(district_id)]
-            columns += [changes[c] for c in _TEXT_COLUMNS]
-            columns += [_floats(changes[c]) for c in _INT_COLUMNS]
-            insert_columns(conn, Change.__table__, _LOG_COLUMNS, columns)
-        else:
-            _insert_sqlite(conn, district_id, upload_id, changes)
+        rest = np.ones(len(changes), dtype=bool)
+        created = (changes["change"] == CREATED).to_numpy(dtype=bool) & (
+            changes["after"] == ""
+        ).to_numpy(dtype=bool)
+        if created.any():
+            at = np.flatnonzero(created)
+            made = changes.iloc[at]
+            for start, stop, group in _runs(made):
+                if group in _RUN_SQL and _write_run(
+                    conn, district_id, upload_id, group, made.iloc[start:stop]
+                ):
+                    rest[at[start:stop]] = False
+        if rest.any():
+            _write_lines(conn, district_id, upload_id, changes if rest.all() else changes[rest])
     _test_crash("after_change_log")
+
+
+def _write_lines(conn: Connection, district_id: int, upload_id: int, changes: pd.DataFrame) -> None:
+    """One log row per line, in the frame's order."""
+    if conn.dialect.name == "postgresql":
+        changes = _resolve(conn, changes, district_id)
+        columns = [int(upload_id), int(district_id)]
+        columns += [changes[c] for c in _TEXT_COLUMNS]
+        columns += [_floats(changes[c]) for c in _INT_COLUMNS]
+        insert_columns(conn, Change.__table__, _LOG_COLUMNS, columns)
+        return
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        _bind_lines(conn, cur, f"{int(upload_id)}, {int(district_id)}", district_id, changes)
+    finally:
+        cur.close()
 
 
 _TEXT_COLUMNS = ("entity", "key", "change", "field", "before", "after")
 _INT_COLUMNS = ("row_number", "person_pk", "class_pk")
 
 
-def _insert_sqlite(
-    conn: Connection, district_id: int, upload_id: int, changes: pd.DataFrame
-) -> None:
-    """Created lines first, then the others, each in the frame's order.
-
-    The people, classes and enrollments this upload created were just inserted in the order
-    of their lines, so those lines are copied from the new rows inside SQLite
-    (`_created_from_rows`): only the spreadsheet row numbers travel, as one JSON array.  Any
-    other line is bound from Python (`_bind_lines`)."""
-    ids = f"{int(upload_id)}, {int(district_id)}"
-    created = (changes["change"] == CREATED).to_numpy() & (changes["after"] == "").to_numpy()
-    cur = conn.connection.dbapi_connection.cursor()
-    try:
-        if created.any():
-            made = changes[created]
-            for start, stop, group in _runs(made):
-                lines = made.iloc[start:stop]
-                if group not in _CREATED_SQL or not _created_from_rows(cur, ids, group, lines):
-                    _bind_lines(conn, cur, ids, district_id, lines, created=True)
-        if not created.all():
-            _bind_lines(conn, cur, ids, district_id, changes[~created], created=False)
-    finally:
-        cur.close()
-
-
-def _bind_lines(
-    conn: Connection, cur, ids: str, district_id: int, lines: pd.DataFrame, created: bool
-) -> None:
+def _bind_lines(conn: Connection, cur, ids: str, district_id: int, lines: pd.DataFrame) -> None:
     """SQLite binds every parameter of every row one by one: the two ids are written into the
-    statement (integers, never text from a file) and a created line, which has no field and no
-    values, binds only what it has."""
+    statement (integers, never text from a file)."""
     lines = _resolve(conn, lines, district_id)
-    names, fixed_cols, fixed_values = _TEXT_COLUMNS, "", ""
-    if created:
-        names = ("entity", "key")
-        fixed_cols, fixed_values = "change, field, before, after, ", "'created', '', '', '', "
-    cols = ", ".join((*names, *_INT_COLUMNS))
-    marks = ", ".join("?" for _ in (*names, *_INT_COLUMNS))
-    rows = zip(*[lines[c].tolist() for c in names], *[_ints(lines[c]) for c in _INT_COLUMNS])
+    cols = ", ".join((*_TEXT_COLUMNS, *_INT_COLUMNS))
+    marks = ", ".join("?" for _ in (*_TEXT_COLUMNS, *_INT_COLUMNS))
+    rows = zip(
+        *[lines[c].tolist() for c in _TEXT_COLUMNS], *[_ints(lines[c]) for c in _INT_COLUMNS]
+    )
     cur.executemany(
-        f"INSERT INTO changes (upload_id, district_id, {fixed_cols}{cols}) "
-        f"VALUES ({ids}, {fixed_values}{marks})",
-        rows,
+        f"INSERT INTO changes (upload_id, district_id, {cols}) VALUES ({ids}, {marks})", rows
     )
 
 
-#: how a created line of each entity is read back from the row it created: the table, the
-#: line's entity, key and stored ids, the joins, and the key of the first / last row
-_CREATED_SQL = {
-    "person": (
-        "people",
-        "CASE t.role WHEN 'student' THEN 'student' ELSE 'staff' END",
-        "t.user_id",
-        "t.id, NULL",
-        "",
-    ),
-    "class": ("classes", "'class'", "t.class_id", "NULL, t.id", ""),
+#: a run of created rows of each group: its table, the SQL of a row's key (alias t), the
+#: joins that key needs, and the SQL naming the district's rows (`:d`)
+_RUN_SQL = {
+    "person": ("people", "t.user_id", "", "t.district_id = :d"),
+    "class": ("classes", "t.class_id", "", "t.district_id = :d"),
     "enrollment": (
         "enrollments",
-        "'enrollment'",
         "c.class_id || '/' || p.user_id",
-        "p.id, c.id",
         " JOIN people p ON p.id = t.person_id JOIN classes c ON c.id = t.class_pk",
+        "c.district_id = :d",
     ),
 }
 
@@ -694,35 +678,45 @@ def _runs(made: pd.DataFrame):
     return [(a, b, group[a]) for a, b in zip(starts, stops)]
 
 
-def _created_from_rows(cur, ids: str, group: str, lines: pd.DataFrame) -> bool:
-    """Write the created lines `lines` (one entity group, in insertion order) from the rows
-    this upload inserted: when those rows are the last ones of their table, with consecutive
-    ids, the first and last with the lines' keys.  False (nothing written) otherwise."""
-    table, entity_sql, key_sql, pks_sql, joins = _CREATED_SQL[group]
+def _write_run(
+    conn: Connection, district_id: int, upload_id: int, group: str, lines: pd.DataFrame
+) -> bool:
+    """Log the created lines `lines` (one group, in insertion order) as one line, when the rows
+    they created are the last ones of their table, with consecutive ids, the first and last
+    with the lines' keys, and as many as the lines.  False (nothing written) otherwise: rows
+    of another district inserted meanwhile (PostgreSQL), or rows not inserted in that order."""
+    table, key_sql, joins, mine = _RUN_SQL[group]
     n, keys = len(lines), lines["key"]
-    last = cur.execute(
-        f"SELECT t.id, {key_sql} FROM {table} t{joins} WHERE t.id = (SELECT max(id) FROM {table})"
-    ).fetchone()
-    if last is None or last[1] != keys.iat[-1]:
+    last = conn.execute(text(f"SELECT max(id) FROM {table}")).scalar()
+    if last is None or last < n:
         return False
-    first_id = last[0] - n + 1
-    first = cur.execute(
-        f"SELECT {key_sql}, (SELECT count(*) FROM {table} WHERE id BETWEEN ? AND ?) "
-        f"FROM {table} t{joins} WHERE t.id = ?",
-        (first_id, last[0], first_id),
-    ).fetchone()
-    if first is None or first[0] != keys.iat[0] or first[1] != n:
+    first = int(last) - n + 1
+    span = {"a": first, "b": int(last), "d": int(district_id)}
+    count = conn.execute(text(f"SELECT count(*) FROM {table} WHERE id BETWEEN :a AND :b"), span)
+    if count.scalar() != n:
         return False
-    rows = json.dumps(_ints(lines["row_number"]).tolist())
-    # the lines' own ids follow the log's last one in the lines' order (as a plain INSERT
-    # would number them), so SQLite need not sort what it reads
-    (last_id,) = cur.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()
-    cur.execute(
-        "INSERT INTO changes (id, upload_id, district_id, entity, key, change, field, before,"
-        f" after, row_number, person_pk, class_pk) SELECT {int(last_id) + 1} + j.key, {ids},"
-        f" {entity_sql}, {key_sql}, 'created', '', '', '', j.value, {pks_sql}"
-        f" FROM json_each(?) j JOIN {table} t ON t.id = {int(first_id)} + j.key{joins}",
-        (rows,),
+    ends = conn.execute(
+        text(f"SELECT t.id, {key_sql} FROM {table} t{joins} WHERE t.id IN (:a, :b) AND {mine}"),
+        span,
+    ).all()
+    if dict(ends) != {first: keys.iat[0], int(last): keys.iat[-1]}:
+        return False
+    numbers = _floats(lines["row_number"])
+    packed = np.where(np.isnan(numbers), -1, numbers).astype("<i4").tobytes()
+    conn.execute(
+        insert(Change).values(
+            upload_id=int(upload_id),
+            district_id=int(district_id),
+            entity=group,
+            key="",
+            change=CREATED,
+            field="",
+            before="",
+            after="",
+            first_id=first,
+            last_id=int(last),
+            row_numbers=packed,
+        )
     )
     return True
 

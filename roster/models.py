@@ -227,6 +227,14 @@ class Change(Base):
     `person_pk` / `class_pk` name the stored rows it touched (people and classes are never
     deleted, so they stay valid), which is what history and undo follow across ID changes.
     No FOREIGN KEY on them, for the reason given above Membership: this table grows with the file.
+
+    A run of rows one upload created (people, classes or enrollments, inserted in one
+    statement with consecutive ids) is one line: `entity` "person", "class" or "enrollment",
+    `change` "created", `first_id` / `last_id` the ids of its first and last row in that table
+    (the district's rows between them are exactly the run), `row_numbers` each row's spreadsheet
+    row (little-endian int32, -1 for none, in id order); `key`, `person_pk`, `class_pk` blank.
+    Reading the log (roster/undo.py) turns it back into one line per row, each key as it was
+    then; a million created rows are then one short line, not a million indexed ones.
     """
 
     __tablename__ = "changes"
@@ -245,6 +253,13 @@ class Change(Base):
             sqlite_where=text("class_pk IS NOT NULL"),
             postgresql_where=text("class_pk IS NOT NULL"),
         ),
+        # the runs of created rows (a few lines per upload), which history searches by id
+        Index(
+            "ix_changes_run",
+            "first_id",
+            sqlite_where=text("first_id IS NOT NULL"),
+            postgresql_where=text("first_id IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     upload_id: Mapped[int] = mapped_column(Integer)
@@ -261,3 +276,7 @@ class Change(Base):
     row_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     person_pk: Mapped[int | None] = mapped_column(Integer, nullable=True)
     class_pk: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: a run of created rows (see above): its first and last id, and its rows' row numbers
+    first_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    row_numbers: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

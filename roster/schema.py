@@ -21,7 +21,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest revision in migrations/versions (tests/test_migrations.py checks it).  Written
 #: here so that opening a database already at it needs neither Alembic nor the revision
 #: files: every CLI command opens the store.
-HEAD = "0005"
+HEAD = "0006"
 #: pg_advisory_xact_lock key of schema upgrades (any fixed number; "rostersc" in ASCII)
 UPGRADE_LOCK = 0x726F737465727363
 

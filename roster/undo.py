@@ -25,7 +25,7 @@ from datetime import timezone
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, null, select, update
 
 from roster.apply import insert_rows, update_rows
 from roster.changes import (
@@ -77,6 +77,8 @@ _LOG_READ = (
     Change.after,
     Change.person_pk,
     Change.class_pk,
+    Change.first_id,
+    Change.last_id,
 )
 _LOG_NAMES = [c.key for c in _LOG_READ]
 
@@ -137,9 +139,8 @@ def history(
             raise RosterError(f"district '{district_key}' has no {what}")
         rows = conn.execute(
             select(
+                Change.id,
                 Change.upload_id,
-                func.coalesce(Upload.finished_at, Upload.created_at),
-                Upload.actor,
                 Change.entity,
                 Change.key,
                 Change.change,
@@ -147,15 +148,28 @@ def history(
                 Change.before,
                 Change.after,
             )
-            .join(Upload, Upload.id == Change.upload_id)
             .where(Change.district_id == did, pk_col.in_(sorted(pks)))
             .order_by(Change.id)
         ).all()
+        lines = [(r[0], 0, *r[1:]) for r in rows]
+        lines += _created_in_runs(conn, did, "person" if user_id is not None else "class", pks)
+        lines.sort(key=lambda r: (r[0], r[1]))
+        uploads = sorted({r[2] for r in lines})
+        when = {
+            u.id: (u.at, u.actor)
+            for u in conn.execute(
+                select(
+                    Upload.id,
+                    func.coalesce(Upload.finished_at, Upload.created_at).label("at"),
+                    Upload.actor,
+                ).where(Upload.id.in_(uploads))
+            )
+        }
     return [
         {
-            "upload_id": r[0],
-            "at": _iso(r[1]),
-            "actor": r[2],
+            "upload_id": r[2],
+            "at": _iso(when[r[2]][0]),
+            "actor": when[r[2]][1],
             "entity": r[3],
             "key": r[4],
             "change": r[5],
@@ -163,8 +177,83 @@ def history(
             "before": r[7],
             "after": r[8],
         }
-        for r in rows
+        for r in lines
+        if r[2] in when
     ]
+
+
+def _created_in_runs(conn: Connection, did: int, kind: str, pks: set) -> list[tuple]:
+    """The created lines, from the log's runs of created rows (roster.models.Change), of the
+    people (`kind` "person") or classes (`kind` "class") `pks` and of their enrollments:
+    (change id, order in the run, upload id, entity, key, "created", "", "", ""), each key and
+    entity as they were then (a later ID or role change logged its `before`)."""
+    ids = sorted(int(p) for p in pks)
+    run = Change.__table__.alias("run")
+    in_run = (run.c.district_id == did) & run.c.first_id.is_not(None)
+    found = []  # (change id, order in the run, upload id, entity group, person pk, row key)
+    own = Person if kind == "person" else SchoolClass
+    own_key = Person.user_id if kind == "person" else SchoolClass.class_id
+    for r in conn.execute(
+        select(run.c.id, run.c.upload_id, own.id, own_key)
+        .join(own, own.id.between(run.c.first_id, run.c.last_id))
+        .where(in_run, run.c.entity == kind, own.district_id == did, own.id.in_(ids))
+    ):
+        person = r[2] if kind == "person" else None
+        found.append((r[0], r[2], r[1], kind, person, r[3]))
+    enr_of = Enrollment.person_id if kind == "person" else Enrollment.class_pk
+    for r in conn.execute(
+        select(
+            run.c.id,
+            run.c.upload_id,
+            Enrollment.id,
+            Enrollment.person_id,
+            Enrollment.class_pk,
+            SchoolClass.class_id,
+        )
+        .join(Enrollment, Enrollment.id.between(run.c.first_id, run.c.last_id))
+        .join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
+        .where(in_run, run.c.entity == "enrollment", SchoolClass.district_id == did)
+        .where(enr_of.in_(ids))
+    ):
+        found.append((r[0], r[2], r[1], "enrollment", r[3], r[5]))
+    if not found:
+        return []
+    people = sorted({f[4] for f in found if f[4] is not None})
+    now = {
+        p.id: (p.user_id, p.role)
+        for p in conn.execute(
+            select(Person.id, Person.user_id, Person.role).where(Person.id.in_(people))
+        )
+    }
+    # what a later ID or role change found: the first such line after the run has it as `before`
+    later: dict[tuple[int, str], list[tuple[int, str]]] = {}
+    for c in conn.execute(
+        select(Change.id, Change.person_pk, Change.field, Change.before)
+        .where(
+            Change.district_id == did,
+            Change.person_pk.in_(people),
+            Change.field.in_(("userId", "userRole")),
+        )
+        .order_by(Change.id)
+    ):
+        later.setdefault((c.person_pk, c.field), []).append((c.id, c.before))
+
+    def then(change_id: int, person: int, field: str, current: str) -> str:
+        return next((b for i, b in later.get((person, field), ()) if i > change_id), current)
+
+    out = []
+    for change_id, order, upload_id, group, person, row_key in found:
+        if person is not None:
+            uid = then(change_id, person, "userId", now[person][0])
+            role = then(change_id, person, "userRole", now[person][1])
+        if group == "person":
+            entity, key = ("student" if role == "student" else "staff"), uid
+        elif group == "class":
+            entity, key = "class", row_key
+        else:
+            entity, key = "enrollment", f"{row_key}/{uid}"
+        out.append((change_id, order, upload_id, entity, key, CREATED, "", "", ""))
+    return out
 
 
 def _iso(at) -> str:
@@ -196,10 +285,14 @@ def undo(
     district = store.district(district_key)
     with district_transaction(store, district) as (conn, trans):
         target = _target(conn, district.id, upload_id)
-        log = _frame(
-            conn.execute(
-                select(*_LOG_READ).where(Change.upload_id == target.id).order_by(Change.id)
-            ).all()
+        log = _expanded(
+            conn,
+            district.id,
+            _frame(
+                conn.execute(
+                    select(*_LOG_READ).where(Change.upload_id == target.id).order_by(Change.id)
+                ).all()
+            ),
         )
         later = _later_conflicts(conn, district.id, target.id, log)
         if later:
@@ -264,6 +357,71 @@ def _frame(rows) -> pd.DataFrame:
     return frame.astype(object) if not len(frame) else frame
 
 
+def _expanded(conn: Connection, did: int, log: pd.DataFrame) -> pd.DataFrame:
+    """`log` with each run of created rows (roster.models.Change) as one line per row, in
+    the run's place (keys as stored now: the undo keys its own lines afresh)."""
+    runs = np.flatnonzero(log["last_id"].notna().to_numpy()) if len(log) else []
+    if not len(runs):
+        return log
+    parts, done = [], 0
+    for i in runs:
+        parts += [log.iloc[done:i], _run_lines(conn, did, log.iloc[i])]
+        done = i + 1
+    parts.append(log.iloc[done:])
+    return pd.concat([p for p in parts if len(p)], ignore_index=True)
+
+
+def _run_lines(conn: Connection, did: int, run: pd.Series) -> pd.DataFrame:
+    """The created lines one run of created rows stands for, in id order."""
+    first, last = int(run["first_id"]), int(run["last_id"])
+    if run["entity"] == "person":
+        query = select(Person.id, null(), Person.user_id, Person.role).where(
+            Person.district_id == did, Person.id.between(first, last)
+        )
+        order = Person.id
+    elif run["entity"] == "class":
+        query = select(null(), SchoolClass.id, SchoolClass.class_id, null()).where(
+            SchoolClass.district_id == did, SchoolClass.id.between(first, last)
+        )
+        order = SchoolClass.id
+    else:
+        query = (
+            select(
+                Enrollment.person_id,
+                Enrollment.class_pk,
+                SchoolClass.class_id + "/" + Person.user_id,
+                null(),
+            )
+            .join(SchoolClass, SchoolClass.id == Enrollment.class_pk)
+            .join(Person, Person.id == Enrollment.person_id)
+            .where(SchoolClass.district_id == did, Enrollment.id.between(first, last))
+        )
+        order = Enrollment.id
+    rows = conn.execute(query.order_by(order)).cursor.fetchall()
+    got = pd.DataFrame.from_records(rows, columns=["person_pk", "class_pk", "key", "role"])
+    if run["entity"] == "person":
+        entity = np.where(got["role"].to_numpy() == "student", "student", "staff")
+    else:
+        entity = run["entity"]
+    return pd.DataFrame(
+        {
+            "id": run["id"],
+            "upload_id": run["upload_id"],
+            "entity": entity,
+            "key": got["key"],
+            "change": CREATED,
+            "field": "",
+            "before": "",
+            "after": "",
+            "person_pk": got["person_pk"].astype(float),
+            "class_pk": got["class_pk"].astype(float),
+            "first_id": np.nan,
+            "last_id": np.nan,
+        },
+        columns=_LOG_NAMES,
+    )
+
+
 def _target(conn: Connection, district_id: int, upload_id: int) -> _Target:
     rec = conn.execute(
         select(Upload.id, Upload.district_id, Upload.state, Upload.dry_run, Upload.kind).where(
@@ -299,9 +457,16 @@ def _live_undo(conn: Connection, upload_id: int) -> int | None:
 def _identity(frame: pd.DataFrame) -> pd.Series:
     """What a change touched, as one comparable string: person, class, enrollment, demographics."""
     group = frame["entity"].where(~frame["entity"].isin(PERSON_ENTITIES), "person")
-    person = frame["person_pk"].astype(object).where(frame["person_pk"].notna(), "").astype(str)
-    klass = frame["class_pk"].astype(object).where(frame["class_pk"].notna(), "").astype(str)
-    return group.astype(str) + ":" + klass + ":" + person
+    return (
+        group.astype(str) + ":" + _pk_text(frame["class_pk"]) + ":" + _pk_text(frame["person_pk"])
+    )
+
+
+def _pk_text(values: pd.Series) -> pd.Series:
+    """Stored ids as text ("" for none), the same whether the column came back as integers or,
+    with a blank among them, as floats."""
+    numbers = pd.to_numeric(values.astype(object))
+    return numbers.fillna(-1).astype(np.int64).astype(str).where(numbers.notna(), "")
 
 
 def _later_conflicts(conn: Connection, district_id: int, target_id: int, log) -> list[int]:
@@ -315,6 +480,8 @@ def _later_conflicts(conn: Connection, district_id: int, target_id: int, log) ->
             Change.district_id == district_id,
             Change.upload_id > target_id,
             Upload.state == UploadState.APPLIED,
+            # rows created after the target upload cannot be among those it changed
+            Change.first_id.is_(None),
         )
     ).all()
     later = _frame(rows)
