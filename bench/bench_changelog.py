@@ -7,7 +7,10 @@ spent in the three parts of the change log: computing its lines (users_changes),
 file (changes_csv) and the log write (write_change_log).  `--mode off` replaces those three
 with nothing, in the child only (this harness patches them; the product has no such switch):
 what an upload cost before the change log.  CPU time is steadier than wall time on a loaded
-machine; the database server's own work (PostgreSQL) is not in it.
+machine.  On PostgreSQL the child also reads the CPU time of the server processes serving
+its own connections (/proc/PID/stat of each backend, the server being on this machine), and
+the summary gives client, server, client + server and wall.  `log rows` counts the rows of
+the `changes` table (a run of created rows is one row: roster.models.Change).
 
     .venv/bin/python bench/generate.py --rows 100000 -o bench/out/u100k.csv
     .venv/bin/python bench/bench_changelog.py bench/out/u100k.csv --repeats 3
@@ -69,6 +72,37 @@ else:
     steps.write_change_log = timed("log", steps.write_change_log)
 
 pipeline.commit_upload = timed("commit", pipeline.commit_upload)
+
+# PostgreSQL: the server's CPU for this upload's own connections (their backends' utime +
+# stime in /proc, the server being on this machine), from connect to the last check-in
+server = {}
+measuring = [False]
+if db.startswith("postgresql"):
+    import os
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    def _ticks(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    @event.listens_for(Pool, "connect")
+    def _connect(dbapi_conn, rec):
+        if measuring[0]:
+            pid = dbapi_conn.info.backend_pid
+            server[pid] = [_ticks(pid) or 0.0, 0.0]
+
+    @event.listens_for(Pool, "checkin")
+    def _checkin(dbapi_conn, rec):
+        pid = dbapi_conn.info.backend_pid if dbapi_conn is not None else None
+        if pid in server:
+            now = _ticks(pid)
+            if now is not None:
+                server[pid][1] = now
 quiet = contextlib.redirect_stdout(io.StringIO())
 with quiet:
     assert main(["--db", db, "district", "create", "bench", "--name", "Bench"]) == 0
@@ -82,17 +116,21 @@ def cpu():
 
 out = io.StringIO()
 spent["gc"] = 0.0
+measuring[0] = True
 c0, w0 = cpu(), time.perf_counter()
 with contextlib.redirect_stdout(out):
     rc = main(["--db", db, "upload", "bench", csv_path, "--json", "--report-dir", report_dir])
 c1, w1 = cpu(), time.perf_counter()
+measuring[0] = False
+server_cpu = sum(max(0.0, b - a) for a, b in server.values())
 doc = json.loads(out.getvalue())
 n = 0
 if mode == "on":
     engine = create_engine(db)
     with engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM changes")).scalar()
-print(json.dumps({"rc": rc, "cpu": c1 - c0, "wall": w1 - w0, "spent": spent, "log_rows": n}))
+print(json.dumps({"rc": rc, "cpu": c1 - c0, "wall": w1 - w0, "server": server_cpu,
+                  "spent": spent, "log_rows": n}))
 """
 
 
@@ -148,6 +186,8 @@ def main() -> int:
             s = r["spent"]
             print(
                 f"run {i + 1} {mode:>3}: cpu {r['cpu']:6.2f}s wall {r['wall']:6.2f}s "
+                + (f"server {r['server']:6.2f}s " if args.db else "")
+                + f"load {os.getloadavg()[0]:4.2f} "
                 f"lines {s['lines']:5.2f} file {s['file']:5.2f} log {s['log']:5.2f} "
                 f"commit {s['commit']:5.2f} gc {s['gc']:5.2f} "
                 f"(log rows {r['log_rows']:,})",
@@ -155,6 +195,25 @@ def main() -> int:
             )
     med = {m: statistics.median(r["cpu"] for r in rs) for m, rs in results.items()}
     print("median CPU s: " + ", ".join(f"{m} {v:.2f}" for m, v in med.items()))
+    if args.db:
+        for what in ("server", "wall"):
+            m = {k: statistics.median(r[what] for r in rs) for k, rs in results.items()}
+            both = {
+                k: statistics.median(r["cpu"] + r["server"] for r in rs)
+                for k, rs in results.items()
+            }
+            if what == "server":
+                print("median server CPU s: " + ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
+                print(
+                    "median client + server CPU s: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in both.items())
+                )
+                if "on" in both and "off" in both:
+                    print(f"  client + server: +{(both['on'] / both['off'] - 1) * 100:.1f} %")
+            else:
+                print("median wall s: " + ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
+                if "on" in m and "off" in m:
+                    print(f"  wall: +{(m['on'] / m['off'] - 1) * 100:.1f} %")
     if "on" in med and "off" in med:
         parts = {
             k: statistics.median(r["spent"][k] for r in results["on"])

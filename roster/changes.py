@@ -606,7 +606,7 @@ def write_change_log(
         ).to_numpy(dtype=bool)
         if created.any():
             at = np.flatnonzero(created)
-            made = changes.iloc[at]
+            made = changes if created.all() else changes.iloc[at]
             for start, stop, group in _runs(made):
                 if group in _RUN_SQL and _write_run(
                     conn, district_id, upload_id, group, made.iloc[start:stop]
@@ -665,36 +665,47 @@ _RUN_SQL = {
 }
 
 
+#: the group of a created line's entity (anything else: no run)
+_GROUP_OF = {"student": "person", "staff": "person", "class": "class", "enrollment": "enrollment"}
+
+
 def _runs(made: pd.DataFrame):
     """(start, stop, group) of each run of consecutive created lines of one group: "person",
-    "class", "enrollment", or "" (lines whose stored ids are already known)."""
-    entity = made["entity"].to_numpy(dtype=object)
-    group = np.where(np.isin(entity, ("student", "staff")), "person", entity)
-    known = made["person_pk"].notna().to_numpy() | made["class_pk"].notna().to_numpy()
-    group = np.where(known, "", group)
-    edges = np.flatnonzero(group[1:] != group[:-1]) + 1
-    starts = np.concatenate(([0], edges)).tolist()
-    stops = np.concatenate((edges, [len(group)])).tolist()
+    "class", "enrollment", or "" (other entities, or lines whose stored ids are known).
+    Arrow codes, not a Python object per line."""
+    names = ["", "person", "class", "enrollment"]
+    entity = _to_arrow(made["entity"], pa.large_string()).dictionary_encode()
+    of_entity = [names.index(_GROUP_OF.get(e, "")) for e in entity.dictionary.to_pylist()]
+    codes = np.asarray([*of_entity, 0], dtype=np.int8)[
+        entity.indices.fill_null(len(of_entity)).to_numpy(zero_copy_only=False)
+    ]
+    for c in ("person_pk", "class_pk"):
+        known = _to_arrow(made[c], pa.int64()).is_valid().to_numpy(zero_copy_only=False)
+        codes[known] = 0
+    group = np.asarray(names, dtype=object)[codes]
+    edges = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    starts = np.concatenate(([0], edges)).astype(np.int64).tolist()
+    stops = np.concatenate((edges, [len(made)])).astype(np.int64).tolist()
     return [(a, b, group[a]) for a, b in zip(starts, stops)]
 
 
 def _write_run(
     conn: Connection, district_id: int, upload_id: int, group: str, lines: pd.DataFrame
 ) -> bool:
-    """Log the created lines `lines` (one group, in insertion order) as one line, when the rows
-    they created are the last ones of their table, with consecutive ids, the first and last
-    with the lines' keys, and as many as the lines.  False (nothing written) otherwise: rows
-    of another district inserted meanwhile (PostgreSQL), or rows not inserted in that order."""
+    """Log the created lines `lines` (one group, in the order their rows were inserted) as one
+    line, when those rows are the last ones of their table, with consecutive ids: the row with
+    the last id has the last line's key and the one n - 1 before it the first line's.  False
+    (nothing written) otherwise, e.g. rows of another district inserted in between
+    (PostgreSQL): then each line is written on its own."""
     table, key_sql, joins, mine = _RUN_SQL[group]
     n, keys = len(lines), lines["key"]
     last = conn.execute(text(f"SELECT max(id) FROM {table}")).scalar()
     if last is None or last < n:
         return False
+    # the lines' rows were inserted in their order, so with increasing ids: when the first
+    # of them has id last - n + 1 and the last one id `last`, they are exactly those ids
     first = int(last) - n + 1
     span = {"a": first, "b": int(last), "d": int(district_id)}
-    count = conn.execute(text(f"SELECT count(*) FROM {table} WHERE id BETWEEN :a AND :b"), span)
-    if count.scalar() != n:
-        return False
     ends = conn.execute(
         text(f"SELECT t.id, {key_sql} FROM {table} t{joins} WHERE t.id IN (:a, :b) AND {mine}"),
         span,

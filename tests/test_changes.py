@@ -321,6 +321,55 @@ def test_undo_gives_back_the_download_byte_for_byte_and_undo_of_undo_reapplies(s
         undo(store, district, undone.upload_id, settings=NO_GUARD)
 
 
+@pytest.mark.parametrize("written", ["runs", "line_by_line"])
+def test_undo_of_a_creating_upload_removes_each_row_it_created(
+    store, district, monkeypatch, written
+):
+    """Created rows are logged as runs (one line each run); a log written one line per change
+    (before revision 0006, or when another district's rows came in between) reads the same."""
+    if written == "line_by_line":
+        monkeypatch.setattr("roster.changes._write_run", lambda *a: False)
+    empty = download_csv(store, district, "all")
+    a = upload(store, first_file(), settings=NO_GUARD)
+    created = {line for line in changes_lines(a.changes_bytes) if line[2] == "created"}
+    assert ("enrollment", "ART/S4", "created", "", "", "") in created
+    after_a = download_csv(store, district, "all")
+    b = upload(store, [student(9), *second_file()], settings=NO_GUARD)
+    undone = undo(store, district, b.upload_id, settings=NO_GUARD)
+    assert download_csv(store, district, "all") == after_a
+    assert ("student", "S9", "removed", "", "", "") in changes_lines(undone.changes_bytes)
+    undone = undo(store, district, a.upload_id, settings=NO_GUARD)
+    assert download_csv(store, district, "all") == empty
+    assert changes_lines(undone.changes_bytes) == {
+        (entity, key, "removed", "", "", "") for entity, key, *_ in created
+    }
+    again = undo(store, district, undone.upload_id, settings=NO_GUARD)  # re-applies A
+    assert again.applied and download_csv(store, district, "all") == after_a
+
+
+def test_history_names_a_created_row_as_it_was_then(store, district):
+    upload(store, [teacher(), student(1), student(2)])
+    upload(store, [student(1, userId="S1-NEW")])
+    lines = [
+        (c["entity"], c["key"], c["change"], c["field"])
+        for c in history(store, district, user_id="S1-NEW")
+    ]
+    assert lines == [
+        ("student", "S1", "created", ""),
+        ("enrollment", "MATH5/S1", "created", ""),
+        ("student", "S1-NEW", "updated", "userId"),
+    ]
+    lines = [
+        (c["entity"], c["key"], c["change"]) for c in history(store, district, class_id="MATH5")
+    ]
+    assert lines == [
+        ("class", "MATH5", "created"),
+        ("enrollment", "MATH5/T1", "created"),
+        ("enrollment", "MATH5/S1", "created"),
+        ("enrollment", "MATH5/S2", "created"),
+    ]
+
+
 def test_undo_is_refused_when_a_later_upload_changed_the_same_person(store, district):
     upload(store, first_file(), settings=NO_GUARD)
     b = upload(store, [student(2, userFirstName="Dana")])
