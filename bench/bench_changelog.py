@@ -116,12 +116,15 @@ def cpu():
 
 out = io.StringIO()
 spent["gc"] = 0.0
+r0 = resource.getrusage(resource.RUSAGE_SELF)
 measuring[0] = True
 c0, w0 = cpu(), time.perf_counter()
 with contextlib.redirect_stdout(out):
     rc = main(["--db", db, "upload", "bench", csv_path, "--json", "--report-dir", report_dir])
 c1, w1 = cpu(), time.perf_counter()
 measuring[0] = False
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+kernel = {"sys": r1.ru_stime - r0.ru_stime, "minflt": r1.ru_minflt - r0.ru_minflt}
 server_cpu = sum(max(0.0, b - a) for a, b in server.values())
 doc = json.loads(out.getvalue())
 n = 0
@@ -130,7 +133,7 @@ if mode == "on":
     with engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM changes")).scalar()
 print(json.dumps({"rc": rc, "cpu": c1 - c0, "wall": w1 - w0, "server": server_cpu,
-                  "spent": spent, "log_rows": n}))
+                  "spent": spent, "kernel": kernel, "log_rows": n}))
 """
 
 
@@ -190,6 +193,7 @@ def main() -> int:
                 + f"load {os.getloadavg()[0]:4.2f} "
                 f"lines {s['lines']:5.2f} file {s['file']:5.2f} log {s['log']:5.2f} "
                 f"commit {s['commit']:5.2f} gc {s['gc']:5.2f} "
+                f"sys {r['kernel']['sys']:5.2f} faults {r['kernel']['minflt'] / 1e6:4.2f}M "
                 f"(log rows {r['log_rows']:,})",
                 flush=True,
             )

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, insert, select, text
 from roster.apply import insert_columns
 from roster.models import Change, Person, SchoolClass
 from roster.plan import UploadPlan
-from validation.report import escape_column
+from validation.report import _FORMULA_START, escape_column
 from validation.snapshot import RosterSnapshot
 from validation.vector import first_index, isin
 
@@ -505,7 +505,7 @@ def _csv_lines(changes: pd.DataFrame) -> bytes:
     fields = [
         _arrow_text(changes[c])
         if c in ("entity", "change", "field")
-        else _quoted(escape_column(_arrow_text(changes[c])))
+        else _quoted(_escaped(_arrow_text(changes[c])))
         for c in FILE_COLUMNS[:-1]
     ]
     numbers = _floats(changes["row_number"])
@@ -531,10 +531,23 @@ def _floats(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
-def _quoted(values: pa.Array) -> pa.Array:
-    needs = pc.match_substring_regex(values, '[",\r\n]')
-    if not pc.any(needs).as_py():  # the usual column: nothing to quote
+#: what a cell may start with that makes it a formula (validation.report.escape_cell)
+_FORMULA = pa.array(_FORMULA_START, pa.large_string())
+
+
+def _escaped(values: pa.Array) -> pa.Array:
+    """escape_column, skipped for the usual column (no cell starts like a formula)."""
+    first = pc.utf8_slice_codeunits(values, 0, 1)
+    if not pc.any(pc.is_in(first, value_set=_FORMULA)).as_py():
         return values
+    return escape_column(values)
+
+
+def _quoted(values: pa.Array) -> pa.Array:
+    text = _joined_bytes(values)
+    if not any(c in text for c in (b'"', b",", b"\r", b"\n")):  # the usual column
+        return values
+    needs = pc.match_substring_regex(values, '[",\r\n]')
     mark = pa.scalar('"', pa.large_string())
     quoted = pc.binary_join_element_wise(
         mark, pc.replace_substring(values, '"', '""'), mark, pa.scalar("", pa.large_string())
@@ -544,7 +557,9 @@ def _quoted(values: pa.Array) -> pa.Array:
 
 def _joined_bytes(values: pa.Array) -> bytes:
     """Every value of a string array (no nulls) end to end: its value buffer."""
-    values = pa.concat_arrays([values]) if isinstance(values, pa.ChunkedArray) else values
+    values = pa.concat_arrays(values.chunks) if isinstance(values, pa.ChunkedArray) else values
+    if values.buffers()[2] is None:  # no text at all
+        return b""
     offsets = values.buffers()[1]
     first, last = np.frombuffer(offsets, dtype=np.int64)[
         [values.offset, values.offset + len(values)]

@@ -273,6 +273,12 @@ def test_changes_file_escapes_formulas(store, district):
     text = upload(store, [student(1, userLastName="-x")]).changes_bytes.decode("utf-8-sig")
     assert "'@SUM(1),'-x" in text
     assert result.changes_bytes is not None
+    # a comma, a quote or a line break is quoted as the csv module would
+    quoted = upload(store, [student(1, userLastName='O"Neil, Jr')]).changes_bytes
+    assert ("student", "S1", "updated", "userLastName", "'-x", 'O"Neil, Jr') in changes_lines(
+        quoted
+    )
+    assert b'"O""Neil, Jr"' in quoted
 
 
 def test_demographics_changes_and_undo(store, district):
