@@ -583,8 +583,13 @@ _LOG_COLUMNS = (
 )
 
 
+#: up to this many keys to resolve, `_resolve` asks for those keys only (else for all)
+_FEW_KEYS = 20_000
+
+
 def _resolve(conn: Connection, changes: pd.DataFrame, district_id: int) -> pd.DataFrame:
-    """Fill person_pk / class_pk from the keys as stored after the upload (one query each)."""
+    """Fill person_pk / class_pk from the keys as stored after the upload (one query each;
+    when only a few keys are needed, one per 1,000 of them)."""
     out = changes
     for pk_col, key_col, model, key_attr in (
         ("person_pk", "user_id", Person, Person.user_id),
@@ -593,9 +598,15 @@ def _resolve(conn: Connection, changes: pd.DataFrame, district_id: int) -> pd.Da
         need = out[pk_col].isna().to_numpy() & (out[key_col] != "").to_numpy()
         if not need.any():
             continue
-        rows = conn.execute(
-            select(key_attr, model.id).where(model.district_id == district_id)
-        ).cursor.fetchall()
+        query = select(key_attr, model.id).where(model.district_id == district_id)
+        wanted = pd.unique(out[key_col][need].to_numpy(dtype=object))
+        if len(wanted) <= _FEW_KEYS:  # a few people or classes: only theirs, by the key index
+            rows = []
+            for start in range(0, len(wanted), 1000):
+                chunk = wanted[start : start + 1000].tolist()
+                rows += conn.execute(query.where(key_attr.in_(chunk))).cursor.fetchall()
+        else:
+            rows = conn.execute(query).cursor.fetchall()
         keys, ids = zip(*rows) if rows else ((), ())
         pos = first_index(out[key_col][need], keys)  # one Arrow hash of the stored keys
         if (pos < 0).any():
