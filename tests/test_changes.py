@@ -21,7 +21,7 @@ from bot.cli import main as cli
 from roster.export import download_csv
 from roster.models import Change, Enrollment, Membership, Person, School, SchoolClass, Upload
 from roster.pipeline import InputFile, Settings, run
-from roster.store import RosterError
+from roster.store import RosterError, Store
 from roster.undo import history, undo
 from tests.builders import row, student, teacher, users_csv
 from tests.roster_helpers import roster_state, upload
@@ -351,6 +351,35 @@ def test_undo_of_a_creating_upload_removes_each_row_it_created(
     }
     again = undo(store, district, undone.upload_id, settings=NO_GUARD)  # re-applies A
     assert again.applied and download_csv(store, district, "all") == after_a
+
+
+def test_a_log_written_before_revision_0006_still_serves_history_and_undo(
+    store, district, monkeypatch
+):
+    """A database whose log has one line per created row (revision 0005) is upgraded on
+    start; history and undo read those lines as before."""
+    from alembic import command
+
+    from roster import schema
+
+    monkeypatch.setattr("roster.changes._write_run", lambda *a: False)  # as 0005 wrote it
+    empty = download_csv(store, district, "all")
+    a = upload(store, first_file(), settings=NO_GUARD)
+    monkeypatch.undo()
+    with store.engine.begin() as conn:
+        command.downgrade(schema.alembic_config(conn), "0005")
+    assert schema.current(store.engine) == "0005"
+    again = Store(store.url)  # upgrades itself on start
+    try:
+        assert schema.current(again.engine) == schema.head()
+        lines = [(c["entity"], c["change"]) for c in history(again, district, user_id="S1")]
+        assert lines == [("student", "created"), ("enrollment", "created")]
+        b = upload(again, [student(9)], settings=NO_GUARD)  # a run, beside the older lines
+        undo(again, district, b.upload_id, settings=NO_GUARD)
+        undo(again, district, a.upload_id, settings=NO_GUARD)
+        assert download_csv(again, district, "all") == empty
+    finally:
+        again.dispose()
 
 
 def test_history_names_a_created_row_as_it_was_then(store, district):
