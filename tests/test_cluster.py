@@ -340,11 +340,13 @@ def test_a_worker_killed_mid_apply_is_retried_and_the_roster_is_one_apply(cluste
     assert _people(cluster) == 3
     assert cluster.one("SELECT count(*) FROM uploads") == 1
     upload_id = cluster.one("SELECT id FROM uploads")
-    # one apply: one change line per created person, not two
+    # one apply: the log stands for each created person once, not twice (a run of created
+    # rows is one line standing for last_id - first_id + 1 of them: roster.models.Change)
     assert (
         cluster.one(
-            "SELECT count(*) FROM changes WHERE upload_id = :u AND change = 'created' "
-            "AND entity IN ('staff', 'student')",
+            "SELECT sum(CASE WHEN first_id IS NULL THEN 1 ELSE last_id - first_id + 1 END) "
+            "FROM changes WHERE upload_id = :u AND change = 'created' "
+            "AND entity IN ('staff', 'student', 'person')",
             u=upload_id,
         )
         == 3
