@@ -113,6 +113,17 @@ def trimmed(s: pd.Series) -> pd.Series:
     return out
 
 
+def same_or(s: pd.Series, out: pd.Series) -> pd.Series:
+    """`s` itself when `out` (a transformed copy, e.g. lower-cased) has the same values:
+    the column is then shared with the file's cells instead of held twice."""
+    if not (isinstance(s.dtype, pd.StringDtype) and isinstance(out.dtype, pd.StringDtype)):
+        return out
+    before, after = pa.array(s.array), pa.array(out.array)
+    if before.null_count or after.null_count or not len(before):
+        return out
+    return s if pc.all(pc.equal(before, after)).as_py() else out
+
+
 def _text_bytes(values: pa.Array | pa.ChunkedArray) -> int:
     total = pc.sum(pc.binary_length(values)).as_py()
     return int(total or 0)
