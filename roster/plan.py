@@ -246,28 +246,38 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
     }
     agg = _first_filled(ok, uid, {**fields, "stored_uid": stored_uid})
     agg["grade"] = agg["grade"].where(agg["role"] == "student", "")
-    pos = pc.index_in(
-        _text_array(agg["stored_uid"]), value_set=_text_array(stored.people.index)
-    ).fill_null(-1)
-    old = _rows_at(stored.people, pos.to_numpy(zero_copy_only=False), agg.index)
+    if len(stored.people):
+        pos = (
+            pc.index_in(_text_array(agg["stored_uid"]), value_set=_text_array(stored.people.index))
+            .fill_null(-1)
+            .to_numpy(zero_copy_only=False)
+        )
+    else:  # nothing stored: no key to look up
+        pos = np.full(len(agg), -1, dtype=np.int64)
+    old = _rows_at(stored.people, pos, agg.index)
     is_new = old["id"].isna()
     memberships_new = _memberships_new(chk, snap, stored_uid)
-    changed = (
-        _differs(agg["first_name"], old["first_name"])
-        | _differs(agg["last_name"], old["last_name"])
-        | _differs(agg["email"].str.lower(), old["email"].str.lower())
-        | _differs(agg["role"], old["role"])
-        | _differs(agg["grade"], old["grade"])
-        | _differs(agg["district_sis_id"], old["district_sis_id"], blank_keeps=True)
-        | _differs(agg["state_sis_id"], old["state_sis_id"], blank_keeps=True)
-        | ~old["active"].fillna(True).astype(bool)
-        | (agg["stored_uid"] != agg.index.to_series())
-        | isin(agg.index, memberships_new["user_id"])  # gains a school
-    ) & ~is_new
+    if is_new.all():  # nothing of it is stored: nothing to compare
+        changed = pd.Series(False, index=agg.index)
+    else:
+        changed = (
+            _differs(agg["first_name"], old["first_name"])
+            | _differs(agg["last_name"], old["last_name"])
+            | _differs(agg["email"].str.lower(), old["email"].str.lower())
+            | _differs(agg["role"], old["role"])
+            | _differs(agg["grade"], old["grade"])
+            | _differs(agg["district_sis_id"], old["district_sis_id"], blank_keeps=True)
+            | _differs(agg["state_sis_id"], old["state_sis_id"], blank_keeps=True)
+            | ~old["active"].fillna(True).astype(bool)
+            | (agg["stored_uid"] != agg.index.to_series())
+            | isin(agg.index, memberships_new["user_id"])  # gains a school
+        ) & ~is_new
     for col in ("district_sis_id", "state_sis_id"):  # a blank optional value keeps what is stored
         agg[col] = agg[col].fillna(old[col]).fillna("")
     agg = agg.fillna({"grade": ""})
-    people_new = _rows_where(agg, is_new).drop(columns="stored_uid").rename_axis("user_id").reset_index()
+    people_new = (
+        _rows_where(agg, is_new).drop(columns="stored_uid").rename_axis("user_id").reset_index()
+    )
     people_changed = agg[changed].drop(columns="stored_uid").rename_axis("user_id").reset_index()
     people_changed.insert(0, "id", old.loc[changed, "id"].astype("int64").to_numpy())
     counts = _empty_counts()
@@ -380,13 +390,16 @@ def _plan_classes(chk: UsersCheck, stored: _Stored) -> _ClassesPlan:
     cagg = _first_filled(chk.class_ok, t["classId"], fields)
     cold = stored.classes.reindex(cagg.index)
     c_new = cold["id"].isna()
-    c_changed = (
-        _differs(cagg["name"], cold["name"])
-        | _differs(cagg["grade"], cold["grade"])
-        | _differs(cagg["display_name"], cold["display_name"], blank_keeps=True)
-        | _differs(cagg["subject"], cold["subject"], blank_keeps=True)
-        | ~cold["active"].fillna(True).astype(bool)
-    ) & ~c_new
+    if c_new.all():  # nothing of it is stored: nothing to compare
+        c_changed = pd.Series(False, index=cagg.index)
+    else:
+        c_changed = (
+            _differs(cagg["name"], cold["name"])
+            | _differs(cagg["grade"], cold["grade"])
+            | _differs(cagg["display_name"], cold["display_name"], blank_keeps=True)
+            | _differs(cagg["subject"], cold["subject"], blank_keeps=True)
+            | ~cold["active"].fillna(True).astype(bool)
+        ) & ~c_new
     for col in ("display_name", "subject"):
         cagg[col] = cagg[col].fillna(cold[col]).fillna("")
     classes_new = _rows_where(cagg, c_new).rename_axis("class_id").reset_index()
@@ -433,7 +446,9 @@ def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
         | (eold["is_primary"].fillna(False).astype(bool) != eagg)
     )
     enrollments_new = (
-        _rows_where(eagg, e_new).reset_index().rename(columns={"classId": "class_id", "userId": "user_id"})
+        _rows_where(eagg, e_new)
+        .reset_index()
+        .rename(columns={"classId": "class_id", "userId": "user_id"})
     )
     enrollments_changed = pd.DataFrame(
         {

@@ -22,11 +22,11 @@ from validation.snapshot import RosterSnapshot
 from validation.templates import example_people
 from validation.vector import (
     Distinct,
-    same_or,
     conflicts,
     digits,
     isin,
     lookup,
+    same_or,
     values_per_key,
     zeros_matches,
 )

@@ -197,7 +197,7 @@ def conflicts(
     bad_keys = np.unique(keys[later][differ])
     if len(bad_keys) == 0:
         return np.zeros(len(values), dtype=bool)
-    return eligible & np.isin(key_codes, bad_keys)
+    return eligible & _has_key(key_codes, bad_keys)
 
 
 def _code_conflicts(key_codes: np.ndarray, values: Distinct, eligible: np.ndarray) -> np.ndarray:
@@ -215,7 +215,14 @@ def _code_conflicts(key_codes: np.ndarray, values: Distinct, eligible: np.ndarra
     bad_keys = np.unique(keys[later][differ])
     if len(bad_keys) == 0:
         return np.zeros(len(codes), dtype=bool)
-    return eligible & np.isin(key_codes, bad_keys)
+    return eligible & _has_key(key_codes, bad_keys)
+
+
+def _has_key(key_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """`np.isin(key_codes, keys)` for key codes (>= -1, `keys` >= 0): one table lookup."""
+    table = np.zeros(int(max(key_codes.max(initial=0), keys.max(initial=0))) + 2, dtype=bool)
+    table[keys + 1] = True
+    return table[key_codes + 1]
 
 
 def digits(s: pd.Series) -> np.ndarray:
