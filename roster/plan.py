@@ -806,11 +806,11 @@ def _class_warnings(
     # per enrollment: its class's position in `touched` and whether it is a student's, looked
     # up once per distinct value of the two index levels and spread by the levels' codes
     def is_student(users: pd.Index) -> np.ndarray:
-        role = lookup(pd.Series(users, dtype=object), new_roles.index, new_roles.to_numpy())
+        role = lookup(pd.Series(users, dtype=users.dtype), new_roles.index, new_roles.to_numpy())
         if len(snap.people):
             role = role.fillna(
                 lookup(
-                    pd.Series(users, dtype=object),
+                    pd.Series(users, dtype=users.dtype),
                     pd.Index(snap.people["user_id"]),
                     snap.people["role"],
                 )
