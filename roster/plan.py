@@ -475,10 +475,7 @@ def _enrollments_applied(chk: UsersCheck) -> pd.Series:
             [t["classId"].iloc[:0], t["userId"].iloc[:0]], names=["classId", "userId"]
         )
         return pd.Series(np.zeros(0, dtype=bool), index=index, name="is_primary")
-    pair = (v.class_key[rows].astype(np.int64) + 1) * (int(v.user_key.max()) + 2) + (
-        v.user_key[rows].astype(np.int64) + 1
-    )
-    codes, uniques = pd.factorize(pair)
+    codes, uniques = pd.factorize(_pair_codes(v.class_key, v.user_key)[rows])
     first = rows[first_positions(codes, np.arange(len(codes)), len(uniques))]
     primary = np.bincount(codes, weights=v.primary[rows], minlength=len(uniques)) > 0
     index = pd.MultiIndex.from_arrays(
@@ -729,8 +726,7 @@ def _count_rejected(
     _count_errors(counts, uid, rejected, applied_people, _role_kind(role))
     rejected_c = (chk.carries_class & ~chk.class_ok) | (v.is_remove_class & ~chk.remove_ok)
     _count_errors(counts, cid, rejected_c, applied_classes, "class")
-    enr_key = cid + "\x1f" + uid
-    enr_key = enr_key.where((cid != "") & (uid != ""), "")
+    enr_key = pd.Series(_pair_codes(v.class_key, v.user_key), index=t.index)  # -1: blank
     applied_enr = enr_key[chk.enrollment_ok]  # the applied enrollments' keys, built once
     rejected_e = (v.as_add & (cid != "").to_numpy() & ~chk.enrollment_ok) | (
         v.is_remove_enrollment & ~chk.remove_ok
@@ -768,13 +764,24 @@ def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied, 
         return
     k = keys[rejected]
     entities = entity if isinstance(entity, pd.Series) else pd.Series(entity, index=k.index)
-    blank = k == ""
+    codes = pd.api.types.is_integer_dtype(k.dtype)  # integer keys: -1 is blank
+    blank = (k < 0) if codes else (k == "")
+    member = (lambda a, b: np.isin(a, np.asarray(b))) if codes else isin
     frame = pd.DataFrame({"key": k, "entity": entities})
     # hash the few rejected keys and probe the many applied ones, not the other way round
-    candidates = applied[isin(applied, k.unique())]
-    named = frame[~blank & ~isin(k, candidates)].drop_duplicates("key")
+    candidates = applied[member(applied, k.unique())]
+    named = frame[~blank & ~member(k, candidates)].drop_duplicates("key")
     for ent, n in pd.concat([named["entity"], frame.loc[blank, "entity"]]).value_counts().items():
         counts[ent]["errors"] += int(n)
+
+
+def _pair_codes(class_key: np.ndarray | None, user_key: np.ndarray) -> np.ndarray:
+    """One integer per (classId, userId) pair from the two columns' codes; -1 where either
+    is blank (no class columns: every row)."""
+    if class_key is None:
+        return np.full(len(user_key), -1, dtype=np.int64)
+    pair = class_key.astype(np.int64) * (int(user_key.max(initial=0)) + 1) + user_key
+    return np.where((class_key >= 0) & (user_key >= 0), pair, -1)
 
 
 def _in_level(index: pd.MultiIndex, level: int, values) -> np.ndarray:
