@@ -11,6 +11,7 @@ a person gaining or losing a school is an update of its `org_sis_id` ("" -> 0101
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -493,14 +494,14 @@ def changes_csv(changes: pd.DataFrame) -> bytes:
 
     Arrow string kernels over whole columns, a block of lines at a time; each block's lines
     are taken from the joined column's value buffer in one piece."""
-    header = ("\ufeff" + ",".join(FILE_COLUMNS) + "\r\n").encode()
-    blocks = [header]
+    out = io.BytesIO()  # getvalue() hands over its buffer: the file is not held twice
+    out.write(("\ufeff" + ",".join(FILE_COLUMNS) + "\r\n").encode())
     for start in range(0, len(changes), _CSV_BLOCK):
-        blocks.append(_csv_lines(changes.iloc[start : start + _CSV_BLOCK]))
-    return b"".join(blocks)
+        out.write(_csv_lines(changes.iloc[start : start + _CSV_BLOCK]))
+    return out.getvalue()
 
 
-def _csv_lines(changes: pd.DataFrame) -> bytes:
+def _csv_lines(changes: pd.DataFrame) -> pa.Buffer:
     # entity, change and field are our own words; only keys and values come from a file
     fields = [
         _arrow_text(changes[c])
@@ -514,7 +515,7 @@ def _csv_lines(changes: pd.DataFrame) -> bytes:
     text = partial(pa.scalar, type=pa.large_string())
     lines = pc.binary_join_element_wise(*fields, text(","))
     lines = pc.binary_join_element_wise(lines, text("\r\n"), text(""))
-    return _joined_bytes(lines)
+    return _joined(lines)
 
 
 def _arrow_text(values: pd.Series) -> pa.Array:
@@ -556,15 +557,21 @@ def _quoted(values: pa.Array) -> pa.Array:
 
 
 def _joined_bytes(values: pa.Array) -> bytes:
-    """Every value of a string array (no nulls) end to end: its value buffer."""
-    values = pa.concat_arrays(values.chunks) if isinstance(values, pa.ChunkedArray) else values
+    """Every value of a string array (no nulls) end to end, as bytes (for a byte search)."""
+    return _joined(values).to_pybytes()
+
+
+def _joined(values: pa.Array) -> pa.Buffer:
+    """Every value of a string array (no nulls) end to end: a slice of its value buffer,
+    written out without a copy in between."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if values.buffers()[2] is None:  # no text at all
-        return b""
+        return pa.py_buffer(b"")
     offsets = values.buffers()[1]
     first, last = np.frombuffer(offsets, dtype=np.int64)[
         [values.offset, values.offset + len(values)]
     ]
-    return values.buffers()[2].slice(int(first), int(last - first)).to_pybytes()
+    return values.buffers()[2].slice(int(first), int(last - first))
 
 
 # --- the change log --------------------------------------------------------------------------

@@ -80,22 +80,23 @@ def _add_counts(total: dict, part: dict) -> None:
 
 def _first_filled(mask: np.ndarray, key: pd.Series, fields: dict[str, pd.Series]) -> pd.DataFrame:
     """Per key, the first non-blank value of each field among the rows in `mask` (rows agree,
-    or were rejected).  Only the fields' masked rows are copied, never the whole table."""
+    or were rejected).  Only each key's first filled value is copied, never a whole column."""
     rows = np.flatnonzero(mask)
     codes, uniques = pd.factorize(key.take(rows))  # keys in order of first appearance
     index = pd.Index(uniques, name=key.name)
     data = {}
     for name, s in fields.items():
-        values = s.take(rows)
-        filled = (values.notna() & (values != "")).to_numpy(dtype=bool, na_value=False)
-        at = np.flatnonzero(filled)
-        first = at[~pd.Series(codes[at]).duplicated().to_numpy()]  # first filled row per key
-        pos = np.full(len(index), -1, dtype=np.int64)
-        pos[codes[first]] = first
-        found = pos >= 0
-        taken = values.take(np.where(found, pos, 0)) if len(values) else values
+        at = np.flatnonzero(_filled(s)[rows])
+        first = first_positions(codes[at], rows[at], len(index))  # first filled row per key
+        found = first != np.iinfo(np.int64).max
+        taken = s.take(np.where(found, first, 0)) if len(s) else s.iloc[:0]
         data[name] = pd.Series(taken.array, index=index).where(found)
     return pd.DataFrame(data, index=index)
+
+
+def _filled(s: pd.Series) -> np.ndarray:
+    """Which values are neither missing nor blank."""
+    return (s.notna() & (s != "")).to_numpy(dtype=bool, na_value=False)
 
 
 def _differs(new: pd.Series, old: pd.Series, blank_keeps: bool = False) -> pd.Series:
@@ -245,28 +246,38 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
     }
     agg = _first_filled(ok, uid, {**fields, "stored_uid": stored_uid})
     agg["grade"] = agg["grade"].where(agg["role"] == "student", "")
-    pos = pc.index_in(
-        _text_array(agg["stored_uid"]), value_set=_text_array(stored.people.index)
-    ).fill_null(-1)
-    old = _rows_at(stored.people, pos.to_numpy(zero_copy_only=False), agg.index)
+    if len(stored.people):
+        pos = (
+            pc.index_in(_text_array(agg["stored_uid"]), value_set=_text_array(stored.people.index))
+            .fill_null(-1)
+            .to_numpy(zero_copy_only=False)
+        )
+    else:  # nothing stored: no key to look up
+        pos = np.full(len(agg), -1, dtype=np.int64)
+    old = _rows_at(stored.people, pos, agg.index)
     is_new = old["id"].isna()
     memberships_new = _memberships_new(chk, snap, stored_uid)
-    changed = (
-        _differs(agg["first_name"], old["first_name"])
-        | _differs(agg["last_name"], old["last_name"])
-        | _differs(agg["email"].str.lower(), old["email"].str.lower())
-        | _differs(agg["role"], old["role"])
-        | _differs(agg["grade"], old["grade"])
-        | _differs(agg["district_sis_id"], old["district_sis_id"], blank_keeps=True)
-        | _differs(agg["state_sis_id"], old["state_sis_id"], blank_keeps=True)
-        | ~old["active"].fillna(True).astype(bool)
-        | (agg["stored_uid"] != agg.index.to_series())
-        | isin(agg.index, memberships_new["user_id"])  # gains a school
-    ) & ~is_new
+    if is_new.all():  # nothing of it is stored: nothing to compare
+        changed = pd.Series(False, index=agg.index)
+    else:
+        changed = (
+            _differs(agg["first_name"], old["first_name"])
+            | _differs(agg["last_name"], old["last_name"])
+            | _differs(agg["email"].str.lower(), old["email"].str.lower())
+            | _differs(agg["role"], old["role"])
+            | _differs(agg["grade"], old["grade"])
+            | _differs(agg["district_sis_id"], old["district_sis_id"], blank_keeps=True)
+            | _differs(agg["state_sis_id"], old["state_sis_id"], blank_keeps=True)
+            | ~old["active"].fillna(True).astype(bool)
+            | (agg["stored_uid"] != agg.index.to_series())
+            | isin(agg.index, memberships_new["user_id"])  # gains a school
+        ) & ~is_new
     for col in ("district_sis_id", "state_sis_id"):  # a blank optional value keeps what is stored
         agg[col] = agg[col].fillna(old[col]).fillna("")
     agg = agg.fillna({"grade": ""})
-    people_new = agg[is_new].drop(columns="stored_uid").rename_axis("user_id").reset_index()
+    people_new = (
+        _rows_where(agg, is_new).drop(columns="stored_uid").rename_axis("user_id").reset_index()
+    )
     people_changed = agg[changed].drop(columns="stored_uid").rename_axis("user_id").reset_index()
     people_changed.insert(0, "id", old.loc[changed, "id"].astype("int64").to_numpy())
     counts = _empty_counts()
@@ -274,25 +285,52 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
     _tally(counts, kind[is_new], "created")
     _tally(counts, kind[changed], "updated")
     _tally(counts, kind[~is_new & ~changed], "no_change")
-    bucket = pd.Series(
-        np.where(is_new, "created", np.where(changed, "updated", "no_change")), index=agg.index
-    )
+    bucket = _buckets(is_new, changed, agg.index)
     return _PeoplePlan(agg, people_new, people_changed, memberships_new, counts, bucket)
+
+
+def _rows_where(frame, mask: pd.Series):
+    """`frame[mask]`, without a copy when every row is kept (a file into an empty store:
+    every person, class and enrollment is new)."""
+    return frame if bool(mask.all()) else frame[mask]
+
+
+_BUCKET_WORDS = np.array(["created", "updated", "no_change"], dtype=object)
+
+
+def _buckets(new, changed, index) -> pd.Series:
+    """created / updated / no_change per key: three shared strings, not one per key."""
+    at = np.where(np.asarray(new, dtype=bool), 0, np.where(np.asarray(changed, dtype=bool), 1, 2))
+    return pd.Series(_BUCKET_WORDS[at], index=index, dtype=object)
 
 
 def _memberships_new(chk: UsersCheck, snap: RosterSnapshot, stored_uid: pd.Series) -> pd.DataFrame:
     """(user_id, org_sis_id) pairs of accepted people that are not stored yet.
 
-    A pair is compared as one joined text key (Arrow), not as a two-level index."""
-    ok, t = chk.person_ok, chk.table
-    uid, org = t["userId"][ok], t["org_sis_id"][ok]
-    first = _first_of_each(_pair_key(uid, org))
-    uid, org, suid = uid[first], org[first], stored_uid[ok][first]
+    A pair's first row is found from integer codes (the userId's, the school's); only the
+    distinct pairs are taken as text, and compared with the stored ones as one joined key
+    (Arrow) when any is stored."""
+    t = chk.table
+    rows = np.flatnonzero(chk.person_ok)
+    first = rows[_first_rows(chk.derived.user_key[rows], pd.factorize(t["org_sis_id"])[0][rows])]
+    uid, org = t["userId"].take(first), t["org_sis_id"].take(first)
+    if not len(snap.memberships):
+        return pd.DataFrame({"user_id": uid, "org_sis_id": org})
     stored_pairs = _pair_key(snap.memberships["user_id"], snap.memberships["org_sis_id"])
+    suid = stored_uid.take(first)
     pair_new = ~pc.is_in(_pair_key(suid.fillna(""), org), value_set=stored_pairs).to_numpy(
         zero_copy_only=False
     )
     return pd.DataFrame({"user_id": uid[pair_new], "org_sis_id": org[pair_new]})
+
+
+def _first_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each pair (a[i], b[i]) of integer codes, in
+    order (codes are >= -1)."""
+    pair = (a.astype(np.int64) + 1) * (int(b.max(initial=0)) + 2) + (b.astype(np.int64) + 1)
+    codes, uniques = pd.factorize(pair)
+    first = first_positions(codes, np.arange(len(codes)), len(uniques))
+    return np.sort(first)
 
 
 def _first_of_each(keys: pa.Array) -> np.ndarray:
@@ -305,7 +343,11 @@ def _rows_at(frame: pd.DataFrame, pos: np.ndarray, index) -> pd.DataFrame:
     """`frame`'s rows at positions `pos` (-1: a row of NaN), labelled `index`: what
     `frame.reindex(keys)` gives, with the keys already looked up."""
     found = pos >= 0
-    out = frame.iloc[np.where(found, pos, 0)] if len(frame) else frame.reindex(range(len(pos)))
+    if not len(frame):  # nothing stored: every row is NaN already
+        out = frame.reindex(range(len(pos)))
+        out.index = index
+        return out
+    out = frame.iloc[np.where(found, pos, 0)]
     out.index = index
     if not found.all():
         out = out.where(np.broadcast_to(found[:, None], out.shape))
@@ -348,16 +390,19 @@ def _plan_classes(chk: UsersCheck, stored: _Stored) -> _ClassesPlan:
     cagg = _first_filled(chk.class_ok, t["classId"], fields)
     cold = stored.classes.reindex(cagg.index)
     c_new = cold["id"].isna()
-    c_changed = (
-        _differs(cagg["name"], cold["name"])
-        | _differs(cagg["grade"], cold["grade"])
-        | _differs(cagg["display_name"], cold["display_name"], blank_keeps=True)
-        | _differs(cagg["subject"], cold["subject"], blank_keeps=True)
-        | ~cold["active"].fillna(True).astype(bool)
-    ) & ~c_new
+    if c_new.all():  # nothing of it is stored: nothing to compare
+        c_changed = pd.Series(False, index=cagg.index)
+    else:
+        c_changed = (
+            _differs(cagg["name"], cold["name"])
+            | _differs(cagg["grade"], cold["grade"])
+            | _differs(cagg["display_name"], cold["display_name"], blank_keeps=True)
+            | _differs(cagg["subject"], cold["subject"], blank_keeps=True)
+            | ~cold["active"].fillna(True).astype(bool)
+        ) & ~c_new
     for col in ("display_name", "subject"):
         cagg[col] = cagg[col].fillna(cold[col]).fillna("")
-    classes_new = cagg[c_new].rename_axis("class_id").reset_index()
+    classes_new = _rows_where(cagg, c_new).rename_axis("class_id").reset_index()
     classes_changed = (
         cagg[c_changed].drop(columns="org_sis_id").rename_axis("class_id").reset_index()
     )
@@ -366,9 +411,7 @@ def _plan_classes(chk: UsersCheck, stored: _Stored) -> _ClassesPlan:
     counts["class"]["created"] = int(c_new.sum())
     counts["class"]["updated"] = int(c_changed.sum())
     counts["class"]["no_change"] = int((~c_new & ~c_changed).sum())
-    bucket = pd.Series(
-        np.where(c_new, "created", np.where(c_changed, "updated", "no_change")), index=cagg.index
-    )
+    bucket = _buckets(c_new, c_changed, cagg.index)
     return _ClassesPlan(cagg, classes_new, classes_changed, counts, bucket)
 
 
@@ -383,24 +426,29 @@ class _EnrollmentsPlan:
 
 
 def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
-    t, ok = chk.table, chk.enrollment_ok
-    erows = pd.DataFrame(
-        {"classId": t["classId"][ok], "userId": t["userId"][ok], "primary": chk.derived.primary[ok]}
-    )
-    eagg = erows.groupby(["classId", "userId"], sort=False)["primary"].any().rename("is_primary")
+    eagg = _enrollments_applied(chk)
     enr = stored.enrollments
-    pos = pc.index_in(
-        _pair_key(eagg.index.get_level_values(0), eagg.index.get_level_values(1)),
-        value_set=_pair_key(enr.index.get_level_values(0), enr.index.get_level_values(1)),
-    ).fill_null(-1)
-    eold = _rows_at(enr, pos.to_numpy(zero_copy_only=False), eagg.index)
+    if len(enr):
+        pos = (
+            pc.index_in(
+                _pair_key(eagg.index.get_level_values(0), eagg.index.get_level_values(1)),
+                value_set=_pair_key(enr.index.get_level_values(0), enr.index.get_level_values(1)),
+            )
+            .fill_null(-1)
+            .to_numpy(zero_copy_only=False)
+        )
+    else:  # nothing stored: no key to build
+        pos = np.full(len(eagg), -1, dtype=np.int64)
+    eold = _rows_at(enr, pos, eagg.index)
     e_new = eold["id"].isna()
     e_changed = ~e_new & (
         ~eold["active"].fillna(True).astype(bool)
         | (eold["is_primary"].fillna(False).astype(bool) != eagg)
     )
     enrollments_new = (
-        eagg[e_new].reset_index().rename(columns={"classId": "class_id", "userId": "user_id"})
+        _rows_where(eagg, e_new)
+        .reset_index()
+        .rename(columns={"classId": "class_id", "userId": "user_id"})
     )
     enrollments_changed = pd.DataFrame(
         {
@@ -412,10 +460,28 @@ def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
     counts["enrollment"]["created"] = int(e_new.sum())
     counts["enrollment"]["updated"] = int(e_changed.sum())
     counts["enrollment"]["no_change"] = int((~e_new & ~e_changed).sum())
-    bucket = pd.Series(
-        np.where(e_new, "created", np.where(e_changed, "updated", "no_change")), index=eagg.index
-    )
+    bucket = _buckets(e_new, e_changed, eagg.index)
     return _EnrollmentsPlan(eagg, enrollments_new, enrollments_changed, counts, bucket, eold["id"])
+
+
+def _enrollments_applied(chk: UsersCheck) -> pd.Series:
+    """is_primary per applied (classId, userId), in order of first appearance: any of the
+    pair's rows says primary.  Pairs are told apart by the columns' integer codes; only each
+    pair's first row is taken as text."""
+    t, v = chk.table, chk.derived
+    rows = np.flatnonzero(chk.enrollment_ok)
+    if not len(rows):
+        index = pd.MultiIndex.from_arrays(
+            [t["classId"].iloc[:0], t["userId"].iloc[:0]], names=["classId", "userId"]
+        )
+        return pd.Series(np.zeros(0, dtype=bool), index=index, name="is_primary")
+    codes, uniques = pd.factorize(_pair_codes(v.class_key, v.user_key)[rows])
+    first = rows[first_positions(codes, np.arange(len(codes)), len(uniques))]
+    primary = np.bincount(codes, weights=v.primary[rows], minlength=len(uniques)) > 0
+    index = pd.MultiIndex.from_arrays(
+        [t["classId"].take(first), t["userId"].take(first)], names=["classId", "userId"]
+    )
+    return pd.Series(primary, index=index, name="is_primary")
 
 
 @dataclass(frozen=True)
@@ -660,8 +726,7 @@ def _count_rejected(
     _count_errors(counts, uid, rejected, applied_people, _role_kind(role))
     rejected_c = (chk.carries_class & ~chk.class_ok) | (v.is_remove_class & ~chk.remove_ok)
     _count_errors(counts, cid, rejected_c, applied_classes, "class")
-    enr_key = cid + "\x1f" + uid
-    enr_key = enr_key.where((cid != "") & (uid != ""), "")
+    enr_key = pd.Series(_pair_codes(v.class_key, v.user_key), index=t.index)  # -1: blank
     applied_enr = enr_key[chk.enrollment_ok]  # the applied enrollments' keys, built once
     rejected_e = (v.as_add & (cid != "").to_numpy() & ~chk.enrollment_ok) | (
         v.is_remove_enrollment & ~chk.remove_ok
@@ -699,13 +764,24 @@ def _count_errors(counts: dict, keys: pd.Series, rejected: np.ndarray, applied, 
         return
     k = keys[rejected]
     entities = entity if isinstance(entity, pd.Series) else pd.Series(entity, index=k.index)
-    blank = k == ""
+    codes = pd.api.types.is_integer_dtype(k.dtype)  # integer keys: -1 is blank
+    blank = (k < 0) if codes else (k == "")
+    member = (lambda a, b: np.isin(a, np.asarray(b))) if codes else isin
     frame = pd.DataFrame({"key": k, "entity": entities})
     # hash the few rejected keys and probe the many applied ones, not the other way round
-    candidates = applied[isin(applied, k.unique())]
-    named = frame[~blank & ~isin(k, candidates)].drop_duplicates("key")
+    candidates = applied[member(applied, k.unique())]
+    named = frame[~blank & ~member(k, candidates)].drop_duplicates("key")
     for ent, n in pd.concat([named["entity"], frame.loc[blank, "entity"]]).value_counts().items():
         counts[ent]["errors"] += int(n)
+
+
+def _pair_codes(class_key: np.ndarray | None, user_key: np.ndarray) -> np.ndarray:
+    """One integer per (classId, userId) pair from the two columns' codes; -1 where either
+    is blank (no class columns: every row)."""
+    if class_key is None:
+        return np.full(len(user_key), -1, dtype=np.int64)
+    pair = class_key.astype(np.int64) * (int(user_key.max(initial=0)) + 1) + user_key
+    return np.where((class_key >= 0) & (user_key >= 0), pair, -1)
 
 
 def _in_level(index: pd.MultiIndex, level: int, values) -> np.ndarray:
@@ -737,11 +813,11 @@ def _class_warnings(
     # per enrollment: its class's position in `touched` and whether it is a student's, looked
     # up once per distinct value of the two index levels and spread by the levels' codes
     def is_student(users: pd.Index) -> np.ndarray:
-        role = lookup(pd.Series(users, dtype=object), new_roles.index, new_roles.to_numpy())
+        role = lookup(pd.Series(users, dtype=users.dtype), new_roles.index, new_roles.to_numpy())
         if len(snap.people):
             role = role.fillna(
                 lookup(
-                    pd.Series(users, dtype=object),
+                    pd.Series(users, dtype=users.dtype),
                     pd.Index(snap.people["user_id"]),
                     snap.people["role"],
                 )

@@ -21,7 +21,7 @@ from roster.plan import BUCKETS, ENTITIES, plan_users
 from roster.results import Hold
 from roster.snapshot import load_snapshot
 from roster.states import FileKind
-from roster.steps import with_ragged
+from roster.steps import release_memory, with_ragged
 from validation import dictionary as d
 from validation.headers import HeaderResult, check_headers
 from validation.reader import RawTable
@@ -141,6 +141,7 @@ class UsersKind:
         self, ctx: RunContext, table: KindTable, checked: UsersCheck, loaded: RosterSnapshot
     ) -> Planned:
         plan = plan_users(checked, loaded, sync=ctx.sync)
+        release_memory()  # the plan's working columns, before the change lines are built
         changes = users_changes(
             table.table, table.raw.row_numbers, loaded, plan, checked.id_changes
         )

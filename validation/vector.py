@@ -113,6 +113,17 @@ def trimmed(s: pd.Series) -> pd.Series:
     return out
 
 
+def same_or(s: pd.Series, out: pd.Series) -> pd.Series:
+    """`s` itself when `out` (a transformed copy, e.g. lower-cased) has the same values:
+    the column is then shared with the file's cells instead of held twice."""
+    if not (isinstance(s.dtype, pd.StringDtype) and isinstance(out.dtype, pd.StringDtype)):
+        return out
+    before, after = pa.array(s.array), pa.array(out.array)
+    if before.null_count or after.null_count or not len(before):
+        return out
+    return s if pc.all(pc.equal(before, after)).as_py() else out
+
+
 def _text_bytes(values: pa.Array | pa.ChunkedArray) -> int:
     total = pc.sum(pc.binary_length(values)).as_py()
     return int(total or 0)
@@ -186,7 +197,7 @@ def conflicts(
     bad_keys = np.unique(keys[later][differ])
     if len(bad_keys) == 0:
         return np.zeros(len(values), dtype=bool)
-    return eligible & np.isin(key_codes, bad_keys)
+    return eligible & _has_key(key_codes, bad_keys)
 
 
 def _code_conflicts(key_codes: np.ndarray, values: Distinct, eligible: np.ndarray) -> np.ndarray:
@@ -204,7 +215,14 @@ def _code_conflicts(key_codes: np.ndarray, values: Distinct, eligible: np.ndarra
     bad_keys = np.unique(keys[later][differ])
     if len(bad_keys) == 0:
         return np.zeros(len(codes), dtype=bool)
-    return eligible & np.isin(key_codes, bad_keys)
+    return eligible & _has_key(key_codes, bad_keys)
+
+
+def _has_key(key_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """`np.isin(key_codes, keys)` for key codes (>= -1, `keys` >= 0): one table lookup."""
+    table = np.zeros(int(max(key_codes.max(initial=0), keys.max(initial=0))) + 2, dtype=bool)
+    table[keys + 1] = True
+    return table[key_codes + 1]
 
 
 def digits(s: pd.Series) -> np.ndarray:
