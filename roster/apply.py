@@ -6,7 +6,9 @@ Keys of new rows are read back with one query per table, never one per row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,7 @@ from sqlalchemy import Connection, Table, select, update
 
 from roster.models import District, Enrollment, Membership, Person, School, SchoolClass
 from roster.plan import UploadPlan
+from roster.snapshot import copy_out
 
 _CHUNK = 5000
 
@@ -27,6 +30,45 @@ def lock_district(conn: Connection, district_id: int) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(select(District.id).where(District.id == district_id).with_for_update())
+
+
+#: SQLite: a table's plain indexes are built afresh (not row by row) when a write adds at
+#: least this many rows and at least as many as the table holds
+BULK_ROWS = 50_000
+
+
+@contextmanager
+def bulk_indexes(conn: Connection, table: str, adding: int) -> Iterator[None]:
+    """Around a write that adds `adding` rows to `table`: on SQLite, when that is a bulk
+    load (BULK_ROWS or more, and at least as many rows as the table holds), the table's
+    plain (not UNIQUE) indexes are dropped for the write and created again at its end, in
+    the same transaction.  Building an index from sorted rows costs a fraction of inserting
+    a million random keys one by one; the constraints are untouched (UNIQUE indexes stay),
+    and a rollback restores the indexes as they were.  Other connections keep reading the
+    committed state, indexes included (WAL).  PostgreSQL: nothing is dropped (DROP INDEX
+    would lock the table against every other district's reads until the commit)."""
+    if conn.dialect.name != "sqlite" or adding < BULK_ROWS:
+        yield
+        return
+    dbapi = conn.connection.dbapi_connection
+    (held,) = dbapi.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
+    plain = (
+        dbapi.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+            " AND sql IS NOT NULL",
+            (table,),
+        ).fetchall()
+        if adding >= held
+        else []
+    )
+    plain = [
+        (name, sql) for name, sql in plain if not sql.lstrip().upper().startswith("CREATE UNIQUE")
+    ]
+    for name, _ in plain:
+        dbapi.execute(f'DROP INDEX "{name}"')
+    yield
+    for _, sql in plain:
+        dbapi.execute(sql)
 
 
 def insert_rows(
@@ -170,20 +212,46 @@ def _tuples(frame: pd.DataFrame, columns: Sequence[str], **constants) -> Iterabl
     return zip(*arrays)
 
 
-def _keys(conn: Connection, column, key, district_id_column, district_id: int) -> pd.Series:
+class KeyMap:
+    """A district's text key -> primary key map, hashed by Arrow: looking up a million keys
+    makes no Python object per key."""
+
+    def __init__(self, keys: pa.Array, ids: np.ndarray) -> None:
+        self.keys = keys.cast(pa.large_string())
+        self.ids = ids
+
+    def pks(self, values) -> np.ndarray:
+        """The primary key of each of `values` (all of them must be keys of the map)."""
+        wanted = _arrow_text(values)
+        pos = pc.index_in(wanted, value_set=self.keys)
+        if pos.null_count:
+            raise LookupError("a planned row refers to a key that was not saved")
+        return self.ids[pos.to_numpy(zero_copy_only=False)]
+
+
+def _arrow_text(values) -> pa.Array:
+    if isinstance(values, (pd.Series, pd.Index)):
+        arr = pa.array(values.array if isinstance(values, pd.Series) else values, from_pandas=True)
+    else:
+        arr = pa.array(values, type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def _keys(conn: Connection, column, key, district_id_column, district_id: int) -> KeyMap:
     """The district's key -> primary key map, in one query."""
-    rows = conn.execute(
-        select(key, column).where(district_id_column == district_id)
-    ).cursor.fetchall()
-    keys, ids = zip(*rows) if rows else ((), ())
-    return pd.Series(np.asarray(ids, dtype=np.int64), index=pd.Index(keys, dtype=object))
+    stmt = select(key, column).where(district_id_column == district_id)
+    if conn.dialect.name == "postgresql":
+        table = copy_out(conn, stmt, ["key", "id"])
+        return KeyMap(table.column(0).combine_chunks(), table.column(1).to_numpy())
+    rows = conn.execute(stmt).cursor.fetchall()
+    keys = pa.array(list(map(itemgetter(0), rows)), pa.large_string())
+    return KeyMap(keys, np.fromiter(map(itemgetter(1), rows), np.int64, len(rows)))
 
 
-def _pk(keys: pd.Series, values: pd.Series) -> np.ndarray:
-    pos = keys.index.get_indexer(values.astype(object))
-    if (pos < 0).any():
-        raise LookupError("a planned row refers to a key that was not saved")
-    return keys.to_numpy()[pos]
+def _pk(keys: KeyMap, values) -> np.ndarray:
+    return keys.pks(values)
 
 
 _PERSON_FIELDS = (
@@ -227,7 +295,7 @@ def apply_plan(conn: Connection, district_id: int, plan: UploadPlan) -> None:
     )
 
 
-def _leave_schools(conn: Connection, plan: UploadPlan, schools: pd.Series) -> None:
+def _leave_schools(conn: Connection, plan: UploadPlan, schools: KeyMap) -> None:
     """Full sync: people who keep another school leave the ones the file no longer has them at."""
     gone = plan.memberships_removed
     if not len(gone):
@@ -268,9 +336,7 @@ def _apply_people(conn: Connection, district_id: int, plan: UploadPlan) -> None:
         )
 
 
-def _apply_classes(
-    conn: Connection, district_id: int, plan: UploadPlan, schools: pd.Series
-) -> None:
+def _apply_classes(conn: Connection, district_id: int, plan: UploadPlan, schools: KeyMap) -> None:
     classes_t = SchoolClass.__table__
     if len(plan.classes_changed):
         update_rows(
@@ -288,7 +354,7 @@ def _apply_classes(
 
 
 def _apply_enrollments(
-    conn: Connection, district_id: int, plan: UploadPlan, people: pd.Series | None
+    conn: Connection, district_id: int, plan: UploadPlan, people: KeyMap | None
 ) -> None:
     enroll_t = Enrollment.__table__
     if len(plan.enrollments_changed):
@@ -306,14 +372,15 @@ def _apply_enrollments(
             conn, SchoolClass.id, SchoolClass.class_id, SchoolClass.district_id, district_id
         )
         e = plan.enrollments_new
-        insert_columns(
-            conn,
-            enroll_t,
-            ("class_pk", "person_id", "is_primary", "active"),
-            (
-                _pk(classes, e["class_id"]),
-                _pk(people, e["user_id"]),
-                e["is_primary"].astype(bool).to_numpy(),
-                e["active"].astype(bool).to_numpy() if "active" in e else True,
-            ),
-        )
+        with bulk_indexes(conn, enroll_t.name, len(e)):
+            insert_columns(
+                conn,
+                enroll_t,
+                ("class_pk", "person_id", "is_primary", "active"),
+                (
+                    _pk(classes, e["class_id"]),
+                    _pk(people, e["user_id"]),
+                    e["is_primary"].astype(bool).to_numpy(),
+                    e["active"].astype(bool).to_numpy() if "active" in e else True,
+                ),
+            )

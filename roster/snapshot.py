@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ _CHUNK = 5000
 
 def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
     if conn.dialect.name == "postgresql":
-        table = _copy_out(conn, stmt, columns)
+        table = copy_out(conn, stmt, columns)
         if table.num_rows:
             return table.to_pandas()
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
@@ -40,15 +41,15 @@ def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
 def _rows(conn: Connection, stmt, width: int) -> list | pa.Table:
     """The rows of a query of integers: an Arrow table on PostgreSQL, tuples on SQLite."""
     if conn.dialect.name == "postgresql":
-        return _copy_out(conn, stmt, [f"c{i}" for i in range(width)])
+        return copy_out(conn, stmt, [f"c{i}" for i in range(width)])
     return conn.execute(stmt).cursor.fetchall()
 
 
-#: PostgreSQL: rows per CSV block the server builds (see _copy_out)
+#: PostgreSQL: rows per CSV block the server builds (see copy_out)
 _BLOCK_ROWS = 50_000
 
 
-def _copy_out(conn: Connection, stmt, columns: list[str]) -> pa.Table:
+def copy_out(conn: Connection, stmt, columns: list[str]) -> pa.Table:
     """PostgreSQL: the query's rows as CSV text that the server joins into blocks of
     _BLOCK_ROWS lines, parsed by Arrow: a few dozen values cross to Python, not one object
     per value (COPY TO would still hand the client one message per row).
@@ -187,7 +188,9 @@ def _memberships(conn: Connection, did: int, people: pd.DataFrame) -> pd.DataFra
     if isinstance(link, pa.Table):
         person_ids, orgs = link.column(0).to_numpy(), link.column(1).to_numpy()
     else:
-        person_ids, orgs = zip(*link) if link else ((), ())
+        # (not zip(*link): a call with a million arguments costs more than the query)
+        person_ids = np.fromiter(map(itemgetter(0), link), np.int64, len(link))
+        orgs = list(map(itemgetter(1), link))
     return pd.DataFrame(
         {
             "user_id": _by_id(people, "user_id", person_ids),
