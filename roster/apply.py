@@ -39,36 +39,53 @@ BULK_ROWS = 50_000
 
 @contextmanager
 def bulk_indexes(conn: Connection, table: str, adding: int) -> Iterator[None]:
-    """Around a write that adds `adding` rows to `table`: on SQLite, when that is a bulk
-    load (BULK_ROWS or more, and at least as many rows as the table holds), the table's
-    plain (not UNIQUE) indexes are dropped for the write and created again at its end, in
-    the same transaction.  Building an index from sorted rows costs a fraction of inserting
-    a million random keys one by one; the constraints are untouched (UNIQUE indexes stay),
-    and a rollback restores the indexes as they were.  Other connections keep reading the
-    committed state, indexes included (WAL).  PostgreSQL: nothing is dropped (DROP INDEX
-    would lock the table against every other district's reads until the commit)."""
-    if conn.dialect.name != "sqlite" or adding < BULK_ROWS:
-        yield
-        return
+    """Around a write that adds `adding` rows to `table`: when that is a bulk load, the
+    table's plain (not UNIQUE) indexes are dropped for the write and created again at its
+    end, in the same transaction.  Building an index from all its rows at once costs a
+    fraction of inserting a million keys one by one; the constraints are untouched (UNIQUE
+    indexes stay), and a rollback restores the indexes as they were.
+
+    A bulk load adds BULK_ROWS rows or more and, on SQLite, at least as many as the table
+    holds (other connections keep reading the committed state, indexes included: WAL).  On
+    PostgreSQL only into an empty table whose lock is free at once: DROP INDEX locks the
+    table against every other transaction, reads included, until the commit."""
+    plain = _bulk_plain_indexes(conn, table, adding) if adding >= BULK_ROWS else []
     dbapi = conn.connection.dbapi_connection
-    (held,) = dbapi.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
-    plain = (
-        dbapi.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
-            " AND sql IS NOT NULL",
-            (table,),
-        ).fetchall()
-        if adding >= held
-        else []
-    )
-    plain = [
-        (name, sql) for name, sql in plain if not sql.lstrip().upper().startswith("CREATE UNIQUE")
-    ]
     for name, _ in plain:
         dbapi.execute(f'DROP INDEX "{name}"')
     yield
     for _, sql in plain:
         dbapi.execute(sql)
+
+
+def _bulk_plain_indexes(conn: Connection, table: str, adding: int) -> list[tuple[str, str]]:
+    """(name, CREATE statement) of the plain indexes to build after a bulk load, or []."""
+    dbapi = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite":
+        (held,) = dbapi.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
+        if adding < held:
+            return []
+        found = dbapi.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+            " AND sql IS NOT NULL",
+            (table,),
+        ).fetchall()
+    else:
+        if dbapi.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
+            return []
+        dbapi.execute("SAVEPOINT bulk_indexes")
+        try:
+            dbapi.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE NOWAIT")
+        except conn.dialect.loaded_dbapi.OperationalError:  # the table is in use: row by row
+            dbapi.execute("ROLLBACK TO SAVEPOINT bulk_indexes")
+            return []
+        dbapi.execute("RELEASE SAVEPOINT bulk_indexes")
+        found = dbapi.execute(
+            "SELECT indexname, indexdef FROM pg_indexes"
+            " WHERE schemaname = current_schema() AND tablename = %s",
+            (table,),
+        ).fetchall()
+    return [(n, sql) for n, sql in found if not sql.lstrip().upper().startswith("CREATE UNIQUE")]
 
 
 def insert_rows(
@@ -102,8 +119,8 @@ def insert_columns(
     if not n:
         return
     if conn.dialect.name != "postgresql":  # in blocks: Python objects for one block at a time
-        for start in range(0, n, _COPY_BLOCK):
-            stop = min(n, start + _COPY_BLOCK)
+        for start in range(0, n, _SQLITE_BLOCK):
+            stop = min(n, start + _SQLITE_BLOCK)
             lists = [
                 [v] * (stop - start) if _scalar(v) else _objects(_rows_of(v, start, stop))
                 for v in values
@@ -125,8 +142,11 @@ def insert_columns(
             )
 
 
-#: rows per block of COPY text or of executemany (bounds the memory of what is being sent)
+#: rows per block of COPY text (bounds the memory of what is being sent)
 _COPY_BLOCK = 200_000
+#: rows per executemany on SQLite: a row is a dozen Python objects (about 150 MB for 200,000
+#: people); smaller blocks cost nothing measurable
+_SQLITE_BLOCK = 50_000
 
 
 def _rows_of(v, start: int, stop: int):

@@ -129,27 +129,42 @@ def indexes(store) -> set[tuple[str, str]]:
 
 
 def test_a_bulk_load_saves_the_same_roster_and_keeps_every_index(store, district, monkeypatch):
-    """An upload that adds at least as many rows as a table holds is a bulk load: on SQLite
-    the table's plain indexes are built again after the rows are written.  What it saves, the
-    download, the history and the database's indexes are those of an ordinary upload."""
+    """An upload into empty tables is a bulk load: the tables' plain indexes are built
+    again after the rows are written.  What it saves, the download, the history and the
+    database's indexes are those of an ordinary upload."""
     set_up_district(store, "d2")
     rows = class_of(3) + class_of(2, class_id="ART5")
     schema = indexes(store)
-    monkeypatch.setattr(roster.apply, "BULK_ROWS", 10**9)  # d2: row by row
-    assert upload(store, rows, district="d2").applied
-    monkeypatch.setattr(roster.apply, "BULK_ROWS", 1)  # d1: as many rows again: bulk
+    monkeypatch.setattr(roster.apply, "BULK_ROWS", 1)  # d1, into empty tables: bulk
     moved = [
         dict(r, userEmail=r["userEmail"].replace("example.org", "d1.example.org")) for r in rows
     ]
     assert upload(store, moved, district="d1").applied
     assert indexes(store) == schema
-    ordinary = download_csv(store, "d2", "all").replace(b"d1.example.org", b"example.org")
+    monkeypatch.setattr(roster.apply, "BULK_ROWS", 10**9)  # d2: row by row
+    assert upload(store, rows, district="d2").applied
+    ordinary = download_csv(store, "d2", "all")
     assert download_csv(store, "d1", "all").replace(b"d1.example.org", b"example.org") == ordinary
     logs = {}  # the change log: the same lines, each with its row's key
     for key in ("d2", "d1"):
         lines = [line for c in ("MATH5", "ART5") for line in history(store, key, class_id=c)]
         logs[key] = [{k: v for k, v in x.items() if k not in ("upload_id", "at")} for x in lines]
     assert logs["d1"] and logs["d1"] == logs["d2"]
+
+
+def test_a_bulk_load_beside_a_reader_of_the_same_tables(store, district, monkeypatch):
+    """Another transaction reading the tables (another district's check) neither blocks a
+    bulk load nor is blocked by it: on PostgreSQL the load goes row by row."""
+    monkeypatch.setattr(roster.apply, "BULK_ROWS", 1)
+    schema = indexes(store)
+    with store.reader.connect() as reader:  # a read transaction, left open
+        reader.begin()
+        reader.execute(text("SELECT count(*) FROM enrollments")).scalar_one()
+        reader.execute(text("SELECT count(*) FROM changes")).scalar_one()
+        assert upload(store, class_of(3)).applied
+        assert reader.execute(text("SELECT count(*) FROM enrollments")).scalar_one() in (0, 4)
+    assert indexes(store) == schema
+    assert link_counts(store) == (4, 4)
 
 
 def test_a_failed_bulk_load_leaves_every_index(store, district, monkeypatch):
