@@ -6,6 +6,7 @@ Keys of new rows are read back with one query per table, never one per row.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -14,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Table, select, update
 
 from roster.models import District, Enrollment, Membership, Person, School, SchoolClass
 from roster.plan import UploadPlan
-from roster.snapshot import copy_out
 
 _CHUNK = 5000
 
@@ -195,6 +196,53 @@ def _value_bytes(values: pa.Array) -> bytes:
     offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)
     first, last = offsets[values.offset], offsets[values.offset + len(values)]
     return values.buffers()[2].to_pybytes()[first:last]
+
+
+#: PostgreSQL: rows per CSV block the server builds (see copy_out)
+_BLOCK_ROWS = 50_000
+
+
+def copy_out(conn: Connection, stmt, columns: list[str]) -> pa.Table:
+    """PostgreSQL: the query's rows as CSV text that the server joins into blocks of
+    _BLOCK_ROWS lines, parsed by Arrow: a few dozen values cross to Python, not one object
+    per value (COPY TO would still hand the client one message per row).
+
+    Every column is read as text, integer or boolean (t/f) by its type in the query."""
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    kinds, fields = {}, []
+    for i, (name, col) in enumerate(zip(columns, stmt.selected_columns)):
+        python = col.type.python_type
+        if python is bool:
+            kinds[name] = pa.bool_()
+            fields.append(f"CASE WHEN q.c{i} THEN 't' ELSE 'f' END")
+        elif python is int:
+            kinds[name] = pa.int64()
+            fields.append(f"coalesce(q.c{i}::text, '')")
+        else:  # quoted, as CSV quotes it: an empty text is "" (not NULL)
+            kinds[name] = pa.string()
+            fields.append(f"'\"' || replace(coalesce(q.c{i}, ''), '\"', '\"\"') || '\"'")
+    names = ", ".join(f"c{i}" for i in range(len(columns)))
+    line = " || ',' || ".join(fields)
+    blocks = conn.exec_driver_sql(
+        f"SELECT string_agg(line, E'\\n') FROM (SELECT {line} AS line,"
+        f" (row_number() OVER ()) / {_BLOCK_ROWS} AS block FROM ({sql}) AS q({names})) s"
+        " GROUP BY block"
+    ).cursor.fetchall()
+    data = "\n".join(b for (b,) in blocks).encode()
+    if not data:
+        return pa.table({c: pa.array([], kinds[c]) for c in columns})
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=columns),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=kinds,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
 
 
 def update_rows(
