@@ -6,12 +6,16 @@ Keys of new rows are read back with one query per table, never one per row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Table, select, update
 
 from roster.models import District, Enrollment, Membership, Person, School, SchoolClass
@@ -27,6 +31,62 @@ def lock_district(conn: Connection, district_id: int) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(select(District.id).where(District.id == district_id).with_for_update())
+
+
+#: SQLite: a table's plain indexes are built afresh (not row by row) when a write adds at
+#: least this many rows and at least as many as the table holds
+BULK_ROWS = 50_000
+
+
+@contextmanager
+def bulk_indexes(conn: Connection, table: str, adding: int) -> Iterator[None]:
+    """Around a write that adds `adding` rows to `table`: when that is a bulk load, the
+    table's plain (not UNIQUE) indexes are dropped for the write and created again at its
+    end, in the same transaction.  Building an index from all its rows at once costs a
+    fraction of inserting a million keys one by one; the constraints are untouched (UNIQUE
+    indexes stay), and a rollback restores the indexes as they were.
+
+    A bulk load adds BULK_ROWS rows or more and, on SQLite, at least as many as the table
+    holds (other connections keep reading the committed state, indexes included: WAL).  On
+    PostgreSQL only into an empty table whose lock is free at once: DROP INDEX locks the
+    table against every other transaction, reads included, until the commit."""
+    plain = _bulk_plain_indexes(conn, table, adding) if adding >= BULK_ROWS else []
+    dbapi = conn.connection.dbapi_connection
+    for name, _ in plain:
+        dbapi.execute(f'DROP INDEX "{name}"')
+    yield
+    for _, sql in plain:
+        dbapi.execute(sql)
+
+
+def _bulk_plain_indexes(conn: Connection, table: str, adding: int) -> list[tuple[str, str]]:
+    """(name, CREATE statement) of the plain indexes to build after a bulk load, or []."""
+    dbapi = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite":
+        (held,) = dbapi.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()
+        if adding < held:
+            return []
+        found = dbapi.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+            " AND sql IS NOT NULL",
+            (table,),
+        ).fetchall()
+    else:
+        if dbapi.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
+            return []
+        dbapi.execute("SAVEPOINT bulk_indexes")
+        try:
+            dbapi.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE NOWAIT")
+        except conn.dialect.loaded_dbapi.OperationalError:  # the table is in use: row by row
+            dbapi.execute("ROLLBACK TO SAVEPOINT bulk_indexes")
+            return []
+        dbapi.execute("RELEASE SAVEPOINT bulk_indexes")
+        found = dbapi.execute(
+            "SELECT indexname, indexdef FROM pg_indexes"
+            " WHERE schemaname = current_schema() AND tablename = %s",
+            (table,),
+        ).fetchall()
+    return [(n, sql) for n, sql in found if not sql.lstrip().upper().startswith("CREATE UNIQUE")]
 
 
 def insert_rows(
@@ -60,8 +120,8 @@ def insert_columns(
     if not n:
         return
     if conn.dialect.name != "postgresql":  # in blocks: Python objects for one block at a time
-        for start in range(0, n, _COPY_BLOCK):
-            stop = min(n, start + _COPY_BLOCK)
+        for start in range(0, n, _SQLITE_BLOCK):
+            stop = min(n, start + _SQLITE_BLOCK)
             lists = [
                 [v] * (stop - start) if _scalar(v) else _objects(_rows_of(v, start, stop))
                 for v in values
@@ -83,8 +143,11 @@ def insert_columns(
             )
 
 
-#: rows per block of COPY text or of executemany (bounds the memory of what is being sent)
+#: rows per block of COPY text (bounds the memory of what is being sent)
 _COPY_BLOCK = 200_000
+#: rows per executemany on SQLite: a row is a dozen Python objects (about 150 MB for 200,000
+#: people); smaller blocks cost nothing measurable
+_SQLITE_BLOCK = 50_000
 
 
 def _rows_of(v, start: int, stop: int):
@@ -135,6 +198,53 @@ def _value_bytes(values: pa.Array) -> bytes:
     return values.buffers()[2].to_pybytes()[first:last]
 
 
+#: PostgreSQL: rows per CSV block the server builds (see copy_out)
+_BLOCK_ROWS = 50_000
+
+
+def copy_out(conn: Connection, stmt, columns: list[str]) -> pa.Table:
+    """PostgreSQL: the query's rows as CSV text that the server joins into blocks of
+    _BLOCK_ROWS lines, parsed by Arrow: a few dozen values cross to Python, not one object
+    per value (COPY TO would still hand the client one message per row).
+
+    Every column is read as text, integer or boolean (t/f) by its type in the query."""
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    kinds, fields = {}, []
+    for i, (name, col) in enumerate(zip(columns, stmt.selected_columns)):
+        python = col.type.python_type
+        if python is bool:
+            kinds[name] = pa.bool_()
+            fields.append(f"CASE WHEN q.c{i} THEN 't' ELSE 'f' END")
+        elif python is int:
+            kinds[name] = pa.int64()
+            fields.append(f"coalesce(q.c{i}::text, '')")
+        else:  # quoted, as CSV quotes it: an empty text is "" (not NULL)
+            kinds[name] = pa.string()
+            fields.append(f"'\"' || replace(coalesce(q.c{i}, ''), '\"', '\"\"') || '\"'")
+    names = ", ".join(f"c{i}" for i in range(len(columns)))
+    line = " || ',' || ".join(fields)
+    blocks = conn.exec_driver_sql(
+        f"SELECT string_agg(line, E'\\n') FROM (SELECT {line} AS line,"
+        f" (row_number() OVER ()) / {_BLOCK_ROWS} AS block FROM ({sql}) AS q({names})) s"
+        " GROUP BY block"
+    ).cursor.fetchall()
+    data = "\n".join(b for (b,) in blocks).encode()
+    if not data:
+        return pa.table({c: pa.array([], kinds[c]) for c in columns})
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=columns),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=kinds,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+
+
 def update_rows(
     conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple]
 ) -> None:
@@ -170,20 +280,46 @@ def _tuples(frame: pd.DataFrame, columns: Sequence[str], **constants) -> Iterabl
     return zip(*arrays)
 
 
-def _keys(conn: Connection, column, key, district_id_column, district_id: int) -> pd.Series:
+class KeyMap:
+    """A district's text key -> primary key map, hashed by Arrow: looking up a million keys
+    makes no Python object per key."""
+
+    def __init__(self, keys: pa.Array, ids: np.ndarray) -> None:
+        self.keys = keys.cast(pa.large_string())
+        self.ids = ids
+
+    def pks(self, values) -> np.ndarray:
+        """The primary key of each of `values` (all of them must be keys of the map)."""
+        wanted = _arrow_text(values)
+        pos = pc.index_in(wanted, value_set=self.keys)
+        if pos.null_count:
+            raise LookupError("a planned row refers to a key that was not saved")
+        return self.ids[pos.to_numpy(zero_copy_only=False)]
+
+
+def _arrow_text(values) -> pa.Array:
+    if isinstance(values, (pd.Series, pd.Index)):
+        arr = pa.array(values.array if isinstance(values, pd.Series) else values, from_pandas=True)
+    else:
+        arr = pa.array(values, type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def _keys(conn: Connection, column, key, district_id_column, district_id: int) -> KeyMap:
     """The district's key -> primary key map, in one query."""
-    rows = conn.execute(
-        select(key, column).where(district_id_column == district_id)
-    ).cursor.fetchall()
-    keys, ids = zip(*rows) if rows else ((), ())
-    return pd.Series(np.asarray(ids, dtype=np.int64), index=pd.Index(keys, dtype=object))
+    stmt = select(key, column).where(district_id_column == district_id)
+    if conn.dialect.name == "postgresql":
+        table = copy_out(conn, stmt, ["key", "id"])
+        return KeyMap(table.column(0).combine_chunks(), table.column(1).to_numpy())
+    rows = conn.execute(stmt).cursor.fetchall()
+    keys = pa.array(list(map(itemgetter(0), rows)), pa.large_string())
+    return KeyMap(keys, np.fromiter(map(itemgetter(1), rows), np.int64, len(rows)))
 
 
-def _pk(keys: pd.Series, values: pd.Series) -> np.ndarray:
-    pos = keys.index.get_indexer(values.astype(object))
-    if (pos < 0).any():
-        raise LookupError("a planned row refers to a key that was not saved")
-    return keys.to_numpy()[pos]
+def _pk(keys: KeyMap, values) -> np.ndarray:
+    return keys.pks(values)
 
 
 _PERSON_FIELDS = (
@@ -227,7 +363,7 @@ def apply_plan(conn: Connection, district_id: int, plan: UploadPlan) -> None:
     )
 
 
-def _leave_schools(conn: Connection, plan: UploadPlan, schools: pd.Series) -> None:
+def _leave_schools(conn: Connection, plan: UploadPlan, schools: KeyMap) -> None:
     """Full sync: people who keep another school leave the ones the file no longer has them at."""
     gone = plan.memberships_removed
     if not len(gone):
@@ -268,9 +404,7 @@ def _apply_people(conn: Connection, district_id: int, plan: UploadPlan) -> None:
         )
 
 
-def _apply_classes(
-    conn: Connection, district_id: int, plan: UploadPlan, schools: pd.Series
-) -> None:
+def _apply_classes(conn: Connection, district_id: int, plan: UploadPlan, schools: KeyMap) -> None:
     classes_t = SchoolClass.__table__
     if len(plan.classes_changed):
         update_rows(
@@ -288,7 +422,7 @@ def _apply_classes(
 
 
 def _apply_enrollments(
-    conn: Connection, district_id: int, plan: UploadPlan, people: pd.Series | None
+    conn: Connection, district_id: int, plan: UploadPlan, people: KeyMap | None
 ) -> None:
     enroll_t = Enrollment.__table__
     if len(plan.enrollments_changed):
@@ -306,14 +440,15 @@ def _apply_enrollments(
             conn, SchoolClass.id, SchoolClass.class_id, SchoolClass.district_id, district_id
         )
         e = plan.enrollments_new
-        insert_columns(
-            conn,
-            enroll_t,
-            ("class_pk", "person_id", "is_primary", "active"),
-            (
-                _pk(classes, e["class_id"]),
-                _pk(people, e["user_id"]),
-                e["is_primary"].astype(bool).to_numpy(),
-                e["active"].astype(bool).to_numpy() if "active" in e else True,
-            ),
-        )
+        with bulk_indexes(conn, enroll_t.name, len(e)):
+            insert_columns(
+                conn,
+                enroll_t,
+                ("class_pk", "person_id", "is_primary", "active"),
+                (
+                    _pk(classes, e["class_id"]),
+                    _pk(people, e["user_id"]),
+                    e["is_primary"].astype(bool).to_numpy(),
+                    e["active"].astype(bool).to_numpy() if "active" in e else True,
+                ),
+            )

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Integer, select
 
+from roster.apply import copy_out
 from roster.models import Enrollment, Membership, Person, School, SchoolClass
 from roster.store import DistrictInfo
 from validation.snapshot import (
@@ -26,7 +26,7 @@ _CHUNK = 5000
 
 def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
     if conn.dialect.name == "postgresql":
-        table = _copy_out(conn, stmt, columns)
+        table = copy_out(conn, stmt, columns)
         if table.num_rows:
             return table.to_pandas()
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
@@ -40,55 +40,8 @@ def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
 def _rows(conn: Connection, stmt, width: int) -> list | pa.Table:
     """The rows of a query of integers: an Arrow table on PostgreSQL, tuples on SQLite."""
     if conn.dialect.name == "postgresql":
-        return _copy_out(conn, stmt, [f"c{i}" for i in range(width)])
+        return copy_out(conn, stmt, [f"c{i}" for i in range(width)])
     return conn.execute(stmt).cursor.fetchall()
-
-
-#: PostgreSQL: rows per CSV block the server builds (see _copy_out)
-_BLOCK_ROWS = 50_000
-
-
-def _copy_out(conn: Connection, stmt, columns: list[str]) -> pa.Table:
-    """PostgreSQL: the query's rows as CSV text that the server joins into blocks of
-    _BLOCK_ROWS lines, parsed by Arrow: a few dozen values cross to Python, not one object
-    per value (COPY TO would still hand the client one message per row).
-
-    Every column is read as text, integer or boolean (t/f) by its type in the query."""
-    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    kinds, fields = {}, []
-    for i, (name, col) in enumerate(zip(columns, stmt.selected_columns)):
-        python = col.type.python_type
-        if python is bool:
-            kinds[name] = pa.bool_()
-            fields.append(f"CASE WHEN q.c{i} THEN 't' ELSE 'f' END")
-        elif python is int:
-            kinds[name] = pa.int64()
-            fields.append(f"coalesce(q.c{i}::text, '')")
-        else:  # quoted, as CSV quotes it: an empty text is "" (not NULL)
-            kinds[name] = pa.string()
-            fields.append(f"'\"' || replace(coalesce(q.c{i}, ''), '\"', '\"\"') || '\"'")
-    names = ", ".join(f"c{i}" for i in range(len(columns)))
-    line = " || ',' || ".join(fields)
-    blocks = conn.exec_driver_sql(
-        f"SELECT string_agg(line, E'\\n') FROM (SELECT {line} AS line,"
-        f" (row_number() OVER ()) / {_BLOCK_ROWS} AS block FROM ({sql}) AS q({names})) s"
-        " GROUP BY block"
-    ).cursor.fetchall()
-    data = "\n".join(b for (b,) in blocks).encode()
-    if not data:
-        return pa.table({c: pa.array([], kinds[c]) for c in columns})
-    return pacsv.read_csv(
-        io.BytesIO(data),
-        read_options=pacsv.ReadOptions(column_names=columns),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=kinds,
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-            true_values=["t"],
-            false_values=["f"],
-        ),
-    )
 
 
 def _by_id(frame: pd.DataFrame, column: str, ids):
@@ -187,7 +140,9 @@ def _memberships(conn: Connection, did: int, people: pd.DataFrame) -> pd.DataFra
     if isinstance(link, pa.Table):
         person_ids, orgs = link.column(0).to_numpy(), link.column(1).to_numpy()
     else:
-        person_ids, orgs = zip(*link) if link else ((), ())
+        # (not zip(*link): a call with a million arguments costs more than the query)
+        person_ids = np.fromiter(map(itemgetter(0), link), np.int64, len(link))
+        orgs = list(map(itemgetter(1), link))
     return pd.DataFrame(
         {
             "user_id": _by_id(people, "user_id", person_ids),

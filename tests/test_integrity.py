@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import text
 
 import roster.apply
+from roster.export import download_csv
+from roster.undo import history
 from tests.builders import class_of, row, student, teacher
 from tests.conftest import set_up_district
 from tests.roster_helpers import roster_state, upload
@@ -106,11 +108,74 @@ def test_a_failure_while_linking_saves_nothing(store, district, monkeypatch):
 
     real_pk = roster.apply._pk
 
-    def lose_a_key(keys, values):
-        return real_pk(keys.iloc[1:], values)  # one stored row "disappears" mid-apply
+    def lose_a_key(keys, values):  # one stored row "disappears" mid-apply
+        return real_pk(roster.apply.KeyMap(keys.keys[1:], keys.ids[1:]), values)
 
     monkeypatch.setattr(roster.apply, "_pk", lose_a_key)
     with pytest.raises(LookupError):
         upload(store, class_of(3) + class_of(2, class_id="ART5"))
     assert roster_state(store) == before
     assert dangling(store) == {}
+
+
+def indexes(store) -> set[tuple[str, str]]:
+    """The roster's indexes as the database lists them (name, definition)."""
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            sql = "SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'index'"
+        else:
+            sql = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        return {tuple(r) for r in conn.execute(text(sql))}
+
+
+def test_a_bulk_load_saves_the_same_roster_and_keeps_every_index(store, district, monkeypatch):
+    """An upload into empty tables is a bulk load: the tables' plain indexes are built
+    again after the rows are written.  What it saves, the download, the history and the
+    database's indexes are those of an ordinary upload."""
+    set_up_district(store, "d2")
+    rows = class_of(3) + class_of(2, class_id="ART5")
+    schema = indexes(store)
+    monkeypatch.setattr(roster.apply, "BULK_ROWS", 1)  # d1, into empty tables: bulk
+    moved = [
+        dict(r, userEmail=r["userEmail"].replace("example.org", "d1.example.org")) for r in rows
+    ]
+    assert upload(store, moved, district="d1").applied
+    assert indexes(store) == schema
+    monkeypatch.setattr(roster.apply, "BULK_ROWS", 10**9)  # d2: row by row
+    assert upload(store, rows, district="d2").applied
+    ordinary = download_csv(store, "d2", "all")
+    assert download_csv(store, "d1", "all").replace(b"d1.example.org", b"example.org") == ordinary
+    logs = {}  # the change log: the same lines, each with its row's key
+    for key in ("d2", "d1"):
+        lines = [line for c in ("MATH5", "ART5") for line in history(store, key, class_id=c)]
+        logs[key] = [{k: v for k, v in x.items() if k not in ("upload_id", "at")} for x in lines]
+    assert logs["d1"] and logs["d1"] == logs["d2"]
+
+
+def test_a_bulk_load_beside_a_reader_of_the_same_tables(store, district, monkeypatch):
+    """Another transaction reading the tables (another district's check) neither blocks a
+    bulk load nor is blocked by it: on PostgreSQL the load goes row by row."""
+    monkeypatch.setattr(roster.apply, "BULK_ROWS", 1)
+    schema = indexes(store)
+    with store.reader.connect() as reader:  # a read transaction, left open
+        reader.begin()
+        reader.execute(text("SELECT count(*) FROM enrollments")).scalar_one()
+        reader.execute(text("SELECT count(*) FROM changes")).scalar_one()
+        assert upload(store, class_of(3)).applied
+        assert reader.execute(text("SELECT count(*) FROM enrollments")).scalar_one() in (0, 4)
+    assert indexes(store) == schema
+    assert link_counts(store) == (4, 4)
+
+
+def test_a_failed_bulk_load_leaves_every_index(store, district, monkeypatch):
+    monkeypatch.setattr(roster.apply, "BULK_ROWS", 1)
+    schema = indexes(store)
+
+    def lose_every_key(keys, values):
+        raise LookupError("a planned row refers to a key that was not saved")
+
+    monkeypatch.setattr(roster.apply, "_pk", lose_every_key)
+    with pytest.raises(LookupError):
+        upload(store, class_of(3))
+    assert indexes(store) == schema
+    assert link_counts(store) == (0, 0)
