@@ -27,11 +27,9 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from roster import demographics, users
-from roster.apply import bulk_indexes
 from roster.context import FileJob, InputFile, Progress, RunContext, Settings, no_progress
 from roster.filekind import FileKindSpec
 from roster.logsafe import error_code
-from roster.models import Change
 from roster.results import FileResult, Hold, RunResult
 from roster.states import FileKind, FileStatus
 from roster.steps import (
@@ -263,7 +261,7 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
         if ctx.apply and not result.held:
             ctx.progress("saving", 0.8)
             kind.apply(ctx, conn, planned)
-            lines = 0 if planned.changes is None else len(planned.changes)
-            with bulk_indexes(conn, Change.__tablename__, lines):
-                log_changes(ctx, job, conn, planned.changes)
+            # the log is small even for a large file (a run of created rows is one line),
+            # so its indexes are kept up to date as it is written (no bulk_indexes here)
+            log_changes(ctx, job, conn, planned.changes)
             commit_upload(ctx.store, result, conn, trans)
