@@ -33,6 +33,7 @@ from roster.logsafe import error_code
 from roster.results import FileResult, Hold, RunResult
 from roster.states import FileKind, FileStatus
 from roster.steps import (
+    BuiltReport,
     commit_upload,
     database_refused,
     district_transaction,
@@ -260,6 +261,13 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
         # 6. apply, and finish the upload record in the same transaction
         if ctx.apply and not result.held:
             ctx.progress("saving", 0.8)
+            # the file's cells (~300 MB of a 1,000,000-row file) are not needed by the write:
+            # the report a refused commit gets is built now, and the cells are let go
+            result.report_source = BuiltReport(report.error_report(would=True))
+            planned = replace(planned, issues=None, rejected=None, applied_any=None, parts=[])
+            del table, report, raw, header
+            job.raw = replace(job.raw, cells=job.raw.cells.iloc[:0])
+            release_memory()
             kind.apply(ctx, conn, planned)
             # the log is small even for a large file (a run of created rows is one line),
             # so its indexes are kept up to date as it is written (no bulk_indexes here)

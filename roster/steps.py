@@ -184,6 +184,19 @@ class RowsReport:
         )
 
 
+@dataclass(frozen=True)
+class BuiltReport:
+    """The error report of a file that applied nothing, built before the write, so the write
+    does not hold the file's cells for a commit the database might refuse."""
+
+    unapplied: bytes | None
+
+    def error_report(self, *, would: bool) -> bytes | None:
+        if not would:
+            raise ValueError("a report built ahead has the words of a file that applied nothing")
+        return self.unapplied
+
+
 def _order_issues(issues: pd.DataFrame) -> pd.DataFrame:
     order = issues["column"].map(_COLUMN_ORDER).fillna(len(_COLUMN_ORDER))
     return (
