@@ -8,6 +8,7 @@ mass-removal guard looks at.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +77,14 @@ def _add_counts(total: dict, part: dict) -> None:
     for entity, buckets in part.items():
         for bucket, n in buckets.items():
             total[entity][bucket] += n
+
+
+def _changed(is_new: pd.Series, differs: Callable[[], pd.Series]) -> pd.Series:
+    """Which stored keys the file changes: `differs()` (field by field) for the keys already
+    stored; when none of them is stored there is nothing to compare, and it is not computed."""
+    if is_new.all():
+        return pd.Series(False, index=is_new.index)
+    return differs() & ~is_new
 
 
 def _first_filled(mask: np.ndarray, key: pd.Series, fields: dict[str, pd.Series]) -> pd.DataFrame:
@@ -257,10 +266,9 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
     old = _rows_at(stored.people, pos, agg.index)
     is_new = old["id"].isna()
     memberships_new = _memberships_new(chk, snap, stored_uid)
-    if is_new.all():  # nothing of it is stored: nothing to compare
-        changed = pd.Series(False, index=agg.index)
-    else:
-        changed = (
+    changed = _changed(
+        is_new,
+        lambda: (
             _differs(agg["first_name"], old["first_name"])
             | _differs(agg["last_name"], old["last_name"])
             | _differs(agg["email"].str.lower(), old["email"].str.lower())
@@ -271,7 +279,8 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
             | ~old["active"].fillna(True).astype(bool)
             | (agg["stored_uid"] != agg.index.to_series())
             | isin(agg.index, memberships_new["user_id"])  # gains a school
-        ) & ~is_new
+        ),
+    )
     for col in ("district_sis_id", "state_sis_id"):  # a blank optional value keeps what is stored
         agg[col] = agg[col].fillna(old[col]).fillna("")
     agg = agg.fillna({"grade": ""})
@@ -390,16 +399,16 @@ def _plan_classes(chk: UsersCheck, stored: _Stored) -> _ClassesPlan:
     cagg = _first_filled(chk.class_ok, t["classId"], fields)
     cold = stored.classes.reindex(cagg.index)
     c_new = cold["id"].isna()
-    if c_new.all():  # nothing of it is stored: nothing to compare
-        c_changed = pd.Series(False, index=cagg.index)
-    else:
-        c_changed = (
+    c_changed = _changed(
+        c_new,
+        lambda: (
             _differs(cagg["name"], cold["name"])
             | _differs(cagg["grade"], cold["grade"])
             | _differs(cagg["display_name"], cold["display_name"], blank_keeps=True)
             | _differs(cagg["subject"], cold["subject"], blank_keeps=True)
             | ~cold["active"].fillna(True).astype(bool)
-        ) & ~c_new
+        ),
+    )
     for col in ("display_name", "subject"):
         cagg[col] = cagg[col].fillna(cold[col]).fillna("")
     classes_new = _rows_where(cagg, c_new).rename_axis("class_id").reset_index()
