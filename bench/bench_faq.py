@@ -40,6 +40,7 @@ TUNE3 = DATA / "faq_questions_tune3.yaml"
 #: the second and third held-out batches, each written independently (every item held out)
 HELD2 = DATA / "faq_questions_heldout2.yaml"
 HELD3 = DATA / "faq_questions_heldout3.yaml"
+HELD4 = DATA / "faq_questions_heldout4.yaml"
 ROUNDS = 20
 #: sets whose misses are never printed, only counted (neither their text nor their ids may
 #: steer the tuning)
@@ -47,6 +48,7 @@ HIDDEN = {
     "how-to set, held-out part",
     "held-out batch 2",
     "held-out batch 3",
+    "held-out batch 4",
     "held-out, all batches together",
 }
 
@@ -168,7 +170,11 @@ def main() -> None:
     held = load_questions(HOWTO, "held")
     sets["how-to set, held-out part"] = held
     every = list(held)
-    for name, path in (("held-out batch 2", HELD2), ("held-out batch 3", HELD3)):
+    for name, path in (
+        ("held-out batch 2", HELD2),
+        ("held-out batch 3", HELD3),
+        ("held-out batch 4", HELD4),
+    ):
         if path.exists():
             sets[name] = load_questions(path, "held")
             every += sets[name]

@@ -38,10 +38,14 @@ HELD2 = _held_batch("faq_questions_heldout2.yaml")
 #: held-out batch 3, written by a second independent writer (who also wrote the third tuning
 #: batch, worded differently) before the ranking was tuned on that tuning batch; never tuned on
 HELD3 = _held_batch("faq_questions_heldout3.yaml")
-#: every held-out question: the held part of the how-to set and the two independent batches
-HELD = [i for i in HOWTO if i["part"] == "held"] + HELD2 + HELD3
+#: held-out batch 4, written by a third independent writer who read neither the ranking code nor
+#: any other question set; counted untouched when it landed: 84.4 % (270/320 before ten questions
+#: that repeat other sets word for word were taken out)
+HELD4 = _held_batch("faq_questions_heldout4.yaml")
+#: every held-out question: the held part of the how-to set and the three independent batches
+HELD = [i for i in HOWTO if i["part"] == "held"] + HELD2 + HELD3 + HELD4
 #: issue 14's target for the held-out questions; not reached (bench/bench_faq.py:
-#: 82.4 %, 417/506 over the three batches)
+#: 83.0 %, 677/816 over the four batches)
 HELD_OUT_TARGET = 0.95
 #: what the held-out questions measured when the documents and weights were frozen (all three
 #: batches together, measured once): a regression floor
@@ -98,10 +102,11 @@ def test_held_out_top1_accuracy_does_not_regress() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 14's 95 % held-out target is not met: 82.4 % over the three held-out batches "
-    "(417/506; the held part of faq_questions_howto.yaml 95.2 %, 119/125; the independent "
-    "batches faq_questions_heldout2.yaml 89.2 %, 107/120, and faq_questions_heldout3.yaml "
-    "73.2 %, 191/261); when it passes, drop this mark",
+    reason="issue 14's 95 % held-out target is not met: 83.0 % over the four held-out batches "
+    "(677/816; the held part of faq_questions_howto.yaml 95.2 %, 119/125; the independent "
+    "batches faq_questions_heldout2.yaml 89.2 %, 107/120, faq_questions_heldout3.yaml "
+    "73.2 %, 191/261, and faq_questions_heldout4.yaml 83.9 %, 260/310); when it passes, drop "
+    "this mark",
 )
 def test_held_out_top1_accuracy_meets_the_target() -> None:
     share, misses = _accuracy(HELD)
@@ -139,6 +144,19 @@ def test_the_third_held_out_batch_is_new_and_names_real_documents() -> None:
     assert _shared(asked, [*HOWTO, *TUNE2, *TUNE3, *EARLIER, *HELD2]) == 0
     ids = {d.id for d in faq.documents()}
     for item in HELD3:
+        expected = item["id"] if isinstance(item["id"], list) else [item["id"]]
+        assert set(expected) - {None} <= ids  # no question text in the message
+
+
+def test_the_fourth_held_out_batch_is_new_and_names_real_documents() -> None:
+    asked = {i["q"] for i in HELD4}
+    assert len(asked) == len(HELD4) >= 300
+    # a count: held-out text is never shown; compared without case, as a person would read them
+    folded = {q.lower() for q in asked}
+    others = [*HOWTO, *TUNE2, *TUNE3, *EARLIER, *HELD2, *HELD3]
+    assert _shared(folded, [{"q": i["q"].lower()} for i in others]) == 0
+    ids = {d.id for d in faq.documents()}
+    for item in HELD4:
         expected = item["id"] if isinstance(item["id"], list) else [item["id"]]
         assert set(expected) - {None} <= ids  # no question text in the message
 
