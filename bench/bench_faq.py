@@ -25,11 +25,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from faq import lookup  # noqa: E402
 from faq.documents import _load  # noqa: E402
-from faq.index import build_index, get_index  # noqa: E402
+from faq.documents import documents  # noqa: E402
+from faq.index import Index, _words, build_index, get_index  # noqa: E402
 from faq.lookup import WEIGHTS, Weights  # noqa: E402
+from make_faq_examples import TUNING_BATCHES, batch_items, grouped  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 QUESTIONS = DATA / "faq_questions.yaml"
@@ -37,6 +40,8 @@ HOWTO = DATA / "faq_questions_howto.yaml"
 #: the second and third tuning batches (every item ``part: tune``)
 TUNE2 = DATA / "faq_questions_howto_tune2.yaml"
 TUNE3 = DATA / "faq_questions_tune3.yaml"
+#: the fourth tuning batch, by another independent writer
+TUNE4 = DATA / "faq_questions_tune4.yaml"
 #: the second and third held-out batches, each written independently (every item held out)
 HELD2 = DATA / "faq_questions_heldout2.yaml"
 HELD3 = DATA / "faq_questions_heldout3.yaml"
@@ -67,12 +72,15 @@ def load_questions(path: Path = QUESTIONS, part: str | None = None) -> list[tupl
 
 
 def accuracy(
-    questions: list[tuple[str, Expected]], weights: Weights = WEIGHTS, show_text: bool = True
+    questions: list[tuple[str, Expected]],
+    weights: Weights = WEIGHTS,
+    show_text: bool = True,
+    index: Index | None = None,
 ) -> tuple[float, list[str]]:
     """Top-1 accuracy and the misses; ``show_text=False`` leaves the text of a miss out."""
     misses = []
     for question, expected in questions:
-        result = lookup(question, weights=weights)
+        result = lookup(question, weights=weights, index=index)
         got = result.best.id if result.best else None
         if got not in expected if isinstance(expected, list) else got != expected:
             what = f"{question!r}: " if show_text else ""
@@ -125,6 +133,80 @@ def bench(sets: dict[str, list[tuple[str, Expected]]], show_misses: bool = True)
             print("  miss:", miss)
 
 
+#: an alias or keyword this close (token_sort_ratio of the content words) to a question of the
+#: batch left out was most likely written from that question: it is left out with the batch
+ALIAS_FROM_QUESTION = 90.0
+
+
+def strip_aliases(questions: list[str]) -> tuple[list, int]:
+    """The documents without the aliases and keywords that copy one of ``questions``."""
+    from rapidfuzz import fuzz, process
+
+    asked = [_words(q) for q in questions]
+    out, dropped = [], 0
+    for doc in documents():
+        keep = {}
+        for key in ("aliases", "keywords"):
+            phrasings = getattr(doc, key)
+            if not phrasings:
+                keep[key] = phrasings
+                continue
+            near = process.cdist(
+                [_words(p) for p in phrasings], asked, scorer=fuzz.token_sort_ratio
+            ).max(axis=1)
+            kept = tuple(p for p, n in zip(phrasings, near) if n < ALIAS_FROM_QUESTION)
+            if doc.kind.value == "column" and key == "aliases":
+                kept = (phrasings[0], *[p for p in kept if p != phrasings[0]])  # the header
+            dropped += len(phrasings) - len(kept)
+            keep[key] = kept
+        out.append(dataclasses.replace(doc, **keep))
+    return out, dropped
+
+
+def tuning_batches() -> dict[str, list[dict]]:
+    """Each tuning batch's items (name -> items), the batches that exist."""
+    return {n: items for n in TUNING_BATCHES if (items := batch_items(n))}
+
+
+def as_questions(items: list[dict]) -> list[tuple[str, Expected]]:
+    return [(i["q"], i["id"] if "id" in i else i["expect"]) for i in items]
+
+
+def cross_indexes() -> dict[str, tuple[Index, list[tuple[str, Expected]], int]]:
+    """For each tuning batch: an index built from everything but that batch (the other
+    batches' example questions; no alias that copies one of its questions), and its questions."""
+    batches = tuning_batches()
+    out = {}
+    for name, items in batches.items():
+        others = [
+            (doc_id, q)
+            for other, its in batches.items()
+            if other != name
+            for doc_id, qs in grouped(its).items()
+            for q in qs
+        ]
+        docs, dropped = strip_aliases([i["q"] for i in items])
+        out[name] = (build_index(docs, tuple(others)), as_questions(items), dropped)
+    return out
+
+
+def cross(candidates: dict[str, Weights]) -> None:
+    """Leave-one-batch-out accuracy of each candidate ranking: every tuning batch is ranked
+    with what was learned from the other batches only."""
+    folds = cross_indexes()
+    print(f"leave-one-batch-out (aliases within {ALIAS_FROM_QUESTION:.0f} of a left-out question")
+    print("dropped with it: " + ", ".join(f"{n}: {d}" for n, (_, _, d) in folds.items()) + ")")
+    for label, weights in candidates.items():
+        right = total = 0
+        parts = []
+        for name, (index, questions, _) in folds.items():
+            share, misses = accuracy(questions, weights, index=index)
+            right += len(questions) - len(misses)
+            total += len(questions)
+            parts.append(f"{name.removeprefix('faq_questions_').removesuffix('.yaml')} {share:.1%}")
+        print(f"{label}: overall {right / total:.1%} ({right}/{total}); " + ", ".join(parts))
+
+
 def tune(questions: list[tuple[str, Expected]]) -> None:
     grid = {
         "unknown_word_weight": [0.6, 1.0],
@@ -152,18 +234,31 @@ def main() -> None:
         help="time and score the earlier set and the tuning batches only (while tuning: the "
         "held-out questions are then neither timed nor scored)",
     )
+    parser.add_argument(
+        "--cross",
+        action="store_true",
+        help="leave-one-batch-out accuracy over the tuning batches (the ranking without example "
+        "questions, and with them)",
+    )
     args = parser.parse_args()
+    if args.cross:
+        no_examples = dataclasses.replace(
+            WEIGHTS, example_vote=0.0, example_words=0.0
+        )
+        cross({"without example questions": no_examples, "as shipped": WEIGHTS})
+        return
     earlier = load_questions()
     batches = {
         "tuning batch 1 (tuning part of the how-to set)": load_questions(HOWTO, "tune"),
         "tuning batch 2": load_questions(TUNE2, "tune"),
         "tuning batch 3": load_questions(TUNE3, "tune"),
+        "tuning batch 4": load_questions(TUNE4, "tune"),
     }
     tuning = [q for qs in batches.values() for q in qs]
     if args.tune:
         tune(earlier + tuning)
         return
-    sets = {"earlier set": earlier, **batches, "tuning, all three batches": tuning}
+    sets = {"earlier set": earlier, **batches, "tuning, all four batches": tuning}
     if args.tuning_only:
         bench(sets, show_misses=False)
         return

@@ -6,14 +6,15 @@ import math
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
 from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, Document, Kind, documents
-from faq.text import STOPWORDS, content_words, is_english, normalise, root
+from faq.examples import examples as shipped_examples
+from faq.text import STOPWORDS, content_words, fold, is_english, normalise, prepare, root
 from validation.catalog import CATALOG, ERROR_GROUPS, Severity
 from validation.dictionary import DEMOGRAPHICS_HEADERS, USERS_HEADERS
 
@@ -94,6 +95,19 @@ class Index:
     #: (code, literal words, pattern) of each catalog message template, to recognise a pasted
     #: bot message; the pattern only runs when every literal word is in the question
     templates: tuple[tuple[str, frozenset[str], re.Pattern[str]], ...]
+    #: example questions (faq/examples.yaml) as their content words, prepared as a question's
+    example_texts: tuple[str, ...] = ()
+    #: ... each with its words sorted (fuzz.ratio on these is token_sort_ratio)
+    example_sorted: tuple[str, ...] = ()
+    #: document position of each example question
+    example_doc: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    #: word -> the example questions that use it (an inverted index)
+    example_rows: dict[str, np.ndarray] = field(default_factory=dict)
+    #: term (a word or two adjacent words, ``evidence_terms``) -> (weight, per-document share):
+    #: which documents the example questions using the term ask for
+    example_evidence: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)
+    #: weight of a question term no example question uses
+    example_unknown: float = 1.0
 
     def question_words(self, normalised: str) -> list[str]:
         """Content words of a normalised question, compounds split and typos corrected."""
@@ -164,8 +178,63 @@ def _template_pattern(message: str) -> re.Pattern[str] | None:
     return re.compile(r"\W*".join(parts), re.IGNORECASE)
 
 
-def build_index(docs: list[Document] | None = None) -> Index:
+def build_index(
+    docs: list[Document] | None = None, examples: tuple[tuple[str, str], ...] | None = None
+) -> Index:
+    """The index of ``docs`` (default: every document) and ``examples`` (default: the shipped
+    example questions; (document id, question) pairs whose id is a document of ``docs``)."""
     docs = docs if docs is not None else documents()
+    base = _build(docs)
+    found = shipped_examples() if examples is None else examples
+    return with_examples(base, [(d, q) for d, q in found if d in base.position])
+
+
+def evidence_terms(words: list[str]) -> set[str]:
+    """The terms whose evidence the example questions teach: the words and each pair of
+    adjacent words ("move+school" is not "school+name")."""
+    return {*words, *(f"{a}+{b}" for a, b in zip(words, words[1:]))}
+
+
+def with_examples(index: Index, examples: list[tuple[str, str]]) -> Index:
+    """``index`` with its example questions; their words are read as a question's (typos
+    corrected to the documents' words), so that both sides compare alike."""
+    texts: list[str] = []
+    owners: list[int] = []
+    for doc_id, question in examples:
+        words = " ".join(index.question_words(fold(prepare(question))))
+        if words:
+            texts.append(words)
+            owners.append(index.position[doc_id])
+    rows: dict[str, list[int]] = {}
+    learned: dict[str, list[int]] = {}
+    for row, text in enumerate(texts):
+        words = text.split()
+        for w in set(words):
+            rows.setdefault(w, []).append(row)
+        for term in evidence_terms(words):
+            learned.setdefault(term, []).append(row)
+    owner = np.asarray(owners, dtype=np.intp)
+    per_doc = np.maximum(np.bincount(owner, minlength=len(index.docs)), 1)
+    evidence: dict[str, tuple[float, np.ndarray]] = {}
+    for term, where in learned.items():
+        # each document's examples that use the term, as a share of its examples (a document
+        # asked about often is no likelier for it), then as a share of all documents
+        share = np.bincount(owner[where], minlength=len(index.docs)) / per_doc
+        # a term the examples of few documents use says more (IDF over documents)
+        weight = math.log((1 + len(index.docs)) / (1 + int((share > 0).sum()))) + 1.0
+        evidence[term] = (weight, share / share.sum())
+    return replace(
+        index,
+        example_texts=tuple(texts),
+        example_sorted=tuple(" ".join(sorted(t.split())) for t in texts),
+        example_doc=np.asarray(owners, dtype=np.intp),
+        example_rows={w: np.asarray(r, dtype=np.intp) for w, r in rows.items()},
+        example_evidence=evidence,
+        example_unknown=math.log(1 + len(index.docs)) + 1.0,
+    )
+
+
+def _build(docs: list[Document]) -> Index:
     phrases: list[str] = []
     owners: list[int] = []
     doc_words: list[frozenset[str]] = []

@@ -38,7 +38,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, TOPIC_PREFIX, Document
-from faq.index import ABSENCE_WORDS, COLUMN_FILLER, ERROR_WORDS, Index, get_index
+from faq.index import ABSENCE_WORDS, COLUMN_FILLER, ERROR_WORDS, Index, evidence_terms, get_index
 from faq.text import STOPWORDS, fold, prepare, strip_markup
 from validation.catalog import CATALOG
 
@@ -112,6 +112,18 @@ class Weights:
     #: ... and the share of the question's word weight that the documents know at all
     #: ("lunch menu" shares one word with a document: not close)
     suggest_known_share: float = 0.6
+    #: example questions (faq/examples.yaml): the question's nearest ``example_k`` examples
+    #: (token_sort_ratio of the content words) vote for their documents, each vote the points
+    #: its similarity has above ``example_floor``, times ``example_vote``; chosen by
+    #: leave-one-batch-out over the tuning batches (bench/bench_faq.py --cross)
+    example_k: int = 7
+    example_floor: float = 50.0
+    example_vote: float = 0.1
+    #: weight of the word evidence learned from the examples: the share of the question's word
+    #: weight (IDF over the documents' examples) whose examples ask for the document
+    example_words: float = 0.3
+    example_cutoff_slack: float = 6.0
+    example_short: int = 3
 
 
 WEIGHTS = Weights()
@@ -213,9 +225,12 @@ class LookupResult:
     suggestions: list[Match] = field(default_factory=list)
 
 
-def lookup(question: str, limit: int = 3, weights: Weights = WEIGHTS) -> LookupResult:
-    """Rank the knowledge-base documents for a question; see the module docstring."""
-    index = get_index()
+def lookup(
+    question: str, limit: int = 3, weights: Weights = WEIGHTS, index: Index | None = None
+) -> LookupResult:
+    """Rank the knowledge-base documents for a question; see the module docstring (``index``:
+    another index than the shipped one, e.g. one built without some example questions)."""
+    index = index if index is not None else get_index()
     text = prepare(question)
     normalised = fold(text)
     if _is_greeting(normalised):
@@ -262,7 +277,14 @@ def _rank(
     )
     status_meaning = bool(_STATUS_MEANING.search(normalised))
     reported = not howto and not status_meaning and bool(_REPORTED.search(normalised))
-    scores = _fuzzy_scores(index, words, named.plain, headers, howto, column_question, weights)
+    examples = (
+        _example_scores(index, words, weights)
+        if index.example_texts and words
+        else np.zeros(len(index.docs))
+    )
+    scores = _fuzzy_scores(
+        index, words, named.plain, headers, howto, column_question, weights, examples
+    )
     if reported:
         scores[index.code_mask] += weights.reported_bonus
     if _WHO_DID.search(normalised) and HISTORY_ID in index.position:
@@ -283,7 +305,12 @@ def _rank(
     top = [(i, NAMED_SCORE) for i in winners] + [(i, float(scores[i])) for i in ranked]
 
     cutoff = weights.long_cutoff if len(set(words)) >= weights.long_words else weights.cutoff
-    if not top or top[0][1] < cutoff:
+    # the example questions reorder the documents; whether anything is close enough to answer
+    # at all is first the documents' own phrasings' say (a vague question that shares a word
+    # or two with some examples is no better a match for it)
+    known = float((scores - examples).max()) if len(scores) else 0.0
+    slack = weights.example_cutoff_slack if len(set(words)) >= weights.example_short else 0.0
+    if not top or top[0][1] < cutoff or known < cutoff - slack:
         close = _known_share(index, words) >= weights.suggest_known_share
         suggestions = [
             _match(index, i, s) for i, s in top[:limit] if close and s >= weights.suggest_cutoff
@@ -492,6 +519,39 @@ def _order_similarity(words: list[str], phrase: str) -> tuple[int, float]:
     return shared, fuzz.ratio(" ".join(words), phrase)
 
 
+def _example_scores(index: Index, words: list[str], w: Weights) -> np.ndarray:
+    """Points for each document from the example questions: votes of the question's nearest
+    examples (only examples sharing a word can be near) and what its words point to."""
+    n = len(index.docs)
+    out = np.zeros(n)
+    asked = set(words)
+    rows = [index.example_rows[x] for x in asked if x in index.example_rows]
+    if rows and w.example_vote:
+        candidates = np.unique(np.concatenate(rows))
+        sorted_query = " ".join(sorted(words))
+        sims = process.cdist(
+            [sorted_query], [index.example_sorted[i] for i in candidates], scorer=fuzz.ratio
+        )[0].astype(np.float64)
+        k = min(w.example_k, len(sims))
+        near = np.argpartition(-sims, k - 1)[:k]
+        # each document gets the points of its nearest example among them
+        points = w.example_vote * np.maximum(sims[near] - w.example_floor, 0.0)
+        np.maximum.at(out, index.example_doc[candidates[near]], points)
+    if w.example_words:
+        evidence = np.zeros(n)
+        weight_sum = 0.0
+        for x in evidence_terms(words):
+            found = index.example_evidence.get(x)
+            if found is None:
+                weight_sum += index.example_unknown
+                continue
+            weight, share = found
+            evidence += weight * share
+            weight_sum += weight
+        out += w.example_words * 100.0 * evidence / max(weight_sum, 1e-9)
+    return out
+
+
 def _fuzzy_scores(
     index: Index,
     words: list[str],
@@ -500,8 +560,9 @@ def _fuzzy_scores(
     howto: bool,
     column_question: bool,
     w: Weights,
+    examples: np.ndarray,
 ) -> np.ndarray:
-    """Each document's score."""
+    """Each document's score (``examples``: the example questions' points)."""
     scores = np.zeros(len(index.docs))
     if not words:
         return scores
@@ -573,6 +634,7 @@ def _fuzzy_scores(
         scores[index.topic_mask] += w.howto_bonus
     if column_question:
         scores[index.column_mask] += w.column_question_bonus
+    scores += examples
     if len(asked) == 1:
         # One word ("bot", "hello") shares a phrase with many documents; it answers only
         # when it is itself a title, alias or keyword.
