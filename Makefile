@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo run cluster bench lint clean
+.PHONY: install test demo run cluster bench lint clean faq-examples
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,10 @@ cluster: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# faq/examples.yaml from the tuning question batches (tests/test_faq_examples.py checks it is current)
+faq-examples: $(STAMP)
+	$(BIN)/python bench/make_faq_examples.py
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[lint]'

@@ -7,7 +7,10 @@ The product never reads tests/data; this script copies the questions of the tuni
 ``part: tune`` items of tests/data/faq_questions_howto.yaml and every item of the other tuning
 batches, never a held-out one) into faq/examples.yaml, grouped by the document that answers them.
 A question that two documents answer is an example of the first; an off-topic question (no
-document) is not an example.  tests/test_faq_examples.py checks that the file is current.
+document) is not an example.  A tuning question that is also a held-out question (the same
+words, any case or punctuation; a few were written twice) is left out, so that no held-out
+question is ever answered from its own copy: the held-out files are read for that comparison
+only, and only a count is printed.  tests/test_faq_examples.py checks that the file is current.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import sys
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from faq.text import normalise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -29,6 +35,8 @@ TUNING_BATCHES = (
     "faq_questions_tune3.yaml",
     "faq_questions_tune4.yaml",
 )
+#: the held-out questions: the ``part: held`` items of the how-to set and every item of these
+HELD_OUT = ("faq_questions_heldout2.yaml", "faq_questions_heldout3.yaml", "faq_questions_heldout4.yaml")
 HEADER = """\
 # Example questions of the knowledge base: how administrators and support staff asked for each
 # document, copied from the tuning question batches (tests/data; never a held-out question).
@@ -39,11 +47,28 @@ HEADER = """\
 
 def batch_items(name: str) -> list[dict]:
     """The tuning items of one batch (empty when the batch file does not exist)."""
+    return [i for i in _read(name) if i.get("part", "tune") == "tune"]
+
+
+def held_out_keys() -> set[str]:
+    """The held-out questions, each as its normalised words (never shown)."""
+    items = [i for i in _read("faq_questions_howto.yaml") if i.get("part") == "held"]
+    for name in HELD_OUT:
+        items += _read(name)
+    return {normalise(i["q"]) for i in items}
+
+
+def _read(name: str) -> list[dict]:
     path = DATA / name
-    if not path.exists():
-        return []
-    items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    return [i for i in items if i.get("part", "tune") == "tune"]
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or []) if path.exists() else []
+
+
+def examples_items() -> tuple[list[dict], int]:
+    """The tuning items that become examples, and how many were left out as held-out copies."""
+    held = held_out_keys()
+    items = [i for name in TUNING_BATCHES for i in batch_items(name)]
+    kept = [i for i in items if normalise(i["q"]) not in held]
+    return kept, len(items) - len(kept)
 
 
 def grouped(items: list[dict]) -> dict[str, list[str]]:
@@ -61,7 +86,7 @@ def grouped(items: list[dict]) -> dict[str, list[str]]:
 
 
 def render() -> str:
-    items = [i for name in TUNING_BATCHES for i in batch_items(name)]
+    items, _ = examples_items()
     body = yaml.safe_dump(grouped(items), sort_keys=False, allow_unicode=True, width=100)
     return HEADER + body
 
@@ -77,7 +102,11 @@ def main() -> None:
             sys.exit(f"{TARGET.relative_to(ROOT)} is not current: run make faq-examples")
         return
     TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)}: {text.count(chr(10) + '- ')} example questions")
+    _, dropped = examples_items()
+    print(
+        f"wrote {TARGET.relative_to(ROOT)}: {text.count(chr(10) + '- ')} example questions "
+        f"({dropped} tuning questions left out: copies of held-out questions)"
+    )
 
 
 if __name__ == "__main__":

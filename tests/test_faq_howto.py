@@ -20,6 +20,11 @@ TUNE2 = yaml.safe_load((DATA / "faq_questions_howto_tune2.yaml").read_text(encod
 #: then chosen on the older batches and one half of it while the other half was only counted
 #: (that half: 77.6 % -> 82.2 %, 125/152); only then was all of it tuned on
 TUNE3 = yaml.safe_load((DATA / "faq_questions_tune3.yaml").read_text(encoding="utf-8"))
+#: a fourth tuning batch (792 questions), by another independent writer who read neither the
+#: ranking code nor any answer. Measured untouched first: 80.4 % (637/792) with the ranking before
+#: example questions, 83.1 % (658/792) with the example questions of the three older batches
+#: (faq/examples.yaml); only then did it become a batch of examples and of leave-one-batch-out
+TUNE4 = yaml.safe_load((DATA / "faq_questions_tune4.yaml").read_text(encoding="utf-8"))
 EARLIER = yaml.safe_load((DATA / "faq_questions.yaml").read_text(encoding="utf-8"))
 
 
@@ -161,13 +166,28 @@ def test_the_fourth_held_out_batch_is_new_and_names_real_documents() -> None:
         assert set(expected) - {None} <= ids  # no question text in the message
 
 
-#: the tuning batches measured 97.9 % (231/236), 91.7 % (365/398) and 92.8 % (282/304): 93.6 %
-#: together (878/938); a regression floor
-TUNING_FLOOR = 0.92
+def test_the_fourth_tuning_batch_is_new() -> None:
+    assert {i["part"] for i in TUNE4} == {"tune"}
+    asked = {i["q"] for i in TUNE4}
+    assert len(asked) == len(TUNE4) >= 700
+    # a count, as above
+    assert _shared(asked, [*HOWTO, *TUNE2, *TUNE3, *EARLIER, *HELD2, *HELD3]) == 0
+    ids = {d.id for d in faq.documents()}
+    for item in TUNE4:
+        expected = item["id"] if isinstance(item["id"], list) else [item["id"]]
+        assert set(expected) - {None} <= ids, item["q"]
+
+
+#: the tuning batches, which are also the knowledge base's example questions (faq/examples.yaml),
+#: measured 98.3 % (232/236), 96.5 % (384/398), 98.4 % (299/304) and 95.7 % (758/792): 96.7 %
+#: together (1673/1730); a regression floor. What generalises is measured leave-one-batch-out
+#: (bench/bench_faq.py --cross), not here
+TUNING_FLOOR = 0.95
 
 
 def test_tuning_part_top1_accuracy() -> None:
-    share, misses = _accuracy([i for i in [*HOWTO, *TUNE2, *TUNE3] if i["part"] == "tune"])
+    tuning = [*HOWTO, *TUNE2, *TUNE3, *TUNE4]
+    share, misses = _accuracy([i for i in tuning if i["part"] == "tune"])
     assert share >= TUNING_FLOOR, f"tuning accuracy {share:.1%}; misses:\n" + "\n".join(misses)
 
 
