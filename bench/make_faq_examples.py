@@ -36,7 +36,11 @@ TUNING_BATCHES = (
     "faq_questions_tune4.yaml",
 )
 #: the held-out questions: the ``part: held`` items of the how-to set and every item of these
-HELD_OUT = ("faq_questions_heldout2.yaml", "faq_questions_heldout3.yaml", "faq_questions_heldout4.yaml")
+HELD_OUT = (
+    "faq_questions_heldout2.yaml",
+    "faq_questions_heldout3.yaml",
+    "faq_questions_heldout4.yaml",
+)
 HEADER = """\
 # Example questions of the knowledge base: how administrators and support staff asked for each
 # document, copied from the tuning question batches (tests/data; never a held-out question).

@@ -25,7 +25,12 @@ Order of the rules (product.md, "Knowledge base"):
    nothing.
    Below ``Weights.cutoff`` (``Weights.long_cutoff`` for a run-on question) nothing is a good
    enough match, and only documents above ``Weights.suggest_cutoff`` are offered as the
-   closest topics.
+   closest topics;
+4. the example questions (faq/examples.yaml: questions as people typed them, with their
+   documents) add points to step 3's scores: the nearest examples (rapidfuzz) vote for their
+   documents, and the words and word pairs of the question count for the documents whose
+   examples use them.  They reorder documents; they do not make a question answerable that
+   the documents' own phrasings leave below the cutoff (``Weights.example_cutoff_slack``).
 """
 
 from __future__ import annotations
@@ -47,10 +52,10 @@ HELP_ID = "faq.help"
 
 @dataclass(frozen=True)
 class Weights:
-    """Ranking weights, chosen by measurement on tests/data/faq_questions.yaml and the tuning
-    questions (tests/data/faq_questions_howto.yaml's tuning part,
-    tests/data/faq_questions_howto_tune2.yaml and tests/data/faq_questions_tune3.yaml), never on
-    a held-out question (bench/bench_faq.py --tune prints the accuracy of a grid of them)."""
+    """Ranking weights, chosen by measurement on the tuning question batches (the earlier set
+    and the tuning batches of the how-to questions in tests/data), never on a held-out question:
+    the example weights leave-one-batch-out (bench/bench_faq.py --cross), the older ones
+    in-sample (bench/bench_faq.py --tune prints the accuracy of a grid of them)."""
 
     #: best score below which a question gets no answer
     cutoff: float = 62.0
@@ -112,17 +117,20 @@ class Weights:
     #: ... and the share of the question's word weight that the documents know at all
     #: ("lunch menu" shares one word with a document: not close)
     suggest_known_share: float = 0.6
-    #: example questions (faq/examples.yaml): the question's nearest ``example_k`` examples
-    #: (token_sort_ratio of the content words) vote for their documents, each vote the points
-    #: its similarity has above ``example_floor``, times ``example_vote``; chosen by
-    #: leave-one-batch-out over the tuning batches (bench/bench_faq.py --cross)
+    #: example questions (faq/examples.yaml): among the question's nearest ``example_k``
+    #: examples (token_sort_ratio of the content words), each document's nearest one gives it
+    #: the points its similarity has above ``example_floor``, times ``example_vote``; chosen
+    #: leave-one-batch-out over the tuning batches (bench/bench_faq.py --cross), like the rest
     example_k: int = 7
     example_floor: float = 50.0
     example_vote: float = 0.1
     #: weight of the word evidence learned from the examples: the share of the question's word
     #: weight (IDF over the documents' examples) whose examples ask for the document
     example_words: float = 0.3
+    #: the best score without the examples' points must be this close to the cutoff for a
+    #: question to be answered (examples reorder; they do not make a vague question a match) ...
     example_cutoff_slack: float = 6.0
+    #: ... and reach the cutoff itself for a question of fewer content words than this
     example_short: int = 3
 
 
