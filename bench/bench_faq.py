@@ -252,8 +252,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.cross:
-        no_examples = dataclasses.replace(WEIGHTS, example_vote=0.0, example_words=0.0)
-        cross({"without example questions": no_examples, "as shipped": WEIGHTS})
+        off = {"example_vote": 0.0, "example_words": 0.0, "example_bayes": 0.0}
+        cross(
+            {
+                "without example questions": dataclasses.replace(WEIGHTS, **off),
+                "nearest examples only": dataclasses.replace(
+                    WEIGHTS, example_words=0.0, example_bayes=0.0
+                ),
+                "word evidence only": dataclasses.replace(WEIGHTS, example_vote=0.0),
+                "as shipped": WEIGHTS,
+            }
+        )
         return
     earlier = load_questions()
     batches = {

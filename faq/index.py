@@ -108,6 +108,10 @@ class Index:
     example_evidence: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)
     #: weight of a question term no example question uses
     example_unknown: float = 1.0
+    #: term -> log P(term | document) over the example questions (naive Bayes, smoothed)
+    example_loglik: dict[str, np.ndarray] = field(default_factory=dict)
+    #: documents that have example questions
+    example_has: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def question_words(self, normalised: str) -> list[str]:
         """Content words of a normalised question, compounds split and typos corrected."""
@@ -189,6 +193,11 @@ def build_index(
     return with_examples(base, [(d, q) for d, q in found if d in base.position])
 
 
+#: the pseudo-count of every term for every document in the naive Bayes evidence (chosen
+#: leave-one-batch-out: 0.1 over 0.5 and 1.0)
+BAYES_ALPHA = 0.1
+
+
 def evidence_terms(words: list[str]) -> set[str]:
     """The terms whose evidence the example questions teach: the words and each pair of
     adjacent words ("move+school" is not "school+name")."""
@@ -223,8 +232,17 @@ def with_examples(index: Index, examples: list[tuple[str, str]]) -> Index:
         # a term the examples of few documents use says more (IDF over documents)
         weight = math.log((1 + len(index.docs)) / (1 + int((share > 0).sum()))) + 1.0
         evidence[term] = (weight, share / share.sum())
+    # how likely each document's example questions make each term (multinomial naive Bayes)
+    counts = {
+        t: np.bincount(owner[where], minlength=len(index.docs)) for t, where in learned.items()
+    }
+    totals = np.sum(list(counts.values()), axis=0) if counts else np.zeros(len(index.docs))
+    denominator = totals + BAYES_ALPHA * max(len(counts), 1)
+    loglik = {t: np.log((c + BAYES_ALPHA) / denominator) for t, c in counts.items()}
     return replace(
         index,
+        example_loglik=loglik,
+        example_has=np.bincount(owner, minlength=len(index.docs)) > 0,
         example_texts=tuple(texts),
         example_sorted=tuple(" ".join(sorted(t.split())) for t in texts),
         example_doc=np.asarray(owners, dtype=np.intp),

@@ -127,6 +127,9 @@ class Weights:
     #: weight of the word evidence learned from the examples: the share of the question's word
     #: weight (IDF over the documents' examples) whose examples ask for the document
     example_words: float = 0.3
+    #: weight of the naive Bayes posterior of the documents given the question's words and
+    #: word pairs, learned from the examples
+    example_bayes: float = 0.05
     #: the best score without the examples' points must be this close to the cutoff for a
     #: question to be answered (examples reorder; they do not make a vague question a match) ...
     example_cutoff_slack: float = 6.0
@@ -557,6 +560,12 @@ def _example_scores(index: Index, words: list[str], w: Weights) -> np.ndarray:
             evidence += weight * share
             weight_sum += weight
         out += w.example_words * 100.0 * evidence / max(weight_sum, 1e-9)
+    terms = [t for t in evidence_terms(words) if t in index.example_loglik]
+    if w.example_bayes and terms:
+        # the posterior of each document with examples, given the question's known terms
+        loglik = np.where(index.example_has, sum(index.example_loglik[t] for t in terms), -np.inf)
+        posterior = np.exp(loglik - loglik.max())
+        out += w.example_bayes * 100.0 * posterior / posterior.sum()
     return out
 
 
