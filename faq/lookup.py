@@ -29,7 +29,7 @@ Order of the rules (product.md, "Knowledge base"):
 4. the example questions (faq/examples.yaml: questions as people typed them, with their
    documents) add points to step 3's scores: the nearest examples (rapidfuzz) vote for their
    documents, and the words and word pairs of the question count for the documents whose
-   examples use them.  They reorder documents; they do not make a question answerable that
+   examples use them (an IDF-weighted share and a naive Bayes posterior).  They reorder documents; they do not make a question answerable that
    the documents' own phrasings leave below the cutoff (``Weights.example_cutoff_slack``).
 """
 
