@@ -49,6 +49,7 @@ TUNE2 = DATA / "faq_questions_howto_tune2.yaml"
 TUNE3 = DATA / "faq_questions_tune3.yaml"
 #: the fourth tuning batch, by another independent writer
 TUNE4 = DATA / "faq_questions_tune4.yaml"
+TUNE5 = DATA / "faq_questions_tune5.yaml"
 #: the second and third held-out batches, each written independently (every item held out)
 HELD2 = DATA / "faq_questions_heldout2.yaml"
 HELD3 = DATA / "faq_questions_heldout3.yaml"
@@ -270,12 +271,13 @@ def main() -> None:
         "tuning batch 2": load_questions(TUNE2, "tune"),
         "tuning batch 3": load_questions(TUNE3, "tune"),
         "tuning batch 4": load_questions(TUNE4, "tune"),
+        "tuning batch 5": load_questions(TUNE5, "tune"),
     }
     tuning = [q for qs in batches.values() for q in qs]
     if args.tune:
         tune(earlier + tuning)
         return
-    sets = {"earlier set": earlier, **batches, "tuning, all four batches": tuning}
+    sets = {"earlier set": earlier, **batches, "tuning, all five batches": tuning}
     if args.tuning_only:
         bench(sets, show_misses=False)
         return

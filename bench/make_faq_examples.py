@@ -34,6 +34,7 @@ TUNING_BATCHES = (
     "faq_questions_howto_tune2.yaml",
     "faq_questions_tune3.yaml",
     "faq_questions_tune4.yaml",
+    "faq_questions_tune5.yaml",
 )
 #: the held-out questions: the ``part: held`` items of the how-to set and every item of these
 HELD_OUT = (

@@ -25,6 +25,10 @@ TUNE3 = yaml.safe_load((DATA / "faq_questions_tune3.yaml").read_text(encoding="u
 #: example questions, 83.1 % (658/792) with the example questions of the three older batches
 #: (faq/examples.yaml); only then did it become a batch of examples and of leave-one-batch-out
 TUNE4 = yaml.safe_load((DATA / "faq_questions_tune4.yaml").read_text(encoding="utf-8"))
+#: a fifth tuning batch (932 questions), by a fourth independent writer, weighted to the general
+#: topics that sound alike. Measured untouched first: 78.4 % (731/932) with the example questions
+#: of the four older batches; only then did it become a batch of examples
+TUNE5 = yaml.safe_load((DATA / "faq_questions_tune5.yaml").read_text(encoding="utf-8"))
 EARLIER = yaml.safe_load((DATA / "faq_questions.yaml").read_text(encoding="utf-8"))
 
 
@@ -50,10 +54,10 @@ HELD4 = _held_batch("faq_questions_heldout4.yaml")
 #: every held-out question: the held part of the how-to set and the three independent batches
 HELD = [i for i in HOWTO if i["part"] == "held"] + HELD2 + HELD3 + HELD4
 #: issue 14's target for the held-out questions; not reached (bench/bench_faq.py:
-#: 87.9 %, 717/816 over the four batches)
+#: 88.6 %, 723/816 over the four batches)
 HELD_OUT_TARGET = 0.95
 #: what the held-out questions measured when the documents, example questions and weights were
-#: frozen (all four batches together: 87.9 %): a regression floor
+#: frozen (all four batches together: 87.9 %, 88.6 % with the fifth tuning batch): a regression floor
 HELD_OUT_FLOOR = 0.85
 EARLIER_MIN = 0.98  # the earlier set's accuracy before issue 14 (153/156)
 
@@ -107,12 +111,13 @@ def test_held_out_top1_accuracy_does_not_regress() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 14's 95 % held-out target is not met: 87.9 % over the four held-out batches "
-    "(717/816; the held part of faq_questions_howto.yaml 98.4 %, 123/125; the independent "
-    "batches faq_questions_heldout2.yaml 93.3 %, 112/120, faq_questions_heldout3.yaml 77.4 %, "
-    "202/261, and faq_questions_heldout4.yaml 90.3 %, 280/310), up from 83.0 % (677/816) with "
-    "the example questions; leave-one-batch-out over the tuning batches (bench/bench_faq.py "
-    "--cross) estimates 89.8 %; when it passes, drop this mark",
+    reason="issue 14's 95 % held-out target is not met: 88.6 % over the four held-out batches "
+    "(723/816; the held part of faq_questions_howto.yaml 98.4 %, 123/125; the independent "
+    "batches faq_questions_heldout2.yaml 94.2 %, 113/120, faq_questions_heldout3.yaml 78.9 %, "
+    "206/261, and faq_questions_heldout4.yaml 90.6 %, 281/310), up from 83.0 % (677/816) with "
+    "the example questions of five tuning batches; leave-one-batch-out over the tuning batches "
+    "(bench/bench_faq.py --cross) estimates 85.7 % (the fifth batch, written to be hard, 76.9 %); "
+    "when it passes, drop this mark",
 )
 def test_held_out_top1_accuracy_meets_the_target() -> None:
     share, misses = _accuracy(HELD)
@@ -185,15 +190,30 @@ def test_the_fourth_tuning_batch_is_new() -> None:
         assert set(expected) - {None} <= ids, item["q"]
 
 
+def test_the_fifth_tuning_batch_is_new() -> None:
+    assert {i["part"] for i in TUNE5} == {"tune"}
+    asked = {i["q"] for i in TUNE5}
+    assert len(asked) == len(TUNE5) >= 900
+    # counts only, as above: its writer compared it with every other set by script
+    folded = {q.lower() for q in asked}
+    held = [i for i in HOWTO if i["part"] == "held"] + HELD2 + HELD3 + HELD4
+    others = [*held, *HOWTO, *TUNE2, *TUNE3, *TUNE4, *EARLIER]
+    assert _shared(folded, [{"q": i["q"].lower()} for i in others]) == 0
+    ids = {d.id for d in faq.documents()}
+    for item in TUNE5:
+        expected = item["id"] if isinstance(item["id"], list) else [item["id"]]
+        assert set(expected) - {None} <= ids, item["q"]
+
+
 #: the tuning batches, which are also the knowledge base's example questions (faq/examples.yaml),
-#: measured 98.7 % (233/236), 97.7 % (389/398), 98.4 % (299/304) and 96.1 % (761/792): 97.2 %
-#: together (1682/1730); a regression floor. What generalises is measured leave-one-batch-out
-#: (bench/bench_faq.py --cross), not here
-TUNING_FLOOR = 0.95
+#: measured 97.9 % (231/236), 97.5 % (388/398), 98.4 % (299/304), 95.7 % (758/792) and 92.4 %
+#: (861/932): 95.3 % together (2537/2662); a regression floor. What generalises is measured
+#: leave-one-batch-out (bench/bench_faq.py --cross), not here
+TUNING_FLOOR = 0.94
 
 
 def test_tuning_part_top1_accuracy() -> None:
-    tuning = [*HOWTO, *TUNE2, *TUNE3, *TUNE4]
+    tuning = [*HOWTO, *TUNE2, *TUNE3, *TUNE4, *TUNE5]
     share, misses = _accuracy([i for i in tuning if i["part"] == "tune"])
     assert share >= TUNING_FLOOR, f"tuning accuracy {share:.1%}; misses:\n" + "\n".join(misses)
 
