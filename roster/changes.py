@@ -15,7 +15,8 @@ import io
 import json
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -29,7 +30,7 @@ from roster.models import Change, Person, SchoolClass
 from roster.plan import UploadPlan
 from validation.report import _FORMULA_START, escape_column
 from validation.snapshot import RosterSnapshot
-from validation.vector import first_index, isin
+from validation.vector import first_index, first_positions, isin
 
 #: the changes file's columns (product.md), in order
 FILE_COLUMNS = ("entity", "key", "change", "field", "before", "after", "row_number")
@@ -66,13 +67,14 @@ def empty_changes() -> pd.DataFrame:
 _INT_PARTS = ("row_number", "person_pk", "class_pk")
 
 
-def _part(n: int, **columns) -> pd.DataFrame:
+def _part(n: int, only: tuple[str, ...] = CHANGE_COLUMNS, **columns) -> pd.DataFrame:
     """A block of change lines; scalar columns are broadcast, missing ones are blank.
+    `only`: the columns to build (FILE_COLUMNS for a changes file alone).
 
     Arrow-backed columns (large strings, nullable integers): a million created lines are
     never a million Python objects, and the changes file and the log read them as they are."""
     data = {}
-    for c in CHANGE_COLUMNS:
+    for c in only:
         kind = pa.int64() if c in _INT_PARTS else pa.large_string()
         v = columns.get(c, None if c in _INT_PARTS else "")
         if isinstance(v, (list, tuple, np.ndarray, pd.Series, pd.Index, pa.Array)):
@@ -81,6 +83,26 @@ def _part(n: int, **columns) -> pd.DataFrame:
             arr = pa.array([v], kind).take(np.zeros(n, dtype=np.int64))
         data[c] = pd.arrays.ArrowExtensionArray(arr)
     return pd.DataFrame(data)
+
+
+def _blocks(n: int, only: tuple[str, ...] = CHANGE_COLUMNS, **columns) -> Iterator[pd.DataFrame]:
+    """`_part` as blocks of at most _CSV_BLOCK lines, each built when it is asked for (a
+    changes file written block by block holds one block of lines at a time)."""
+    if n <= _CSV_BLOCK:
+        yield _part(n, only, **columns)
+        return
+    for start in range(0, n, _CSV_BLOCK):
+        stop = min(n, start + _CSV_BLOCK)
+        yield _part(stop - start, only, **{k: _lines(v, start, stop) for k, v in columns.items()})
+
+
+def _lines(values, start: int, stop: int):
+    """Lines start:stop of a column given to `_part` (a scalar is every line's value)."""
+    if isinstance(values, pd.Series):
+        return values.iloc[start:stop]
+    if isinstance(values, (list, tuple, np.ndarray, pd.Index, pa.Array, pa.ChunkedArray)):
+        return values[start:stop]
+    return values
 
 
 def _to_arrow(values, kind: pa.DataType) -> pa.Array:
@@ -106,6 +128,7 @@ def _field_updates(
     new: pd.DataFrame,
     fields: Mapping[str, str],
     where: np.ndarray | None = None,
+    only: tuple[str, ...] = CHANGE_COLUMNS,
     **per_row,
 ) -> list[pd.DataFrame]:
     """UPDATED lines, one per row and field whose text differs between `old` and `new` (row
@@ -120,6 +143,7 @@ def _field_updates(
             parts.append(
                 _part(
                     int(m.sum()),
+                    only,
                     change=UPDATED,
                     field=header,
                     before=before[m],
@@ -160,6 +184,79 @@ class _Rows:
         return out
 
 
+class _CodedRows:
+    """`_Rows` from the integer codes the check gave the column (UsersDerived.user_key,
+    class_key: numbered in order of first appearance, -1 for a blank cell): only the
+    column's distinct values are hashed, and an enrollment's row is found from the two codes
+    (no "classId/userId" text for every row of the file)."""
+
+    def __init__(self, column: pd.Series, codes: np.ndarray, row_numbers: np.ndarray) -> None:
+        codes = np.asarray(codes, dtype=np.int64)
+        top = np.maximum.accumulate(codes) if len(codes) else codes
+        first = np.empty(len(codes), dtype=bool)
+        first[:1] = codes[:1] >= 0
+        first[1:] = top[1:] > top[:-1]
+        #: the first row of each distinct value, in order of first appearance
+        self.first = np.flatnonzero(first)
+        rank = np.full(int(codes.max(initial=-1)) + 2, -1, dtype=np.int64)
+        rank[codes[self.first]] = np.arange(len(self.first))
+        #: per row: its value's position among the distinct values (-1: blank)
+        self.rank = rank[codes]  # code -1 takes the last entry, which stays -1
+        self.values = _to_arrow(column.take(self.first), pa.large_string())
+        self.row_numbers = row_numbers
+
+    def positions(self, keys) -> np.ndarray:
+        """Each key's position among the column's distinct values (-1: no row names it)."""
+        pos = pc.index_in(_to_arrow(keys, pa.large_string()), value_set=self.values)
+        return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def of(self, keys) -> np.ndarray:
+        if len(keys) == 0:
+            return np.zeros(0, dtype=float)
+        return _row_numbers(self.row_numbers, self.first, self.positions(keys))
+
+
+class _CodedPairRows:
+    """The first row of each (classId, userId) pair, from the two columns' `_CodedRows`."""
+
+    def __init__(self, classes: _CodedRows, users: _CodedRows) -> None:
+        self.classes, self.users = classes, users
+        self.width = max(len(users.first), 1)
+        pair = np.where(
+            (classes.rank >= 0) & (users.rank >= 0), classes.rank * self.width + users.rank, -1
+        )
+        codes, uniques = pd.factorize(pair)
+        self.pairs = pd.Index(uniques)
+        self.first = first_positions(codes, np.arange(len(codes)), len(uniques))
+
+    def of(self, class_ids, user_ids) -> np.ndarray:
+        if len(class_ids) == 0:
+            return np.zeros(0, dtype=float)
+        c, u = self.classes.positions(class_ids), self.users.positions(user_ids)
+        wanted = np.where((c >= 0) & (u >= 0), c * self.width + u, -2)  # -2: names no row
+        return _row_numbers(self.users.row_numbers, self.first, self.pairs.get_indexer(wanted))
+
+
+def _row_numbers(row_numbers: np.ndarray, first: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Row numbers as floats of the rows `first[pos]` (NaN where pos is -1)."""
+    out = np.full(len(pos), np.nan)
+    hit = pos >= 0
+    out[hit] = row_numbers[first[pos[hit]]]
+    return out
+
+
+class _TextPairRows:
+    """The first row of each (classId, userId) pair, from the "classId/userId" text."""
+
+    def __init__(self, table: pd.DataFrame, row_numbers: np.ndarray) -> None:
+        self.rows = _Rows(_pair(table["classId"], table["userId"]), row_numbers)
+
+    def of(self, class_ids, user_ids) -> np.ndarray:
+        if len(class_ids) == 0:
+            return np.zeros(0, dtype=float)
+        return self.rows.of(_pair(class_ids, user_ids))
+
+
 def _pair(class_ids, user_ids) -> pa.Array:
     """The enrollment keys "classId/userId", joined by Arrow."""
     return pc.binary_join_element_wise(
@@ -184,25 +281,51 @@ def users_changes(
     snap: RosterSnapshot,
     plan: UploadPlan,
     id_changes: dict[str, str],
+    codes: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> pd.DataFrame:
     """Every change `plan` makes to the stored roster, one line each.
 
-    `id_changes` maps a new userId to the stored one it replaces (UsersCheck.id_changes).
+    `id_changes` maps a new userId to the stored one it replaces (UsersCheck.id_changes);
+    `codes`: as for `users_change_blocks`.
     """
-    uid_rows = _Rows(table["userId"], row_numbers)
-    cid_rows = _Rows(table["classId"], row_numbers)
-    pair_rows = _Rows(_pair(table["classId"], table["userId"]), row_numbers)
+    return _concat(list(users_change_blocks(table, row_numbers, snap, plan, id_changes, codes)))
+
+
+def users_change_blocks(
+    table: pd.DataFrame,
+    row_numbers: np.ndarray,
+    snap: RosterSnapshot,
+    plan: UploadPlan,
+    id_changes: dict[str, str],
+    codes: tuple[np.ndarray, np.ndarray | None] | None = None,
+    only: tuple[str, ...] = CHANGE_COLUMNS,
+) -> Iterator[pd.DataFrame]:
+    """`users_changes` a block of lines at a time, in the same order (a changes file written
+    block by block never holds every line at once).  `codes`: the check's integer codes of
+    userId and classId (UsersDerived.user_key, class_key), to find rows by; `only`: the
+    columns to build (FILE_COLUMNS: the changes file's alone)."""
+    if codes is not None and codes[1] is not None:
+        uid_rows = _CodedRows(table["userId"], codes[0], row_numbers)
+        cid_rows = _CodedRows(table["classId"], codes[1], row_numbers)
+        pair_rows = _CodedPairRows(cid_rows, uid_rows)
+    else:
+        uid_rows, cid_rows = (
+            _Rows(table["userId"], row_numbers),
+            _Rows(table["classId"], row_numbers),
+        )
+        pair_rows = _TextPairRows(table, row_numbers)
+    del table  # what the lines need of it is taken: the file's cells may be let go meanwhile
     new_uid_of = {old: new for new, old in id_changes.items()}
     people = snap.people.set_index("id") if len(snap.people) else snap.people
     classes = snap.classes.set_index("id") if len(snap.classes) else snap.classes
     enr = snap.enrollments.set_index("id") if len(snap.enrollments) else snap.enrollments
-    parts = []
 
     # people
     new = plan.people_new
-    parts.append(
-        _part(
+    yield from (
+        _blocks(
             len(new),
+            only,
             entity=_kind(new["role"]),
             key=new["user_id"],
             change=CREATED,
@@ -216,10 +339,11 @@ def users_changes(
         base = dict(entity=_kind(ch["role"]), key=ch["user_id"].to_numpy())
         rows = uid_rows.of(ch["user_id"])
         pks = ch["id"].to_numpy()
-        parts += _field_updates(
+        yield from _field_updates(
             old,
             ch,
             PERSON_FIELDS,
+            only=only,
             entity=base["entity"],
             key=base["key"],
             row_number=rows,
@@ -228,9 +352,10 @@ def users_changes(
         )
         m = ~old["active"].astype(bool).to_numpy()
         if m.any():
-            parts.append(
-                _part(
+            yield from (
+                _blocks(
                     int(m.sum()),
+                    only,
                     entity=base["entity"][m],
                     key=base["key"][m],
                     change=REACTIVATED,
@@ -245,9 +370,10 @@ def users_changes(
         role = pd.concat([ch.set_index("user_id")["role"], people.set_index("user_id")["role"]])
         role = role[~role.index.duplicated()]
         stored_of = pd.Series(_renamed(mem["user_id"], id_changes))
-        parts.append(
-            _part(
+        yield from (
+            _blocks(
                 len(mem),
+                only,
                 entity=_kind(role.reindex(stored_of.to_numpy()).to_numpy()),
                 key=mem["user_id"],
                 change=UPDATED,
@@ -260,9 +386,10 @@ def users_changes(
 
     # classes
     new = plan.classes_new
-    parts.append(
-        _part(
+    yield from (
+        _blocks(
             len(new),
+            only,
             entity="class",
             key=new["class_id"],
             change=CREATED,
@@ -275,10 +402,11 @@ def users_changes(
         old = classes.loc[ch["id"].to_numpy()]
         keys, pks = ch["class_id"].to_numpy(), ch["id"].to_numpy()
         rows = cid_rows.of(keys)
-        parts += _field_updates(
+        yield from _field_updates(
             old,
             ch,
             CLASS_FIELDS,
+            only=only,
             entity="class",
             key=keys,
             row_number=rows,
@@ -286,9 +414,10 @@ def users_changes(
             class_pk=pks,
         )
         m = ~old["active"].astype(bool).to_numpy()
-        parts.append(
-            _part(
+        yield from (
+            _blocks(
                 int(m.sum()),
+                only,
                 entity="class",
                 key=keys[m],
                 change=REACTIVATED,
@@ -301,13 +430,14 @@ def users_changes(
     # enrollments
     new = plan.enrollments_new
     keys = _pair(new["class_id"], new["user_id"])
-    parts.append(
-        _part(
+    yield from (
+        _blocks(
             len(new),
+            only,
             entity="enrollment",
             key=keys,
             change=CREATED,
-            row_number=pair_rows.of(keys),
+            row_number=pair_rows.of(new["class_id"], new["user_id"]),
             user_id=new["user_id"],
             class_id=new["class_id"],
         )
@@ -318,11 +448,12 @@ def users_changes(
         uids = _renamed(old["user_id"], new_uid_of)
         cids = old["class_id"].to_numpy(dtype=object)
         keys = cids + "/" + uids
-        rows = pair_rows.of(keys)
+        rows = pair_rows.of(cids, uids)
         m = ~old["active"].astype(bool).to_numpy()
-        parts.append(
-            _part(
+        yield from (
+            _blocks(
                 int(m.sum()),
+                only,
                 entity="enrollment",
                 key=keys[m],
                 change=REACTIVATED,
@@ -334,9 +465,10 @@ def users_changes(
         before = old["is_primary"].astype(bool).to_numpy()
         after = ch["is_primary"].astype(bool).to_numpy()
         m = before != after
-        parts.append(
-            _part(
+        yield from (
+            _blocks(
                 int(m.sum()),
+                only,
                 entity="enrollment",
                 key=keys[m],
                 change=UPDATED,
@@ -352,9 +484,10 @@ def users_changes(
     # removals (classes, people, then the enrollments they take with them)
     gone = classes.loc[plan.classes_removed] if plan.classes_removed else classes.iloc[:0]
     keys = gone["class_id"].to_numpy(dtype=object) if len(gone) else []
-    parts.append(
-        _part(
+    yield from (
+        _blocks(
             len(gone),
+            only,
             entity="class",
             key=keys,
             change=REMOVED,
@@ -365,9 +498,10 @@ def users_changes(
     )
     gone = people.loc[plan.people_removed] if plan.people_removed else people.iloc[:0]
     keys = gone["user_id"].to_numpy(dtype=object) if len(gone) else []
-    parts.append(
-        _part(
+    yield from (
+        _blocks(
             len(gone),
+            only,
             entity=_kind(gone["role"]) if len(gone) else [],
             key=keys,
             change=REMOVED,
@@ -378,9 +512,10 @@ def users_changes(
     )
     mrem = plan.memberships_removed
     if len(mrem):
-        parts.append(
-            _part(
+        yield from (
+            _blocks(
                 len(mrem),
+                only,
                 entity=_kind(mrem["role"]),
                 key=mrem["user_id"],
                 change=UPDATED,
@@ -395,18 +530,18 @@ def users_changes(
         uids = _renamed(gone["user_id"], new_uid_of)
         cids = gone["class_id"].to_numpy(dtype=object)
         keys = cids + "/" + uids
-        parts.append(
-            _part(
+        yield from (
+            _blocks(
                 len(gone),
+                only,
                 entity="enrollment",
                 key=keys,
                 change=REMOVED,
-                row_number=pair_rows.of(keys),
+                row_number=pair_rows.of(cids, uids),
                 user_id=uids,
                 class_id=cids,
             )
         )
-    return _concat(parts)
 
 
 def demographics_changes(
@@ -494,11 +629,47 @@ def changes_csv(changes: pd.DataFrame) -> bytes:
 
     Arrow string kernels over whole columns, a block of lines at a time; each block's lines
     are taken from the joined column's value buffer in one piece."""
+    return changes_csv_blocks([changes])[1] or _csv_start().getvalue()
+
+
+def changes_csv_blocks(blocks: Iterable[pd.DataFrame]) -> tuple[int, bytes | None]:
+    """The changes file of the lines in `blocks` (frames of CHANGE_COLUMNS, in order), each
+    block let go once written, and how many lines it has (None: no line at all)."""
+    out, count = _csv_start(), 0
+    for changes in blocks:
+        count += len(changes)
+        for start in range(0, len(changes), _CSV_BLOCK):
+            out.write(_csv_lines(changes.iloc[start : start + _CSV_BLOCK]))
+        del changes
+    return count, (out.getvalue() if count else None)
+
+
+def _csv_start() -> io.BytesIO:
     out = io.BytesIO()  # getvalue() hands over its buffer: the file is not held twice
     out.write(("\ufeff" + ",".join(FILE_COLUMNS) + "\r\n").encode())
-    for start in range(0, len(changes), _CSV_BLOCK):
-        out.write(_csv_lines(changes.iloc[start : start + _CSV_BLOCK]))
-    return out.getvalue()
+    return out
+
+
+class ChangesAhead:
+    """The changes file of a check, built in a second thread while the plan counts and the
+    pipeline words the rows' messages and builds the error report (most of the work is
+    Arrow's hashing and string kernels, which let go of the GIL), a block of change lines at
+    a time: the lines are never all held at once.  `result()` waits for it: (the number of
+    lines, the file's bytes or None when nothing would change)."""
+
+    def __init__(self, lines: Callable[[], Iterable[pd.DataFrame]]) -> None:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="changes-file")
+        # the builder is handed over in a list the thread empties: what it refers to (the
+        # plan, the file's columns) is let go as soon as the lines are built
+        self._future = pool.submit(self._build, [lines])
+        pool.shutdown(wait=False)
+
+    @staticmethod
+    def _build(holder: list) -> tuple[int, bytes | None]:
+        return changes_csv_blocks(holder.pop()())
+
+    def result(self) -> tuple[int, bytes | None]:
+        return self._future.result()
 
 
 def _csv_lines(changes: pd.DataFrame) -> pa.Buffer:

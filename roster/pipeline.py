@@ -239,8 +239,6 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
         result.rows.update(report.rows)
         result.issues = report.issues
         result.status = report.status
-        record_changes(result, planned.changes)
-        release_memory()
         # 5. guards that hold the file for the admin's confirmation
         if planned.hold:
             issue, result.held = removal_hold(planned.hold, ctx)
@@ -258,6 +256,17 @@ def _steps(ctx: RunContext, job: FileJob, result: FileResult) -> None:
                 result.holds.append(hold)
         result.report_source = report
         result.report_bytes = report.error_report(would=not ctx.apply or result.held)
+        if not ctx.apply:
+            # a check: its report is built and says what applying would do; the file's cells
+            # are let go while its changes file is finished in the second thread
+            result.report_source = BuiltReport(result.report_bytes)
+            planned = replace(planned, issues=None, rejected=None, applied_any=None, parts=[])
+            del table, report, raw, header
+            job.raw = replace(job.raw, cells=job.raw.cells.iloc[:0])
+            release_memory()
+        # after the report: a check's changes file was built in a second thread meanwhile
+        record_changes(result, planned.changes)
+        release_memory()
         # 6. apply, and finish the upload record in the same transaction
         if ctx.apply and not result.held:
             ctx.progress("saving", 0.8)

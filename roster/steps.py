@@ -24,7 +24,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, select, update
 
 from roster.apply import lock_district
-from roster.changes import changes_csv, write_change_log
+from roster.changes import ChangesAhead, changes_csv, write_change_log
 from roster.context import FileJob, RunContext
 from roster.filekind import KindTable
 from roster.models import Upload, utcnow
@@ -279,8 +279,13 @@ def write_report(result: FileResult, report_dir: Path | None) -> None:
         setattr(result, attr, str(path))
 
 
-def record_changes(result: FileResult, changes: pd.DataFrame | None) -> None:
+def record_changes(result: FileResult, changes: pd.DataFrame | ChangesAhead | None) -> None:
     """The changes file of a check or an upload (None when nothing would change)."""
+    if isinstance(changes, ChangesAhead):
+        count, data = changes.result()
+        if data is not None:
+            result.changes_bytes, result.changes_count = data, count
+        return
     if changes is not None and len(changes):
         result.changes_bytes = changes_csv(changes)
         result.changes_count = len(changes)

@@ -8,13 +8,20 @@ writes in `roster.apply.apply_plan`; this module wires them into the pipeline's 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import Connection
 
 from roster.apply import apply_plan
-from roster.changes import removal_items, users_changes
+from roster.changes import (
+    FILE_COLUMNS,
+    ChangesAhead,
+    removal_items,
+    users_change_blocks,
+    users_changes,
+)
 from roster.context import RunContext
 from roster.filekind import KindTable, Planned
 from roster.plan import BUCKETS, ENTITIES, plan_users
@@ -142,10 +149,22 @@ class UsersKind:
     ) -> Planned:
         plan = plan_users(checked, loaded, sync=ctx.sync)
         release_memory()  # the plan's working columns, before the change lines are built
-        changes = users_changes(
-            table.table, table.raw.row_numbers, loaded, plan, checked.id_changes
-        )
         hold = removal_guard(plan.removal_shares, ctx.settings.removal_share)
+        # the rows of the lines are found by the check's integer codes of userId and classId
+        args = (
+            table.table,
+            table.raw.row_numbers,
+            loaded,
+            plan,
+            checked.id_changes,
+            (checked.derived.user_key, checked.derived.class_key),
+        )
+        changes: pd.DataFrame | ChangesAhead
+        if ctx.apply or hold:  # the change log and the held summary need the lines here
+            changes = users_changes(*args)
+        else:  # a check: only its changes file needs them, built while the rows are worded
+            changes = ChangesAhead(partial(users_change_blocks, *args, FILE_COLUMNS))
+        del args
         items, total = removal_items(changes, loaded) if hold else ([], 0)
         return Planned(
             plan=plan,

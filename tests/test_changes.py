@@ -235,6 +235,35 @@ def test_changes_file_lists_exactly_what_the_store_changed(store, district):
     assert ("student", "reactivated", "") in kinds and ("class", "reactivated", "") in kinds
 
 
+def test_a_checks_changes_file_is_the_uploads_byte_for_byte(store, district, monkeypatch):
+    """A check writes its changes file a block of lines at a time in a second thread, an
+    upload from its change log's lines: the same bytes.  Each line names the first row that
+    names its key, here a rejected one (row 2: no email)."""
+    monkeypatch.setattr("roster.changes._CSV_BLOCK", 2)  # every kind of line spans blocks
+    rows = [
+        student(1, userEmail=""),
+        student(1),
+        student(2),
+        student(3, classId="ART", className="Art"),
+        teacher(),
+        student(4, classId="ART", className="Art"),
+        student(2, classId="ART", className="Art"),
+    ]
+    check = upload(store, rows, apply=False, settings=NO_GUARD)
+    result = upload(store, rows, settings=NO_GUARD)
+    assert result.applied, result.file_issues
+    assert check.changes_bytes == result.changes_bytes
+    assert check.changes_count == result.changes_count == 13  # 5 people, 2 classes, 6 pairs
+    lines = list(csv.reader(io.StringIO(check.changes_bytes.decode("utf-8-sig"))))
+    row_of = {(r[0], r[1], r[2]): r[6] for r in lines[1:]}
+    assert row_of[("student", "S1", "created")] == "2"
+    assert row_of[("class", "MATH5", "created")] == "2"
+    assert row_of[("enrollment", "MATH5/S1", "created")] == "2"
+    assert row_of[("class", "ART", "created")] == "5"
+    assert row_of[("enrollment", "ART/S2", "created")] == "8"
+    assert row_of[("staff", "T1", "created")] == "6"
+
+
 def test_second_file_covers_every_kind_of_change(store, district):
     upload(store, first_file(), settings=NO_GUARD)
     lines = changes_lines(upload(store, second_file(), settings=NO_GUARD).changes_bytes)
