@@ -86,14 +86,19 @@ def _part(n: int, only: tuple[str, ...] = CHANGE_COLUMNS, **columns) -> pd.DataF
 
 
 def _blocks(n: int, only: tuple[str, ...] = CHANGE_COLUMNS, **columns) -> Iterator[pd.DataFrame]:
-    """`_part` as blocks of at most _CSV_BLOCK lines, each built when it is asked for (a
+    """`_part` as blocks of at most _LINES_BLOCK lines, each built when it is asked for (a
     changes file written block by block holds one block of lines at a time)."""
-    if n <= _CSV_BLOCK:
+    if n <= _LINES_BLOCK:
         yield _part(n, only, **columns)
         return
-    for start in range(0, n, _CSV_BLOCK):
-        stop = min(n, start + _CSV_BLOCK)
+    for start in range(0, n, _LINES_BLOCK):
+        stop = min(n, start + _LINES_BLOCK)
         yield _part(stop - start, only, **{k: _lines(v, start, stop) for k, v in columns.items()})
+
+
+#: change lines per block of `users_change_blocks` (a check's changes file is written while
+#: the rest of the check still holds its memory: ~20 MB of Arrow text per 100,000 lines)
+_LINES_BLOCK = 100_000
 
 
 def _lines(values, start: int, stop: int):
@@ -201,7 +206,7 @@ class _CodedRows:
         rank = np.full(int(codes.max(initial=-1)) + 2, -1, dtype=np.int64)
         rank[codes[self.first]] = np.arange(len(self.first))
         #: per row: its value's position among the distinct values (-1: blank)
-        self.rank = rank[codes]  # code -1 takes the last entry, which stays -1
+        self.rank: np.ndarray | None = rank[codes]  # code -1 takes the last entry, which stays -1
         self.values = _to_arrow(column.take(self.first), pa.large_string())
         self.row_numbers = row_numbers
 
@@ -308,6 +313,7 @@ def users_change_blocks(
         uid_rows = _CodedRows(table["userId"], codes[0], row_numbers)
         cid_rows = _CodedRows(table["classId"], codes[1], row_numbers)
         pair_rows = _CodedPairRows(cid_rows, uid_rows)
+        uid_rows.rank = cid_rows.rank = None  # per row: only the pairs needed them (16 MB)
     else:
         uid_rows, cid_rows = (
             _Rows(table["userId"], row_numbers),

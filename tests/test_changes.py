@@ -240,6 +240,7 @@ def test_a_checks_changes_file_is_the_uploads_byte_for_byte(store, district, mon
     upload from its change log's lines: the same bytes.  Each line names the first row that
     names its key, here a rejected one (row 2: no email)."""
     monkeypatch.setattr("roster.changes._CSV_BLOCK", 2)  # every kind of line spans blocks
+    monkeypatch.setattr("roster.changes._LINES_BLOCK", 3)
     rows = [
         student(1, userEmail=""),
         student(1),
