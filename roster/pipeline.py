@@ -30,6 +30,7 @@ from roster import demographics, users
 from roster.context import FileJob, InputFile, Progress, RunContext, Settings, no_progress
 from roster.filekind import FileKindSpec
 from roster.logsafe import error_code
+from roster.memory import release_memory
 from roster.results import FileResult, Hold, RunResult
 from roster.states import FileKind, FileStatus
 from roster.steps import (
@@ -44,7 +45,6 @@ from roster.steps import (
     kind_table,
     log_changes,
     record_changes,
-    release_memory,
     removal_hold,
     start_record,
     unapplied_report,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from roster.memory import release_memory
 from validation import dictionary as d
 from validation.issues import ISSUE_COLUMNS
 from validation.snapshot import RosterSnapshot
@@ -129,8 +131,16 @@ class _Stored:
 
     people: pd.DataFrame  # by user_id
     classes: pd.DataFrame  # by class_id
-    enrollments: pd.DataFrame  # by (class_id, user_id), userIds already renamed by ID changes
+    #: the stored enrollments, userIds already renamed by ID changes (flat: the applied ones
+    #: are matched by integer codes, `_plan_enrollments`)
+    enrollments_flat: pd.DataFrame
     stored_uid: pd.Series  # per row: the stored userId it updates (NaN for a new person)
+
+    @cached_property
+    def enrollments(self) -> pd.DataFrame:
+        """By (class_id, user_id): built only when the file removes something or is a full
+        sync (a two-level index of a million stored pairs is ~55 MB)."""
+        return self.enrollments_flat.set_index(["class_id", "user_id"])
 
 
 def _stored(chk: UsersCheck, snap: RosterSnapshot) -> _Stored:
@@ -146,7 +156,7 @@ def _stored(chk: UsersCheck, snap: RosterSnapshot) -> _Stored:
     return _Stored(
         people=by_uid,
         classes=snap.classes.set_index("class_id"),
-        enrollments=enr.set_index(["class_id", "user_id"]),
+        enrollments_flat=enr,
         stored_uid=stored_uid,
     )
 
@@ -154,10 +164,15 @@ def _stored(chk: UsersCheck, snap: RosterSnapshot) -> _Stored:
 def plan_users(chk: UsersCheck, snap: RosterSnapshot, sync: bool = False) -> UploadPlan:
     """The diff; `sync` (full sync, product.md) also removes, for every school the file
     names, the memberships, classes and enrollments the file does not mention."""
+    # each part's working columns are handed back before the next part (release_memory):
+    # a no-change upload of a 1,000,000-row file holds the file, the check and the stored
+    # roster throughout, so the plan's peak is what its parts leave behind
     stored = _stored(chk, snap)
     people = _plan_people(chk, snap, stored)
+    release_memory()
     classes = _plan_classes(chk, stored)
     enrollments = _plan_enrollments(chk, stored)
+    release_memory()
     removals = _plan_removals(chk, stored, people, classes, enrollments)
     # what the file adds and then removes is created inactive
     people_new = _inactive(people.new, "user_id", removals.new_people)
@@ -176,11 +191,12 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot, sync: bool = False) -> Upl
         _count_schools(chk, snap),
     ):
         _add_counts(counts, part)
+    release_memory()
     class_issues = _class_warnings(
         chk.table,
         chk,
         snap,
-        stored.enrollments,
+        stored.enrollments_flat,
         classes.applied.index.difference(removals.new_classes, sort=False),
         enrollments.applied[~enrollments.applied.index.isin(removals.new_enrollments)]
         if len(removals.new_enrollments)
@@ -435,24 +451,29 @@ class _EnrollmentsPlan:
 
 
 def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
-    eagg = _enrollments_applied(chk)
-    enr = stored.enrollments
+    eagg, pairs = _enrollments_applied(chk)
+    enr = stored.enrollments_flat
+    # the applied pairs' stored enrollments, matched on the pairs' integer codes (the file's
+    # codes for classId and userId; a stored key the file does not name has none): no text
+    # key is built for the million pairs of either side, no stored row copied per pair
+    pos = (
+        _stored_positions(chk, enr, pairs)
+        if len(enr) and len(pairs)
+        else np.full(len(eagg), -1, dtype=np.int64)
+    )
+    found = pos >= 0
+    at = np.where(found, pos, 0)
     if len(enr):
-        pos = (
-            pc.index_in(
-                _pair_key(eagg.index.get_level_values(0), eagg.index.get_level_values(1)),
-                value_set=_pair_key(enr.index.get_level_values(0), enr.index.get_level_values(1)),
-            )
-            .fill_null(-1)
-            .to_numpy(zero_copy_only=False)
-        )
-    else:  # nothing stored: no key to build
-        pos = np.full(len(eagg), -1, dtype=np.int64)
-    eold = _rows_at(enr, pos, eagg.index)
-    e_new = eold["id"].isna()
-    e_changed = ~e_new & (
-        ~eold["active"].fillna(True).astype(bool)
-        | (eold["is_primary"].fillna(False).astype(bool) != eagg)
+        ids = enr["id"].to_numpy()[at]
+        active = enr["active"].to_numpy(dtype=bool)[at]
+        primary = enr["is_primary"].to_numpy(dtype=bool)[at]
+    else:
+        ids = np.zeros(len(eagg), dtype=np.int64)
+        active = primary = np.zeros(len(eagg), dtype=bool)
+    e_new = ~found
+    e_changed = found & (~active | (primary != eagg.to_numpy(dtype=bool)))
+    stored_id = pd.Series(
+        ids if found.all() else np.where(found, ids, np.nan), index=eagg.index, name="id"
     )
     enrollments_new = (
         _rows_where(eagg, e_new)
@@ -461,8 +482,8 @@ def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
     )
     enrollments_changed = pd.DataFrame(
         {
-            "id": eold.loc[e_changed, "id"].astype("int64").to_numpy(),
-            "is_primary": eagg[e_changed].to_numpy(),
+            "id": ids[e_changed].astype("int64"),
+            "is_primary": eagg.to_numpy()[e_changed],
         }
     )
     counts = _empty_counts()
@@ -470,27 +491,69 @@ def _plan_enrollments(chk: UsersCheck, stored: _Stored) -> _EnrollmentsPlan:
     counts["enrollment"]["updated"] = int(e_changed.sum())
     counts["enrollment"]["no_change"] = int((~e_new & ~e_changed).sum())
     bucket = _buckets(e_new, e_changed, eagg.index)
-    return _EnrollmentsPlan(eagg, enrollments_new, enrollments_changed, counts, bucket, eold["id"])
+    return _EnrollmentsPlan(eagg, enrollments_new, enrollments_changed, counts, bucket, stored_id)
 
 
-def _enrollments_applied(chk: UsersCheck) -> pd.Series:
+def _stored_positions(chk: UsersCheck, enr: pd.DataFrame, pairs: np.ndarray) -> np.ndarray:
+    """For each applied pair (its code from `_pair_codes`), the position of its stored
+    enrollment in `enr` (the first, as a lookup of the pair's text would find), -1 if none.
+
+    A stored classId / userId gets the file's code for the same text (one Arrow hash lookup
+    into the file's distinct values); a stored pair whose class or user the file does not
+    name cannot be applied and gets -2."""
+    t, v = chk.table, chk.derived
+    user_of = _file_codes(t["userId"], v.user_key, enr["user_id"])
+    class_of = _file_codes(t["classId"], v.class_key, enr["class_id"])
+    width = int(v.user_key.max(initial=0)) + 1  # as _pair_codes
+    known = (class_of >= 0) & (user_of >= 0)
+    keys = np.where(known, class_of * width + user_of, -2)
+    del user_of, class_of, known
+    return (
+        pc.index_in(pa.array(pairs, pa.int64()), value_set=pa.array(keys, pa.int64()))
+        .fill_null(-1)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.int64, copy=False)
+    )
+
+
+def _file_codes(column: pd.Series, codes: np.ndarray, stored: pd.Series) -> np.ndarray:
+    """The file's code (`codes`, from factorising `column`; -1 for a blank) of each stored
+    value; -1 for a value no row of the file has under a code."""
+    valid = np.flatnonzero(codes >= 0)
+    first = first_positions(codes[valid], valid, int(codes.max(initial=-1)) + 1)
+    used = first != np.iinfo(np.int64).max  # a code can be unused (the blank's)
+    if not used.any():
+        return np.full(len(stored), -1, dtype=np.int64)
+    values = _text_array(column.take(np.where(used, first, 0)))
+    found = (
+        pc.index_in(_text_array(stored), value_set=values)
+        .fill_null(-1)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.int64, copy=False)
+    )
+    return np.where(found >= 0, np.where(used[found], found, -1), -1)
+
+
+def _enrollments_applied(chk: UsersCheck) -> tuple[pd.Series, np.ndarray]:
     """is_primary per applied (classId, userId), in order of first appearance: any of the
-    pair's rows says primary.  Pairs are told apart by the columns' integer codes; only each
-    pair's first row is taken as text."""
+    pair's rows says primary; and each pair's code (`_pair_codes`).  Pairs are told apart by
+    the columns' integer codes; only each pair's first row is taken as text."""
     t, v = chk.table, chk.derived
     rows = np.flatnonzero(chk.enrollment_ok)
     if not len(rows):
         index = pd.MultiIndex.from_arrays(
             [t["classId"].iloc[:0], t["userId"].iloc[:0]], names=["classId", "userId"]
         )
-        return pd.Series(np.zeros(0, dtype=bool), index=index, name="is_primary")
+        return pd.Series(np.zeros(0, dtype=bool), index=index, name="is_primary"), np.zeros(
+            0, dtype=np.int64
+        )
     codes, uniques = pd.factorize(_pair_codes(v.class_key, v.user_key)[rows])
     first = rows[first_positions(codes, np.arange(len(codes)), len(uniques))]
     primary = np.bincount(codes, weights=v.primary[rows], minlength=len(uniques)) > 0
     index = pd.MultiIndex.from_arrays(
         [t["classId"].take(first), t["userId"].take(first)], names=["classId", "userId"]
     )
-    return pd.Series(primary, index=index, name="is_primary")
+    return pd.Series(primary, index=index, name="is_primary"), np.asarray(uniques, np.int64)
 
 
 @dataclass(frozen=True)
@@ -736,7 +799,7 @@ def _count_rejected(
     rejected_c = (chk.carries_class & ~chk.class_ok) | (v.is_remove_class & ~chk.remove_ok)
     _count_errors(counts, cid, rejected_c, applied_classes, "class")
     enr_key = pd.Series(_pair_codes(v.class_key, v.user_key), index=t.index)  # -1: blank
-    applied_enr = enr_key[chk.enrollment_ok]  # the applied enrollments' keys, built once
+    applied_enr = enr_key.to_numpy()[chk.enrollment_ok]  # the applied enrollments' keys, once
     rejected_e = (v.as_add & (cid != "").to_numpy() & ~chk.enrollment_ok) | (
         v.is_remove_enrollment & ~chk.remove_ok
     )
@@ -810,13 +873,27 @@ def _class_warnings(
     if not len(touched):
         return pd.DataFrame(columns=ISSUE_COLUMNS)
     # the enrollments of the touched classes after the upload: the file's (`eagg`), and the
-    # stored active ones it neither applies (their pks are `applied_pks`) nor removes
-    stored = enr[_in_level(enr.index, 0, touched)]
-    keep = stored["active"].astype(bool).to_numpy() & ~np.isin(
-        stored["id"].to_numpy(),
-        np.concatenate([np.asarray(enrollments_removed, float), applied_pks]),
-    )
-    stored = stored[keep]
+    # stored active ones it neither applies (their pks are `applied_pks`) nor removes; the
+    # stored ones are looked at as flat columns (each distinct classId / userId once)
+    if len(enr):
+        c_codes, c_values = pd.factorize(enr["class_id"])
+        at_class = touched.get_indexer(pd.Index(c_values))
+        s_class = np.where(c_codes >= 0, at_class[c_codes], -1)
+        del c_codes
+        keep = (
+            (s_class >= 0)
+            & enr["active"].to_numpy(dtype=bool)
+            & ~np.isin(
+                enr["id"].to_numpy(),
+                np.concatenate([np.asarray(enrollments_removed, float), applied_pks]),
+            )
+        )
+        kept = np.flatnonzero(keep)
+        s_class, s_primary = s_class[kept], enr["is_primary"].to_numpy(dtype=bool)[kept]
+        u_codes, u_values = pd.factorize(enr["user_id"].take(kept))
+    else:
+        s_class, s_primary = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+        u_codes, u_values = np.zeros(0, dtype=np.int64), pd.Index([], dtype=object)
     mine = eagg[_in_level(eagg.index, 0, touched)]
 
     # per enrollment: its class's position in `touched` and whether it is a student's, looked
@@ -838,11 +915,10 @@ def _class_warnings(
             return np.zeros(0, dtype=np.int64)
         return np.asarray(of_values(index.levels[level]))[index.codes[level]]
 
-    codes = np.concatenate([per_row(x.index, 0, touched.get_indexer) for x in (stored, mine)])
-    student = np.concatenate([per_row(x.index, 1, is_student) for x in (stored, mine)])
-    primary = np.concatenate(
-        [stored["is_primary"].astype(bool).to_numpy(), mine.astype(bool).to_numpy()]
-    )
+    s_student = is_student(pd.Index(u_values))[u_codes] if len(u_codes) else np.zeros(0, dtype=bool)
+    codes = np.concatenate([s_class, per_row(mine.index, 0, touched.get_indexer)])
+    student = np.concatenate([s_student, per_row(mine.index, 1, is_student)])
+    primary = np.concatenate([s_primary, mine.astype(bool).to_numpy()])
     per_class = pd.DataFrame(
         {
             "primaries": np.bincount(codes, weights=primary, minlength=len(touched)).astype(int),

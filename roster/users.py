@@ -24,11 +24,12 @@ from roster.changes import (
 )
 from roster.context import RunContext
 from roster.filekind import KindTable, Planned
+from roster.memory import release_memory
 from roster.plan import BUCKETS, ENTITIES, plan_users
 from roster.results import Hold
 from roster.snapshot import load_snapshot
 from roster.states import FileKind
-from roster.steps import release_memory, with_ragged
+from roster.steps import with_ragged
 from validation import dictionary as d
 from validation.headers import HeaderResult, check_headers
 from validation.reader import RawTable
