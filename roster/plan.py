@@ -602,19 +602,24 @@ def _plan_removals(
     counts["class"]["no_change"] = int((~rc_live).sum())
     _undo(counts, pd.Series("class", index=rc_ids[rc_in_file]), classes.bucket[rc_ids[rc_in_file]])
 
-    # people
+    # people (a file that deactivates no one looks nothing up: a label lookup would leave
+    # a hash table of the ~320,000 stored and applied userIds behind for the rest of the plan)
     du_ids = pd.Index(uid[du].unique())
-    du_old = stored.people.reindex(du_ids)
-    du_in_file = isin(du_ids, people.applied.index)
-    du_live = du_old["active"].fillna(False).astype(bool).to_numpy() | du_in_file
-    du_stored = du_old["id"].notna().to_numpy()
-    people_removed = du_old.loc[du_live & du_stored, "id"].astype("int64").tolist()
-    role = people.applied["role"].reindex(du_ids).fillna(du_old["role"])
-    kind = _role_kind(role)
-    _tally(counts, kind[du_live], "removed")
-    _tally(counts, kind[~du_live], "no_change")
-    in_file = du_ids[du_in_file]
-    _undo(counts, kind[in_file], people.bucket[in_file])
+    if len(du_ids):
+        du_old = stored.people.reindex(du_ids)
+        du_in_file = isin(du_ids, people.applied.index)
+        du_live = du_old["active"].fillna(False).astype(bool).to_numpy() | du_in_file
+        du_stored = du_old["id"].notna().to_numpy()
+        people_removed = du_old.loc[du_live & du_stored, "id"].astype("int64").tolist()
+        role = people.applied["role"].reindex(du_ids).fillna(du_old["role"])
+        kind = _role_kind(role)
+        _tally(counts, kind[du_live], "removed")
+        _tally(counts, kind[~du_live], "no_change")
+        in_file = du_ids[du_in_file]
+        _undo(counts, kind[in_file], people.bucket[in_file])
+    else:
+        du_live = du_stored = np.zeros(0, dtype=bool)
+        people_removed = []
 
     # enrollments active before the removals: stored active ones the file does not touch, and
     # every one an add row applies (stored or new)
@@ -883,9 +888,11 @@ def _class_warnings(
         keep = (
             (s_class >= 0)
             & enr["active"].to_numpy(dtype=bool)
-            & ~np.isin(
+            & ~np.isin(  # integer pks: numpy marks them in a table instead of sorting 2 M
                 enr["id"].to_numpy(),
-                np.concatenate([np.asarray(enrollments_removed, float), applied_pks]),
+                np.concatenate([np.asarray(enrollments_removed, float), applied_pks]).astype(
+                    np.int64
+                ),
             )
         )
         kept = np.flatnonzero(keep)
