@@ -35,6 +35,8 @@ TUNING_BATCHES = (
     "faq_questions_tune3.yaml",
     "faq_questions_tune4.yaml",
     "faq_questions_tune5.yaml",
+    "faq_questions_tune6.yaml",
+    "faq_questions_tune7.yaml",
 )
 #: the held-out questions: the ``part: held`` items of the how-to set and every item of these
 HELD_OUT = (
