@@ -30,7 +30,7 @@ from roster import demographics, users
 from roster.context import FileJob, InputFile, Progress, RunContext, Settings, no_progress
 from roster.filekind import FileKindSpec
 from roster.logsafe import error_code
-from roster.memory import release_memory
+from roster.memory import configure_memory, release_memory
 from roster.results import FileResult, Hold, RunResult
 from roster.states import FileKind, FileStatus
 from roster.steps import (
@@ -107,6 +107,7 @@ def run(
     sync: bool = False,
 ) -> RunResult:
     """Process files for one district (users.csv before demographics.csv)."""
+    configure_memory()
     ctx = RunContext(
         store=store,
         district=store.district(district_key),
@@ -174,6 +175,7 @@ def check_stored_file(
     roster, not to its upload record (start-up recovery, roster/recovery.py).  Raises on
     internal and database errors."""
     ctx = RunContext(store=store, district=district, settings=settings, apply=False)
+    configure_memory()
     job = _read(ctx, InputFile(name, data))
     job.upload_id = upload_id
     result = _new_result(job)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import chain
 from operator import itemgetter
 
 import numpy as np
@@ -22,26 +21,63 @@ from validation.snapshot import (
 )
 
 _CHUNK = 5000
+#: rows fetched from SQLite at a time (see _table)
+_FETCH_ROWS = 50_000
 
 
 def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
-    if conn.dialect.name == "postgresql":
-        table = copy_out(conn, stmt, columns)
-        if table.num_rows:
-            return table.to_pandas()
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    rows = conn.execute(stmt).cursor.fetchall()  # plain tuples: no Row objects for big tables
-    frame = pd.DataFrame.from_records(rows, columns=columns)
-    if not rows:
-        frame = frame.astype(object)
-    return frame
+    table = _table(conn, stmt, columns)
+    if table.num_rows:
+        return table.to_pandas()
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def _rows(conn: Connection, stmt, width: int) -> list | pa.Table:
-    """The rows of a query of integers: an Arrow table on PostgreSQL, tuples on SQLite."""
+def _rows(conn: Connection, stmt, width: int) -> pa.Table:
+    """The rows of a query of (mostly) integers, as an Arrow table."""
+    return _table(conn, stmt, [f"c{i}" for i in range(width)])
+
+
+def _table(conn: Connection, stmt, columns: list[str]) -> pa.Table:
+    """The query's rows as an Arrow table, on both databases.
+
+    PostgreSQL: its text COPY, parsed by Arrow (roster.apply.copy_out).  SQLite: fetched
+    _FETCH_ROWS rows at a time and made into Arrow columns chunk by chunk, so a million rows
+    never stand in Python as one list of tuples: their objects (~200 MB for the enrollments
+    of a 1,000,000-row district) would leave the heap that large for the rest of the upload."""
     if conn.dialect.name == "postgresql":
-        return copy_out(conn, stmt, [f"c{i}" for i in range(width)])
-    return conn.execute(stmt).cursor.fetchall()
+        return copy_out(conn, stmt, columns)
+    types = [_arrow_type(col) for col in stmt.selected_columns]
+    cursor = conn.execute(stmt).cursor
+    batches = []
+    while chunk := cursor.fetchmany(_FETCH_ROWS):
+        arrays = [_column(chunk, i, t) for i, t in enumerate(types)]
+        batches.append(pa.record_batch(arrays, names=columns))
+        del chunk, arrays
+    if not batches:
+        return pa.table({c: pa.array([], t or pa.null()) for c, t in zip(columns, types)})
+    return pa.Table.from_batches(batches).combine_chunks()
+
+
+def _column(chunk: list[tuple], i: int, kind: pa.DataType | None) -> pa.Array:
+    values = map(itemgetter(i), chunk)
+    if kind == pa.int64():
+        try:  # numpy reads Python integers several times faster than pa.array does
+            return pa.array(np.fromiter(values, np.int64, len(chunk)))
+        except TypeError:  # a NULL
+            values = map(itemgetter(i), chunk)
+    return pa.array(list(values), type=kind)
+
+
+def _arrow_type(column) -> pa.DataType | None:
+    """int64 for integer and boolean columns (SQLite hands back 0 and 1), text for text;
+    None (inferred) for a type without a Python equivalent."""
+    try:
+        python = column.type.python_type
+    except NotImplementedError:
+        return None
+    if python in (int, bool):
+        return pa.int64()
+    return pa.string() if python is str else None
 
 
 def _by_id(frame: pd.DataFrame, column: str, ids):
@@ -76,6 +112,10 @@ def load_snapshot(
             frame["active"] = frame["active"].astype(bool)
     if len(enrollments):
         enrollments["is_primary"] = enrollments["is_primary"].astype(bool)
+    if conn.dialect.name == "sqlite":
+        # the pages this read brought into the connection's cache (up to SQLITE_CACHE_KB,
+        # 64 MB, for a big district) are not read again: let them go before the check
+        conn.exec_driver_sql("PRAGMA shrink_memory")
     return RosterSnapshot(
         enrollment_source=district.enrollment_source,
         schools=frozenset(schools),
@@ -137,12 +177,7 @@ def _memberships(conn: Connection, did: int, people: pd.DataFrame) -> pd.DataFra
         .where(School.district_id == did),
         2,
     )
-    if isinstance(link, pa.Table):
-        person_ids, orgs = link.column(0).to_numpy(), link.column(1).to_numpy()
-    else:
-        # (not zip(*link): a call with a million arguments costs more than the query)
-        person_ids = np.fromiter(map(itemgetter(0), link), np.int64, len(link))
-        orgs = list(map(itemgetter(1), link))
+    person_ids, orgs = link.column(0).to_numpy(), link.column(1).to_numpy()
     return pd.DataFrame(
         {
             "user_id": _by_id(people, "user_id", person_ids),
@@ -167,10 +202,7 @@ def _enrollments(
         .where(SchoolClass.district_id == did),
         5,
     )
-    if isinstance(rows, pa.Table):
-        ints = np.column_stack([c.to_numpy() for c in rows.columns]).reshape(-1, 5)
-    else:
-        ints = np.fromiter(chain.from_iterable(rows), np.int64, 5 * len(rows)).reshape(-1, 5)
+    ints = np.column_stack([c.to_numpy() for c in rows.columns]).reshape(-1, 5)
     return pd.DataFrame(
         {
             "id": ints[:, 0],
