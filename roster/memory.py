@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 import pyarrow as pa
@@ -52,9 +51,10 @@ def configure_memory() -> None:
 def _libc() -> ctypes.CDLL | None:
     global _LIBC
     if _LIBC is None:
-        name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+        # the process's own symbols, where glibc's are (ctypes.util.find_library would run
+        # ldconfig in a child process: ~0.1 s of a check)
         try:
-            _LIBC = ctypes.CDLL(name) if name else False
+            _LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else False
             _LIBC = _LIBC if _LIBC and hasattr(_LIBC, "malloc_trim") else False
         except OSError:
             _LIBC = False
