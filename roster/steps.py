@@ -183,18 +183,13 @@ def _order_issues(issues: pd.DataFrame) -> pd.DataFrame:
 
 
 def _json_issues(raw: RawTable, issues: pd.DataFrame) -> list[dict]:
-    rows = raw.row_numbers[issues["idx"].to_numpy()]
+    rows = raw.row_numbers[issues["idx"].to_numpy()].tolist()
+    # whole columns to Python lists first: iterating an Arrow-backed column boxes one scalar
+    # at a time (~0.2 s for the ~9,000 issues of the 1,000,000-row benchmark file)
+    fields = ("column", "code", "severity", "value", "message", "fix")
     return [
-        {"row": int(r), "column": c, "code": k, "severity": s, "value": v, "message": m, "fix": f}
-        for r, c, k, s, v, m, f in zip(
-            rows,
-            issues["column"],
-            issues["code"],
-            issues["severity"],
-            issues["value"],
-            issues["message"],
-            issues["fix"],
-        )
+        {"row": r, "column": c, "code": k, "severity": s, "value": v, "message": m, "fix": f}
+        for r, c, k, s, v, m, f in zip(rows, *(issues[name].tolist() for name in fields))
     ]
 
 
