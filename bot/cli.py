@@ -19,6 +19,7 @@ from bot import cli_data, cli_ops
 from bot.terminal import SafeStream, terminal_safe
 from roster.ids import slack_channel_id_problem, slack_user_id_problem
 from roster.logsafe import RedactedErrors
+from roster.memory import configure_memory
 from roster.store import ACCESS_KINDS, ENROLLMENT_SOURCES, RosterError, Store
 
 
@@ -582,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_memory()  # before anything allocates: the bot and workers run uploads too
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # codes in the log, never roster values
         handler.addFilter(RedactedErrors())

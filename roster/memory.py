@@ -65,8 +65,8 @@ def release_memory() -> None:
     """Hand the memory freed by the last step back to the system now, so the next step
     does not add its own on top of it: glibc's heap (it keeps freed blocks below the top of
     the heap), and Arrow's pool where its `release_unused()` does something (mimalloc, the
-    system pool; on pyarrow 26's jemalloc pool it measured as a no-op, and jemalloc hands
-    freed pages back by itself about a second later).  For a 1,000,000-row file this is
+    system pool; on pyarrow 26's jemalloc pool it measured as a no-op: jemalloc hands
+    freed pages back by itself, DECAY_MS later once configure_memory() has run).  For a 1,000,000-row file this is
     ~100 MB less at the peak; it costs a few milliseconds."""
     pa.default_memory_pool().release_unused()
     libc = _libc()
