@@ -29,8 +29,11 @@ Order of the rules (product.md, "Knowledge base"):
 4. the example questions (faq/examples.yaml: questions as people typed them, with their
    documents) add points to step 3's scores: the nearest examples (rapidfuzz) vote for their
    documents, and the words and word pairs of the question count for the documents whose
-   examples use them (an IDF-weighted share and a naive Bayes posterior).  They reorder documents; they do not make a question answerable that
-   the documents' own phrasings leave below the cutoff (``Weights.example_cutoff_slack``).
+   examples use them (an IDF-weighted share and a tempered naive Bayes posterior).  They
+   reorder documents; they do not make a question answerable that the documents' own
+   phrasings leave below the cutoff (``Weights.example_cutoff_slack``), except a one-word
+   question whose word the examples use mostly for one document ("undo", "clever":
+   ``Weights.example_one_word_share``).
 """
 
 from __future__ import annotations
@@ -128,13 +131,24 @@ class Weights:
     #: weight (IDF over the documents' examples) whose examples ask for the document
     example_words: float = 0.3
     #: weight of the naive Bayes posterior of the documents given the question's words and
-    #: word pairs, learned from the examples
-    example_bayes: float = 0.05
+    #: word pairs, learned from the examples (0.05 -> 0.3 with the tempering below: 84.0 ->
+    #: 85.5 % leave-one-batch-out, the newest batches tune5/6/7 gaining 1.5-3.8 points)
+    example_bayes: float = 0.3
+    #: the naive Bayes log-likelihoods are divided by this before the posterior is taken: a
+    #: question's words are not independent (they say much the same thing twice), so the plain
+    #: posterior is overconfident, all on one document (2 over 1, 1.5, 3 and 4)
+    example_bayes_temper: float = 2.0
+    #: a one-word question is answered by the document that this share of the (at least
+    #: ``example_one_word_min``) example questions using the word ask for, as if the word were
+    #: one of its keywords (0.5 over 0.4 and 0.7: +0.4 points leave-one-batch-out)
+    example_one_word_share: float = 0.5
+    example_one_word_min: int = 3
     #: the best score without the examples' points must be this close to the cutoff for a
     #: question to be answered (examples reorder; they do not make a vague question a match) ...
-    example_cutoff_slack: float = 6.0
+    #: (6 -> 20 since the examples number thousands: +0.3 points leave-one-batch-out)
+    example_cutoff_slack: float = 20.0
     #: ... and reach the cutoff itself for a question of fewer content words than this
-    example_short: int = 3
+    example_short: int = 2
 
 
 WEIGHTS = Weights()
@@ -203,8 +217,8 @@ _GREETING_WORDS = frozenset(
 _GREETING_FILLER = frozenset("good there rosterbot bot everyone all team folks me".split())
 _BOT = r"(you|u|it|this|this bot|this thing|the bot|rosterbot)"
 _WHAT_CAN_YOU_DO = re.compile(
-    r"^(what can (you|u|i ask you|i ask|i do with you|this bot) do|what can i ask( you)?"
-    r"|what do you do|(list of |your |the )?commands?"
+    rf"^(what can ({_BOT}|i ask you|i ask|i do with you) do|what can i ask( {_BOT})?"
+    rf"|what (do|does) {_BOT} do|(list of |your |the )?commands?"
     r"|(list|show me|tell me|what is) (everything|all|what) (you|u|rosterbot) (can do|do)"
     r"|what (else )?can (you|u|rosterbot) (help|help me|help us) with"
     rf"|what (are|is) {_BOT} (able to do|for|good for)|how (does|do) {_BOT} work"
@@ -564,6 +578,7 @@ def _example_scores(index: Index, words: list[str], w: Weights) -> np.ndarray:
     if w.example_bayes and terms:
         # the posterior of each document with examples, given the question's known terms
         loglik = np.where(index.example_has, sum(index.example_loglik[t] for t in terms), -np.inf)
+        loglik = loglik / w.example_bayes_temper
         posterior = np.exp(loglik - loglik.max())
         out += w.example_bayes * 100.0 * posterior / posterior.sum()
     return out
@@ -656,6 +671,14 @@ def _fuzzy_scores(
         # One word ("bot", "hello") shares a phrase with many documents; it answers only
         # when it is itself a title, alias or keyword.
         exact = {int(index.phrase_doc[i]) for i, p in enumerate(index.phrases) if p == query}
+        # ... or when the example questions that use it mostly ask for one document ("undo",
+        # "clever": the word is how people name that topic)
+        rows = index.example_rows.get(query)
+        if w.example_one_word_share and rows is not None and len(rows) >= w.example_one_word_min:
+            counts = np.bincount(index.example_doc[rows], minlength=len(scores))
+            top = int(counts.argmax())
+            if counts[top] >= w.example_one_word_share * len(rows):
+                exact.add(top)
         capped = [pos for pos in range(len(scores)) if pos not in exact]
         scores[capped] = np.minimum(scores[capped], w.cutoff - 1)
     return scores
