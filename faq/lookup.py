@@ -46,7 +46,15 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from faq.documents import COLUMN_PREFIX, GROUP_PREFIX, TOPIC_PREFIX, Document
-from faq.index import ABSENCE_WORDS, COLUMN_FILLER, ERROR_WORDS, Index, evidence_terms, get_index
+from faq.index import (
+    ABSENCE_WORDS,
+    COLUMN_FILLER,
+    ERROR_WORDS,
+    Index,
+    evidence_terms,
+    get_index,
+    openers,
+)
 from faq.text import STOPWORDS, fold, prepare, strip_markup
 from validation.catalog import CATALOG
 
@@ -84,8 +92,9 @@ class Weights:
     #: share of a question word's weight that counts as covered when only the document's text
     #: (not its title, aliases or keywords) uses it
     body_coverage: float = 0.3
-    #: "how do I ...", "where ...", "can we ..." ask for a general topic, not an error
-    howto_bonus: float = 8.0
+    #: "how do I ...", "where ...", "can we ..." ask for a general topic, not an error (8 before
+    #: the example questions learned how questions open, ``faq.index.openers``; 2 since)
+    howto_bonus: float = 2.0
     #: "it says / got an error / was rejected" reports what the bot said: it leans to the codes
     reported_bonus: float = 5.0
     #: "what values / format / is it required" ask for a column document
@@ -303,7 +312,7 @@ def _rank(
     status_meaning = bool(_STATUS_MEANING.search(normalised))
     reported = not howto and not status_meaning and bool(_REPORTED.search(normalised))
     examples = (
-        _example_scores(index, words, weights)
+        _example_scores(index, words, openers(normalised), weights)
         if index.example_texts and words
         else np.zeros(len(index.docs))
     )
@@ -544,7 +553,9 @@ def _order_similarity(words: list[str], phrase: str) -> tuple[int, float]:
     return shared, fuzz.ratio(" ".join(words), phrase)
 
 
-def _example_scores(index: Index, words: list[str], w: Weights) -> np.ndarray:
+def _example_scores(
+    index: Index, words: list[str], opening: tuple[str, ...], w: Weights
+) -> np.ndarray:
     """Points for each document from the example questions: votes of the question's nearest
     examples (only examples sharing a word can be near) and what its words point to."""
     n = len(index.docs)
@@ -565,7 +576,7 @@ def _example_scores(index: Index, words: list[str], w: Weights) -> np.ndarray:
     if w.example_words:
         evidence = np.zeros(n)
         weight_sum = 0.0
-        for x in evidence_terms(words):
+        for x in evidence_terms(words, opening):
             found = index.example_evidence.get(x)
             if found is None:
                 weight_sum += index.example_unknown
@@ -574,7 +585,7 @@ def _example_scores(index: Index, words: list[str], w: Weights) -> np.ndarray:
             evidence += weight * share
             weight_sum += weight
         out += w.example_words * 100.0 * evidence / max(weight_sum, 1e-9)
-    terms = [t for t in evidence_terms(words) if t in index.example_loglik]
+    terms = [t for t in evidence_terms(words, opening) if t in index.example_loglik]
     if w.example_bayes and terms:
         # the posterior of each document with examples, given the question's known terms
         loglik = np.where(index.example_has, sum(index.example_loglik[t] for t in terms), -np.inf)
