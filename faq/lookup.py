@@ -154,10 +154,11 @@ class Weights:
     example_one_word_min: int = 3
     #: the best score without the examples' points must be this close to the cutoff for a
     #: question to be answered (examples reorder; they do not make a vague question a match) ...
-    #: (6 -> 20 since the examples number thousands: +0.3 points leave-one-batch-out)
-    example_cutoff_slack: float = 20.0
+    #: (6 -> 10 since the examples number thousands: +0.4 points leave-one-batch-out; 20 would
+    #: answer "who won the game last night")
+    example_cutoff_slack: float = 10.0
     #: ... and reach the cutoff itself for a question of fewer content words than this
-    example_short: int = 2
+    example_short: int = 3
 
 
 WEIGHTS = Weights()
@@ -392,12 +393,15 @@ def _comparison(
     if any(r.best is None for r in results) or results[0].best.id == results[1].best.id:
         return None
     whole = _rank(index, question, prepare(question), normalised, limit, weights)
-    if whole.best is not None and whole.matches[0].score >= weights.compared_whole_score:
+    # whether one document answers the comparison as a whole is its own phrasings' say (the
+    # example questions' points would make any topic often compared a whole answer)
+    own = _rank(index, question, prepare(question), normalised, limit, _without_examples(weights))
+    if own.best is not None and own.matches[0].score >= weights.compared_whole_score:
         # a general topic that answers the comparison as a whole ("Primary teacher vs
         # co-teacher") is the answer; columns and codes are compared side by side
-        if whole.best.id.startswith(TOPIC_PREFIX):
-            return whole
-        if whole.best.id == results[1].best.id:  # the side that answers the whole comes first
+        if own.best.id.startswith(TOPIC_PREFIX):
+            return own
+        if own.best.id == results[1].best.id:  # the side that answers the whole comes first
             results.reverse()
     first, second = results[0].best, results[1].best
     fix = second.readable_fix()
@@ -408,6 +412,13 @@ def _comparison(
     matches = [results[0].matches[0], results[1].matches[0]]
     matches += [m for m in whole.matches if m.id not in {first.id, second.id}]
     return LookupResult(query=question, matches=matches[: max(limit, 2)], best=composed)
+
+
+def _without_examples(weights: Weights) -> Weights:
+    """``weights`` with the example questions' points off."""
+    return dataclasses.replace(
+        weights, example_vote=0.0, example_words=0.0, example_bayes=0.0, example_one_word_share=0.0
+    )
 
 
 def _original_case(question: str, folded_part: str) -> str:
