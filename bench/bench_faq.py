@@ -253,7 +253,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.cross:
-        off = {"example_vote": 0.0, "example_words": 0.0, "example_bayes": 0.0}
+        off = {
+            "example_vote": 0.0,
+            "example_words": 0.0,
+            "example_bayes": 0.0,
+            "example_one_word_share": 0.0,
+        }
         cross(
             {
                 "without example questions": dataclasses.replace(WEIGHTS, **off),

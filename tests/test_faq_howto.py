@@ -116,7 +116,8 @@ def test_held_out_top1_accuracy_does_not_regress() -> None:
     "batches faq_questions_heldout2.yaml 94.2 %, 113/120, faq_questions_heldout3.yaml 78.9 %, "
     "206/261, and faq_questions_heldout4.yaml 90.6 %, 281/310), up from 83.0 % (677/816) with "
     "the example questions of five tuning batches; leave-one-batch-out over the tuning batches "
-    "(bench/bench_faq.py --cross) estimates 85.7 % (the fifth batch, written to be hard, 76.9 %); "
+    "(bench/bench_faq.py --cross, seven batches) estimates 86.7 % (the three newest, written to be "
+    "hard, 83.7 %, 84.7 % and 82.4 %); "
     "when it passes, drop this mark",
 )
 def test_held_out_top1_accuracy_meets_the_target() -> None:
@@ -206,8 +207,8 @@ def test_the_fifth_tuning_batch_is_new() -> None:
 
 
 #: the tuning batches, which are also the knowledge base's example questions (faq/examples.yaml),
-#: measured 97.9 % (231/236), 97.5 % (388/398), 98.4 % (299/304), 95.7 % (758/792) and 92.4 %
-#: (861/932): 95.3 % together (2537/2662); a regression floor. What generalises is measured
+#: measured 98.7 % (233/236), 98.2 % (391/398), 99.3 % (302/304), 97.7 % (774/792) and 95.4 %
+#: (889/932): 97.3 % together (2589/2662); a regression floor. What generalises is measured
 #: leave-one-batch-out (bench/bench_faq.py --cross), not here
 TUNING_FLOOR = 0.94
 
