@@ -30,7 +30,7 @@ from roster import demographics, users
 from roster.context import FileJob, InputFile, Progress, RunContext, Settings, no_progress
 from roster.filekind import FileKindSpec
 from roster.logsafe import error_code
-from roster.memory import configure_memory, release_memory
+from roster.memory import configure_memory, release_memory, trim_eagerly
 from roster.results import FileResult, Hold, RunResult
 from roster.states import FileKind, FileStatus
 from roster.steps import (
@@ -108,6 +108,8 @@ def run(
 ) -> RunResult:
     """Process files for one district (users.csv before demographics.csv)."""
     configure_memory()
+    if apply:
+        trim_eagerly()
     ctx = RunContext(
         store=store,
         district=store.district(district_key),
