@@ -39,6 +39,8 @@ TUNING_BATCHES = (
     "faq_questions_tune7.yaml",
     "faq_questions_tune8.yaml",
     "faq_questions_tune9.yaml",
+    "faq_questions_tune10.yaml",
+    "faq_questions_tune11.yaml",
 )
 #: the held-out questions: the ``part: held`` items of the how-to set and every item of these
 HELD_OUT = (
