@@ -97,6 +97,12 @@ class Weights:
     howto_bonus: float = 2.0
     #: "it says / got an error / was rejected" reports what the bot said: it leans to the codes
     reported_bonus: float = 5.0
+    #: a question (not a how-to) that states an error condition in plain words ("school id not
+    #: found", "teacher has no email address", "... warning") leans to the codes a little too:
+    #: the topics explain the situation, the code what the bot refused or warned of (3 over 0
+    #: and 6: fixes earlier-set questions that the example questions' votes for the general
+    #: topic pulled away, leave-one-batch-out unchanged)
+    condition_bonus: float = 3.0
     #: "what values / format / is it required" ask for a column document
     column_question_bonus: float = 14.0
     #: a header typed as a header ("userStateId") points at its column document
@@ -322,6 +328,8 @@ def _rank(
     )
     if reported:
         scores[index.code_mask] += weights.reported_bonus
+    if not howto and _COMPLAINT.search(normalised):
+        scores[index.code_mask] += weights.condition_bonus
     if _WHO_DID.search(normalised) and HISTORY_ID in index.position:
         # whoever did it, to whatever: the history answers first ("who changed this student's
         # email" asks who, not how), even when no word of it is shared
