@@ -168,6 +168,11 @@ class Weights:
     example_cutoff_slack: float = 14.0
     #: ... and reach the cutoff itself for a question of fewer content words than this
     example_short: int = 3
+    #: ... and a question whose best document reaches the cutoff only with the examples' points
+    #: needs at least this many of them for it ("recommend a good pizza place" shares one word
+    #: with a title and gets 4 points of scattered example evidence: no answer; 8 over 0, 5, 7,
+    #: 10 and 12: +0.2 points leave-one-batch-out over thirteen batches)
+    example_lift: float = 8.0
 
 
 WEIGHTS = Weights()
@@ -356,7 +361,12 @@ def _rank(
     # or two with some examples is no better a match for it)
     known = float((scores - examples).max()) if len(scores) else 0.0
     slack = weights.example_cutoff_slack if len(set(words)) >= weights.example_short else 0.0
-    if not top or top[0][1] < cutoff or known < cutoff - slack:
+    # ... and the examples must say it clearly when only their points reach the cutoff
+    best = top[0][0] if top and not winners else None
+    weak = best is not None and (
+        scores[best] - examples[best] < cutoff and examples[best] < weights.example_lift
+    )
+    if not top or top[0][1] < cutoff or known < cutoff - slack or weak:
         close = _known_share(index, words) >= weights.suggest_known_share
         suggestions = [
             _match(index, i, s) for i, s in top[:limit] if close and s >= weights.suggest_cutoff
