@@ -45,6 +45,8 @@ TUNING_BATCHES = (
     "faq_questions_tune13.yaml",
     "faq_questions_tune14.yaml",
     "faq_questions_tune15.yaml",
+    "faq_questions_tune16.yaml",
+    "faq_questions_tune17.yaml",
 )
 #: the held-out questions: the ``part: held`` items of the how-to set and every item of these
 HELD_OUT = (
