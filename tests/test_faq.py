@@ -205,3 +205,19 @@ def test_no_match_answer_text_offers_closest_topics() -> None:
     text = faq.answer_text(result)
     assert "good answer" in text
     assert result.suggestions  # the bot offers these as "closest topics"
+
+
+def test_the_bot_builds_the_knowledge_base_while_it_starts(monkeypatch):
+    """`rosterbot serve` builds the index in the background, so the first question asked does
+    not wait ~1.4 s for it (in queued mode, before Slack is acknowledged)."""
+    import faq.index
+    from bot.app import warm_knowledge_base
+
+    monkeypatch.setattr(faq.index, "_cached", None)
+    thread = warm_knowledge_base()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    built = faq.index._cached
+    assert built is not None
+    assert faq.index.get_index() is built  # the first question uses it, no second build
+    assert faq.lookup("what can you do").best.id == "faq.help"
