@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 import pyarrow as pa
@@ -25,21 +26,27 @@ _TRIMMING = False
 
 
 def configure_memory() -> None:
-    """Once per process, before the first file is read: Arrow's jemalloc pool (the one
-    validation.reader picks for files) hands freed pages back after DECAY_MS instead of a
-    second.  It applies to the arenas created after the call.  With a pyarrow built without
-    jemalloc: nothing.
+    """Once per process, before the first file is read (every run and every `rosterbot`
+    command call it; only the first call does anything):
 
-    Measured on the 1,000,000-row benchmark file (bench/README.md, "Round 4"): the peak of a
-    no-change re-upload ~55 MB lower, no measurable CPU cost."""
+    * Arrow's memory pool becomes its jemalloc pool, which hands freed memory back to the
+      system; the default (mimalloc) keeps it, ~300 MB more resident memory while a 180 MB
+      file is read and checked.  An ARROW_DEFAULT_MEMORY_POOL set by whoever runs us is left
+      alone, and a pyarrow built without jemalloc keeps its default.
+    * jemalloc hands freed pages back after DECAY_MS instead of a second.  It applies to the
+      arenas created after the call, hence before anything is allocated.  Measured on the
+      1,000,000-row benchmark file (bench/README.md, "Round 4"): the peak of a no-change
+      re-upload ~55 MB lower, no measurable CPU cost."""
     global _CONFIGURED
     if _CONFIGURED:
         return
     _CONFIGURED = True
     try:
         pa.jemalloc_set_decay_ms(DECAY_MS)
+        if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
     except (NotImplementedError, pa.ArrowNotImplementedError):
-        pass
+        pass  # a pyarrow built without jemalloc
 
 
 def trim_eagerly() -> None:
@@ -74,9 +81,9 @@ def release_memory() -> None:
     """Hand the memory freed by the last step back to the system now, so the next step
     does not add its own on top of it: glibc's heap (it keeps freed blocks below the top of
     the heap), and Arrow's pool where its `release_unused()` does something (mimalloc, the
-    system pool; on pyarrow 26's jemalloc pool it measured as a no-op: jemalloc hands
-    freed pages back by itself, DECAY_MS later once configure_memory() has run).  For a 1,000,000-row file this is
-    ~100 MB less at the peak; it costs a few milliseconds."""
+    system pool; on pyarrow 26's jemalloc pool it measured as a no-op: jemalloc hands freed
+    pages back by itself, DECAY_MS later).  For a 1,000,000-row file this is ~100 MB less at
+    the peak; it costs a few milliseconds."""
     pa.default_memory_pool().release_unused()
     libc = _libc()
     if libc:

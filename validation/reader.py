@@ -14,7 +14,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
 import re
 from array import array
 from dataclasses import dataclass, field
@@ -132,24 +131,6 @@ def _is_utf8(data: bytes) -> bool:
 _CONTENT_BYTE = re.compile(rb"[^\t\n\x0b\x0c\r\x1c-\x1f ,\"'\x80-\xff]")
 
 
-_POOL_CHOSEN = False
-
-
-def _returning_memory_pool() -> None:
-    """Arrow's jemalloc pool, which hands freed memory back to the system within a second;
-    the default (mimalloc) keeps it, ~300 MB more resident memory while a 180 MB file is
-    read and checked.  Once per process, before the first file is parsed; an
-    ARROW_DEFAULT_MEMORY_POOL set by whoever runs us is left alone."""
-    global _POOL_CHOSEN
-    if _POOL_CHOSEN or os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        return
-    _POOL_CHOSEN = True
-    try:
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except (NotImplementedError, pa.ArrowNotImplementedError):
-        pass  # a pyarrow built without jemalloc: keep its default
-
-
 def read_table(
     data: bytes,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -158,7 +139,6 @@ def read_table(
     """Read an upload (CSV text or an .xlsx workbook).  File-level problems come back in
     `file_issues`, never raised.  `prefer_sheets`: which sheet of a workbook with several
     filled sheets is read (the first whose name contains one of these words)."""
-    _returning_memory_pool()
     if len(data) == 0:
         return _failed(file_issue("FILE_EMPTY"))
     if len(data) > max_bytes:
