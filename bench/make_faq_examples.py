@@ -47,6 +47,9 @@ TUNING_BATCHES = (
     "faq_questions_tune15.yaml",
     "faq_questions_tune16.yaml",
     "faq_questions_tune17.yaml",
+    "faq_questions_tune18.yaml",
+    "faq_questions_tune19.yaml",
+    "faq_questions_tune20.yaml",
 )
 #: the held-out questions: the ``part: held`` items of the how-to set and every item of these
 HELD_OUT = (
