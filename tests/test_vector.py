@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from validation.users import _key_codes
-from validation.vector import Distinct, conflicts
+from validation.vector import Distinct, conflicts, take_rows
 
 
 def reference(keys: list[str], values: list[str], eligible: list[bool]) -> list[bool]:
@@ -50,3 +51,34 @@ def test_a_conflict_flags_every_row_of_the_key_but_not_others():
     values = pd.Series(["Ava", "Bo", "", "Eva", "Bo"], dtype="str")
     got = conflicts(_key_codes(keys), values, np.ones(5, dtype=bool))
     assert got.tolist() == [True, False, True, True, False]
+
+
+def _chunked_text(chunks: list[list[str | None]]) -> pd.Series:
+    """A str column held in several Arrow chunks, as a large file's columns are read."""
+    text = pa.large_string()
+    column = pa.chunked_array([pa.array(c, type=text) for c in chunks], type=text)
+    dtype = pd.Series([], dtype="str").dtype
+    return pd.Series(dtype.__from_arrow__(column), index=pd.RangeIndex(10, 10 + len(column)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.lists(st.sampled_from(["a", "b", "", "é", None]), max_size=4), min_size=1),
+    data=st.data(),
+)
+def test_take_rows_picks_what_take_picks_from_a_chunked_column(chunks, data) -> None:
+    """The error report's cells are picked chunk by chunk (no copy of the whole column); the
+    cells, their order, their row labels and the column type are what Series.take gives."""
+    s = _chunked_text(chunks)
+    n = len(s)
+    positions = data.draw(st.lists(st.integers(0, n - 1), max_size=8) if n else st.just([]))
+    got = take_rows(s, np.asarray(positions, dtype=np.int64))
+    want = s.take(positions)
+    assert got.dtype == want.dtype
+    assert got.index.tolist() == want.index.tolist()
+    pd.testing.assert_series_equal(got, want)
+
+
+def test_take_rows_of_other_columns_is_series_take() -> None:
+    s = pd.Series(["x", None, "z"], dtype=object)
+    pd.testing.assert_series_equal(take_rows(s, np.array([2, 0])), s.take([2, 0]))

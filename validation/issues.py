@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from validation.catalog import CATALOG, Severity
+from validation.vector import take_rows
 
 ISSUE_COLUMNS = ["idx", "column", "code", "value", "detail"]
 
@@ -90,7 +91,8 @@ def _pick(value, idx: np.ndarray):
     if callable(value):
         return np.asarray(value(idx), dtype=object)
     if isinstance(value, (pd.Series, pd.Index)):
-        return np.asarray(value.take(idx), dtype=object)
+        taken = take_rows(value, idx) if isinstance(value, pd.Series) else value.take(idx)
+        return np.asarray(taken, dtype=object)
     if isinstance(value, (np.ndarray, pd.api.extensions.ExtensionArray)):
         return np.asarray(value[idx], dtype=object)
     return value

@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from validation.vector import take_rows
+
 REJECTED, PARTLY, WARNINGS = "rejected", "partly applied", "applied with warnings"
 #: the status words of a report of a file that applied nothing (a check, a held upload, a
 #: refused commit)
@@ -190,7 +192,7 @@ def build_report(
             "how_to_fix",
         ]
     )
-    originals = [_escaped(cells[str(p)].take(idx)) for p in positions]
+    originals = [_escaped(take_rows(cells[str(p)], idx)) for p in positions]
     status = statuses.reindex(idx)
     status = (status.map(WOULD) if would else status).to_numpy()
     for k, i in enumerate(idx):

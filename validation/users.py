@@ -29,6 +29,7 @@ from validation.vector import (
     isin,
     lookup,
     same_or,
+    take_rows,
     values_per_key,
     zeros_matches,
 )
@@ -649,7 +650,9 @@ def _check_conflicts(
 
 def _naming(key_codes: np.ndarray, values: pd.Series, keys: pd.Series):
     """A conflict's detail for the failing rows only: its key and the values that differ."""
-    return lambda idx: with_values(keys.take(idx).tolist(), values_per_key(key_codes, values, idx))
+    return lambda idx: with_values(
+        take_rows(keys, idx).tolist(), values_per_key(key_codes, values, idx)
+    )
 
 
 def _class_grade_values(r: _Rules) -> Distinct:
