@@ -50,6 +50,9 @@ TUNING_BATCHES = (
     "faq_questions_tune18.yaml",
     "faq_questions_tune19.yaml",
     "faq_questions_tune20.yaml",
+    "faq_questions_tune21.yaml",
+    "faq_questions_tune22.yaml",
+    "faq_questions_tune23.yaml",
 )
 #: the held-out questions: the ``part: held`` items of the how-to set and every item of these
 HELD_OUT = (
