@@ -98,7 +98,7 @@ class Index:
     #: example questions (faq/examples.yaml) as their content words, prepared as a question's
     example_texts: tuple[str, ...] = ()
     #: ... each with its words sorted (fuzz.ratio on these is token_sort_ratio)
-    example_sorted: tuple[str, ...] = ()
+    example_sorted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     #: document position of each example question
     example_doc: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     #: word -> the example questions that use it (an inverted index)
@@ -285,7 +285,7 @@ def with_examples(index: Index, examples: list[tuple[str, str]]) -> Index:
         example_loglik=loglik,
         example_has=np.bincount(owner, minlength=len(index.docs)) > 0,
         example_texts=tuple(texts),
-        example_sorted=tuple(" ".join(sorted(t.split())) for t in texts),
+        example_sorted=np.asarray([" ".join(sorted(t.split())) for t in texts], dtype=object),
         example_doc=np.asarray(owners, dtype=np.intp),
         example_rows={w: np.asarray(r, dtype=np.intp) for w, r in rows.items()},
         example_evidence=evidence,

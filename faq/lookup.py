@@ -595,10 +595,14 @@ def _example_scores(
     asked = set(words)
     rows = [index.example_rows[x] for x in asked if x in index.example_rows]
     if rows and w.example_vote:
-        candidates = np.unique(np.concatenate(rows))
+        # the examples sharing a word, each once and in order: a mask, not a hash of them all
+        shares = np.zeros(len(index.example_doc), dtype=bool)
+        for found in rows:
+            shares[found] = True
+        candidates = np.flatnonzero(shares)
         sorted_query = " ".join(sorted(words))
         sims = process.cdist(
-            [sorted_query], [index.example_sorted[i] for i in candidates], scorer=fuzz.ratio
+            [sorted_query], index.example_sorted[candidates], scorer=fuzz.ratio
         )[0].astype(np.float64)
         k = min(w.example_k, len(sims))
         near = np.argpartition(-sims, k - 1)[:k]
