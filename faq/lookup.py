@@ -601,9 +601,8 @@ def _example_scores(
             shares[found] = True
         candidates = np.flatnonzero(shares)
         sorted_query = " ".join(sorted(words))
-        sims = process.cdist(
-            [sorted_query], index.example_sorted[candidates], scorer=fuzz.ratio
-        )[0].astype(np.float64)
+        near_texts = index.example_sorted[candidates]
+        sims = process.cdist([sorted_query], near_texts, scorer=fuzz.ratio)[0].astype(np.float64)
         k = min(w.example_k, len(sims))
         near = np.argpartition(-sims, k - 1)[:k]
         # each document gets the points of its nearest example among them
