@@ -53,6 +53,9 @@ TUNING_BATCHES = (
     "faq_questions_tune21.yaml",
     "faq_questions_tune22.yaml",
     "faq_questions_tune23.yaml",
+    "faq_questions_tune24.yaml",
+    "faq_questions_tune25.yaml",
+    "faq_questions_tune26.yaml",
 )
 #: the held-out questions: the ``part: held`` items of the how-to set and every item of these
 HELD_OUT = (
