@@ -33,7 +33,8 @@ Order of the rules (product.md, "Knowledge base"):
    reorder documents; they do not make a question answerable that the documents' own
    phrasings leave below the cutoff (``Weights.example_cutoff_slack``), except a one-word
    question whose word the examples use mostly for one document ("undo", "clever":
-   ``Weights.example_one_word_share``).
+   ``Weights.example_one_word_share``) or whose word and opening their naive Bayes evidence
+   favours one document for ("why did it fail", "which schools do we have").
 """
 
 from __future__ import annotations
@@ -326,13 +327,13 @@ def _rank(
     )
     status_meaning = bool(_STATUS_MEANING.search(normalised))
     reported = not howto and not status_meaning and bool(_REPORTED.search(normalised))
-    examples = (
+    examples, favourite = (
         _example_scores(index, words, openers(normalised), weights)
         if index.example_texts and words
-        else np.zeros(len(index.docs))
+        else (np.zeros(len(index.docs)), None)
     )
     scores = _fuzzy_scores(
-        index, words, named.plain, headers, howto, column_question, weights, examples
+        index, words, named.plain, headers, howto, column_question, weights, examples, favourite
     )
     if reported:
         scores[index.code_mask] += weights.reported_bonus
@@ -587,9 +588,10 @@ def _order_similarity(words: list[str], phrase: str) -> tuple[int, float]:
 
 def _example_scores(
     index: Index, words: list[str], opening: tuple[str, ...], w: Weights
-) -> np.ndarray:
+) -> tuple[np.ndarray, int | None]:
     """Points for each document from the example questions: votes of the question's nearest
-    examples (only examples sharing a word can be near) and what its words point to."""
+    examples (only examples sharing a word can be near) and what its words point to; and the
+    document their naive Bayes posterior favours (None without it)."""
     n = len(index.docs)
     out = np.zeros(n)
     asked = set(words)
@@ -627,7 +629,8 @@ def _example_scores(
         loglik = loglik / w.example_bayes_temper
         posterior = np.exp(loglik - loglik.max())
         out += w.example_bayes * 100.0 * posterior / posterior.sum()
-    return out
+        return out, int(posterior.argmax())
+    return out, None
 
 
 def _fuzzy_scores(
@@ -639,8 +642,10 @@ def _fuzzy_scores(
     column_question: bool,
     w: Weights,
     examples: np.ndarray,
+    favourite: int | None = None,
 ) -> np.ndarray:
-    """Each document's score (``examples``: the example questions' points)."""
+    """Each document's score (``examples``: the example questions' points; ``favourite``: the
+    document their naive Bayes posterior favours)."""
     scores = np.zeros(len(index.docs))
     if not words:
         return scores
@@ -725,6 +730,11 @@ def _fuzzy_scores(
             top = int(counts.argmax())
             if counts[top] >= w.example_one_word_share * len(rows):
                 exact.add(top)
+        # ... or the document the examples' evidence favours, given the word and how the
+        # question puts it ("whats this bot for", "who uploaded this", "which schools do we
+        # have": one content word, and the question's shape says which document)
+        if favourite is not None:
+            exact.add(favourite)
         capped = [pos for pos in range(len(scores)) if pos not in exact]
         scores[capped] = np.minimum(scores[capped], w.cutoff - 1)
     return scores
