@@ -33,7 +33,8 @@ Order of the rules (product.md, "Knowledge base"):
    reorder documents; they do not make a question answerable that the documents' own
    phrasings leave below the cutoff (``Weights.example_cutoff_slack``), except a one-word
    question whose word the examples use mostly for one document ("undo", "clever":
-   ``Weights.example_one_word_share``).
+   ``Weights.example_one_word_share``) or whose word and opening their naive Bayes evidence
+   favours one document for ("why did it fail", "which schools do we have").
 """
 
 from __future__ import annotations
@@ -173,6 +174,12 @@ class Weights:
     #: with a title and gets 4 points of scattered example evidence: no answer; 8 over 0, 5, 7,
     #: 10 and 12: +0.2 points leave-one-batch-out over thirteen batches)
     example_lift: float = 8.0
+    #: ... a question of fewer than ``example_short`` content words, though its documents'
+    #: phrasings leave it below the cutoff, is answered by the document ranked first when the
+    #: examples' naive Bayes posterior favours it too and its nearest example gives it more
+    #: vote points than this ("rehire", "sftp import", "what kind of bot are you"; 10 over 0
+    #: and 15: 0 answers "roster question please", vague, and 15 gains less)
+    example_short_vote: float = 10.0
 
 
 WEIGHTS = Weights()
@@ -326,13 +333,13 @@ def _rank(
     )
     status_meaning = bool(_STATUS_MEANING.search(normalised))
     reported = not howto and not status_meaning and bool(_REPORTED.search(normalised))
-    examples = (
+    examples, favourite, votes = (
         _example_scores(index, words, openers(normalised), weights)
         if index.example_texts and words
-        else np.zeros(len(index.docs))
+        else (np.zeros(len(index.docs)), None, np.zeros(len(index.docs)))
     )
     scores = _fuzzy_scores(
-        index, words, named.plain, headers, howto, column_question, weights, examples
+        index, words, named.plain, headers, howto, column_question, weights, examples, favourite
     )
     if reported:
         scores[index.code_mask] += weights.reported_bonus
@@ -366,6 +373,17 @@ def _rank(
     weak = best is not None and (
         scores[best] - examples[best] < cutoff and examples[best] < weights.example_lift
     )
+    if (
+        best is not None
+        and best == favourite
+        and len(set(words)) < weights.example_short
+        and votes[best] > weights.example_short_vote
+    ):
+        # ... but a short question's few words may be no phrasing of its document at all
+        # ("rehire", "sftp import", "what kind of bot are you"): when the examples' naive Bayes
+        # evidence favours the document ranked first and one of its examples is near, people
+        # asked for it this way
+        known = max(known, cutoff)
     if not top or top[0][1] < cutoff or known < cutoff - slack or weak:
         close = _known_share(index, words) >= weights.suggest_known_share
         suggestions = [
@@ -587,11 +605,13 @@ def _order_similarity(words: list[str], phrase: str) -> tuple[int, float]:
 
 def _example_scores(
     index: Index, words: list[str], opening: tuple[str, ...], w: Weights
-) -> np.ndarray:
+) -> tuple[np.ndarray, int | None, np.ndarray]:
     """Points for each document from the example questions: votes of the question's nearest
-    examples (only examples sharing a word can be near) and what its words point to."""
+    examples (only examples sharing a word can be near) and what its words point to; the
+    document their naive Bayes posterior favours (None without it); and the votes alone."""
     n = len(index.docs)
     out = np.zeros(n)
+    votes = np.zeros(n)
     asked = set(words)
     rows = [index.example_rows[x] for x in asked if x in index.example_rows]
     if rows and w.example_vote:
@@ -608,6 +628,7 @@ def _example_scores(
         # each document gets the points of its nearest example among them
         points = w.example_vote * np.maximum(sims[near] - w.example_floor, 0.0)
         np.maximum.at(out, index.example_doc[candidates[near]], points)
+    votes = out.copy()
     if w.example_words:
         evidence = np.zeros(n)
         weight_sum = 0.0
@@ -627,7 +648,8 @@ def _example_scores(
         loglik = loglik / w.example_bayes_temper
         posterior = np.exp(loglik - loglik.max())
         out += w.example_bayes * 100.0 * posterior / posterior.sum()
-    return out
+        return out, int(posterior.argmax()), votes
+    return out, None, votes
 
 
 def _fuzzy_scores(
@@ -639,8 +661,10 @@ def _fuzzy_scores(
     column_question: bool,
     w: Weights,
     examples: np.ndarray,
+    favourite: int | None = None,
 ) -> np.ndarray:
-    """Each document's score (``examples``: the example questions' points)."""
+    """Each document's score (``examples``: the example questions' points; ``favourite``: the
+    document their naive Bayes posterior favours)."""
     scores = np.zeros(len(index.docs))
     if not words:
         return scores
@@ -725,6 +749,11 @@ def _fuzzy_scores(
             top = int(counts.argmax())
             if counts[top] >= w.example_one_word_share * len(rows):
                 exact.add(top)
+        # ... or the document the examples' evidence favours, given the word and how the
+        # question puts it ("whats this bot for", "who uploaded this", "which schools do we
+        # have": one content word, and the question's shape says which document)
+        if favourite is not None:
+            exact.add(favourite)
         capped = [pos for pos in range(len(scores)) if pos not in exact]
         scores[capped] = np.minimum(scores[capped], w.cutoff - 1)
     return scores

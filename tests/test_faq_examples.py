@@ -68,3 +68,36 @@ def test_examples_do_not_answer_a_vague_question() -> None:
     taught = build_index(examples=(("faq.encoding", "roster question marks in names"),) * 3)
     result = faq.lookup("roster question please", index=taught)
     assert result.best is None and result.suggestions
+
+
+def test_a_one_word_question_is_answered_by_how_the_examples_read_it() -> None:
+    # "why did it fail" has one content word; most examples using it ask about a failed row,
+    # but the one that asks it the same way ("why did ...") asks why an upload failed
+    question = "why did it fail"
+    assert faq.lookup(question, index=build_index(examples=())).best is None
+    taught = build_index(
+        examples=(
+            ("faq.upload-failed", "why did my upload fail"),
+            ("FAILED", "a row failed"),
+            ("FAILED", "failed rows in the report"),
+            ("FAILED", "what does failed mean"),
+        )
+    )
+    result = faq.lookup(question, index=taught)
+    assert result.best is not None and result.best.id == "faq.upload-failed"
+
+
+def test_a_short_question_in_words_people_used_for_a_document_is_answered() -> None:
+    # "sftp import" is in no document's phrasings; administrators who asked for the sync topic
+    # put it this way, so it is answered, and a looser question sharing one word is not
+    taught = build_index(
+        examples=(
+            ("faq.sync", "is there an sftp import"),
+            ("faq.sync", "sftp import every night"),
+            ("faq.batch-upload", "import a csv file"),
+        )
+    )
+    assert faq.lookup("sftp import?", index=build_index(examples=())).best is None
+    result = faq.lookup("sftp import?", index=taught)
+    assert result.best is not None and result.best.id == "faq.sync"
+    assert faq.lookup("sftp stuff", index=taught).best is None
