@@ -56,6 +56,9 @@ TUNING_BATCHES = (
     "faq_questions_tune24.yaml",
     "faq_questions_tune25.yaml",
     "faq_questions_tune26.yaml",
+    "faq_questions_tune27.yaml",
+    "faq_questions_tune28.yaml",
+    "faq_questions_tune29.yaml",
 )
 #: the held-out questions: the ``part: held`` items of the how-to set and every item of these
 HELD_OUT = (
