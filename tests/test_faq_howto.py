@@ -53,14 +53,16 @@ HELD3 = _held_batch("faq_questions_heldout3.yaml")
 HELD4 = _held_batch("faq_questions_heldout4.yaml")
 #: every held-out question: the held part of the how-to set and the three independent batches
 HELD = [i for i in HOWTO if i["part"] == "held"] + HELD2 + HELD3 + HELD4
-#: issue 14's target for the held-out questions (bench/bench_faq.py: 95.3 %, 778/816 over the
-#: four batches)
+#: issue 14's target for the held-out questions (bench/bench_faq.py: 95.5 %, 779/816 over the
+#: four batches: the held part of faq_questions_howto.yaml 123/125, faq_questions_heldout2.yaml
+#: 119/120, faq_questions_heldout3.yaml 238/261, faq_questions_heldout4.yaml 299/310)
 HELD_OUT_TARGET = 0.95
 #: what the held-out questions measured when the documents, example questions and weights were
 #: frozen (all four batches together: 87.9 %, 88.6 % with the fifth tuning batch, 89.3 % with the
 #: sixth and seventh, 91.2 % after the ranking was retuned on the seven, 93.8 % with thirteen
-#: batches and a second retuning, 94.1 % with seventeen, 94.5 % with twenty, 94.9 % with twenty-three, 95.2 % with
-#: twenty-six and a third retuning, 95.3 % with twenty-nine): a regression floor
+#: batches and a second retuning, 94.1 % with seventeen, 94.5 % with twenty, 94.9 % with
+#: twenty-three, 95.2 % with twenty-six and a third retuning, 95.3 % with twenty-nine, 95.5 %
+#: with the documents reworded on the tuning batches' misses): a regression floor
 HELD_OUT_FLOOR = 0.92
 EARLIER_MIN = 0.98  # the earlier set's accuracy before issue 14 (153/156)
 
