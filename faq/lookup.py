@@ -611,7 +611,6 @@ def _example_scores(
     document their naive Bayes posterior favours (None without it); and the votes alone."""
     n = len(index.docs)
     out = np.zeros(n)
-    votes = np.zeros(n)
     asked = set(words)
     rows = [index.example_rows[x] for x in asked if x in index.example_rows]
     if rows and w.example_vote:
@@ -629,10 +628,11 @@ def _example_scores(
         points = w.example_vote * np.maximum(sims[near] - w.example_floor, 0.0)
         np.maximum.at(out, index.example_doc[candidates[near]], points)
     votes = out.copy()
+    question_terms = evidence_terms(words, opening)
     if w.example_words:
         evidence = np.zeros(n)
         weight_sum = 0.0
-        for x in evidence_terms(words, opening):
+        for x in question_terms:
             found = index.example_evidence.get(x)
             if found is None:
                 weight_sum += index.example_unknown
@@ -641,7 +641,7 @@ def _example_scores(
             evidence += weight * share
             weight_sum += weight
         out += w.example_words * 100.0 * evidence / max(weight_sum, 1e-9)
-    terms = [t for t in evidence_terms(words, opening) if t in index.example_loglik]
+    terms = [t for t in question_terms if t in index.example_loglik]
     if w.example_bayes and terms:
         # the posterior of each document with examples, given the question's known terms
         loglik = np.where(index.example_has, sum(index.example_loglik[t] for t in terms), -np.inf)
