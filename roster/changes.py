@@ -30,7 +30,7 @@ from roster.models import Change, Person, SchoolClass
 from roster.plan import UploadPlan
 from validation.report import _FORMULA_START, escape_column
 from validation.snapshot import RosterSnapshot
-from validation.vector import first_index, first_positions, isin
+from validation.vector import edge_bytes, first_index, first_positions, isin
 
 #: the changes file's columns (product.md), in order
 FILE_COLUMNS = ("entity", "key", "change", "field", "before", "after", "row_number")
@@ -79,8 +79,8 @@ def _part(n: int, only: tuple[str, ...] = CHANGE_COLUMNS, **columns) -> pd.DataF
         v = columns.get(c, None if c in _INT_PARTS else "")
         if isinstance(v, (list, tuple, np.ndarray, pd.Series, pd.Index, pa.Array)):
             arr = _to_arrow(v, kind)
-        else:  # one value for every line
-            arr = pa.array([v], kind).take(np.zeros(n, dtype=np.int64))
+        else:  # one value for every line (Arrow repeats it: ~40x faster than a take)
+            arr = pa.repeat(pa.scalar(v, kind), n)
         data[c] = pd.arrays.ArrowExtensionArray(arr)
     return pd.DataFrame(data)
 
@@ -233,6 +233,13 @@ class _CodedPairRows:
         codes, uniques = pd.factorize(pair)
         self.pairs = pd.Index(uniques)
         self.first = first_positions(codes, np.arange(len(codes)), len(uniques))
+        self.codes = codes  # per row: its pair's position in `pairs` (-1: a blank key)
+
+    def of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Row numbers of the first rows naming the same pairs as the file's `rows` (row
+        positions whose classId and userId are both given): found by the rows' own codes,
+        without looking up a million pairs' text."""
+        return _row_numbers(self.users.row_numbers, self.first, self.codes[rows])
 
     def of(self, class_ids, user_ids) -> np.ndarray:
         if len(class_ids) == 0:
@@ -372,7 +379,8 @@ def users_change_blocks(
             )
     mem = plan.memberships_new
     if len(mem):
-        mem = mem[~isin(mem["user_id"], new["user_id"])]
+        # a new person's schools are in its created line; with nobody stored, everybody is new
+        mem = mem[~isin(mem["user_id"], new["user_id"])] if len(snap.people) else mem.iloc[:0]
         role = pd.concat([ch.set_index("user_id")["role"], people.set_index("user_id")["role"]])
         role = role[~role.index.duplicated()]
         stored_of = pd.Series(_renamed(mem["user_id"], id_changes))
@@ -436,6 +444,7 @@ def users_change_blocks(
     # enrollments
     new = plan.enrollments_new
     keys = _pair(new["class_id"], new["user_id"])
+    new_rows = plan.enrollments_new_rows
     yield from (
         _blocks(
             len(new),
@@ -443,7 +452,9 @@ def users_change_blocks(
             entity="enrollment",
             key=keys,
             change=CREATED,
-            row_number=pair_rows.of(new["class_id"], new["user_id"]),
+            row_number=pair_rows.of_rows(new_rows)
+            if isinstance(pair_rows, _CodedPairRows) and new_rows is not None
+            else pair_rows.of(new["class_id"], new["user_id"]),
             user_id=new["user_id"],
             class_id=new["class_id"],
         )
@@ -709,14 +720,15 @@ def _floats(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
-#: what a cell may start with that makes it a formula (validation.report.escape_cell)
-_FORMULA = pa.array(_FORMULA_START, pa.large_string())
+#: the first bytes that make a cell a formula (validation.report.escape_cell; all ASCII)
+_FORMULA_BYTES = np.zeros(256, dtype=bool)
+_FORMULA_BYTES[[ord(c) for c in _FORMULA_START]] = True
+_NO_BYTES = np.zeros(256, dtype=bool)
 
 
 def _escaped(values: pa.Array) -> pa.Array:
     """escape_column, skipped for the usual column (no cell starts like a formula)."""
-    first = pc.utf8_slice_codeunits(values, 0, 1)
-    if not pc.any(pc.is_in(first, value_set=_FORMULA)).as_py():
+    if not edge_bytes(values, _FORMULA_BYTES, _NO_BYTES).any():
         return values
     return escape_column(values)
 

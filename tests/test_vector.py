@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from validation.users import _key_codes
-from validation.vector import Distinct, conflicts, take_rows
+from validation.vector import Distinct, conflicts, take_rows, trimmed
 
 
 def reference(keys: list[str], values: list[str], eligible: list[bool]) -> list[bool]:
@@ -82,3 +82,28 @@ def test_take_rows_picks_what_take_picks_from_a_chunked_column(chunks, data) -> 
 def test_take_rows_of_other_columns_is_series_take() -> None:
     s = pd.Series(["x", None, "z"], dtype=object)
     pd.testing.assert_series_equal(take_rows(s, np.array([2, 0])), s.take([2, 0]))
+
+
+#: cells a spreadsheet or an SIS writes: ASCII and Unicode white space at either end (tab,
+#: no-break space, ideographic space, line separator), accented letters last or first
+_CELL_PARTS = ["a", "Zoë", "é", " ", "\t", "\u00a0", "\u3000", "\u2028", "\r", "x y", ""]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    chunks=st.lists(
+        st.lists(st.lists(st.sampled_from(_CELL_PARTS), max_size=3).map("".join), max_size=5),
+        min_size=1,
+    ),
+    sliced=st.booleans(),
+)
+def test_trimmed_is_str_strip_and_shares_a_column_with_nothing_to_trim(chunks, sliced) -> None:
+    """Whether a column needs trimming is read off its cells' first and last bytes; what comes
+    out is what str.strip gives, and a column that strip leaves alone is not copied."""
+    s = _chunked_text(chunks)
+    if sliced and len(s) > 1:
+        s = s.iloc[1:]  # an Arrow slice: offsets that do not start at the buffer's start
+    got = trimmed(s)
+    want = s.str.strip()
+    assert got.tolist() == want.tolist()
+    assert (got is s) == (want.tolist() == s.tolist())

@@ -71,6 +71,9 @@ class UsersDerived:
     primary: np.ndarray  # a staff row that is its class's primary teacher
     #: column name -> its distinct values (found once, by `distinct()`)
     columns: dict[str, Distinct] = field(default_factory=dict, repr=False)
+    #: userId and classId -> their distinct values, which user_key and class_key index
+    #: (kept for the plan when `columns` is let go; a small file's check has none)
+    key_values: dict[str, pd.Series] = field(default_factory=dict, repr=False)
 
     @property
     def is_remove(self) -> np.ndarray:
@@ -946,8 +949,12 @@ def _cascade(r: _Rules, id_changes: dict[str, str]) -> UsersCheck:
     v = r.v
     issues = r.log.frame()
     ok = _accepts(r, issues)
-    # the columns' distinct values served the rules; the plan does not read them (~130 MB
-    # of codes for a 1,000,000-row file, held through the plan and the changes file)
+    # the columns' distinct values served the rules; the plan reads only those of the two
+    # keys (~10 MB), not the codes of every column (~130 MB for a 1,000,000-row file, held
+    # through the plan and the changes file)
+    v.key_values.update(
+        (name, v.columns[name].values) for name in ("userId", "classId") if name in v.columns
+    )
     v.columns.clear()
     return UsersCheck(
         table=r.t,

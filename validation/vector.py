@@ -141,13 +141,67 @@ class Distinct:
 def trimmed(s: pd.Series) -> pd.Series:
     """`s.str.strip()`, but `s` itself when no cell has white space to trim: the column is
     then shared with the file's cells instead of copied (a copy of every column of a
-    1,000,000-row file is ~250 MB)."""
+    1,000,000-row file is ~250 MB).
+
+    Whether any cell has something to trim is read off each cell's first and last byte
+    (`_may_trim`): a cell that starts and ends with a printable ASCII character has none,
+    so only the few others are stripped to find out: about half the time of a stripped
+    copy of the column."""
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        if not _may_trim(pa.array(s.array)):
+            return s
     out = s.str.strip()
     if isinstance(s.dtype, pd.StringDtype) and isinstance(out.dtype, pd.StringDtype):
         before, after = pa.array(s.array), pa.array(out.array)
         if _text_bytes(before) == _text_bytes(after):  # trimming only ever removes
             return s
     return out
+
+
+#: bytes that may begin or end white space: ASCII controls and space, and any byte of a
+#: multi-byte UTF-8 character (Unicode white space such as U+00A0 or U+3000)
+_MAY_BE_SPACE = np.zeros(256, dtype=bool)
+_MAY_BE_SPACE[:0x21] = True
+_MAY_BE_SPACE[0x7F:] = True
+
+
+def _may_trim(column: pa.Array | pa.ChunkedArray) -> bool:
+    """False only when stripping would change no cell: every non-empty cell's first and last
+    byte is printable ASCII, or the cells that are not stripped to themselves."""
+    if column.null_count:
+        return True
+    suspect = edge_bytes(column, _MAY_BE_SPACE, _MAY_BE_SPACE)
+    if not suspect.any():
+        return False
+    cells = column.take(pa.array(np.flatnonzero(suspect)))
+    return _text_bytes(pc.utf8_trim_whitespace(cells)) != _text_bytes(cells)
+
+
+def edge_bytes(
+    column: pa.Array | pa.ChunkedArray, first: np.ndarray, last: np.ndarray
+) -> np.ndarray:
+    """Per value of a text column: whether its first byte is marked in `first` or its last
+    byte in `last` (tables of 256 booleans); False for an empty or missing value.
+
+    Read off the column's offsets and bytes, without a copy of any value: a question such as
+    "does any cell start like a formula" costs two gathers, not a sliced copy of the column."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise TypeError(f"edge_bytes reads text columns, not {column.type}")
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    out = [np.zeros(0, dtype=bool)]
+    for chunk in chunks:
+        hit = np.zeros(len(chunk), dtype=bool)
+        _, offsets_buf, data_buf = chunk.buffers()
+        if data_buf is not None and len(chunk):
+            width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+            offsets = np.frombuffer(offsets_buf, dtype=width)
+            offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
+            data = np.frombuffer(data_buf, dtype=np.uint8)
+            starts, ends = offsets[:-1], offsets[1:]
+            filled = np.flatnonzero(ends > starts)  # a missing value is empty here too
+            hit[filled] = first[data[starts[filled]]] | last[data[ends[filled] - 1]]
+        out.append(hit)
+    return np.concatenate(out)
 
 
 def same_or(s: pd.Series, out: pd.Series) -> pd.Series:
