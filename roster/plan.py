@@ -324,6 +324,9 @@ def _plan_people(chk: UsersCheck, snap: RosterSnapshot, stored: _Stored) -> _Peo
             | isin(agg.index, memberships_new["user_id"])  # gains a school
         ),
     )
+    # the masks as plain arrays: a boolean Series indexed by ~300,000 userIds makes pandas
+    # look its attribute names up in that index each time numpy is handed it
+    is_new, changed = is_new.to_numpy(dtype=bool), changed.to_numpy(dtype=bool)
     for col in ("district_sis_id", "state_sis_id"):  # a blank optional value keeps what is stored
         agg[col] = agg[col].fillna(old[col]).fillna("")
     agg = agg.fillna({"grade": ""})
@@ -452,6 +455,7 @@ def _plan_classes(chk: UsersCheck, stored: _Stored) -> _ClassesPlan:
             | ~cold["active"].fillna(True).astype(bool)
         ),
     )
+    c_new, c_changed = c_new.to_numpy(dtype=bool), c_changed.to_numpy(dtype=bool)
     for col in ("display_name", "subject"):
         cagg[col] = cagg[col].fillna(cold[col]).fillna("")
     classes_new = _rows_where(cagg, c_new).rename_axis("class_id").reset_index()
@@ -920,7 +924,10 @@ def _class_warnings(
 ) -> pd.DataFrame:
     """CLASS_NO_PRIMARY_TEACHER / CLASS_MULTIPLE_PRIMARY / CLASS_SIZE on each class's first row."""
     removed_cls = set(snap.classes.loc[snap.classes["id"].isin(classes_removed), "class_id"])
-    touched = pd.Index([c for c in touched if c not in removed_cls], dtype=object)
+    if removed_cls:
+        touched = pd.Index([c for c in touched if c not in removed_cls], dtype=object)
+    else:
+        touched = touched.astype(object)
     if not len(touched):
         return pd.DataFrame(columns=ISSUE_COLUMNS)
     # the enrollments of the touched classes after the upload: the file's (`eagg`), and the
@@ -980,8 +987,9 @@ def _class_warnings(
         index=touched,
     )
     rows_ok = np.flatnonzero(chk.class_ok)
-    codes, class_ids = pd.factorize(t["classId"].take(rows_ok))
-    first_row = pd.Series(first_positions(codes, rows_ok, len(class_ids)), index=class_ids)
+    codes = _codes_in_order(rows_ok, t["classId"], chk.derived.class_key)
+    first = first_positions(codes, rows_ok, int(codes.max()) + 1 if len(codes) else 0)
+    first_row = pd.Series(first, index=pd.Index(t["classId"].take(first).array))
     out = []
     for code, mask, detail in (
         ("CLASS_NO_PRIMARY_TEACHER", per_class["primaries"] == 0, ""),

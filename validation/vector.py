@@ -181,7 +181,8 @@ def edge_bytes(
     column: pa.Array | pa.ChunkedArray, first: np.ndarray, last: np.ndarray
 ) -> np.ndarray:
     """Per value of a text column: whether its first byte is marked in `first` or its last
-    byte in `last` (tables of 256 booleans); False for an empty or missing value.
+    byte in `last` (tables of 256 booleans); False for an empty value.  For a column without
+    missing values (a missing value is read as what its slot holds, which Arrow leaves empty).
 
     Read off the column's offsets and bytes, without a copy of any value: a question such as
     "does any cell start like a formula" costs two gathers, not a sliced copy of the column."""
@@ -192,14 +193,16 @@ def edge_bytes(
     for chunk in chunks:
         hit = np.zeros(len(chunk), dtype=bool)
         _, offsets_buf, data_buf = chunk.buffers()
-        if data_buf is not None and len(chunk):
+        if data_buf is not None and data_buf.size and len(chunk):
             width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
             offsets = np.frombuffer(offsets_buf, dtype=width)
             offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
             data = np.frombuffer(data_buf, dtype=np.uint8)
             starts, ends = offsets[:-1], offsets[1:]
-            filled = np.flatnonzero(ends > starts)  # a missing value is empty here too
-            hit[filled] = first[data[starts[filled]]] | last[data[ends[filled] - 1]]
+            # an empty (or missing) value reads a neighbour's byte, and is then not counted
+            top = len(data) - 1
+            hit = first[data[np.minimum(starts, top)]] | last[data[np.maximum(ends - 1, 0)]]
+            hit &= ends > starts
         out.append(hit)
     return np.concatenate(out)
 
