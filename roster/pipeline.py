@@ -110,10 +110,16 @@ def run(
     configure_memory()
     if apply:
         trim_eagerly()
+    settings = settings or Settings.from_env()
+    # the files are parsed (pyarrow lets go of the GIL) while the store answers its first
+    # query, which is the slow one (SQLAlchemy sets up its mappers and compiles it)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read")
+    reading = pool.submit(lambda: [_read(settings, inp) for inp in files])
+    pool.shutdown(wait=False)
     ctx = RunContext(
         store=store,
-        district=store.district(district_key),
-        settings=settings or Settings.from_env(),
+        district=store.district(district_key),  # no such district: the reading is let go
+        settings=settings,
         apply=apply,
         confirm_removals=confirm_removals,
         confirm_id_changes=confirm_id_changes,
@@ -122,8 +128,9 @@ def run(
         actor=actor,
         report_dir=report_dir,
     )
-    jobs = [_read(ctx, inp) for inp in files]
+    jobs = reading.result()
     files = []  # noqa: F841 (the bytes of a file that is read are not needed past this point)
+    del reading
     order = list(KINDS)
     jobs.sort(key=lambda job: order.index(job.kind))  # stable: upload order within a kind
     results = []
@@ -133,13 +140,13 @@ def run(
     return RunResult(results)
 
 
-def _read(ctx: RunContext, inp: InputFile) -> FileJob:
+def _read(settings: Settings, inp: InputFile) -> FileJob:
     """Read a file.  The job keeps the bytes only when its upload record stores them (a Slack
     upload, for start-up recovery): a 180 MB file's bytes are not held while it is checked."""
     # the file's SHA-256 in a second thread while it is parsed (hashlib lets go of the GIL)
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(lambda: hashlib.sha256(inp.data).hexdigest())
-        raw = read_table(inp.data, ctx.settings.max_bytes)
+        raw = read_table(inp.data, settings.max_bytes)
         sha256, size = digest.result(), len(inp.data)
     kept = inp if inp.slack_file_id and inp.keep_bytes else replace(inp, data=b"")
     return FileJob(kept, raw, detect_kind(raw.headers, inp.name), sha256=sha256, size=size)
@@ -178,7 +185,7 @@ def check_stored_file(
     internal and database errors."""
     ctx = RunContext(store=store, district=district, settings=settings, apply=False)
     configure_memory()
-    job = _read(ctx, InputFile(name, data))
+    job = _read(settings, InputFile(name, data))
     job.upload_id = upload_id
     result = _new_result(job)
     _steps(ctx, job, result)
