@@ -107,3 +107,20 @@ def test_trimmed_is_str_strip_and_shares_a_column_with_nothing_to_trim(chunks, s
     want = s.str.strip()
     assert got.tolist() == want.tolist()
     assert (got is s) == (want.tolist() == s.tolist())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cells=st.lists(st.sampled_from(["a", "A", "b", "", None, "ab"]), max_size=12),
+    override=st.lists(st.booleans(), max_size=12),
+)
+def test_mapped_gives_each_row_its_mapped_value(cells, override) -> None:
+    """A Distinct mapped through a function (lower case) names, row by row, the mapped value,
+    whether the function changes some values or none (then the codes are kept as they are)."""
+    s = pd.Series(cells, dtype="str")
+    mask = np.array((override + [False] * len(cells))[: len(cells)], dtype=bool)
+    got = Distinct(s).mapped(lambda values: values.str.lower(), override=mask, to="z")
+    values = got.values.tolist()
+    rows = [values[c] if c >= 0 else None for c in got.codes]
+    want = ["z" if hit else (None if pd.isna(c) else c.lower()) for c, hit in zip(cells, mask)]
+    assert rows == want

@@ -92,21 +92,26 @@ class Distinct:
         """The Distinct of `fn(value)` for every row (fn: distinct values -> a Series of the
         same length), computed on the distinct values only; rows where `override` is true
         get the value `to` instead."""
-        new = Distinct(pd.Series(fn(self.values)).reset_index(drop=True))
-        lookup = new.codes
-        if self.has_missing:
-            lookup = np.append(lookup, -1)
-        codes = lookup[self.codes] if len(self.codes) else self.codes.copy()
-        values = new.values
+        mapped = pd.Series(fn(self.values)).reset_index(drop=True)
+        if _same_text(mapped, self.values):  # fn changed no value (emails already lower case)
+            codes, values = self.codes.copy(), self.values
+        else:
+            new = Distinct(mapped)
+            lookup = new.codes
+            if self.has_missing:
+                lookup = np.append(lookup, -1)
+            codes = lookup[self.codes] if len(self.codes) else self.codes.copy()
+            values = new.values
+        result = Distinct()
+        result._set(codes, values)
         if override is not None and override.any():
-            at = new.code_of(to)
+            at = result.code_of(to)
             if at < 0:
                 at = len(values)
                 values = pd.concat([values, pd.Series([to], dtype=values.dtype)], ignore_index=True)
             codes[override] = at
-        out = Distinct()
-        out._set(codes, values)
-        return out
+            result._set(codes, values)
+        return result
 
     def rows(self, per_value, missing=False) -> np.ndarray:
         """Spread one result per distinct value (array-like, aligned with `values`) to the rows."""
@@ -216,6 +221,18 @@ def same_or(s: pd.Series, out: pd.Series) -> pd.Series:
     if before.null_count or after.null_count or not len(before):
         return out
     return s if pc.all(pc.equal(before, after)).as_py() else out
+
+
+def _same_text(a: pd.Series, b: pd.Series) -> bool:
+    """Two Arrow-backed text columns of the same length with equal values and no missing one."""
+    if len(a) != len(b) or not all(
+        isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" for s in (a, b)
+    ):
+        return False
+    left, right = pa.array(a.array), pa.array(b.array)
+    if left.null_count or right.null_count:
+        return False
+    return bool(pc.all(pc.equal(left, right)).as_py()) if len(left) else True
 
 
 def _text_bytes(values: pa.Array | pa.ChunkedArray) -> int:
