@@ -187,9 +187,18 @@ def _stored(chk: UsersCheck, snap: RosterSnapshot) -> _Stored:
     )
 
 
-def plan_users(chk: UsersCheck, snap: RosterSnapshot, sync: bool = False) -> UploadPlan:
+def plan_users(
+    chk: UsersCheck,
+    snap: RosterSnapshot,
+    sync: bool = False,
+    diffed: Callable[[UploadPlan], None] | None = None,
+) -> UploadPlan:
     """The diff; `sync` (full sync, product.md) also removes, for every school the file
-    names, the memberships, classes and enrollments the file does not mention."""
+    names, the memberships, classes and enrollments the file does not mention.
+
+    `diffed(plan)` is called as soon as what changes is known, before the counts and the
+    class warnings are worked out (a check starts its changes file there); the plan it is
+    handed gets its `counts` and `class_issues` afterwards, and is the one returned."""
     # each part's working columns are handed back before the next part (release_memory):
     # a no-change upload of a 1,000,000-row file holds the file, the check and the stored
     # roster throughout, so the plan's peak is what its parts leave behind
@@ -207,6 +216,33 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot, sync: bool = False) -> Upl
     memberships_removed = None
     if sync:
         removals, memberships_removed = _plan_sync(chk, snap, stored, removals, people)
+    shares = {
+        "class": (len(removals.classes), int(snap.classes["active"].astype(bool).sum())),
+        "people": (len(removals.people), int(snap.people["active"].astype(bool).sum())),
+        "enrollment": (
+            len(removals.enrollments),
+            int(snap.enrollments["active"].astype(bool).sum()),
+        ),
+    }
+    plan = UploadPlan(
+        people_new=people_new,
+        people_changed=people.changed,
+        memberships_new=people.memberships_new,
+        classes_new=classes_new,
+        classes_changed=classes.changed,
+        enrollments_new=enrollments_new,
+        enrollments_new_rows=enrollments.new_rows,
+        enrollments_changed=enrollments.changed,
+        classes_removed=removals.classes,
+        enrollments_removed=removals.enrollments,
+        people_removed=removals.people,
+        counts=_empty_counts(),
+        class_issues=pd.DataFrame(columns=ISSUE_COLUMNS),
+        removal_shares=shares,
+        **({"memberships_removed": memberships_removed} if memberships_removed is not None else {}),
+    )
+    if diffed is not None:
+        diffed(plan)
     counts = _empty_counts()
     for part in (
         people.counts,
@@ -232,31 +268,8 @@ def plan_users(chk: UsersCheck, snap: RosterSnapshot, sync: bool = False) -> Upl
         people.applied["role"],
         enrollments.stored_id.dropna().to_numpy(dtype=float),
     )
-    shares = {
-        "class": (len(removals.classes), int(snap.classes["active"].astype(bool).sum())),
-        "people": (len(removals.people), int(snap.people["active"].astype(bool).sum())),
-        "enrollment": (
-            len(removals.enrollments),
-            int(snap.enrollments["active"].astype(bool).sum()),
-        ),
-    }
-    return UploadPlan(
-        people_new=people_new,
-        people_changed=people.changed,
-        memberships_new=people.memberships_new,
-        classes_new=classes_new,
-        classes_changed=classes.changed,
-        enrollments_new=enrollments_new,
-        enrollments_new_rows=enrollments.new_rows,
-        enrollments_changed=enrollments.changed,
-        classes_removed=removals.classes,
-        enrollments_removed=removals.enrollments,
-        people_removed=removals.people,
-        counts=counts,
-        class_issues=class_issues,
-        removal_shares=shares,
-        **({"memberships_removed": memberships_removed} if memberships_removed is not None else {}),
-    )
+    plan.counts, plan.class_issues = counts, class_issues
+    return plan
 
 
 def _inactive(new: pd.DataFrame, key, removed: pd.Index) -> pd.DataFrame:

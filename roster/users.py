@@ -25,7 +25,7 @@ from roster.changes import (
 from roster.context import RunContext
 from roster.filekind import KindTable, Planned
 from roster.memory import release_memory
-from roster.plan import BUCKETS, ENTITIES, plan_users
+from roster.plan import BUCKETS, ENTITIES, UploadPlan, plan_users
 from roster.results import Hold
 from roster.snapshot import load_snapshot
 from roster.states import FileKind
@@ -148,24 +148,38 @@ class UsersKind:
     def plan(
         self, ctx: RunContext, table: KindTable, checked: UsersCheck, loaded: RosterSnapshot
     ) -> Planned:
-        plan = plan_users(checked, loaded, sync=ctx.sync)
-        release_memory()  # the plan's working columns, before the change lines are built
-        hold = removal_guard(plan.removal_shares, ctx.settings.removal_share)
         # the rows of the lines are found by the check's integer codes of userId and classId
-        args = (
-            table.table,
-            table.raw.row_numbers,
-            loaded,
-            plan,
-            checked.id_changes,
-            (checked.derived.user_key, checked.derived.class_key),
-        )
+        codes = (checked.derived.user_key, checked.derived.class_key)
+        limit = ctx.settings.removal_share
+        ahead: list[ChangesAhead] = []
+
+        def diffed(plan: UploadPlan) -> None:
+            """A check that is not held: its changes file is built in a second thread from
+            here on, while the plan counts and the rows are worded (only the file needs the
+            lines); an upload and a held check need them whole, below."""
+            if not ctx.apply and not removal_guard(plan.removal_shares, limit):
+                lines = partial(
+                    users_change_blocks,
+                    table.table,
+                    table.raw.row_numbers,
+                    loaded,
+                    plan,
+                    checked.id_changes,
+                    codes,
+                    FILE_COLUMNS,
+                )
+                ahead.append(ChangesAhead(lines))
+
+        plan = plan_users(checked, loaded, sync=ctx.sync, diffed=diffed)
+        release_memory()  # the plan's working columns, before the change lines are built
+        hold = removal_guard(plan.removal_shares, limit)
         changes: pd.DataFrame | ChangesAhead
-        if ctx.apply or hold:  # the change log and the held summary need the lines here
+        if ahead:
+            changes = ahead.pop()
+        else:  # the change log and the held summary need the lines here
+            args = (table.table, table.raw.row_numbers, loaded, plan, checked.id_changes, codes)
             changes = users_changes(*args)
-        else:  # a check: only its changes file needs them, built while the rows are worded
-            changes = ChangesAhead(partial(users_change_blocks, *args, FILE_COLUMNS))
-        del args
+            del args
         items, total = removal_items(changes, loaded) if hold else ([], 0)
         return Planned(
             plan=plan,
