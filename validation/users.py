@@ -29,6 +29,7 @@ from validation.vector import (
     isin,
     lookup,
     same_or,
+    same_text,
     take_rows,
     values_per_key,
     zeros_matches,
@@ -261,20 +262,38 @@ def _suggest_action(values: pd.Series) -> pd.Series:
 _WIDE_COLUMNS = ("userId", "userEmail", "userDistrictId", "userStateId", "classId")
 
 
-def _distinct_ahead(table: pd.DataFrame) -> dict[str, Distinct]:
-    """The distinct values of the widest columns, found two at a time: Arrow's hashing lets
-    go of the GIL, so on a machine with two cores the four ~320,000-valued columns of a
-    1,000,000-row file take about half the time.  Small files: one after the other."""
-    names = [c for c in _WIDE_COLUMNS if c in table.columns]
-    if len(table) < _AHEAD_ROWS or (os.cpu_count() or 1) < 2:
-        return {}
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="distinct") as pool:
-        found = list(pool.map(lambda name: Distinct(table[name]), names))
-    return dict(zip(names, found))
+class _DistinctAhead:
+    """The distinct values of the widest columns, found in two threads while `derive` works
+    on the narrow ones: Arrow's hashing lets go of the GIL, so on a machine with two cores
+    the four ~320,000-valued columns of a 1,000,000-row file cost little of the check's time.
+    Small files: nothing ahead (each column is found when first asked for)."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self._names = [c for c in _WIDE_COLUMNS if c in table.columns]
+        self._pool = None
+        if len(table) >= _AHEAD_ROWS and (os.cpu_count() or 1) >= 2:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="distinct")
+            self._found = [self._pool.submit(Distinct, table[name]) for name in self._names]
+            self._pool.shutdown(wait=False)
+
+    def result(self) -> dict[str, Distinct]:
+        if self._pool is None:
+            return {}
+        return {name: f.result() for name, f in zip(self._names, self._found)}
 
 
 #: below this many rows a thread costs more than it saves
 _AHEAD_ROWS = 50_000
+
+
+def _cased(columns: dict[str, Distinct], table: pd.DataFrame, name: str, case) -> pd.Series:
+    """`case(column)` (upper or lower case), or the column itself when `case` changes none
+    of its distinct values (it is then shared, not copied): decided on the distinct values,
+    so a column already in the right case is never changed cell by cell."""
+    distinct = _distinct(columns, table, name)
+    if same_text(case(distinct.values), distinct.values):
+        return table[name]
+    return same_or(table[name], case(table[name]))
 
 
 def _key_codes(keys: pd.Series) -> np.ndarray:
@@ -288,7 +307,9 @@ def derive(
     t = table
     n = len(t)
     live = np.ones(n, dtype=bool) if skip is None else ~skip
-    action = same_or(t["action"], t["action"].str.upper())
+    ahead = _DistinctAhead(t)  # the wide columns hashed while the narrow ones are worked on
+    columns: dict[str, Distinct] = {}
+    action = _cased(columns, t, "action", lambda values: values.str.upper())
     is_add = _blank(action) & live
     is_rc = (action == "REMOVE-CLASS").to_numpy() & live
     is_re = (action == "REMOVE-ENROLLMENT").to_numpy() & live
@@ -303,8 +324,7 @@ def derive(
         remove_like[at] = action.take(at).str.fullmatch(_REMOVE_LIKE).fillna(False).to_numpy()
     as_add = is_add | (bad_action & ~remove_like)
 
-    columns = _distinct_ahead(t)
-    role = same_or(t["userRole"], t["userRole"].str.lower())
+    role = _cased(columns, t, "userRole", lambda values: values.str.lower())
     is_student = (role == "student").to_numpy()
     is_staff = role.isin(d.STAFF_ROLES).to_numpy()
     grades = _distinct(columns, t, "userGrade")
@@ -316,6 +336,7 @@ def derive(
 
     no_rows = np.zeros(n, dtype=bool)
     class_grade = pd.Series("", index=t.index, dtype=object)
+    columns.update(ahead.result())
     judged, invalid, changed, bad_part = no_rows, no_rows, no_rows, None
     details, primary_true, primary_false, class_key = no_rows, no_rows, no_rows, None
     if has_class_group:
@@ -353,7 +374,7 @@ def derive(
         is_deactivate=is_du,
         bad_action=bad_action,
         as_add=as_add,
-        email=same_or(t["userEmail"], t["userEmail"].str.lower()),
+        email=_cased(columns, t, "userEmail", lambda values: values.str.lower()),
         role=role,
         is_student=is_student,
         is_staff=is_staff,
