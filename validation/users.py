@@ -757,8 +757,10 @@ def _check_against_store(
     other_owner = (
         checked & ~foreign & owner.notna().to_numpy() & (owner != uid).fillna(False).to_numpy()
     )
-    file_ids = uid[uid_valid]
-    moves = other_owner & ~known & ~isin(owner, file_ids) & ~dup
+    moves = other_owner & ~known & ~dup
+    if moves.any():  # an email stored for another userId, which the file does not name itself
+        at = np.flatnonzero(moves)
+        moves[at] = ~isin(owner.take(at), uid[uid_valid])
     id_changes = dict(zip(uid[moves], owner[moves]))
     log.add(moves, "userId", "USERID_CHANGED", uid, owner)
     log.add(

@@ -18,7 +18,10 @@ def isin(values: pd.Series | pd.Index, members: Iterable[str]) -> np.ndarray:
     """
     if len(values) == 0:
         return np.zeros(0, dtype=bool)
-    found = pc.is_in(_arrow(values), value_set=_arrow(members))
+    members = _arrow(members)
+    if len(members) == 0:  # e.g. nothing stored yet: Arrow would still hash every value
+        return np.zeros(len(values), dtype=bool)
+    found = pc.is_in(_arrow(values), value_set=members)
     return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
