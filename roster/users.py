@@ -171,15 +171,15 @@ class UsersKind:
                 ahead.append(ChangesAhead(lines))
 
         plan = plan_users(checked, loaded, sync=ctx.sync, diffed=diffed)
-        release_memory()  # the plan's working columns, before the change lines are built
+        release_memory()  # the plan's working columns, before an upload's lines are built
         hold = removal_guard(plan.removal_shares, limit)
-        changes: pd.DataFrame | ChangesAhead
-        if ahead:
-            changes = ahead.pop()
-        else:  # the change log and the held summary need the lines here
-            args = (table.table, table.raw.row_numbers, loaded, plan, checked.id_changes, codes)
-            changes = users_changes(*args)
-            del args
+        changes: pd.DataFrame | ChangesAhead = (
+            ahead.pop()
+            if ahead
+            else users_changes(  # the change log and the held summary need the lines here
+                table.table, table.raw.row_numbers, loaded, plan, checked.id_changes, codes
+            )
+        )
         items, total = removal_items(changes, loaded) if hold else ([], 0)
         return Planned(
             plan=plan,

@@ -29,7 +29,6 @@ from validation.vector import (
     isin,
     lookup,
     same_or,
-    same_text,
     take_rows,
     values_per_key,
     zeros_matches,
@@ -70,7 +69,8 @@ class UsersDerived:
     primary_true: np.ndarray  # primary_teacher says true
     primary_false: np.ndarray  # primary_teacher says false
     primary: np.ndarray  # a staff row that is its class's primary teacher
-    #: column name -> its distinct values (found once, by `distinct()`)
+    #: column name -> its distinct values (found once, by `distinct()`); LOWER_EMAILS: the
+    #: lower-cased emails'
     columns: dict[str, Distinct] = field(default_factory=dict, repr=False)
     #: userId and classId -> their distinct values, which user_key and class_key index
     #: (kept for the plan when `columns` is let go; a small file's check has none)
@@ -285,15 +285,21 @@ class _DistinctAhead:
 #: below this many rows a thread costs more than it saves
 _AHEAD_ROWS = 50_000
 
+#: UsersDerived.columns' entry for the distinct lower-cased emails (derive works them out)
+LOWER_EMAILS = "userEmail, lower-cased"
 
-def _cased(columns: dict[str, Distinct], table: pd.DataFrame, name: str, case) -> pd.Series:
-    """`case(column)` (upper or lower case), or the column itself when `case` changes none
-    of its distinct values (it is then shared, not copied): decided on the distinct values,
-    so a column already in the right case is never changed cell by cell."""
+
+def _cased(
+    columns: dict[str, Distinct], table: pd.DataFrame, name: str, case
+) -> tuple[pd.Series, Distinct]:
+    """`case(column)` (upper or lower case) and its distinct values.  The column itself when
+    `case` changes none of its distinct values (it is then shared, not copied): decided on
+    the distinct values, so a column already in the right case is never changed cell by cell."""
     distinct = _distinct(columns, table, name)
-    if same_text(case(distinct.values), distinct.values):
-        return table[name]
-    return same_or(table[name], case(table[name]))
+    found = distinct.mapped(case)
+    if found.values is distinct.values:  # mapped: the same values when case changed none
+        return table[name], found
+    return same_or(table[name], case(table[name])), found
 
 
 def _key_codes(keys: pd.Series) -> np.ndarray:
@@ -309,7 +315,7 @@ def derive(
     live = np.ones(n, dtype=bool) if skip is None else ~skip
     ahead = _DistinctAhead(t)  # the wide columns hashed while the narrow ones are worked on
     columns: dict[str, Distinct] = {}
-    action = _cased(columns, t, "action", lambda values: values.str.upper())
+    action, _ = _cased(columns, t, "action", lambda values: values.str.upper())
     is_add = _blank(action) & live
     is_rc = (action == "REMOVE-CLASS").to_numpy() & live
     is_re = (action == "REMOVE-ENROLLMENT").to_numpy() & live
@@ -324,7 +330,7 @@ def derive(
         remove_like[at] = action.take(at).str.fullmatch(_REMOVE_LIKE).fillna(False).to_numpy()
     as_add = is_add | (bad_action & ~remove_like)
 
-    role = _cased(columns, t, "userRole", lambda values: values.str.lower())
+    role, _ = _cased(columns, t, "userRole", lambda values: values.str.lower())
     is_student = (role == "student").to_numpy()
     is_staff = role.isin(d.STAFF_ROLES).to_numpy()
     grades = _distinct(columns, t, "userGrade")
@@ -365,6 +371,7 @@ def derive(
         primary_true = pt.apply(lambda values: values.str.lower().isin(d.TRUE_VALUES).to_numpy())
         primary_false = pt.apply(lambda values: values.str.lower().isin(d.FALSE_VALUES).to_numpy())
         class_key = _distinct(columns, t, "classId").key_codes()
+    email, columns[LOWER_EMAILS] = _cased(columns, t, "userEmail", lambda v: v.str.lower())
     return UsersDerived(
         live=live,
         action=action,
@@ -374,7 +381,7 @@ def derive(
         is_deactivate=is_du,
         bad_action=bad_action,
         as_add=as_add,
-        email=_cased(columns, t, "userEmail", lambda values: values.str.lower()),
+        email=email,
         role=role,
         is_student=is_student,
         is_staff=is_staff,
@@ -646,7 +653,7 @@ def _check_conflicts(
     t, v, log = r.t, r.v, r.log
     uid, email = t["userId"], t["userEmail"]
     person_rows = v.as_add & uid_valid
-    emails = r.distinct("userEmail").mapped(lambda values: values.str.lower())
+    emails = v.columns[LOWER_EMAILS]
     grades = r.distinct("userGrade").mapped(
         lambda values: pd.Series([_grade_code(g)[0] or "" for g in values], dtype=object),
         override=v.is_staff,

@@ -94,9 +94,10 @@ class Distinct:
     def mapped(self, fn, override: np.ndarray | None = None, to: str = "") -> Distinct:
         """The Distinct of `fn(value)` for every row (fn: distinct values -> a Series of the
         same length), computed on the distinct values only; rows where `override` is true
-        get the value `to` instead."""
+        get the value `to` instead.  When fn changes no value and nothing is overridden, its
+        `values` are this Distinct's own (the same object)."""
         mapped = pd.Series(fn(self.values)).reset_index(drop=True)
-        if same_text(mapped, self.values):  # fn changed no value (emails already lower case)
+        if _same_text(mapped, self.values):  # fn changed no value (emails already lower case)
             codes, values = self.codes.copy(), self.values
         else:
             new = Distinct(mapped)
@@ -226,7 +227,7 @@ def same_or(s: pd.Series, out: pd.Series) -> pd.Series:
     return s if pc.all(pc.equal(before, after)).as_py() else out
 
 
-def same_text(a: pd.Series, b: pd.Series) -> bool:
+def _same_text(a: pd.Series, b: pd.Series) -> bool:
     """Two Arrow-backed text columns of the same length with equal values and no missing one."""
     if len(a) != len(b) or not all(
         isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" for s in (a, b)
