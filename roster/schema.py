@@ -12,6 +12,8 @@ on SQLite it starts with BEGIN IMMEDIATE (roster.store), which holds the write l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest revision in migrations/versions (tests/test_migrations.py checks it).  Written
 #: here so that opening a database already at it needs neither Alembic nor the revision
 #: files: every CLI command opens the store.
-HEAD = "0006"
+HEAD = "0007"
 #: pg_advisory_xact_lock key of schema upgrades (any fixed number; "rostersc" in ASCII)
 UPGRADE_LOCK = 0x726F737465727363
 
@@ -92,7 +94,7 @@ def upgrade(engine: Engine, *, from_revisions: bool = False) -> tuple[str | None
     before = current(engine)
     if before == head() or not known(before):
         return before, before
-    with engine.begin() as conn:
+    with engine.connect() as conn, _sqlite_foreign_keys_off(conn), conn.begin():
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})")
         before = current(conn)  # another process may have upgraded while we waited
@@ -104,7 +106,31 @@ def upgrade(engine: Engine, *, from_revisions: bool = False) -> tuple[str | None
             from alembic import command
 
             command.upgrade(alembic_config(conn), "head")
+            if conn.dialect.name == "sqlite":  # what the copies of tables kept must still hold
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the upgrade would break foreign keys: {broken[:5]}")
     return before, head()
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite: foreign keys not enforced while the revisions run, on this connection only.
+
+    A revision that must change a table SQLite cannot alter copies it and drops the original
+    (0007: people, which demographics refers to); with enforcement on, dropping a referenced
+    table fails.  The pragma works only outside a transaction, hence before `conn.begin()`,
+    on the driver's connection (SQLAlchemy's own statement would begin one); `upgrade` checks
+    every foreign key before it commits."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    dbapi = conn.connection.dbapi_connection
+    dbapi.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        dbapi.execute("PRAGMA foreign_keys=ON")
 
 
 def _create_newest(conn: Connection) -> None:

@@ -38,6 +38,9 @@ DANGLING = {
     "enrollment across districts": """
         SELECT e.id FROM enrollments e JOIN people p ON p.id = e.person_id
         JOIN classes c ON c.id = e.class_pk WHERE p.district_id <> c.district_id""",
+    "person without its district": """
+        SELECT p.id FROM people p LEFT JOIN districts d ON d.id = p.district_id
+        WHERE d.id IS NULL""",
 }
 
 

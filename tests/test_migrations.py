@@ -406,6 +406,7 @@ def test_an_earlier_database_is_upgraded_keeping_every_row(backend, earlier):
     before = _make_earlier(backend, meta)
     engine = create_engine(backend)
     assert bool(inspect(engine).get_foreign_keys("enrollments")) == (earlier == "first_release")
+    assert inspect(engine).get_foreign_keys("people") != []  # what 0007 drops
     engine.dispose()
 
     store = Store(backend)  # the embedded default upgrades itself on start
@@ -413,9 +414,13 @@ def test_an_earlier_database_is_upgraded_keeping_every_row(backend, earlier):
         assert schema.current(store.engine) == schema.head()
         assert _read(store.engine, meta) == before  # every row, every value
         found = inspect(store.engine)
-        # the link tables lost their foreign keys; the rest kept theirs
+        # the link tables lost their foreign keys, and people the one to districts (0007,
+        # SQLite's copy of the table kept demographics' rows and its key to people); the
+        # rest kept theirs
         assert found.get_foreign_keys("memberships") == []
         assert found.get_foreign_keys("enrollments") == []
+        assert found.get_foreign_keys("people") == []
+        assert [k["referred_table"] for k in found.get_foreign_keys("demographics")] == ["people"]
         assert found.get_foreign_keys("classes") != []
         assert "ix_enrollments_person" in {i["name"] for i in found.get_indexes("enrollments")}
         assert _model_differences(store.engine) == []
